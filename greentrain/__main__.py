@@ -1,0 +1,5 @@
+import sys
+
+from greentrain.cli import main
+
+sys.exit(main())

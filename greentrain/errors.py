@@ -1,0 +1,32 @@
+"""The three exception types greentrain raises on purpose.
+
+The CLI turns each of them into a one-line message and a non-zero exit code; a traceback
+is only ever shown for a bug, never for a user mistake or a missing sensor.
+"""
+
+from __future__ import annotations
+
+
+class GreentrainError(Exception):
+    """Base class; ``str(err)`` is the one-line message shown to the user."""
+
+
+class ConfigError(GreentrainError, ValueError):
+    """Bad user input (an option, a file, a value). The message names the fix."""
+
+
+class StoreError(GreentrainError):
+    """The run store cannot be opened, read or written (damaged, foreign, locked, ...)."""
+
+
+class MeterUnavailable(GreentrainError):
+    """A meter cannot measure on this machine.
+
+    ``reason`` says why (no GPU, no permission, package missing) and ``fix`` what the user
+    can do about it; both are recorded in the run so a missing figure is never a silent zero.
+    """
+
+    def __init__(self, reason: str, fix: str = "") -> None:
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"{reason} (fix: {fix})" if fix else reason)

@@ -1,0 +1,107 @@
+"""The one interface every energy meter implements.
+
+Life cycle: ``probe()`` -> ``start()`` -> ``read()`` (any number of times) -> ``stop()``.
+
+* ``probe()`` never raises for a missing sensor: it returns a :class:`Probe` saying whether the
+  meter can run here, and if not, why and how to fix it. Hardware libraries are imported lazily
+  inside ``probe()``/``start()``, never at module import.
+* ``read()`` and ``stop()`` return *cumulative* energy since ``start()``, one
+  :class:`EnergyReading` per (domain, device). Windows (epochs, eval) are differences of
+  cumulative readings, computed by the harness.
+* A meter that breaks mid-run raises; the harness records the error and carries on with the
+  other meters.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Domain = Literal["gpu", "cpu", "dram"]
+Method = Literal["counter", "sampled", "rapl", "zeus", "codecarbon", "estimated", "fake"]
+
+DOMAINS: tuple[str, ...] = ("gpu", "cpu", "dram")
+
+# Which figure wins when several meters measured one domain: most direct measurement first.
+METHOD_PRIORITY: tuple[str, ...] = (
+    "counter",
+    "sampled",
+    "zeus",
+    "rapl",
+    "codecarbon",
+    "estimated",
+    "fake",
+)
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """Cumulative energy of one device in one domain since the meter started.
+
+    Attributes:
+        domain: ``"gpu"``, ``"cpu"`` or ``"dram"``.
+        device: a stable device label, e.g. ``"gpu:0"`` (index as the job sees it),
+            ``"package-0"``, ``"host"``.
+        energy_j: joules since ``start()``; always measured or estimated, never a placeholder.
+        method: how the figure was obtained (``counter``, ``sampled``, ``rapl``, ``zeus``,
+            ``codecarbon``, ``estimated``, ``fake``). ``estimated`` figures are labelled as such
+            in every report.
+        detail: free-form provenance (device model, sampling interval, TDP used, ...). Never
+            holds environment variable values or credentials.
+    """
+
+    domain: str
+    device: str
+    energy_j: float
+    method: str
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Whether a meter can run on this machine.
+
+    ``reason`` is empty when available; otherwise it says why not, and ``fix`` what to do.
+    ``devices`` lists what the meter would measure (e.g. ``["gpu:0 NVIDIA H100"]``).
+    """
+
+    meter: str
+    available: bool
+    reason: str = ""
+    fix: str = ""
+    devices: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "meter": self.meter,
+            "available": self.available,
+            "reason": self.reason,
+            "fix": self.fix,
+            "devices": list(self.devices),
+        }
+
+
+class Meter(abc.ABC):
+    """Base class of all meters. Subclasses set ``name`` and implement the four methods."""
+
+    name: str = "meter"
+
+    @abc.abstractmethod
+    def probe(self) -> Probe:
+        """Check availability without side effects that outlive the call."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Begin measuring. Raises :class:`~greentrain.errors.MeterUnavailable` if it cannot."""
+
+    @abc.abstractmethod
+    def read(self) -> list[EnergyReading]:
+        """Cumulative energy since ``start()``; cheap enough to call at every window boundary."""
+
+    @abc.abstractmethod
+    def stop(self) -> list[EnergyReading]:
+        """Final cumulative readings; releases threads and handles. Safe to call twice."""
