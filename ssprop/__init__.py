@@ -1,34 +1,30 @@
 """ssprop: scheduled sparse back-propagation (ssProp, arXiv 2408.12561) for PyTorch.
 
-Depends on torch only; knows nothing of greentrain. Public names are loaded on first use.
+Depends on torch only; knows nothing of greentrain.
+
+    import ssprop
+    ssprop.convert(model, drop_rate=0.8)          # nn.Conv2d -> ssprop.SparseConv2d, in place
+    sched = ssprop.schedulers.build("bar", model, 0.8, total_steps=..., steps_per_epoch=...)
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ssprop import flops, schedulers, select
+from ssprop.conv import SparseConv2d
+from ssprop.convert import convert, revert, set_drop_rate, sparse_modules
+from ssprop.linear import SparseLinear
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "SparseConv2d": "ssprop.conv",
-    "SparseLinear": "ssprop.linear",
-    "convert": "ssprop.convert",
-    "revert": "ssprop.convert",
-    "sparse_modules": "ssprop.convert",
-    "set_drop_rate": "ssprop.convert",
-    "schedulers": None,
-    "flops": None,
-    "select": None,
-}
-
-__all__ = ["__version__", *_EXPORTS]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'ssprop' has no attribute {name!r}")
-    module_name = _EXPORTS[name]
-    if module_name is None:
-        return importlib.import_module(f"ssprop.{name}")
-    return getattr(importlib.import_module(module_name), name)
+__all__ = [
+    "SparseConv2d",
+    "SparseLinear",
+    "__version__",
+    "convert",
+    "flops",
+    "revert",
+    "schedulers",
+    "select",
+    "set_drop_rate",
+    "sparse_modules",
+]

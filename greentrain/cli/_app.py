@@ -17,6 +17,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Meter the energy and carbon of deep-learning training; train with ssProp."""
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print ``error: message`` on stderr and exit with ``code`` (no traceback)."""
     print(f"error: {message}", file=sys.stderr)

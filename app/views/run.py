@@ -1,0 +1,136 @@
+"""Run: one run in detail -- energy and power per epoch, accuracy per epoch, every meter side
+by side with its disagreement, the provenance of each number, the command and environment."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _shared as sh  # noqa: E402
+
+from greentrain import analysis  # noqa: E402
+
+runs = sh.page_header("Run")
+if runs:
+    ids = [r["id"] for r in runs]
+    wanted = st.query_params.get("run")
+    index = next((i for i, x in enumerate(ids) if wanted and x.startswith(wanted)), len(ids) - 1)
+    names = {r["id"]: f"{r['name']} · {r['status']} · {r['id'][:12]}" for r in runs}
+    run_id = st.selectbox("Run", ids, index=index, format_func=names.get)
+    run = next(r for r in runs if r["id"] == run_id)
+
+    est = analysis.is_estimated(run)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Status", run["status"])
+    c2.metric("Energy", sh.fmt_kwh(analysis.run_energy_kwh(run), est))
+    co2 = run.get("co2_g")
+    c3.metric("CO2e", "n/a" if co2 is None else f"{co2 / 1000.0:.3g} kg")
+    acc = analysis.final_accuracy(run)
+    c4.metric("Final accuracy", "n/a" if acc is None else f"{acc * 100:.2f} %")
+    if est:
+        st.warning("At least one energy figure of this run is an estimate, not a measurement.")
+
+    st.subheader("Energy by domain (best figure and its provenance)")
+    dom_rows, alt_rows = [], []
+    for domain, d in (run.get("energy") or {}).items():
+        if not isinstance(d, dict):
+            continue
+        if d.get("energy_j") is None:
+            dom_rows.append(
+                {
+                    "domain": domain,
+                    "energy (J)": None,
+                    "source": "not measured",
+                    "estimated": None,
+                    "note": d.get("reason", ""),
+                }
+            )
+            continue
+        dom_rows.append(
+            {
+                "domain": domain,
+                "energy (J)": d["energy_j"],
+                "source": d["source"],
+                "estimated": d.get("estimated"),
+                "note": ", ".join(f"{k}: {v:.4g} J" for k, v in (d.get("devices") or {}).items()),
+            }
+        )
+        alt_rows.append(
+            {
+                "domain": domain,
+                "meter": d["source"],
+                "energy (J)": d["energy_j"],
+                "disagreement vs best (%)": 0.0,
+                "role": "best",
+            }
+        )
+        for a in d.get("alternatives") or []:
+            alt_rows.append(
+                {
+                    "domain": domain,
+                    "meter": f"{a['meter']}:{a['method']}",
+                    "energy (J)": a["energy_j"],
+                    "disagreement vs best (%)": a.get("disagreement_pct"),
+                    "role": "alternative",
+                }
+            )
+    st.dataframe(pd.DataFrame(dom_rows), hide_index=True)
+    st.subheader("Meters side by side")
+    if alt_rows:
+        st.dataframe(pd.DataFrame(alt_rows), hide_index=True)
+    st.dataframe(pd.DataFrame(run.get("meters") or []), hide_index=True)
+
+    st.subheader("Per epoch")
+    wins = analysis.epoch_windows(run)
+    if wins:
+        wdf = pd.DataFrame(
+            {
+                "epoch": [w.get("index") for w in wins],
+                "energy (kWh)": analysis.epoch_energies_kwh(run),
+                "duration (s)": [w.get("duration_s") for w in wins],
+            }
+        )
+        wdf["mean power (W)"] = [
+            None if e is None or not t else e * 3.6e6 / t
+            for e, t in zip(wdf["energy (kWh)"], wdf["duration (s)"], strict=True)
+        ]
+        st.plotly_chart(
+            px.bar(wdf, x="epoch", y="energy (kWh)", title="Energy per epoch"), key="epoch_e"
+        )
+        st.plotly_chart(
+            px.line(wdf, x="epoch", y="mean power (W)", markers=True, title="Mean power"),
+            key="epoch_p",
+        )
+    else:
+        st.info("This run recorded no epoch windows (the script did not call client.window).")
+    curve = [m for m in run.get("metrics") or [] if m.get("test_acc") is not None]
+    if curve:
+        adf = pd.DataFrame(
+            {
+                "epoch": [m.get("epoch", m.get("step")) for m in curve],
+                "test accuracy (%)": [m["test_acc"] * 100 for m in curve],
+            }
+        )
+        st.plotly_chart(
+            px.line(adf, x="epoch", y="test accuracy (%)", markers=True, title="Accuracy"),
+            key="epoch_acc",
+        )
+
+    st.subheader("Carbon factors")
+    st.json(run.get("carbon") or {"note": "no carbon intensity recorded"})
+    st.subheader("Command and environment")
+    st.code(" ".join(run.get("command") or []), language="bash")
+    st.json(
+        {
+            "cwd": run.get("cwd"),
+            "git": run.get("git"),
+            "env": run.get("env"),
+            "config": run.get("config"),
+            "tags": run.get("tags"),
+        }
+    )

@@ -1,0 +1,70 @@
+"""Runs: every run in the store, filterable, with status, totals, and estimates marked."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _shared as sh  # noqa: E402
+
+from greentrain.analysis import study_totals  # noqa: E402
+
+runs = sh.page_header("Runs")
+if runs:
+    df = sh.frame(runs)
+    c1, c2, c3 = st.columns(3)
+    statuses = sorted(df["status"].dropna().unique())
+    pick_status = c1.multiselect("Status", statuses, default=statuses)
+    configs = sorted(df["configuration"].dropna().unique())
+    pick_config = c2.multiselect("Configuration", configs, default=[])
+    text = c3.text_input("Name, id or tag contains", "")
+    sel = df[df["status"].isin(pick_status)]
+    if pick_config:
+        sel = sel[sel["configuration"].isin(pick_config)]
+    if text:
+        needle = text.lower()
+        hay = (
+            sel["name"].astype(str) + " " + sel["id"].astype(str) + " " + sel["tags"].astype(str)
+        ).str.lower()
+        sel = sel[hay.str.contains(needle, regex=False)]
+
+    table = sel.assign(
+        energy=[
+            sh.fmt_kwh(e, est)
+            for e, est in zip(sel["energy_kwh"], sel["estimated"], strict=True)
+        ],
+        accuracy_pct=sel["accuracy"] * 100.0,
+        co2_kg=sel["co2_g"] / 1000.0,
+        tags=sel["tags"].map(lambda t: ", ".join(f"{k}={v}" for k, v in t.items())),
+    )[
+        [
+            "id", "name", "status", "configuration", "seed", "accuracy_pct", "fid", "energy",
+            "co2_kg", "duration_s", "estimated", "energy_sources", "tags", "started_at",
+        ]
+    ]  # fmt: skip
+    st.caption(
+        f"{len(sel)} of {len(df)} runs. Energies marked ≈ are estimates, not measurements; "
+        "'not measured' means no meter could measure (see the Run page for the reason)."
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "accuracy_pct": st.column_config.NumberColumn("accuracy (%)", format="%.2f"),
+            "co2_kg": st.column_config.NumberColumn("kgCO2e", format="%.4g"),
+            "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
+        },
+    )
+    st.subheader("Totals (failed and interrupted runs included)")
+    ids = set(sel["id"])
+    totals = study_totals([r for r in runs if r["id"] in ids])
+    st.dataframe(
+        totals.assign(co2_kg=totals["co2_g"] / 1000.0, hours=totals["duration_s"] / 3600.0)[
+            ["runs", "energy_kwh", "co2_kg", "hours", "estimated_runs", "unmeasured_runs"]
+        ],
+        width="stretch",
+    )

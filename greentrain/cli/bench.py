@@ -1,0 +1,99 @@
+"""``greentrain bench ...``: speed/energy benchmarks. ``bench ssprop`` compares ssProp to dense."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from greentrain.cli._app import app
+
+bench_app = typer.Typer(
+    name="bench",
+    help="Benchmarks: ssProp vs dense step time, backward time and joules per step.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("ssprop")
+def bench_ssprop(
+    model: str = typer.Option("resnet18", "--model", help="Model-zoo name (resnet18/26/50)."),
+    stem: str = typer.Option("cifar", "--stem", help="cifar (3x3 stride-1 stem) or imagenet."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per step."),
+    input_shape: str = typer.Option("3,32,32", "--input", help="One image's shape C,H,W."),
+    drops: str = typer.Option("0,0.4,0.8", "--drops", help="Drop rates of the sparse variants."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, or bfloat16 (autocast)."),
+    channels_last: bool = typer.Option(
+        False, "--channels-last", help="Models and inputs in channels_last memory format."
+    ),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile every variant."),
+    steps: int = typer.Option(20, "--steps", help="Timed rounds (one step of every variant)."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed rounds first."),
+    schedule_check: bool = typer.Option(
+        False, "--schedule-check", help="Also time the paper's bar schedule (period 2, drop 0.8)."
+    ),
+    layers: bool = typer.Option(
+        True, "--layers/--no-layers", help="Per-layer conv backward table."
+    ),
+    layer_reps: int = typer.Option(
+        None, "--layer-reps", help="Repetitions per layer (default: --steps)."
+    ),
+    optimizer: str = typer.Option("adam", "--optimizer", help="adam (paper's) or sgd."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the shared initial weights and batch."),
+    threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (see README)."),
+    store: str = typer.Option(None, "--store", help="Store file (default $GREENTRAIN_STORE)."),
+    meter: list[str] = typer.Option(
+        None, "--meter", help="Meter(s) for the recorded run's whole energy (default: all)."
+    ),
+    no_record: bool = typer.Option(False, "--no-record", help="Do not record a run."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress lines on stderr."),
+) -> None:
+    """Time ssProp against dense in one process: step, backward, J/step, per-layer, ratios."""
+    from greentrain.bench import (
+        BenchConfig,
+        parse_drops,
+        parse_input_shape,
+        print_rich,
+        run_and_record,
+        run_ssprop_bench,
+        validate,
+    )
+
+    cfg = validate(
+        BenchConfig(
+            model=model,
+            stem=stem,
+            batch_size=batch_size,
+            input_shape=parse_input_shape(input_shape),
+            drops=parse_drops(drops),
+            device=device,
+            dtype=dtype,
+            channels_last=channels_last,
+            compile=compile_,
+            steps=steps,
+            warmup=warmup,
+            schedule_check=schedule_check,
+            per_layer=layers,
+            layer_reps=layer_reps,
+            optimizer=optimizer,
+            seed=seed,
+            threads=threads,
+        )
+    )
+
+    def log(message: str) -> None:
+        if not quiet:
+            print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+    if no_record:
+        result = run_ssprop_bench(cfg, log=log)
+    else:
+        result = run_and_record(cfg, store=store, meters=meter or None, log=log)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_rich(result)

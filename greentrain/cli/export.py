@@ -1,0 +1,103 @@
+"""``greentrain export``: tables, a carbon statement and plots from the run store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from greentrain.cli._app import app
+from greentrain.errors import ConfigError
+
+STATUSES = ("running", "finished", "failed", "interrupted")
+
+
+def parse_tags(values: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{"k": "v"}``; ConfigError for an item without ``=``."""
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--tag {item!r}: write it as KEY=VALUE, e.g. --tag study=cifar")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def select_runs(
+    store,
+    *,
+    tags: dict[str, str] | None = None,
+    run_ids: list[str] | None = None,
+    sweep: str | None = None,
+    status: str | None = None,
+) -> list[dict]:
+    """Runs of ``store`` matching every given criterion (all runs when none is given).
+
+    ``run_ids`` may be unique prefixes; ``sweep`` selects the runs tagged ``sweep=<id>`` (the
+    tag ``greentrain sweep`` puts on each of its runs).
+    """
+    if status is not None and status not in STATUSES:
+        raise ConfigError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
+    want_tags = dict(tags or {})
+    if sweep is not None:
+        want_tags["sweep"] = sweep
+    ids = [store.resolve_id(r) for r in run_ids] if run_ids else None
+    return store.list_runs(status=status, tags=want_tags or None, ids=ids)
+
+
+@app.command("export")
+def export_cmd(
+    fmt: str = typer.Option(
+        "markdown",
+        "--format",
+        "-f",
+        help="latex | markdown | csv | json | statement",
+    ),
+    tag: list[str] = typer.Option(None, "--tag", help="Select runs with tag KEY=VALUE (repeat)."),
+    run: list[str] = typer.Option(None, "--run", help="Select this run id or prefix (repeat)."),
+    sweep: str = typer.Option(None, "--sweep", help="Select the runs of this sweep id."),
+    status: str = typer.Option(
+        None, "--status", help="Select runs with this status (finished, failed, ...)."
+    ),
+    output: Path = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
+    plot: Path = typer.Option(
+        None, "--plot", help="Also write accuracy-vs-kWh and energy-per-epoch figures (.pdf/.png)."
+    ),
+    store: Path = typer.Option(
+        None, "--store", help="Run store (default: $GREENTRAIN_STORE or ./reports/greentrain.db)."
+    ),
+) -> None:
+    """Export the selected runs as a paper table, a carbon statement, CSV/JSON, and plots.
+
+    Tables pool the finished runs of each configuration (model, dataset, schedule, drop rate)
+    over seeds; totals and the statement include failed and interrupted runs.
+    """
+    from greentrain.export import FORMATS, render
+    from greentrain.store import Store, default_path
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if plot is not None and plot.suffix.lower() not in (".pdf", ".png", ".svg"):
+        raise ConfigError(f"--plot {plot}: end the file name in .pdf, .png or .svg")
+    path = Path(store) if store is not None else default_path()
+    if not path.exists():
+        raise ConfigError(
+            f"no run store at {path}; record runs first (greentrain run/train) or pass --store"
+        )
+    with Store(path, read_only=True) as st:
+        runs = select_runs(st, tags=parse_tags(tag), run_ids=run, sweep=sweep, status=status)
+    if not runs:
+        print(f"warning: no runs match the selection in {path}", file=sys.stderr)
+    text = render(runs, fmt)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {output} ({len(runs)} runs)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if plot is not None:
+        from greentrain.plots import save_plots
+
+        save_plots(runs, plot)
+        print(f"wrote {plot}", file=sys.stderr)

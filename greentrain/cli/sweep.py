@@ -1,0 +1,76 @@
+"""``greentrain sweep``: a grid of metered ``greentrain train`` runs, resumable by sweep id."""
+
+from __future__ import annotations
+
+import typer
+
+from greentrain.cli._app import app
+
+
+@app.command(
+    "sweep",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def sweep(
+    ctx: typer.Context,
+    model: str = typer.Option("resnet18", help="Comma list of models."),
+    dataset: str = typer.Option("digits", help="Comma list of datasets."),
+    drop: str = typer.Option("0,0.8", help="Comma list of drop rates (0 = dense)."),
+    schedule: str = typer.Option("bar", help="Comma list of schedules."),
+    seed: str = typer.Option("0", help="Comma list of seeds."),
+    sweep_id: str = typer.Option(None, help="Name the sweep (default: hash of grid + flags)."),
+    executor: str = typer.Option("local", help="local | slurm (submitit)."),
+    jobs: int = typer.Option(1, help="local: points run at once (one GPU each when GPUs exist)."),
+    cluster: str = typer.Option(
+        None, help="slurm executor: submitit cluster (default auto; 'local' for a dry run)."
+    ),
+    folder: str = typer.Option("runs/submitit", help="slurm executor: submitit log folder."),
+    slurm_partition: str = typer.Option(None, help="slurm: partition."),
+    timeout_min: int = typer.Option(None, help="slurm: time limit per point, minutes."),
+    gpus_per_node: int = typer.Option(None, help="slurm: GPUs per point."),
+    cpus_per_task: int = typer.Option(None, help="slurm: CPUs per point."),
+) -> None:
+    """Run a grid of training runs; re-running skips finished points and retries failed ones.
+
+    Any further options (e.g. --epochs 5 --store s.db --max-steps-per-epoch 10) are passed
+    to every `greentrain train` point unchanged.
+    """
+    from greentrain.cli.train import parse_train_options
+    from greentrain.jobs.sweep import parse_grid, run_sweep
+
+    base = parse_train_options(list(ctx.args), resolved=False)
+    grid = parse_grid(
+        {"model": model, "dataset": dataset, "drop": drop, "schedule": schedule, "seed": seed}
+    )
+    slurm_params = {
+        k: v
+        for k, v in {
+            "slurm_partition": slurm_partition,
+            "timeout_min": timeout_min,
+            "gpus_per_node": gpus_per_node,
+            "cpus_per_task": cpus_per_task,
+        }.items()
+        if v is not None
+    }
+    sid, outcomes = run_sweep(
+        grid,
+        base,
+        sweep_id=sweep_id,
+        executor=executor,
+        jobs=jobs,
+        cluster=cluster,
+        folder=folder,
+        slurm_params=slurm_params,
+        echo=typer.echo,
+    )
+    for o in outcomes:
+        typer.echo(f"{o.status:9s} {o.key}  run {o.run_id or '-'}  ({o.detail})")
+    failed = [o for o in outcomes if o.status == "failed"]
+    typer.echo(f"sweep {sid}: {len(outcomes) - len(failed)}/{len(outcomes)} points finished")
+    if failed:
+        typer.echo(
+            f"error: {len(failed)} point(s) failed; fix the cause and run the same command "
+            "again (finished points are skipped)",
+            err=True,
+        )
+        raise typer.Exit(1)

@@ -1,0 +1,203 @@
+"""``greentrain train``: the paper's experiments as one metered command.
+
+Every option maps 1:1 onto a field of :class:`greentrain.jobs.config.TrainConfig`; options left
+out take the paper's value for the dataset/model (Tables 2-3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from greentrain.cli._app import app
+
+_RECIPE = "Recipe"
+_SSPROP = "ssProp"
+_RUN = "Execution"
+_METER = "Metering and store"
+_DDPM = "DDPM"
+
+
+def parse_tags(items: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{"k": "v"}``; ConfigError naming the bad item."""
+    from greentrain.errors import ConfigError
+
+    tags: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--tag {item!r}: write KEY=VALUE")
+        tags[key] = value
+    return tags
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    from greentrain.errors import ConfigError
+
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: write comma-separated numbers") from None
+
+
+@app.command("train", no_args_is_help=False)
+def train(
+    model: str = typer.Option("resnet18", help="resnet18 | resnet26 | resnet50 | ddpm"),
+    dataset: str = typer.Option(
+        "digits", help="digits | mnist | fashion-mnist | cifar10 | cifar100 | celeba | imagenet"
+    ),
+    data_dir: str = typer.Option(
+        "data", help="Dataset root (torchvision layout; ImageNet: train/ val/)."
+    ),
+    download: bool = typer.Option(
+        False, "--download/--no-download", help="Download via torchvision."
+    ),
+    epochs: int = typer.Option(None, rich_help_panel=_RECIPE, help="Default: paper Table 2/3."),
+    batch_size: int = typer.Option(None, rich_help_panel=_RECIPE, help="Default: paper Table 2/3."),
+    lr: float = typer.Option(None, rich_help_panel=_RECIPE, help="Default 2e-4 (classification)."),
+    betas: str = typer.Option("0.9,0.999", rich_help_panel=_RECIPE, help="Adam/AdamW betas."),
+    weight_decay: float = typer.Option(
+        None, rich_help_panel=_RECIPE, help="Default 0 (Adam) / 0.01 (AdamW)."
+    ),
+    seed: int = typer.Option(0, rich_help_panel=_RECIPE),
+    val_fraction: float = typer.Option(None, rich_help_panel=_RECIPE, help="Default: paper split."),
+    eval_batch_size: int = typer.Option(None, rich_help_panel=_RECIPE),
+    workers: int = typer.Option(0, rich_help_panel=_RECIPE, help="DataLoader worker processes."),
+    drop: float = typer.Option(0.0, rich_help_panel=_SSPROP, help="Target drop rate; 0 = dense."),
+    schedule: str = typer.Option(
+        "bar", rich_help_panel=_SSPROP, help="constant | linear | cosine | bar"
+    ),
+    period: int = typer.Option(
+        None, rich_help_panel=_SSPROP, help="Default: 2 epochs for bar, else the whole run."
+    ),
+    period_unit: str = typer.Option("epoch", rich_help_panel=_SSPROP, help="epoch | iter"),
+    warmup: int = typer.Option(0, rich_help_panel=_SSPROP, help="Dense epochs first."),
+    selection: str = typer.Option("topk", rich_help_panel=_SSPROP, help="topk | random"),
+    dims: str = typer.Option("channel", rich_help_panel=_SSPROP, help="channel | spatial | all"),
+    sparse_linear: bool = typer.Option(
+        False, "--sparse-linear/--no-sparse-linear", rich_help_panel=_SSPROP
+    ),
+    dropout: float = typer.Option(
+        0.0, rich_help_panel=_SSPROP, help="nn.Dropout(P) after every conv (Table 6)."
+    ),
+    device: str = typer.Option("auto", rich_help_panel=_RUN, help="auto | cpu | cuda | cuda:N"),
+    deterministic: bool = typer.Option(
+        False, "--deterministic/--no-deterministic", rich_help_panel=_RUN
+    ),
+    max_steps_per_epoch: int = typer.Option(
+        None,
+        "--max-steps-per-epoch",
+        "--limit-train-batches",
+        rich_help_panel=_RUN,
+        help="Train at most N batches per epoch (smoke tests, CI).",
+    ),
+    limit_eval_batches: int = typer.Option(
+        None, rich_help_panel=_RUN, help="Evaluate at most N batches."
+    ),
+    out: str = typer.Option(None, rich_help_panel=_RUN, help="Directory for checkpoints/samples."),
+    resume: bool = typer.Option(
+        False, "--resume/--no-resume", rich_help_panel=_RUN, help="Continue from OUT/last.pt."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", rich_help_panel=_RUN),
+    store: str = typer.Option(
+        None, rich_help_panel=_METER, help="Run store (default ./reports/greentrain.db)."
+    ),
+    name: str = typer.Option(None, rich_help_panel=_METER),
+    tag: list[str] = typer.Option(None, rich_help_panel=_METER, help="KEY=VALUE, repeatable."),
+    meter: list[str] = typer.Option(
+        None, rich_help_panel=_METER, help="Meter to use, repeatable (default: all available)."
+    ),
+    meter_self: bool = typer.Option(
+        True, "--meter-self/--no-meter-self", rich_help_panel=_METER, hidden=True
+    ),
+    country: str = typer.Option(
+        None, rich_help_panel=_METER, help="ISO country code for carbon intensity."
+    ),
+    region: str = typer.Option(None, rich_help_panel=_METER),
+    carbon_intensity: float = typer.Option(
+        None, rich_help_panel=_METER, help="gCO2e/kWh override."
+    ),
+    pue: float = typer.Option(
+        1.0, rich_help_panel=_METER, help="Power usage effectiveness (>= 1)."
+    ),
+    timesteps: int = typer.Option(
+        None, rich_help_panel=_DDPM, help="Default 200 (MNIST-like) / 1000 (CelebA)."
+    ),
+    sample_steps: int = typer.Option(
+        None, rich_help_panel=_DDPM, help="Reverse steps for samples/FID."
+    ),
+    base_channels: int = typer.Option(16, rich_help_panel=_DDPM),
+    channel_mults: str = typer.Option("1,2,4", rich_help_panel=_DDPM),
+    num_samples: int = typer.Option(64, rich_help_panel=_DDPM, help="Images in the sample grid."),
+    fid_samples: int = typer.Option(500, rich_help_panel=_DDPM),
+    fid_weights: str = typer.Option(
+        None, rich_help_panel=_DDPM, help="Inception weights for the real FID."
+    ),
+) -> None:
+    """Train a paper model (dense or ssProp), metered, with metrics per epoch in the store."""
+    cfg = build_config(**locals())  # first statement: locals() holds exactly the options
+    from greentrain.jobs.distributed import launch
+
+    outcome = launch(cfg)
+    _print_summary(outcome)
+
+
+def build_config(*, resolved: bool = True, **opts: Any) -> Any:
+    """The TrainConfig for the options of :func:`train` (ConfigError if bad); ``resolved``
+    fills the paper's defaults for the dataset/model, else fields not given stay None."""
+    from greentrain.errors import ConfigError
+    from greentrain.jobs.config import TrainConfig, resolve
+
+    betas = _floats(opts.pop("betas"), "--betas")
+    if len(betas) != 2:
+        raise ConfigError(f"--betas {betas!r}: give two numbers, e.g. 0.9,0.999")
+    opts["betas"] = (betas[0], betas[1])
+    opts["channel_mults"] = tuple(int(v) for v in _floats(opts["channel_mults"], "--channel-mults"))
+    opts["tags"] = parse_tags(opts.pop("tag"))
+    meter = opts.pop("meter")
+    opts["meters"] = list(meter) if meter else None
+    opts["meter"] = opts.pop("meter_self")
+    cfg = TrainConfig(**opts)
+    return resolve(cfg) if resolved else cfg
+
+
+def parse_train_options(args: list[str], *, resolved: bool = True) -> Any:
+    """Parse ``greentrain train`` flags (a list of strings) into a TrainConfig (see
+    :func:`build_config` for ``resolved``)."""
+    import inspect
+
+    import click
+
+    from greentrain.errors import ConfigError
+
+    captured: dict[str, Any] = {}
+
+    def config_only(**opts: Any) -> None:
+        captured["cfg"] = build_config(resolved=resolved, **opts)
+
+    config_only.__signature__ = inspect.signature(train, eval_str=True)  # type: ignore[attr-defined]
+    sub = typer.Typer(add_completion=False)
+    sub.command()(config_only)
+    try:
+        typer.main.get_command(sub).main(args=list(args), standalone_mode=False)
+    except click.ClickException as err:
+        raise ConfigError(f"bad train option: {err.format_message()}") from None
+    return captured["cfg"]
+
+
+def _print_summary(outcome: Any) -> None:
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    result = outcome.result
+    parts = []
+    for key in ("best_test_acc", "final_test_acc"):
+        value = getattr(result, key, None)
+        if value is not None:
+            parts.append(f"{key} {value:.4f}")
+    if outcome.run_id:
+        parts.append(f"run {outcome.run_id}")
+    if parts:
+        typer.echo("train: " + ", ".join(parts))

@@ -1,0 +1,243 @@
+"""What a training script calls to tell greentrain about itself.
+
+``config(**params)``, ``log(step=None, **metrics)``, ``window(name, **info)`` and ``active()``.
+Every call is a silent no-op outside a run, so a script can call them unconditionally.
+
+Routing:
+
+* inside :func:`greentrain.harness.track` in this process, calls go straight to that run;
+* under ``greentrain run``, the harness sets ``GREENTRAIN_RUN`` (the run id) and
+  ``GREENTRAIN_CHANNEL`` (a UNIX socket path); each call writes one JSON line on a
+  per-process connection and does not wait for a reply (tens of microseconds). Child
+  processes (DataLoader workers, torchrun ranks) inherit both variables;
+* under DDP only rank 0 (``RANK``, else ``LOCAL_RANK``) reports, unless
+  ``GREENTRAIN_LOG_ALL_RANKS=1`` (then each metric entry carries its ``rank``).
+
+Values must be JSON-serialisable; tensors and numpy scalars are converted to Python numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+ENV_RUN = "GREENTRAIN_RUN"
+ENV_CHANNEL = "GREENTRAIN_CHANNEL"
+ENV_ALL_RANKS = "GREENTRAIN_LOG_ALL_RANKS"
+
+__all__ = ["config", "log", "window", "active", "run_id"]
+
+
+class Sink(Protocol):
+    """An in-process receiver of client calls (the harness's recorder implements it)."""
+
+    def on_config(self, params: dict[str, Any]) -> None: ...
+
+    def on_log(
+        self, step: int | None, metrics: dict[str, Any], window: str | None, t: float
+    ) -> None: ...
+
+    def on_window_begin(self, key: str, name: str, info: dict[str, Any], t: float) -> None: ...
+
+    def on_window_end(self, key: str, t: float) -> None: ...
+
+
+# In-process runs opened by harness.track(), innermost last. Not a reset-me singleton: track()
+# pushes on enter and pops in ``finally``.
+_local_sinks: list[Sink] = []
+_window_names: list[str] = []  # open windows of this process, innermost last
+_counter = itertools.count()
+_state_lock = threading.Lock()
+
+
+def bind(sink: Sink) -> None:
+    """Route this process's client calls to ``sink`` (used by ``harness.track``)."""
+    with _state_lock:
+        _local_sinks.append(sink)
+
+
+def unbind(sink: Sink) -> None:
+    """Undo :func:`bind`."""
+    with _state_lock:
+        if sink in _local_sinks:
+            _local_sinks.remove(sink)
+
+
+def _rank_enabled() -> bool:
+    if os.environ.get(ENV_ALL_RANKS, "") == "1":
+        return True
+    rank = os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")).strip() or "0"
+    try:
+        return int(rank) == 0
+    except ValueError:
+        return True
+
+
+def _rank() -> int | None:
+    rank = os.environ.get("RANK", os.environ.get("LOCAL_RANK"))
+    try:
+        return int(rank) if rank is not None else None
+    except ValueError:
+        return None
+
+
+class _Channel:
+    """A UNIX stream connection to the harness, one per process (re-made after fork).
+
+    Each message is one JSON line. The kernel buffers a few hundred kilobytes per connection,
+    so a burst of calls does not wait for the harness.
+    """
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self._pid = -1
+        self._path = ""
+        self._broken = False
+        self._lock = threading.Lock()
+
+    def _connect(self, path: str) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10.0)
+        self._sock, self._pid, self._path, self._broken = sock, os.getpid(), path, False
+        sock.connect(path)
+
+    def send(self, path: str, message: dict[str, Any]) -> None:
+        data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+        with self._lock:
+            if self._broken and path == self._path and self._pid == os.getpid():
+                return
+            try:
+                if self._sock is None or self._pid != os.getpid() or path != self._path:
+                    self._connect(path)
+                self._sock.sendall(data)
+            except OSError as err:
+                self._broken = True
+                print(
+                    f"greentrain: cannot reach the wrapping `greentrain run` ({err}); "
+                    "further client calls in this process are ignored",
+                    file=sys.stderr,
+                )
+
+
+_channel = _Channel()
+
+
+def _target() -> tuple[Sink | None, str | None]:
+    """(in-process sink, channel path); both None -> no-op."""
+    if _local_sinks:
+        return _local_sinks[-1], None
+    if not _rank_enabled():
+        return None, None
+    path = os.environ.get(ENV_CHANNEL)
+    if path and os.environ.get(ENV_RUN):
+        return None, path
+    return None, None
+
+
+def active() -> bool:
+    """Whether calls from here are recorded (inside a run, and rank 0 under DDP)."""
+    sink, path = _target()
+    return sink is not None or path is not None
+
+
+def run_id() -> str | None:
+    """The id of the run this process reports to, or None."""
+    if _local_sinks:
+        return getattr(_local_sinks[-1], "run_id", None)
+    return os.environ.get(ENV_RUN) if active() else None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Tensors / numpy scalars -> float/int; NaN and inf -> None; containers recursively."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return to_jsonable(item())
+        except (ValueError, RuntimeError, TypeError):
+            pass
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        try:
+            return to_jsonable(tolist())
+        except (ValueError, RuntimeError, TypeError):
+            pass
+    return str(value)
+
+
+def config(**params: Any) -> None:
+    """Record run parameters (model, drop rate, schedule, ...); merged over earlier calls."""
+    sink, path = _target()
+    if sink is None and path is None:
+        return
+    params = to_jsonable(params)
+    if sink is not None:
+        sink.on_config(params)
+    else:
+        _channel.send(path, {"k": "config", "params": params})
+
+
+def log(step: int | None = None, **metrics: Any) -> None:
+    """Record metrics (accuracy, loss, FID, drop rate, FLOPs) at ``step``.
+
+    The entry also records the innermost open window's name and the time (seconds since the
+    run started, computed by the harness).
+    """
+    sink, path = _target()
+    if sink is None and path is None:
+        return
+    payload = to_jsonable(metrics)
+    if os.environ.get(ENV_ALL_RANKS, "") == "1" and _rank() is not None:
+        payload.setdefault("rank", _rank())
+    step = int(step) if step is not None else None
+    current = _window_names[-1] if _window_names else None
+    t = time.time()
+    if sink is not None:
+        sink.on_log(step, payload, current, t)
+    else:
+        _channel.send(path, {"k": "log", "step": step, "m": payload, "w": current, "t": t})
+
+
+@contextlib.contextmanager
+def window(name: str, **info: Any) -> Iterator[None]:
+    """Mark a phase (``"epoch"``, ``"eval"``): energy is read at enter and at exit.
+
+    Windows may nest; metrics logged inside carry the innermost window's name.
+    """
+    sink, path = _target()
+    if sink is None and path is None:
+        yield
+        return
+    key = f"{os.getpid()}:{next(_counter)}"
+    info = to_jsonable(info)
+    if sink is not None:
+        sink.on_window_begin(key, str(name), info, time.time())
+    else:
+        _channel.send(
+            path, {"k": "wb", "id": key, "name": str(name), "info": info, "t": time.time()}
+        )
+    _window_names.append(str(name))
+    try:
+        yield
+    finally:
+        _window_names.pop()
+        if sink is not None:
+            sink.on_window_end(key, time.time())
+        else:
+            _channel.send(path, {"k": "we", "id": key, "t": time.time()})

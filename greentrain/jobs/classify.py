@@ -1,0 +1,398 @@
+"""The classification job: the paper's ResNet recipe, dense or with ssProp, reporting per epoch.
+
+Recipe (paper Sec. "Implementation", Tables 1-2): Adam (lr 2e-4, betas (0.9, 0.999)), Kaiming
+init (in the model zoo), no LR scheduler, no augmentation, per-dataset normalisation, the paper's
+batch sizes/epochs; every choice is a :class:`~greentrain.jobs.config.TrainConfig` field.
+
+Per epoch (1-based ``epoch``) the job logs through :mod:`greentrain.client`, inside
+``client.window("epoch", index=epoch - 1)`` (0-based, as the harness numbers windows) so
+the harness records that epoch's energy:
+``epoch``, ``train_loss`` (mean over the epoch's iterations), ``test_acc`` (top-1 fraction; on
+CelebA the mean attribute accuracy), ``test_top5`` (ImageNet), ``test_attr_acc`` (CelebA),
+``val_acc`` (when the dataset has a val split), ``drop_rate`` (mean of the rates the drop
+scheduler applied in the epoch's iterations), ``backward_flops_per_iter`` (analytic backward
+FLOPs per iteration, ``ssprop.flops`` Eq. 6-8, averaged over the epoch's iterations at the rate
+each ran at -- equal to the FLOPs at the mean rate when the rate is constant within the epoch,
+as with the paper's bar schedule of period 2 epochs), ``epoch_time_s`` (wall time of the
+epoch's training + evaluation). After the last epoch: ``best_test_acc`` and ``final_test_acc``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from greentrain.errors import ConfigError
+from greentrain.jobs.config import TrainConfig, resolve
+from greentrain.jobs.data import DataBundle, load_dataset
+from greentrain.jobs.distributed import DistContext, all_reduce_mean, barrier
+
+
+@dataclass
+class ClassifyResult:
+    """What a finished (or stopped) classification run produced."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)  # one dict per epoch
+    best_test_acc: float | None = None
+    final_test_acc: float | None = None
+    model: nn.Module | None = None  # the trained model (unwrapped from DDP)
+    checkpoint: str | None = None  # path of the last checkpoint, when --out was given
+    epochs_done: int = 0
+
+
+def add_dropout(model: nn.Module, p: float) -> nn.Module:
+    """Put ``nn.Dropout(p)`` right after every ``nn.Conv2d`` (paper Table 6 study).
+
+    Each convolution ``conv`` becomes ``nn.Sequential(conv, nn.Dropout(p))``: dropout acts on
+    the convolution's output, before the BatchNorm that follows it; the stem and the 1x1
+    downsample convolutions included. Done before ``ssprop.convert``, which finds the
+    convolutions inside the new containers. Returns ``model`` (changed in place).
+    """
+    if p <= 0:
+        return model
+    targets = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and name]
+    for name in targets:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        conv = getattr(parent, child)
+        setattr(parent, child, nn.Sequential(conv, nn.Dropout(p)))
+    return model
+
+
+def build_classifier(cfg: TrainConfig, data: DataBundle) -> nn.Module:
+    """The zoo model for ``cfg`` with dropout and ssProp applied as configured."""
+    from greentrain.jobs.models import build_model
+
+    stem = "imagenet" if cfg.dataset == "imagenet" else "cifar"
+    model = build_model(
+        cfg.model, num_classes=data.num_classes, in_channels=data.in_channels, stem=stem
+    )
+    add_dropout(model, cfg.dropout)
+    if cfg.drop > 0:
+        import ssprop
+
+        try:
+            ssprop.convert(
+                model,
+                drop_rate=cfg.drop,
+                selection=cfg.selection,
+                dims=cfg.dims,
+                linear=cfg.sparse_linear,
+            )
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+    return model
+
+
+def build_drop_scheduler(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int) -> Any | None:
+    """The drop scheduler driving ``model``'s sparse layers (None for the dense baseline)."""
+    if cfg.drop <= 0:
+        return None
+    from ssprop import schedulers
+
+    try:
+        return schedulers.build(
+            cfg.schedule,
+            model,
+            cfg.drop,
+            total_steps=cfg.epochs * steps_per_epoch,
+            steps_per_epoch=steps_per_epoch,
+            period=cfg.period,
+            period_unit=cfg.period_unit,
+            warmup=cfg.warmup,
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
+class FlopsAt:
+    """Analytic backward FLOPs per iteration at a given mean drop rate (paper Eq. 6-8)."""
+
+    def __init__(self, model: nn.Module, input_shape: tuple[int, ...]):
+        from ssprop import flops
+
+        self._model_flops = flops.analyze(model, input_shape)
+        self._memo: dict[float, float] = {}
+
+    def __call__(self, drop_rate: float) -> float:
+        if drop_rate not in self._memo:
+            if drop_rate <= 0:
+                value = float(self._model_flops.dense_flops)
+            else:
+                value = float(self._model_flops.flops_at(drop_rate))
+            self._memo[drop_rate] = value
+        return self._memo[drop_rate]
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    previous = torch.are_deterministic_algorithms_enabled()
+    prev_bench = torch.backends.cudnn.benchmark
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+        torch.backends.cudnn.benchmark = prev_bench
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and Python's ``random``."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _loader(dataset: Any, batch_size: int, cfg: TrainConfig, **kw: Any) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=cfg.workers,
+        pin_memory=torch.cuda.is_available(),
+        **kw,
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    task: str,
+    top5: bool = False,
+    limit_batches: int | None = None,
+) -> dict[str, float]:
+    """Accuracy of ``model`` on ``loader``: ``acc`` (top-1, or mean attribute accuracy for
+    multi-label), plus ``top5`` when asked. Fractions in [0, 1]."""
+    was_training = model.training
+    model.eval()
+    correct = correct5 = total = 0.0
+    for i, (x, y) in enumerate(loader):
+        if limit_batches is not None and i >= limit_batches:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        out = model(x)
+        if task == "multilabel":
+            correct += ((out > 0).long() == y.long()).float().sum().item()
+            total += y.numel()
+        else:
+            correct += (out.argmax(1) == y).sum().item()
+            if top5:
+                k = min(5, out.shape[1])
+                correct5 += (out.topk(k, dim=1).indices == y[:, None]).any(1).sum().item()
+            total += y.shape[0]
+    model.train(was_training)
+    result = {"acc": correct / total if total else math.nan}
+    if top5:
+        result["top5"] = correct5 / total if total else math.nan
+    return result
+
+
+def train_classifier(
+    cfg: TrainConfig,
+    *,
+    ctx: DistContext | None = None,
+    data: DataBundle | None = None,
+    power_w: Callable[[], float | None] | None = None,
+    stop_after_epoch: int | None = None,
+) -> ClassifyResult:
+    """Train (or resume) the classification job described by ``cfg``.
+
+    ``ctx`` is the process's place in DDP (default: one process on ``cfg.device``). Metering is
+    the caller's business (see :func:`greentrain.jobs.distributed`/``launch``); the job only talks
+    to :mod:`greentrain.client`, a no-op outside a run. ``stop_after_epoch`` (1-based) ends the
+    session after that epoch as if interrupted -- for tests of ``--resume``.
+    """
+    from greentrain import client
+    from greentrain.jobs import checkpoint as ckpt
+    from greentrain.jobs.distributed import pick_device
+    from greentrain.jobs.progress import EpochProgress
+
+    cfg = resolve(cfg)
+    if ctx is None:
+        ctx = DistContext(device=pick_device(cfg.device))
+    device = ctx.device
+    with _deterministic(cfg.deterministic):
+        seed_everything(cfg.seed)
+        if data is None:
+            data = load_dataset(
+                cfg.dataset,
+                data_dir=cfg.data_dir,
+                download=cfg.download and ctx.is_main,
+                val_fraction=cfg.val_fraction,
+            )
+        model = build_classifier(cfg, data)
+        flops_at = FlopsAt(model, (cfg.batch_size, *data.input_shape))
+        model.to(device)
+
+        if ctx.distributed:
+            from torch.utils.data.distributed import DistributedSampler
+
+            sampler: Any = DistributedSampler(data.train, shuffle=True, seed=cfg.seed)
+            generator = None
+        else:
+            generator = torch.Generator()
+            sampler = RandomSampler(data.train, generator=generator)
+        train_loader = _loader(data.train, cfg.batch_size, cfg, sampler=sampler)
+        test_loader = _loader(data.test, cfg.eval_batch_size, cfg, shuffle=False)
+        val_loader = (
+            _loader(data.val, cfg.eval_batch_size, cfg, shuffle=False)
+            if data.val is not None
+            else None
+        )
+        steps_per_epoch = len(train_loader)
+        if cfg.max_steps_per_epoch is not None:
+            steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+
+        train_model: nn.Module = model
+        if ctx.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            train_model = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
+        )
+        scheduler = build_drop_scheduler(cfg, model, steps_per_epoch)
+        if data.task == "multilabel":
+            bce = nn.BCEWithLogitsLoss()
+
+            def criterion(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                return bce(out, y.float())
+
+        else:
+            criterion = nn.CrossEntropyLoss()
+
+        result = ClassifyResult(model=model)
+        start_epoch = 0
+        if cfg.resume:
+            path = os.path.join(cfg.out, ckpt.LAST)  # type: ignore[arg-type]
+            if os.path.exists(path):
+                state = ckpt.load_checkpoint(path)
+                start_epoch = ckpt.restore(
+                    state, model=model, optimizer=optimizer, scheduler=scheduler
+                )
+                result.history = list(state["extra"].get("history", []))
+                result.best_test_acc = state["extra"].get("best_test_acc")
+                result.epochs_done = start_epoch
+        if ctx.is_main:
+            client.config(
+                **cfg.record(), steps_per_epoch=steps_per_epoch, world_size=ctx.world_size
+            )
+
+        top5 = cfg.dataset == "imagenet"
+        with EpochProgress(cfg.progress and ctx.is_main, power_w=power_w) as bar:
+            for e in range(start_epoch, cfg.epochs):
+                epoch = e + 1
+                window = client.window("epoch", index=e) if ctx.is_main else None
+                with window if window is not None else contextlib.nullcontext():
+                    t0 = time.perf_counter()
+                    if generator is not None:
+                        generator.manual_seed(cfg.seed * 1_000_003 + e)
+                    else:
+                        sampler.set_epoch(e)
+                    train_model.train()
+                    bar.start_epoch(e, cfg.epochs, steps_per_epoch)
+                    loss_sum = torch.zeros((), device=device)
+                    rate_sum = flops_sum = 0.0
+                    steps = 0
+                    for x, y in train_loader:
+                        if steps >= steps_per_epoch:
+                            break
+                        rate = scheduler.current_rate if scheduler is not None else 0.0
+                        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                        loss = criterion(train_model(x), y)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                        if scheduler is not None:
+                            scheduler.step()
+                        loss_sum += loss.detach()
+                        rate_sum += rate
+                        flops_sum += flops_at(rate)
+                        steps += 1
+                        if bar.enabled:
+                            bar.advance(loss=float(loss.detach()), drop_rate=rate)
+                    train_loss = all_reduce_mean(float(loss_sum) / max(steps, 1), ctx)
+                    drop_rate = rate_sum / max(steps, 1)
+                    metrics: dict[str, Any] = {}
+                    if ctx.is_main:
+                        test = evaluate(
+                            model,
+                            test_loader,
+                            device,
+                            task=data.task,
+                            top5=top5,
+                            limit_batches=cfg.limit_eval_batches,
+                        )
+                        metrics = {
+                            "epoch": epoch,
+                            "train_loss": train_loss,
+                            "test_acc": test["acc"],
+                        }
+                        if top5:
+                            metrics["test_top5"] = test["top5"]
+                        if data.task == "multilabel":
+                            metrics["test_attr_acc"] = test["acc"]
+                        if val_loader is not None:
+                            val = evaluate(
+                                model,
+                                val_loader,
+                                device,
+                                task=data.task,
+                                limit_batches=cfg.limit_eval_batches,
+                            )
+                            metrics["val_acc"] = val["acc"]
+                        metrics["drop_rate"] = drop_rate
+                        metrics["backward_flops_per_iter"] = flops_sum / max(steps, 1)
+                        metrics["epoch_time_s"] = time.perf_counter() - t0
+                        client.log(step=epoch, **metrics)
+                        bar.end_epoch(loss=train_loss, acc=test["acc"], drop_rate=drop_rate)
+                if ctx.is_main:
+                    result.history.append(metrics)
+                    acc = metrics["test_acc"]
+                    if result.best_test_acc is None or acc > result.best_test_acc:
+                        result.best_test_acc = acc
+                    result.final_test_acc = acc
+                    if cfg.out:
+                        result.checkpoint = str(
+                            ckpt.save_checkpoint(
+                                cfg.out,
+                                model=model,
+                                optimizer=optimizer,
+                                scheduler=scheduler,
+                                epoch=e,
+                                extra={
+                                    "history": result.history,
+                                    "best_test_acc": result.best_test_acc,
+                                },
+                            )
+                        )
+                result.epochs_done = epoch
+                barrier(ctx)
+                if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                    break
+        if ctx.is_main and result.epochs_done >= cfg.epochs and result.history:
+            result.final_test_acc = result.history[-1]["test_acc"]
+            client.log(best_test_acc=result.best_test_acc, final_test_acc=result.final_test_acc)
+    return result

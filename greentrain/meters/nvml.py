@@ -1,0 +1,321 @@
+"""GPU energy from NVIDIA's NVML (package ``nvidia-ml-py``, imported lazily as ``pynvml``).
+
+Devices: every GPU visible to the job. ``CUDA_VISIBLE_DEVICES`` is honoured like CUDA does it:
+unset -> all GPUs; a comma-separated list of indices, ``GPU-<uuid>`` or ``MIG-<uuid>`` (unique
+prefixes allowed); parsing stops at the first invalid entry; empty or ``-1`` -> no GPU. Device
+labels are ``gpu:<i>`` with ``i`` the index as the job sees it. Integer entries index NVML's
+enumeration (PCI bus order), which matches CUDA's only with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``;
+UUIDs are unambiguous. A MIG instance is metered through its parent GPU (NVML has no per-MIG
+energy), recorded in the reading's ``detail``.
+
+Methods, per device:
+
+* ``counter``: ``nvmlDeviceGetTotalEnergyConsumption`` (millijoules since driver load, Volta and
+  newer). Differences since ``start()``; a counter that goes backwards (driver reload / reset)
+  is taken as restarted from 0, and accumulation continues.
+* ``sampled``: ``nvmlDeviceGetPowerUsage`` (milliwatts) polled every ``interval_s`` (default
+  0.1 s) in a daemon thread and integrated with the trapezoid rule. On recent GPUs this power
+  figure is itself a ~1 s moving average, so short spikes are smoothed.
+
+``mode="auto"`` uses the counter where supported, else samples; ``"sampled"`` forces sampling
+(to compare both); ``"counter"`` refuses devices without a counter.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from greentrain.errors import ConfigError, MeterUnavailable
+from greentrain.meters.base import EnergyReading, Meter, Probe
+
+MODES = ("auto", "counter", "sampled")
+INSTALL_FIX = "pip install nvidia-ml-py"
+DRIVER_FIX = "run on a machine with an NVIDIA GPU and its driver installed (check `nvidia-smi`)"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_visible_devices(value: str | None) -> list[str] | None:
+    """``CUDA_VISIBLE_DEVICES`` entries in order; None when unset (all GPUs visible)."""
+    if value is None:
+        return None
+    entries = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if not entry or entry.startswith("-"):
+            break  # CUDA stops at the first invalid entry (e.g. "-1" hides everything after)
+        entries.append(entry)
+    return entries
+
+
+@dataclass
+class _Device:
+    label: str  # gpu:<i>
+    handle: Any
+    name: str
+    uuid: str
+    parent_of_mig: str | None = None
+    method: str = "counter"
+    start_mj: int = 0
+    last_mj: int = 0
+    total_mj: int = 0
+    # sampled mode state
+    last_t: float | None = None
+    last_w: float | None = None
+    energy_j: float = 0.0
+    samples: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class NvmlMeter(Meter):
+    """NVML GPU energy meter (methods ``counter`` or ``sampled``, per device).
+
+    Args:
+        mode: ``"auto"`` | ``"counter"`` | ``"sampled"`` (see module docstring).
+        interval_s: power sampling period for ``sampled`` devices, seconds (<= 0.1 recommended).
+        nvml: the pynvml module to use (tests inject a fake); default imports ``pynvml``.
+        environ: where to read ``CUDA_VISIBLE_DEVICES`` (default ``os.environ``).
+        clock: monotonic seconds source for sampling.
+    """
+
+    name = "nvml"
+
+    def __init__(
+        self,
+        mode: str = "auto",
+        interval_s: float = 0.1,
+        *,
+        nvml: Any = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"nvml mode {mode!r} unknown; use one of {', '.join(MODES)}")
+        if interval_s <= 0:
+            raise ConfigError("nvml interval_s must be > 0 seconds")
+        self.mode = mode
+        self.interval_s = interval_s
+        self._nvml = nvml
+        self._environ = environ
+        self._clock = clock
+        self._devices: list[_Device] = []
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._final: list[EnergyReading] | None = None
+        self._initialised = False
+        self._thread_error: Exception | None = None
+
+    # -- library and device discovery ---------------------------------------------------------
+    def _lib(self) -> Any:
+        if self._nvml is None:
+            try:
+                import pynvml  # noqa: PLC0415 - hardware library, imported lazily
+            except ImportError as err:
+                raise MeterUnavailable(
+                    "package nvidia-ml-py (pynvml) not installed", INSTALL_FIX
+                ) from err
+            self._nvml = pynvml
+        return self._nvml
+
+    def _init(self) -> Any:
+        nv = self._lib()
+        try:
+            nv.nvmlInit()
+        except Exception as err:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+            raise MeterUnavailable(
+                f"NVML init failed: {err} (no NVIDIA driver?)", DRIVER_FIX
+            ) from err
+        self._initialised = True
+        return nv
+
+    def _shutdown(self) -> None:
+        if self._initialised:
+            self._initialised = False
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception:  # noqa: BLE001 - shutting down is best effort
+                pass
+
+    def _visible(self, nv: Any) -> list[_Device]:
+        env = os.environ if self._environ is None else self._environ
+        count = int(nv.nvmlDeviceGetCount())
+        all_handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        all_uuids = [_text(nv.nvmlDeviceGetUUID(h)) for h in all_handles]
+        entries = parse_visible_devices(env.get("CUDA_VISIBLE_DEVICES"))
+        if entries is None:
+            chosen = [(h, u, None) for h, u in zip(all_handles, all_uuids, strict=True)]
+        else:
+            chosen = []
+            for entry in entries:
+                found = self._resolve(nv, entry, all_handles, all_uuids)
+                if found is None:
+                    break  # like CUDA: an invalid entry ends the list
+                chosen.append(found)
+        devices = []
+        for i, (handle, uuid, mig) in enumerate(chosen):
+            devices.append(
+                _Device(
+                    label=f"gpu:{i}",
+                    handle=handle,
+                    name=_text(nv.nvmlDeviceGetName(handle)),
+                    uuid=uuid,
+                    parent_of_mig=mig,
+                )
+            )
+        return devices
+
+    @staticmethod
+    def _resolve(nv: Any, entry: str, handles: list, uuids: list[str]):
+        """(handle, uuid, mig_uuid|None) for one CUDA_VISIBLE_DEVICES entry, or None."""
+        if entry.isdigit():
+            i = int(entry)
+            return (handles[i], uuids[i], None) if i < len(handles) else None
+        if entry.startswith("GPU-"):
+            matches = [i for i, u in enumerate(uuids) if u.startswith(entry)]
+            return (handles[matches[0]], uuids[matches[0]], None) if len(matches) == 1 else None
+        if entry.startswith("MIG-"):
+            if entry.startswith("MIG-GPU-"):  # old form MIG-GPU-<uuid>/<gi>/<ci>
+                gpu_uuid = entry[len("MIG-") :].split("/")[0]
+                matches = [i for i, u in enumerate(uuids) if u.startswith(gpu_uuid)]
+                if len(matches) != 1:
+                    return None
+                return handles[matches[0]], uuids[matches[0]], entry
+            try:
+                mig_handle = nv.nvmlDeviceGetHandleByUUID(entry)
+                parent = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig_handle)
+            except Exception:  # noqa: BLE001 - unknown MIG uuid ends the list, like CUDA
+                return None
+            return parent, _text(nv.nvmlDeviceGetUUID(parent)), entry
+        return None
+
+    def probe(self) -> Probe:
+        try:
+            nv = self._init()
+            try:
+                devices = self._visible(nv)
+            finally:
+                self._shutdown()
+        except MeterUnavailable as err:
+            return Probe(self.name, False, err.reason, err.fix)
+        except Exception as err:  # noqa: BLE001 - NVML errors while listing devices
+            return Probe(self.name, False, f"NVML error: {err}", DRIVER_FIX)
+        if not devices:
+            return Probe(
+                self.name,
+                False,
+                "no NVIDIA GPU visible to the job",
+                "check CUDA_VISIBLE_DEVICES and `nvidia-smi`",
+            )
+        return Probe(self.name, True, devices=tuple(f"{d.label} {d.name}" for d in devices))
+
+    # -- measuring ----------------------------------------------------------------------------
+    def start(self) -> None:
+        nv = self._init()
+        devices = self._visible(nv)
+        if not devices:
+            self._shutdown()
+            raise MeterUnavailable("no NVIDIA GPU visible to the job", "check CUDA_VISIBLE_DEVICES")
+        now = self._clock()
+        for d in devices:
+            d.method = "sampled"
+            if self.mode != "sampled":
+                try:
+                    d.start_mj = d.last_mj = int(nv.nvmlDeviceGetTotalEnergyConsumption(d.handle))
+                    d.method = "counter"
+                except Exception as err:  # NVML_ERROR_NOT_SUPPORTED on pre-Volta GPUs
+                    if self.mode == "counter":
+                        self._shutdown()
+                        raise MeterUnavailable(
+                            f"{d.label} {d.name} has no energy counter ({err})",
+                            "use mode 'auto' or 'sampled'",
+                        ) from err
+            if d.method == "sampled":
+                d.last_t = now
+                d.last_w = nv.nvmlDeviceGetPowerUsage(d.handle) / 1000.0
+                d.samples = 1
+        self._devices = devices
+        self._final = None
+        self._stop_event.clear()
+        if any(d.method == "sampled" for d in devices):
+            self._thread = threading.Thread(
+                target=self._sample_loop, name="greentrain-nvml", daemon=True
+            )
+            self._thread.start()
+
+    def _sample_once(self) -> None:
+        nv = self._nvml
+        with self._lock:
+            for d in self._devices:
+                if d.method != "sampled":
+                    continue
+                power_w = nv.nvmlDeviceGetPowerUsage(d.handle) / 1000.0
+                t = self._clock()
+                d.energy_j += (power_w + d.last_w) / 2.0 * (t - d.last_t)  # trapezoid
+                d.last_t, d.last_w = t, power_w
+                d.samples += 1
+
+    def _sample_loop(self) -> None:
+        while not self._stop_event.wait(self.interval_s):
+            try:
+                self._sample_once()
+            except Exception as err:  # noqa: BLE001 - surfaced at the next read()
+                self._thread_error = err
+                return
+
+    def _read_counters(self) -> None:
+        nv = self._nvml
+        with self._lock:
+            for d in self._devices:
+                if d.method != "counter":
+                    continue
+                now = int(nv.nvmlDeviceGetTotalEnergyConsumption(d.handle))
+                if now >= d.last_mj:
+                    d.total_mj += now - d.last_mj
+                else:  # went backwards: counter reset (driver reload) -> restarted from 0
+                    d.total_mj += now
+                    d.extra["resets"] = d.extra.get("resets", 0) + 1
+                d.last_mj = now
+
+    def read(self) -> list[EnergyReading]:
+        if not self._devices:
+            raise RuntimeError("nvml meter read before start()")
+        err = self._thread_error
+        if err is not None:
+            raise RuntimeError(f"NVML power sampling failed: {err}") from err
+        self._read_counters()
+        self._sample_once()
+        out = []
+        for d in self._devices:
+            detail: dict[str, Any] = {"name": d.name, "uuid": d.uuid}
+            if d.parent_of_mig:
+                detail["mig"] = d.parent_of_mig
+                detail["note"] = "MIG instance metered through its whole parent GPU"
+            detail.update(d.extra)
+            if d.method == "counter":
+                energy_j = d.total_mj / 1000.0
+            else:
+                energy_j = d.energy_j
+                detail.update({"interval_s": self.interval_s, "samples": d.samples})
+            out.append(EnergyReading("gpu", d.label, energy_j, d.method, detail))
+        return out
+
+    def stop(self) -> list[EnergyReading]:
+        if self._final is not None:
+            return list(self._final)
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        try:
+            self._final = self.read()
+        finally:
+            self._shutdown()
+        return list(self._final)

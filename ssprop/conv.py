@@ -1,0 +1,228 @@
+"""``SparseConv2d``: an ``nn.Conv2d`` whose backward runs on the most important output channels.
+
+Forward is ``nn.Conv2d``'s (bit-identical output). In training, with ``drop_rate > 0`` and a
+gradient to compute, the backward ranks output channels by mean |grad_output| over (N, H, W)
+(float32 accumulation), keeps ``K = max(1, floor((1 - drop_rate) * C_out))`` of them (the paper's
+reference code floors), gathers those channels of grad_output once and calls
+``aten.convolution_backward`` on the shrunk grad_output and weight slices: grad_input, the kept
+rows of grad_weight and the kept entries of grad_bias. Dropped rows/entries are zero; nothing
+is rescaled. The result equals the dense backward with the dropped channels of grad_output set
+to zero.
+
+Groups: with ``C_out / groups > 1`` channels per group, K is taken *per group* (K =
+``num_kept(C_out / groups)``), so the shrunk convolution is still grouped. Depthwise-like
+layers (one output channel per group) rank all channels globally and run the shrunk convolution
+on the kept groups only (gathering their input channels), so they save compute too.
+
+``dims="spatial"`` / ``"all"`` (paper's sensitivity study) only mask grad_output and run the
+dense backward: they save **no** compute.
+
+With ``drop_rate == 0``, in eval mode or when no gradient is needed, the module takes
+``nn.Conv2d``'s native path (no custom autograd Function, bit-identical gradients).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ssprop import select as sel
+
+
+def needs_grad(*tensors: Tensor | None) -> bool:
+    """True when autograd is on and any of ``tensors`` requires grad."""
+    if not torch.is_grad_enabled():
+        return False
+    return any(t is not None and t.requires_grad for t in tensors)
+
+
+def _same_padding(
+    x: Tensor, kernel_size: tuple[int, ...], dilation: tuple[int, ...]
+) -> tuple[Tensor, list[int]]:
+    """Resolve ``padding="same"`` as torch does: symmetric ints + an extra right/bottom pad."""
+    left: list[int] = []
+    extra: list[int] = []
+    for k, d in zip(kernel_size, dilation, strict=True):
+        total = d * (k - 1)
+        lo = total // 2
+        left.append(lo)
+        extra.append(total - 2 * lo)
+    if any(extra):
+        pad: list[int] = []
+        for e in reversed(extra):
+            pad += [0, e]
+        x = F.pad(x, pad)
+    return x, left
+
+
+class _SparseConv2dFn(torch.autograd.Function):
+    """Native conv forward; backward on the kept output channels only (see module docstring)."""
+
+    @staticmethod
+    def forward(
+        ctx, x, weight, bias, stride, padding, dilation, groups, drop_rate, selection, dims
+    ):
+        out = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+        cdt = out.dtype  # the compute dtype (differs from the inputs' under autocast)
+        ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
+        ctx.save_for_backward(x if x.dtype == cdt else x.to(cdt), weight.to(cdt))
+        ctx.conf = (stride, padding, dilation, groups, drop_rate, selection, dims)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, w = ctx.saved_tensors
+        stride, padding, dilation, groups, drop_rate, selection, dims = ctx.conf
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        need_b = need_b and ctx.has_bias
+        if grad_out.dtype != x.dtype:
+            grad_out = grad_out.to(x.dtype)
+        c_out = w.shape[0]
+        gi = gw = gb = None
+
+        if dims != "channel":
+            masked = sel.mask_grad(grad_out, drop_rate, dims, selection)
+            gi, gw, gb = torch.ops.aten.convolution_backward(
+                masked, x, w, [c_out], stride, padding, dilation, False, [0, 0], groups,
+                [need_x, need_w, need_b],
+            )  # fmt: skip
+        else:
+            scores = sel.channel_importance(grad_out, 1)
+            per_group = c_out // groups
+            if groups > 1 and per_group == 1:
+                gi, gw, gb = _depthwise_backward(
+                    grad_out, x, w, scores, stride, padding, dilation, drop_rate, selection,
+                    (need_x, need_w, need_b),
+                )  # fmt: skip
+            else:
+                idx = sel.select_grouped(scores, groups, drop_rate, selection)
+                go_k = sel.gather_channels(grad_out, idx)
+                w_k = w.index_select(0, idx)
+                gi, gw_k, gb_k = torch.ops.aten.convolution_backward(
+                    go_k, x, w_k, [idx.numel()], stride, padding, dilation, False, [0, 0],
+                    groups, [need_x, need_w, need_b],
+                )  # fmt: skip
+                if need_w:
+                    gw = torch.zeros_like(w).index_copy_(0, idx, gw_k)
+                if need_b:
+                    gb = gw_k.new_zeros(c_out).index_copy_(0, idx, gb_k)
+
+        x_dt, w_dt, b_dt = ctx.dtypes
+        if gi is not None and need_x and gi.dtype != x_dt:
+            gi = gi.to(x_dt)
+        if gw is not None and need_w and gw.dtype != w_dt:
+            gw = gw.to(w_dt)
+        if gb is not None and need_b and gb.dtype != b_dt:
+            gb = gb.to(b_dt)
+        return (
+            gi if need_x else None,
+            gw if need_w else None,
+            gb if need_b else None,
+            None, None, None, None, None, None, None,
+        )  # fmt: skip
+
+
+def _depthwise_backward(grad_out, x, w, scores, stride, padding, dilation, drop_rate, selection,
+                        needs):  # fmt: skip
+    """Backward of a conv with one output channel per group on the kept groups only."""
+    need_x, need_w, need_b = needs
+    c_out, cin_g = w.shape[0], w.shape[1]
+    k = sel.num_kept(c_out, drop_rate)
+    idx = sel.select(scores, k, selection)
+    in_idx = (idx.unsqueeze(1) * cin_g + torch.arange(cin_g, device=idx.device)).reshape(-1)
+    go_k = sel.gather_channels(grad_out, idx)
+    w_k = w.index_select(0, idx)
+    x_k = sel.gather_channels(x, in_idx)
+    gi_k, gw_k, gb_k = torch.ops.aten.convolution_backward(
+        go_k, x_k, w_k, [k], stride, padding, dilation, False, [0, 0], k, [need_x, need_w, need_b]
+    )
+    gi = gw = gb = None
+    if need_x:
+        gi = torch.zeros_like(x).index_copy_(1, in_idx, gi_k)
+    if need_w:
+        gw = torch.zeros_like(w).index_copy_(0, idx, gw_k)
+    if need_b:
+        gb = gb_k.new_zeros(c_out).index_copy_(0, idx, gb_k)
+    return gi, gw, gb
+
+
+class SparseConv2d(nn.Conv2d):
+    """Drop-in ``nn.Conv2d`` with ssProp's sparse backward (see the module docstring).
+
+    Extra keyword-only settings: ``drop_rate`` in [0, 1) (fraction of output channels whose
+    gradient is dropped; settable at any time, e.g. by a scheduler), ``selection`` (``"topk"``
+    or ``"random"``), ``dims`` (``"channel"`` saves compute; ``"spatial"``/``"all"`` only mask).
+    ``target_drop_rate`` is the rate this layer was configured with (schedulers scale it).
+    ``state_dict`` keys are exactly ``nn.Conv2d``'s.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: str | int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+        *,
+        drop_rate: float = 0.0,
+        selection: str = "topk",
+        dims: str = "channel",
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device, dtype,
+        )  # fmt: skip
+        self._configure_sparse(drop_rate, selection, dims)
+
+    def _configure_sparse(self, drop_rate: float, selection: str, dims: str) -> None:
+        self.drop_rate = drop_rate
+        self.target_drop_rate = self.drop_rate
+        self.selection = sel.validate_selection(selection)
+        self.dims = sel.validate_dims(dims)
+
+    @property
+    def drop_rate(self) -> float:
+        """Current fraction of output channels dropped in the backward, in [0, 1)."""
+        return self._drop_rate
+
+    @drop_rate.setter
+    def drop_rate(self, value: float) -> None:
+        self._drop_rate = sel.validate_drop_rate(value)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if (
+            self._drop_rate == 0.0
+            or not self.training
+            or not needs_grad(input, self.weight, self.bias)
+        ):
+            return self._conv_forward(input, self.weight, self.bias)
+        return self._sparse_forward(input)
+
+    def _sparse_forward(self, x: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":
+            x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            padding = [0, 0]
+        elif self.padding == "valid":
+            padding = [0, 0]
+        elif self.padding == "same":
+            x, padding = _same_padding(x, self.kernel_size, self.dilation)
+        else:
+            padding = list(self.padding)
+        return _SparseConv2dFn.apply(
+            x, self.weight, self.bias, list(self.stride), padding, list(self.dilation),
+            self.groups, self._drop_rate, self.selection, self.dims,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, drop_rate={self._drop_rate}, "
+            f"selection={self.selection!r}, dims={self.dims!r}"
+        )

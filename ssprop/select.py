@@ -1,0 +1,165 @@
+"""Gradient importance and selection for ssProp (paper Fig. 1a).
+
+The importance of an output channel is the mean absolute value of its gradient over every other
+dimension (batch, height, width), accumulated in float32 whatever the gradient's dtype. The kept
+count is ``K = max(1, floor((1 - drop_rate) * n))`` — the paper's reference code floors; a
+``1e-9`` guard keeps ``(1 - 0.8) * 10`` at 2 instead of 1.9999… -> 1.
+
+Selection never sorts: ``torch.topk(sorted=False)`` for ``"topk"``, a random permutation for
+``"random"``. Only the *set* of kept indices matters downstream.
+
+``dims`` modes (the paper's sensitivity study): ``"channel"`` ranks output channels (the only
+mode that saves compute: the backward runs on the kept channels only); ``"spatial"`` ranks the
+(H, W) positions by mean |grad| over batch and channels; ``"all"`` ranks every (C, H, W) element
+by its mean |grad| over the batch. ``"spatial"`` and ``"all"`` only *mask* the gradient (the
+dropped entries become zero) and then run the dense backward: they save no compute.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+SELECTIONS = ("topk", "random")
+DIMS = ("channel", "spatial", "all")
+
+
+def validate_drop_rate(drop_rate: float) -> float:
+    """Return ``drop_rate`` as a float, or raise ValueError if it is outside [0, 1)."""
+    if isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float)):
+        raise ValueError(
+            f"drop_rate must be a number in [0, 1), got {drop_rate!r}; pass e.g. drop_rate=0.8"
+        )
+    rate = float(drop_rate)
+    if not (0.0 <= rate < 1.0) or math.isnan(rate):
+        raise ValueError(
+            f"drop_rate must be in [0, 1), got {rate}; pass e.g. drop_rate=0.8 "
+            "(1.0 would drop every gradient)"
+        )
+    return rate
+
+
+def validate_selection(selection: str) -> str:
+    """Return ``selection`` or raise ValueError naming the valid choices."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}; got {selection!r}")
+    return selection
+
+
+def validate_dims(dims: str) -> str:
+    """Return ``dims`` or raise ValueError naming the valid choices."""
+    if dims not in DIMS:
+        raise ValueError(f"dims must be one of {', '.join(DIMS)}; got {dims!r}")
+    return dims
+
+
+def num_kept(n: int, drop_rate: float) -> int:
+    """Number of entries kept out of ``n``: ``max(1, floor((1 - drop_rate) * n))``."""
+    return max(1, min(n, int(math.floor((1.0 - drop_rate) * n + 1e-9))))
+
+
+def importance(grad: Tensor, keep_dims: tuple[int, ...]) -> Tensor:
+    """Mean |grad| over every dim not in ``keep_dims`` (float32; float64 for float64 grads).
+
+    One fused pass: ``torch.linalg.vector_norm(ord=1)`` with float32 accumulation.
+    """
+    keep = {d % grad.dim() for d in keep_dims}
+    reduce = tuple(d for d in range(grad.dim()) if d not in keep)
+    count = 1
+    for d in reduce:
+        count *= grad.shape[d]
+    if not reduce:
+        return grad.abs().to(torch.float64 if grad.dtype == torch.float64 else torch.float32)
+    acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
+    total = torch.linalg.vector_norm(grad, ord=1, dim=reduce, dtype=acc)
+    return total / max(count, 1)
+
+
+def channel_importance(grad: Tensor, dim: int = 1) -> Tensor:
+    """Importance of each channel along ``dim`` (shape ``[C]``, float32): mean |grad|.
+
+    Fast single-pass paths for contiguous NCHW-like and channels_last tensors (``abs`` then a
+    float32-accumulating ``sum`` over a contiguous view); other layouts use ``importance``.
+    """
+    acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
+    dim = dim % grad.dim()
+    if dim == 1 and grad.dim() >= 2:
+        n, c = grad.shape[0], grad.shape[1]
+        count = max(grad.numel() // max(c, 1), 1)
+        if grad.is_contiguous():
+            total = grad.reshape(n, c, -1).abs().sum(2, dtype=acc).sum(0)
+            return total / count
+        if grad.dim() == 4 and grad.is_contiguous(memory_format=torch.channels_last):
+            total = grad.permute(0, 2, 3, 1).reshape(n, -1, c).abs().sum(1, dtype=acc).sum(0)
+            return total / count
+    return importance(grad, (dim,))
+
+
+def gather_channels(t: Tensor, idx: Tensor) -> Tensor:
+    """``t.index_select(1, idx)`` that keeps a channels_last tensor channels_last (one copy)."""
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        n, _, h, w = t.shape
+        out = torch.empty(
+            (n, idx.numel(), h, w), dtype=t.dtype, device=t.device, memory_format=torch.channels_last
+        )
+        torch.index_select(t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]), 1, idx,
+                           out=out.permute(0, 2, 3, 1).view(-1, idx.numel()))  # fmt: skip
+        return out
+    return t.index_select(1, idx)
+
+
+def select(scores: Tensor, k: int, selection: str = "topk") -> Tensor:
+    """Indices (int64) of ``k`` entries kept along the last dim of ``scores``, unsorted.
+
+    ``scores`` is ``[n]`` or ``[groups, n]`` (one selection per row). ``"topk"`` keeps the
+    largest scores; ``"random"`` keeps ``k`` uniformly random entries (global torch RNG).
+    """
+    n = scores.shape[-1]
+    if k >= n:
+        base = torch.arange(n, device=scores.device)
+        return base.expand(scores.shape).clone() if scores.dim() > 1 else base
+    if selection == "random":
+        rnd = torch.rand(scores.shape, device=scores.device)
+        return torch.topk(rnd, k, dim=-1, sorted=False).indices
+    return torch.topk(scores, k, dim=-1, sorted=False).indices
+
+
+def select_grouped(scores: Tensor, groups: int, drop_rate: float, selection: str) -> Tensor:
+    """Kept output-channel indices for a convolution with ``groups`` groups (flat, int64).
+
+    ``K = num_kept(C_out / groups)`` channels are kept *in every group*, so the kept channels of
+    group g occupy a contiguous block of the result and the shrunk convolution is still grouped.
+    """
+    c = scores.shape[0]
+    per_group = c // groups
+    k = num_kept(per_group, drop_rate)
+    idx = select(scores.view(groups, per_group), k, selection)
+    if groups == 1:
+        return idx.view(-1)
+    offsets = torch.arange(groups, device=scores.device).unsqueeze(1) * per_group
+    return (idx + offsets).reshape(-1)
+
+
+def mask_grad(grad: Tensor, drop_rate: float, dims: str, selection: str = "topk") -> Tensor:
+    """Return ``grad`` (N, C, ...) with the dropped entries zeroed (no compute saved).
+
+    ``dims="channel"``: rank channels; ``"spatial"``: rank positions (dims 2..); ``"all"``: rank
+    every (C, ...) element. Used for the ``"spatial"``/``"all"`` modes and as a reference.
+    """
+    if dims == "channel":
+        keep_dims: tuple[int, ...] = (1,)
+    elif dims == "spatial":
+        keep_dims = tuple(range(2, grad.dim()))
+    else:
+        keep_dims = tuple(range(1, grad.dim()))
+    scores = importance(grad, keep_dims).reshape(-1)
+    k = num_kept(scores.numel(), drop_rate)
+    idx = select(scores, k, selection)
+    mask = torch.zeros(scores.numel(), dtype=grad.dtype, device=grad.device)
+    mask[idx] = 1
+    shape = [1] * grad.dim()
+    for d in keep_dims:
+        shape[d] = grad.shape[d]
+    return grad * mask.view(shape)

@@ -1,0 +1,146 @@
+"""Every page of the Streamlit app, with data and without, through streamlit's AppTest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+from fixtures.runs import NASTY, make_run, study  # noqa: E402
+from fixtures.store import write_store  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = Path(__file__).resolve().parents[1] / "app"
+PAGES = ["runs", "compare", "run", "export"]
+
+
+@pytest.fixture
+def data_store(tmp_path, monkeypatch):
+    runs = study() + [make_run("n0", model=NASTY, accs=[0.4, 0.6], name=NASTY)]
+    path = write_store(tmp_path / "s.db", runs)
+    monkeypatch.setenv("GREENTRAIN_APP_STORE", str(path))
+    monkeypatch.setenv("GREENTRAIN_APP_STORE_NOTE", "given with --store")
+    return path
+
+
+@pytest.fixture
+def missing_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("GREENTRAIN_APP_STORE", str(tmp_path / "none.db"))
+    return tmp_path / "none.db"
+
+
+def _run(page: str) -> AppTest:
+    at = AppTest.from_file(str(APP / "views" / f"{page}.py"), default_timeout=30)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _plotly_count(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def _text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [i.value for i in at.info] + [w.value for w in at.warning]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_without_store_shows_empty_state_not_exception(missing_store, page):
+    at = _run(page)
+    assert len(at.info) >= 1
+    assert "greentrain demo" in at.info[0].value
+    assert _plotly_count(at) == 0
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_with_empty_store_shows_empty_state(tmp_path, monkeypatch, page):
+    path = write_store(tmp_path / "empty.db", [])
+    monkeypatch.setenv("GREENTRAIN_APP_STORE", str(path))
+    at = _run(page)
+    assert "No runs to show" in at.info[0].value
+
+
+def test_runs_page_lists_runs_totals_and_marks_estimates(data_store):
+    at = _run("runs")
+    table = at.dataframe[0].value
+    assert set(table["id"]) >= {"d0", "b0", "c0", "f0", "i0", "n0"}
+    est = table[table["id"] == "c0"].iloc[0]
+    assert est["energy"].startswith("≈") and "(estimated)" in est["energy"]
+    totals = at.dataframe[1].value
+    assert list(totals.index) == ["finished", "failed", "interrupted", "all"]
+    assert "read-only" in at.sidebar.caption[0].value
+
+
+def test_runs_page_filters_by_status(data_store):
+    at = _run("runs")
+    at.multiselect[0].set_value(["failed"]).run()
+    assert list(at.dataframe[0].value["id"]) == ["f0"]
+
+
+def test_compare_page_draws_heatmap_pareto_energy_to_accuracy_and_savings(data_store):
+    at = _run("compare")
+    assert _plotly_count(at) == 4
+    assert "Pareto-optimal: resnet18 / cifar10 / bar / 0.8, resnet18 / cifar10 / dense" in _text(at)
+    e2a = at.dataframe[0].value
+    assert {"configuration", "kWh to target", "reached"} <= set(e2a.columns)
+
+
+def test_compare_page_switches_model_dataset_scope(data_store):
+    at = _run("compare")
+    labels = at.selectbox[0].options
+    assert len(labels) == 2
+    at.selectbox[0].select(next(o for o in labels if o.startswith("a_b"))).run()
+    assert not at.exception
+    assert any("Needs a sparse configuration" in i.value for i in at.info)
+
+
+def test_run_page_shows_provenance_meters_and_epochs(data_store):
+    at = AppTest.from_file(str(APP / "views" / "run.py"), default_timeout=30)
+    at.query_params["run"] = "b0"
+    at.run()
+    assert not at.exception
+    assert at.selectbox[0].value == "b0"
+    frames = [d.value for d in at.dataframe]
+    domains = frames[0]
+    assert "nvml:counter" in set(domains["source"])
+    assert "not measured" in set(domains["source"])  # cpu/dram: reason, not zero
+    sides = frames[1]
+    assert "zeus:zeus" in set(sides["meter"]) and 2.0 in set(sides["disagreement vs best (%)"])
+    assert _plotly_count(at) == 3  # energy per epoch, power, accuracy
+    assert any("train.py" in c.value for c in at.code)
+
+
+def test_run_page_warns_about_estimated_energy(data_store):
+    at = AppTest.from_file(str(APP / "views" / "run.py"), default_timeout=30)
+    at.query_params["run"] = "c0"
+    at.run()
+    assert any("estimate" in w.value for w in at.warning)
+
+
+def test_export_page_offers_every_format_as_download(data_store):
+    at = _run("export")
+    assert len(at.get("download_button")) == 5
+    at.radio[0].set_value("latex").run()
+    assert r"\toprule" in at.code[0].value
+    at.radio[0].set_value("statement").run()
+    assert "kWh in total" in at.code[0].value
+
+
+def test_main_script_opens_the_runs_page(data_store):
+    at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Runs"
+    at.switch_page(str(APP / "views" / "compare.py")).run()
+    assert not at.exception and at.title[0].value == "Compare"
+
+
+def test_app_never_writes_the_store(data_store):
+    before = data_store.read_bytes()
+    for page in PAGES:
+        _run(page)
+    assert data_store.read_bytes() == before

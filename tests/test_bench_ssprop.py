@@ -1,0 +1,197 @@
+"""Plumbing of ``greentrain bench ssprop`` on a tiny model (no speed assertions)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from greentrain.cli import main
+
+TINY = [
+    "bench", "ssprop", "--model", "resnet18", "--input", "3,8,8", "--batch-size", "4",
+    "--steps", "2", "--warmup", "1", "--layer-reps", "1", "--threads", "1", "--quiet",
+]  # fmt: skip
+
+
+def _run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def bench_result(tmp_path_factory) -> dict:
+    """One recorded tiny run in channels_last with the schedule check: JSON result + store."""
+    store = tmp_path_factory.mktemp("bench") / "bench.db"
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(
+            [*TINY, "--drops", "0,0.8", "--channels-last", "--schedule-check", "--json",
+             "--store", str(store), "--meter", "estimate"]
+        )  # fmt: skip
+    assert code == 0
+    result = json.loads(buf.getvalue())
+    result["_store"] = str(store)
+    return result
+
+
+def _positive_finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_json_result_has_documented_fields(bench_result):
+    for key in ("schema", "config", "env", "method", "energy", "dense_baseline", "variants",
+                "layers", "layers_total", "schedule", "summary", "run_id"):  # fmt: skip
+        assert key in bench_result, key
+    names = [v["name"] for v in bench_result["variants"]]
+    assert names == ["dense", "dense[contiguous]", "sparse@0", "sparse@0.8", "bar@0.8"]
+    for v in bench_result["variants"]:
+        assert v["steps"] == 2
+        for metric in ("step_time_s", "backward_time_s"):
+            assert set(v[metric]) >= {"median", "p10", "p90", "q25", "q75", "mean"}
+
+
+def test_every_ratio_is_positive_and_finite(bench_result):
+    for v in bench_result["variants"]:
+        for table in ("ratios", "ratios_vs_fastest_dense"):
+            for metric in ("step_time", "backward_time"):
+                r = v[table][metric]
+                assert _positive_finite(r["median"]), (v["name"], table, metric)
+                assert r["p10"] <= r["median"] <= r["p90"]
+    for row in bench_result["summary"]:
+        assert _positive_finite(row["step_time_ratio"])
+        assert _positive_finite(row["backward_time_ratio_vs_fastest_dense"])
+
+
+def test_per_layer_rows_cover_every_conv_with_each_drop_rate(bench_result):
+    from torch import nn
+
+    from greentrain.jobs.models import build_model
+
+    convs = [
+        n for n, m in build_model("resnet18", num_classes=10).named_modules()
+        if isinstance(m, nn.Conv2d)
+    ]  # fmt: skip
+    rows = bench_result["layers"]
+    assert [r["name"] for r in rows] == convs
+    assert rows[0]["needs_input_grad"] is False  # the stem's input needs no grad_input
+    for row in rows:
+        assert _positive_finite(row["dense_backward_s"])
+        assert _positive_finite(row["dense_alt_layout_backward_s"])
+        assert [s["drop_rate"] for s in row["sparse"]] == [0.0, 0.8]
+        for s in row["sparse"]:
+            assert s["converted"] is True
+            assert _positive_finite(s["ratio"]) and _positive_finite(s["ratio_vs_fastest_dense"])
+    assert len(bench_result["layers_total"]["sparse"]) == 2
+
+
+def test_dense_baseline_uses_the_same_settings_as_sparse_variants(bench_result):
+    by_name = {v["name"]: v for v in bench_result["variants"]}
+    dense = by_name["dense"]
+    for v in bench_result["variants"]:
+        if v["kind"] != "dense":
+            for key in ("layout", "dtype", "compile"):
+                assert v[key] == dense[key], (v["name"], key)
+    assert dense["layout"] == "channels_last"
+    assert by_name["dense[contiguous]"]["layout"] == "contiguous"
+    fastest = bench_result["dense_baseline"]["fastest"]
+    assert fastest["step_time"] in ("dense", "dense[contiguous]")
+
+
+def test_energy_on_cpu_is_unavailable_with_a_reason_not_zero(bench_result):
+    energy = bench_result["energy"]
+    assert energy["available"] is False
+    assert "no NVML" in energy["reason"]
+    for v in bench_result["variants"]:
+        assert v["energy_j_per_step"] is None
+        assert v["ratios"]["energy"] is None
+    for row in bench_result["summary"]:
+        assert row["energy_j_per_step"] is None
+
+
+def test_schedule_check_measures_both_bar_phases(bench_result):
+    s = bench_result["schedule"]
+    assert s["rates"] == [0.0, 0.8] or s["rates"] == [0.8, 0.0]
+    assert _positive_finite(s["mean_step_time_ratio"])
+    assert _positive_finite(s["phase_step_time_ratios"]["dense_phase"])
+    assert _positive_finite(s["phase_step_time_ratios"]["sparse_phase"])
+
+
+def test_result_is_recorded_as_a_bench_run_with_ratios(bench_result):
+    from greentrain.store import Store
+
+    run = Store(bench_result["_store"]).get_run(bench_result["run_id"])
+    assert run["status"] == "finished"
+    assert run["config"]["job"] == "bench"
+    assert run["config"]["bench_variants"][2] == "sparse@0"
+    rows = [m for m in run["metrics"] if "step_time_ratio" in m]
+    assert len(rows) == len(bench_result["variants"])
+    assert all(_positive_finite(m["step_time_ratio"]) for m in rows)
+
+
+def test_markdown_report_lists_every_variant(bench_result):
+    from greentrain.bench import to_markdown
+
+    text = to_markdown(bench_result, command="greentrain bench ssprop")
+    for v in bench_result["variants"]:
+        assert f"| {v['name']} |" in text
+    assert "n/a: no NVML" in text
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--drops", "0,1.0"], "must be in [0, 1)"),
+        (["--drops", "0.5,abc"], "--drops must be comma-separated"),
+        (["--input", "3,32"], "--input must be three positive integers"),
+        (["--input", "3,x,32"], "--input must be three positive integers"),
+        (["--dtype", "float16"], "--dtype must be one of"),
+        (["--steps", "0"], "--steps must be >= 1"),
+        (["--model", "vgg"], "--model must be one of"),
+    ],
+)
+def test_bad_options_give_one_line_error_and_exit_2(capsys, extra, message):
+    code, out, err = _run_cli(capsys, [*TINY, "--no-record", *extra])
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_cuda_without_a_gpu_is_a_one_line_error(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = _run_cli(capsys, [*TINY, "--no-record", "--device", "cuda"])
+    assert code == 2
+    assert err.startswith("error: --device cuda") and len(err.strip().splitlines()) == 1
+
+
+def test_rich_table_prints_ratios_without_json(capsys):
+    code, out, _ = _run_cli(capsys, [*TINY, "--no-record", "--drops", "0.8", "--no-layers"])
+    assert code == 0
+    assert "sparse@0.8" in out and "x dense" in out and "n/a: no NVML" in out
+
+
+def test_step_energy_counter_converts_nvml_millijoules_to_joules():
+    from greentrain.bench.energy import StepEnergyCounter
+
+    readings = iter([1_000_000, 1_250_500])
+    counter = StepEnergyCounter(lambda: next(readings), "cuda:0 fake")
+    before, after = counter.read_j(), counter.read_j()
+    assert after - before == pytest.approx(250.5)
+    assert counter.source == "nvml:counter"
+
+
+def test_step_energy_on_cpu_raises_meter_unavailable_with_fix():
+    from greentrain.bench.energy import open_step_energy
+    from greentrain.errors import MeterUnavailable
+
+    with pytest.raises(MeterUnavailable) as info:
+        open_step_energy("cpu")
+    assert info.value.reason.startswith("n/a: no NVML") and info.value.fix

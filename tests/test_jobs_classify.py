@@ -1,0 +1,90 @@
+"""The classification job on the offline digits data: learning, records, exact resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from greentrain.jobs.config import TrainConfig
+from greentrain.store import Store
+
+TINY = dict(
+    dataset="digits",
+    batch_size=32,
+    eval_batch_size=64,
+    max_steps_per_epoch=3,
+    limit_eval_batches=1,
+    progress=False,
+    device="cpu",
+    meters=["fake"],
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("drop", [0.0, 0.8], ids=["dense", "ssprop"])
+def test_digits_training_reduces_loss_and_records_per_epoch_metrics(tmp_path, drop):
+    from greentrain.jobs.distributed import launch
+
+    cfg = TrainConfig(
+        epochs=2, drop=drop, schedule="constant", store=str(tmp_path / "s.db"), **TINY
+    )
+    outcome = launch(cfg)
+    history = outcome.result.history
+    assert history[1]["train_loss"] < history[0]["train_loss"]
+
+    run = Store(str(tmp_path / "s.db")).get_run(outcome.run_id)
+    assert run["status"] == "finished"
+    assert run["config"]["drop_rate"] == drop and run["config"]["job"] == "classify"
+    per_epoch = [m for m in run["metrics"] if m.get("epoch") is not None]
+    assert [m["epoch"] for m in per_epoch] == [1, 2]
+    for m in per_epoch:
+        assert 0.0 <= m["test_acc"] <= 1.0
+        assert m["drop_rate"] == pytest.approx(drop)
+        assert m["backward_flops_per_iter"] > 0
+        assert m["epoch_time_s"] > 0
+    if drop:  # ssProp at 0.8 needs far fewer backward FLOPs than dense
+        dense = outcome.result.model  # sanity: the job really converted the convolutions
+        assert any(type(m).__name__ == "SparseConv2d" for m in dense.modules())
+    final = [m for m in run["metrics"] if "final_test_acc" in m]
+    assert final and final[0]["best_test_acc"] >= final[0]["final_test_acc"]
+    assert len([w for w in run["windows"] if w["name"] == "epoch"]) == 2
+
+
+def test_resume_after_epoch_one_matches_uninterrupted_two_epoch_run(tmp_path):
+    from greentrain.jobs.classify import train_classifier
+
+    common = dict(TINY, epochs=2, drop=0.8, schedule="bar", dropout=0.1, deterministic=True)
+    whole = train_classifier(TrainConfig(out=str(tmp_path / "a"), **common))
+    first = train_classifier(TrainConfig(out=str(tmp_path / "b"), **common), stop_after_epoch=1)
+    assert first.epochs_done == 1
+    second = train_classifier(TrainConfig(out=str(tmp_path / "b"), resume=True, **common))
+    assert second.epochs_done == 2 and len(second.history) == 2
+
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 1
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["scheduler"]["last_step"] == b["scheduler"]["last_step"] == 6
+    assert whole.history[1]["train_loss"] == second.history[1]["train_loss"]
+
+
+def test_dropout_flag_puts_dropout_after_every_convolution():
+    from greentrain.jobs.classify import add_dropout
+    from greentrain.jobs.models import build_model
+
+    model = add_dropout(build_model("resnet18", num_classes=10, in_channels=1), 0.3)
+    wrapped = [
+        m
+        for m in model.modules()
+        if isinstance(m, torch.nn.Sequential) and len(m) == 2 and isinstance(m[0], torch.nn.Conv2d)
+    ]
+    assert len(wrapped) == sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert all(isinstance(m[1], torch.nn.Dropout) and m[1].p == 0.3 for m in wrapped)

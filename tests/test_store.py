@@ -1,0 +1,185 @@
+"""The run store: schema, foreign/damaged files, stale runs, read-only use, secrets never stored."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from greentrain.errors import StoreError
+from greentrain.store import SCHEMA_VERSION, Store
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _make_run(st: Store, run_id: str = "aaaa00000001", **kw) -> str:
+    st.create_run(run_id, name=kw.pop("name", "r"), command=["python", "x.py"], cwd="/tmp", **kw)
+    return run_id
+
+
+def test_new_store_is_wal_with_schema_version(tmp_path):
+    path = tmp_path / "sub" / "g.db"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    meta = dict(db.execute("SELECT key, value FROM greentrain_meta").fetchall())
+    assert meta == {"app": "greentrain", "schema_version": str(SCHEMA_VERSION)}
+
+
+def test_default_path_follows_greentrain_store_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("GREENTRAIN_STORE", str(tmp_path / "env.db"))
+    with Store() as st:
+        assert st.path == tmp_path / "env.db"
+    assert (tmp_path / "env.db").exists()
+
+
+def test_non_sqlite_file_raises_one_line_store_error_and_is_untouched(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"my thesis notes\n" * 10)
+    with pytest.raises(StoreError) as err:
+        Store(path)
+    assert "not a greentrain store" in str(err.value) and "\n" not in str(err.value)
+    assert path.read_bytes() == b"my thesis notes\n" * 10
+
+
+def test_foreign_sqlite_database_raises_store_error_and_is_untouched(tmp_path):
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE customers (name TEXT)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="foreign"):
+        Store(path)
+    with pytest.raises(StoreError, match="foreign"):
+        Store(path, read_only=True)
+    assert path.read_bytes() == before
+
+
+def test_truncated_store_raises_store_error(tmp_path):
+    path = tmp_path / "g.db"
+    with Store(path) as st:
+        _make_run(st)
+    data = path.read_bytes()
+    path.write_bytes(data[:100] + b"\x00garbage" * 50)
+    with pytest.raises(StoreError) as err:
+        Store(path).list_runs()
+    assert "\n" not in str(err.value)
+
+
+def test_read_only_store_that_does_not_exist_raises(tmp_path):
+    with pytest.raises(StoreError, match="no store"):
+        Store(tmp_path / "missing.db", read_only=True)
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_stale_running_run_with_dead_wrapper_pid_reads_as_interrupted(tmp_path):
+    path = tmp_path / "g.db"
+    with Store(path) as st:
+        _make_run(st, "dead00000001", pid=_dead_pid())
+        _make_run(st, "live00000001")  # this process: alive
+    with Store(path, read_only=True) as ro:
+        assert ro.get_run("dead")["status"] == "interrupted"
+        assert ro.get_run("live")["status"] == "running"
+    raw = sqlite3.connect(path).execute("SELECT status FROM runs WHERE id LIKE 'dead%'")
+    assert raw.fetchone()[0] == "running", "a read-only store must never write"
+    with Store(path) as st:
+        assert st.list_runs(status="interrupted")[0]["id"] == "dead00000001"
+    raw = sqlite3.connect(path).execute("SELECT status FROM runs WHERE id LIKE 'dead%'")
+    assert raw.fetchone()[0] == "interrupted"
+
+
+def test_read_only_store_refuses_writes(tmp_path):
+    path = tmp_path / "g.db"
+    Store(path).close()
+    with Store(path, read_only=True) as ro, pytest.raises(StoreError, match="read-only"):
+        _make_run(ro)
+
+
+def test_run_prefix_resolution_unique_ambiguous_and_missing(tmp_path):
+    with Store(tmp_path / "g.db") as st:
+        _make_run(st, "abc100000000")
+        _make_run(st, "abc200000000")
+        assert st.get_run("abc1")["id"] == "abc100000000"
+        with pytest.raises(StoreError, match="ambiguous"):
+            st.get_run("abc")
+        with pytest.raises(StoreError, match="no run"):
+            st.get_run("zzz")
+
+
+def test_delete_run_removes_run_and_its_rows(tmp_path):
+    with Store(tmp_path / "g.db") as st:
+        rid = _make_run(st)
+        st.add_energy(
+            rid, -1, [dict(meter="fake", domain="cpu", device="h", method="fake", energy_j=1.0)]
+        )
+        st.add_metrics(rid, [{"step": 1, "window": None, "time_s": 0.1, "metrics": {"a": 1}}])
+        st.delete_run(rid[:6])
+        assert st.list_runs() == []
+        assert st._query("SELECT COUNT(*) AS n FROM energy")[0]["n"] == 0
+        assert st._query("SELECT COUNT(*) AS n FROM metrics")[0]["n"] == 0
+
+
+def test_run_object_has_contract_keys_and_no_silent_zeros(tmp_path):
+    with Store(tmp_path / "g.db") as st:
+        rid = _make_run(
+            st,
+            tags={"study": "x"},
+            carbon={
+                "intensity_g_per_kwh": 500.0,
+                "source": "t",
+                "year": 2023,
+                "pue": 1.5,
+                "country": "FRA",
+                "region": None,
+            },
+        )
+        st.add_energy(
+            rid,
+            -1,
+            [
+                dict(meter="fake", domain="gpu", device="gpu:0", method="counter", energy_j=3.6e6),
+                dict(meter="est", domain="gpu", device="gpu:0", method="estimated", energy_j=1.8e6),
+            ],
+        )
+        st.finish_run(rid, status="finished", exit_code=0)
+        run = st.get_run(rid)
+    for key in (
+        "id",
+        "name",
+        "status",
+        "exit_code",
+        "started_at",
+        "ended_at",
+        "duration_s",
+        "tags",
+        "config",
+        "command",
+        "cwd",
+        "git",
+        "env",
+        "energy",
+        "energy_j",
+        "energy_kwh",
+        "co2_g",
+        "carbon",
+        "meters",
+        "windows",
+        "metrics",
+        "baseline",
+        "net_energy_j",
+    ):
+        assert key in run
+    gpu = run["energy"]["gpu"]
+    assert gpu["energy_j"] == 3.6e6 and gpu["source"] == "fake:counter"
+    assert gpu["alternatives"][0]["disagreement_pct"] == pytest.approx(-50.0)
+    assert run["energy"]["cpu"] == {"energy_j": None, "reason": "no meter measured cpu"}
+    assert run["energy_kwh"] == pytest.approx(1.0)
+    assert run["co2_g"] == pytest.approx(750.0)  # 1 kWh x 500 g/kWh x PUE 1.5
+    assert run["tags"] == {"study": "x"}

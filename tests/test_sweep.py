@@ -1,0 +1,60 @@
+"""``greentrain sweep``: points are tagged runs; a re-run skips finished points, retries failed."""
+
+from __future__ import annotations
+
+import pytest
+
+from greentrain.cli import main
+from greentrain.errors import ConfigError
+from greentrain.jobs.config import TrainConfig
+from greentrain.jobs.sweep import compute_sweep_id, parse_grid, plan
+from greentrain.store import Store
+
+
+def test_sweep_id_depends_on_grid_and_result_changing_flags_only():
+    grid = parse_grid({"drop": "0,0.8", "seed": "0,1"})
+    base = TrainConfig(epochs=3)
+    sid = compute_sweep_id(grid, base)
+    assert sid == compute_sweep_id(grid, TrainConfig(epochs=3, store="other.db", progress=False))
+    assert sid != compute_sweep_id(grid, TrainConfig(epochs=4))
+    assert sid != compute_sweep_id(parse_grid({"drop": "0,0.5", "seed": "0,1"}), base)
+    points = plan(grid, base).points
+    assert len(points) == 4
+    cfg = points["model=resnet18,dataset=digits,drop=0.8,schedule=bar,seed=1"]
+    assert (cfg.drop, cfg.seed, cfg.tags["sweep"]) == (0.8, 1, sid)
+
+
+def test_bad_grid_values_raise_config_error():
+    with pytest.raises(ConfigError, match="--drop"):
+        parse_grid({"drop": "0,lots"})
+    with pytest.raises(ConfigError, match="cannot sweep"):
+        parse_grid({"lr": "1,2"})
+
+
+def test_rerun_skips_finished_points_and_retries_failed_ones(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    store = str(tmp_path / "s.db")
+    common = [
+        "sweep", "--dataset", "digits,mnist", "--drop", "0.8",
+        "--store", store, "--epochs", "1", "--batch-size", "16", "--max-steps-per-epoch", "1",
+        "--limit-eval-batches", "1", "--eval-batch-size", "16", "--meter", "fake",
+        "--device", "cpu", "--no-progress", "--data-dir", str(tmp_path / "no-data"),
+    ]  # fmt: skip
+    # first pass, local executor: digits trains, mnist fails (no data in --data-dir)
+    assert main(common) == 1
+    runs = Store(store).list_runs()
+    by_point = {r["tags"]["point"]: r for r in runs}
+    digits_key = "model=resnet18,dataset=digits,drop=0.8,schedule=bar,seed=0"
+    mnist_key = digits_key.replace("digits", "mnist")
+    assert by_point[digits_key]["status"] == "finished"
+    assert by_point[mnist_key]["status"] == "failed"
+    sweep_id = by_point[digits_key]["tags"]["sweep"]
+
+    # second pass through submitit's local executor: only the failed point runs again
+    folder = str(tmp_path / "submitit")
+    assert main([*common, "--executor", "slurm", "--cluster", "local", "--folder", folder]) == 1
+    runs = Store(store).list_runs(tags={"sweep": sweep_id})
+    statuses = sorted((r["tags"]["point"] == digits_key, r["status"]) for r in runs)
+    assert statuses == [(False, "failed"), (False, "failed"), (True, "finished")]
+    out = capsys.readouterr().out
+    assert "1 finished before, 1 to run" in out
