@@ -236,16 +236,26 @@ def accuracy_curve(run: dict, metric: str = "test_acc") -> list[dict]:
 
     ``cum_energy_kwh`` is the energy of every window that had *started* by the time the record
     was logged (``run started_at + time_s``): the epoch being evaluated and its eval window
-    count, later epochs do not. ``None`` if the run has no measured windows.
+    count, later epochs do not. Windows nested inside another window are not counted again.
+    ``None`` if the run has no measured windows.
     """
     start = _parse_time(run.get("started_at"))
-    windows = []
+    spans = []  # (start_s, end_s, energy_j) of measured windows, relative to the run's start
     for w in run.get("windows") or []:
-        ws = _parse_time(w.get("started_at"))
+        ws, we = _parse_time(w.get("started_at")), _parse_time(w.get("ended_at"))
         e = window_energy_j(w)
         if ws is not None and start is not None and e is not None:
-            windows.append(((ws - start).total_seconds(), e))
-    windows.sort()
+            end = math.inf if we is None else (we - start).total_seconds()
+            spans.append(((ws - start).total_seconds(), end, e))
+    # Windows may nest (an "eval" inside an "epoch"): count only outermost ones, never twice.
+    windows = sorted(
+        (s0, e)
+        for i, (s0, s1, e) in enumerate(spans)
+        if not any(
+            j != i and o0 <= s0 and s1 <= o1 and (o0, o1) != (s0, s1)
+            for j, (o0, o1, _) in enumerate(spans)
+        )
+    )
     recs = [r for r in run.get("metrics") or [] if r.get(metric) is not None]
     recs.sort(key=lambda r: (r.get("time_s") is None, r.get("time_s") or 0.0))
     out = []

@@ -62,8 +62,9 @@ METHOD_UNCERTAINTY: dict[str, str] = {
         "(stated assumption)"
     ),
     "estimated": (
-        "estimated from a power model (e.g. TDP x utilisation), not measured: correct to an "
-        "order of magnitude only (stated assumption)"
+        "estimated from a power model (CPU time x per-core share of TDP, memory x W/GB, after "
+        "Green Algorithms' conventions), not measured: correct to an order of magnitude only "
+        "(stated assumption)"
     ),
     "fake": "a fake meter used in tests: not a measurement",
 }

@@ -99,10 +99,17 @@ def channel_importance(grad: Tensor, dim: int = 1) -> Tensor:
 
 def gather_channels(t: Tensor, idx: Tensor) -> Tensor:
     """``t.index_select(1, idx)`` that keeps a channels_last tensor channels_last (one copy)."""
-    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+    if (
+        t.dim() == 4
+        and not t.is_contiguous()
+        and t.is_contiguous(memory_format=torch.channels_last)
+    ):
         n, _, h, w = t.shape
         out = torch.empty(
-            (n, idx.numel(), h, w), dtype=t.dtype, device=t.device, memory_format=torch.channels_last
+            (n, idx.numel(), h, w),
+            dtype=t.dtype,
+            device=t.device,
+            memory_format=torch.channels_last,
         )
         torch.index_select(t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]), 1, idx,
                            out=out.permute(0, 2, 3, 1).view(-1, idx.numel()))  # fmt: skip

@@ -65,6 +65,15 @@ def test_energy_to_accuracy_is_cumulative_window_energy_until_first_reaching_tar
     assert analysis.energy_to_accuracy(run, 0.9) is None
 
 
+def test_energy_to_accuracy_does_not_count_nested_windows_twice():
+    run = study()[0]
+    inner = dict(run["windows"][0], name="eval", index=99)  # same span as epoch 0, nested
+    inner["started_at"] = "2026-01-01T12:00:05+00:00"
+    inner["energy"] = {"gpu": {"energy_j": 1e9, "source": "fake:counter"}}
+    run["windows"].append(inner)
+    assert analysis.energy_to_accuracy(run, 0.7) == pytest.approx(0.2)
+
+
 def test_energy_to_accuracy_without_windows_is_none_not_zero():
     run = study()[0]
     run["windows"] = []

@@ -294,3 +294,23 @@ def test_ddp_single_process_gloo_trains_sparse_layer(tmp_path):
         torch.testing.assert_close(sparse.weight.grad, gwd)
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
+def test_channel_importance_is_float32_mean_abs_for_every_layout(layout):
+    g = torch.randn(3, 5, 4, 6, dtype=torch.bfloat16)
+    if layout == "channels_last":
+        g = g.to(memory_format=torch.channels_last)
+    elif layout == "strided":
+        g = g.transpose(2, 3)
+    imp = sel.channel_importance(g)
+    assert imp.dtype == torch.float32
+    torch.testing.assert_close(imp, g.float().abs().mean(dim=(0, 2, 3)))
+
+
+def test_gather_channels_keeps_channels_last_layout():
+    g = torch.randn(2, 8, 3, 5).to(memory_format=torch.channels_last)
+    idx = torch.tensor([6, 1, 3])
+    out = sel.gather_channels(g, idx)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, g.index_select(1, idx))

@@ -10,7 +10,7 @@ from greentrain.cli._app import app
 @app.command("demo")
 def demo(
     epochs: int = typer.Option(
-        None, help="Epochs per run (default 4: both runs take ~2 min on an idle 2-core CPU)."
+        None, help="Epochs per run (default 2; each epoch of each run ~20-45 s on a 2-core CPU)."
     ),
     store: str = typer.Option(None, help="Run store (default ./reports/greentrain.db)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -295,6 +296,8 @@ def train_classifier(
                 result.history = list(state["extra"].get("history", []))
                 result.best_test_acc = state["extra"].get("best_test_acc")
                 result.epochs_done = start_epoch
+            elif ctx.is_main:
+                print(f"resume: no checkpoint at {path}; starting at epoch 1", file=sys.stderr)
         if ctx.is_main:
             client.config(
                 **cfg.record(), steps_per_epoch=steps_per_epoch, world_size=ctx.world_size
