@@ -2,8 +2,9 @@
 
 Variants (dense and one sparse model per drop rate, same weights) are interleaved step by step
 after warm-up; each reported figure is the median over steps of the per-step ratio
-sparse/dense (times in seconds). Per-layer: the backward of each conv alone (grad_input +
-grad_weight, except the stem which needs no grad_input), dense vs sparse.
+sparse/dense (times in seconds); the order of the variants rotates every step. Per-layer: the
+backward of each conv alone (grad_input + grad_weight, except the stem which needs no
+grad_input), dense vs sparse.
 
     python benchmarks/conv_backward_ratio.py --drops 0,0.8 --steps 20 --threads 2
 """
@@ -55,9 +56,11 @@ def model_ratios(args, drops: list[float]) -> dict[str, dict[str, float]]:
     y = torch.randint(0, 10, (args.batch,))
     loss_fn = nn.CrossEntropyLoss()
     times: dict[str, dict[str, list[float]]] = {n: {"bwd": [], "step": []} for n in variants}
+    names = list(variants)
     for it in range(args.warmup + args.steps):
-        for name, m in variants.items():
-            opt = opts[name]
+        shift = it % len(names)  # rotate the order so no variant always runs first
+        for name in names[shift:] + names[:shift]:
+            m, opt = variants[name], opts[name]
             t0 = _now()
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(m(x), y)
@@ -110,7 +113,8 @@ def layer_ratios(args, drop: float) -> list[tuple[str, float, float, float]]:
         g = torch.randn_like(dense(x)).to(memory_format=fmt)
         ts: dict[str, list[float]] = {"dense": [], "sparse": []}
         for it in range(args.warmup + args.layer_steps):
-            for key, layer in (("dense", dense), ("sparse", sparse)):
+            pairs = [("dense", dense), ("sparse", sparse)]
+            for key, layer in pairs if it % 2 else pairs[::-1]:
                 layer.weight.grad = None
                 y = layer(x)
                 t0 = _now()

@@ -89,7 +89,7 @@ class _SparseConv2dFn(torch.autograd.Function):
                 [need_x, need_w, need_b],
             )  # fmt: skip
         else:
-            scores = sel.channel_importance(grad_out, 1)
+            scores = sel.channel_abs_sum(grad_out, 1)[0]
             per_group = c_out // groups
             if groups > 1 and per_group == 1:
                 gi, gw, gb = _depthwise_backward(
@@ -99,7 +99,7 @@ class _SparseConv2dFn(torch.autograd.Function):
             else:
                 idx = sel.select_grouped(scores, groups, drop_rate, selection)
                 go_k = sel.gather_channels(grad_out, idx)
-                w_k = w.index_select(0, idx)
+                w_k = sel.gather_rows(w, idx)
                 gi, gw_k, gb_k = torch.ops.aten.convolution_backward(
                     go_k, x, w_k, [idx.numel()], stride, padding, dilation, False, [0, 0],
                     groups, [need_x, need_w, need_b],
@@ -107,7 +107,7 @@ class _SparseConv2dFn(torch.autograd.Function):
                 if need_w:
                     gw = torch.zeros_like(w).index_copy_(0, idx, gw_k)
                 if need_b:
-                    gb = gw_k.new_zeros(c_out).index_copy_(0, idx, gb_k)
+                    gb = gb_k.new_zeros(c_out).index_copy_(0, idx, gb_k)
 
         x_dt, w_dt, b_dt = ctx.dtypes
         if gi is not None and need_x and gi.dtype != x_dt:
@@ -133,7 +133,7 @@ def _depthwise_backward(grad_out, x, w, scores, stride, padding, dilation, drop_
     idx = sel.select(scores, k, selection)
     in_idx = (idx.unsqueeze(1) * cin_g + torch.arange(cin_g, device=idx.device)).reshape(-1)
     go_k = sel.gather_channels(grad_out, idx)
-    w_k = w.index_select(0, idx)
+    w_k = sel.gather_rows(w, idx)
     x_k = sel.gather_channels(x, in_idx)
     gi_k, gw_k, gb_k = torch.ops.aten.convolution_backward(
         go_k, x_k, w_k, [k], stride, padding, dilation, False, [0, 0], k, [need_x, need_w, need_b]

@@ -78,7 +78,15 @@ def importance(grad: Tensor, keep_dims: tuple[int, ...]) -> Tensor:
 
 
 def channel_importance(grad: Tensor, dim: int = 1) -> Tensor:
-    """Importance of each channel along ``dim`` (shape ``[C]``, float32): mean |grad|.
+    """Importance of each channel along ``dim`` (shape ``[C]``, float32): mean |grad|."""
+    total, count = channel_abs_sum(grad, dim)
+    return total / count
+
+
+def channel_abs_sum(grad: Tensor, dim: int = 1) -> tuple[Tensor, int]:
+    """``(sum |grad| per channel along dim, number of summed elements per channel)``.
+
+    The ranking the backward uses (same order as the mean, one division fewer).
 
     Fast single-pass paths for contiguous NCHW-like and channels_last tensors (``abs`` then a
     float32-accumulating ``sum`` over a contiguous view); other layouts use ``importance``.
@@ -89,12 +97,19 @@ def channel_importance(grad: Tensor, dim: int = 1) -> Tensor:
         n, c = grad.shape[0], grad.shape[1]
         count = max(grad.numel() // max(c, 1), 1)
         if grad.is_contiguous():
-            total = grad.reshape(n, c, -1).abs().sum(2, dtype=acc).sum(0)
-            return total / count
+            return grad.reshape(n, c, -1).abs().sum(2, dtype=acc).sum(0), count
         if grad.dim() == 4 and grad.is_contiguous(memory_format=torch.channels_last):
             total = grad.permute(0, 2, 3, 1).reshape(n, -1, c).abs().sum(1, dtype=acc).sum(0)
-            return total / count
-    return importance(grad, (dim,))
+            return total, count
+    count = max(grad.numel() // max(grad.shape[dim], 1), 1)
+    return importance(grad, (dim,)) * count, count
+
+
+def gather_rows(w: Tensor, idx: Tensor) -> Tensor:
+    """``w.index_select(0, idx)`` that keeps a channels_last weight channels_last (one copy)."""
+    if w.dim() == 4 and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last):
+        return w.permute(0, 2, 3, 1).index_select(0, idx).permute(0, 3, 1, 2)
+    return w.index_select(0, idx)
 
 
 def gather_channels(t: Tensor, idx: Tensor) -> Tensor:

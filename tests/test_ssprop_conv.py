@@ -314,3 +314,14 @@ def test_gather_channels_keeps_channels_last_layout():
     out = sel.gather_channels(g, idx)
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(out, g.index_select(1, idx))
+
+
+def test_frozen_weight_with_trainable_bias_gets_masked_bias_grad():
+    sparse, dense = _pair(GRID[0], drop=0.5)
+    sparse.weight.requires_grad_(False)
+    x = torch.randn(2, 4, 9, 8, dtype=torch.float64)
+    g = torch.randn(2, 10, 7, 6, dtype=torch.float64)
+    sparse(x).backward(g)
+    dense(x).backward(g * _kept_mask(g, 1, 0.5))
+    assert sparse.weight.grad is None
+    torch.testing.assert_close(sparse.bias.grad, dense.bias.grad)

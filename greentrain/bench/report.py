@@ -138,8 +138,10 @@ def schedule_line(result: dict) -> str | None:
     ph = s["phase_step_time_ratios"]
     return (
         f"bar schedule (period {s['period_epochs']} epochs, drop {s['drop_rate']:g}): mean step "
-        f"time {s['mean_step_time_ratio']:.3f} x dense (measured over {len(s['rates'])} steps, "
-        f"{s['sparse_fraction']:.0%} sparse); per phase: dense {_x(ph['dense_phase'])}, "
+        f"time {_x(s['mean_step_time_ratio'])} x dense (mean of per-step ratios over "
+        f"{len(s['rates'])} steps, {s['sparse_fraction']:.0%} sparse; ratio of total time "
+        f"{_x(s.get('ratio_of_total_time'))}); "
+        f"per phase (medians): dense {_x(ph['dense_phase'])}, "
         f"sparse {_x(ph['sparse_phase'])}, mean of phases {_x(s['mean_of_phase_ratios'])}"
     )
 
@@ -148,7 +150,8 @@ def footnotes(result: dict) -> list[str]:
     """Method notes printed under the tables."""
     notes = [
         "Ratios: median [p10-p90] of per-round ratios (variants interleaved, order rotated "
-        "each round); 'fastest dense' = the dense layout with the lowest median of that metric "
+        "each round); 'fastest dense' = the dense layout with the lowest median ratio to dense "
+        "for that metric "
         f"(step: {result['dense_baseline']['fastest']['step_time']}, backward: "
         f"{result['dense_baseline']['fastest']['backward_time']}).",
     ]

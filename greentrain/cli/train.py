@@ -197,6 +197,12 @@ def _print_summary(outcome: Any) -> None:
         value = getattr(result, key, None)
         if value is not None:
             parts.append(f"{key} {value:.4f}")
+    fid = getattr(result, "fid", None)
+    if isinstance(fid, dict) and fid.get("value") is not None:
+        parts.append(f"{fid.get('metric', 'fid')} {fid['value']:.4g}")
+    samples = getattr(result, "samples_png", None)
+    if samples:
+        parts.append(f"samples {samples}")
     if outcome.run_id:
         parts.append(f"run {outcome.run_id}")
     if parts:
