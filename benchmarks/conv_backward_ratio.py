@@ -137,6 +137,7 @@ def main() -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--per-layer", action="store_true")
     p.add_argument("--layer-steps", type=int, default=10)
+    p.add_argument("--layers-only", action="store_true", help="skip the whole-model timing")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     drops = [float(d) for d in args.drops.split(",")]
@@ -144,14 +145,15 @@ def main() -> None:
         f"torch {torch.__version__}, threads {args.threads}, batch {args.batch}, "
         f"channels_last {args.channels_last}, steps {args.steps} (+{args.warmup} warm-up)"
     )
-    res = model_ratios(args, drops)
-    print(f"{'variant':<10} {'bwd_s':>8} {'bwd/dense':>10} {'step_s':>8} {'step/dense':>11}")
+    res = {} if args.layers_only else model_ratios(args, drops)
+    if res:
+        print(f"{'variant':<10} {'bwd_s':>8} {'bwd/dense':>10} {'step_s':>8} {'step/dense':>11}")
     for name, r in res.items():
         print(
             f"{name:<10} {r['bwd_s']:8.4f} {r['bwd_ratio']:10.3f} "
             f"{r['step_s']:8.4f} {r['step_ratio']:11.3f}"
         )
-    if args.per_layer:
+    if args.per_layer or args.layers_only:
         drop = max(drops)
         print(f"\nper-layer backward at drop {drop} (median of {args.layer_steps})")
         for name, dense_s, sparse_s, ratio in layer_ratios(args, drop):

@@ -107,7 +107,11 @@ def channel_abs_sum(grad: Tensor, dim: int = 1) -> tuple[Tensor, int]:
 
 def gather_rows(w: Tensor, idx: Tensor) -> Tensor:
     """``w.index_select(0, idx)`` that keeps a channels_last weight channels_last (one copy)."""
-    if w.dim() == 4 and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last):
+    if (
+        w.dim() == 4
+        and not w.is_contiguous()
+        and w.is_contiguous(memory_format=torch.channels_last)
+    ):
         return w.permute(0, 2, 3, 1).index_select(0, idx).permute(0, 3, 1, 2)
     return w.index_select(0, idx)
 
