@@ -38,6 +38,10 @@ def _command(cfg: BenchConfig) -> str:
         f"--dtype {cfg.dtype}",
         f"--steps {cfg.steps}",
     ]
+    if cfg.warmup != BenchConfig.warmup:
+        parts.append(f"--warmup {cfg.warmup}")
+    if cfg.layer_reps is not None and cfg.layer_reps != cfg.steps:
+        parts.append(f"--layer-reps {cfg.layer_reps}")
     if cfg.channels_last:
         parts.append("--channels-last")
     if cfg.compile:

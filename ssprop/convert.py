@@ -9,8 +9,6 @@ keys, optimizer state and hooks keep working. Only layers whose type is exactly 
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Callable, Mapping
 
 from torch import nn
@@ -153,17 +151,3 @@ def set_drop_rate(
     for _, m in layers:
         m.drop_rate = rate if rate is not None else m.target_drop_rate * float(factor)
     return len(layers)
-
-
-class _CallableModule(types.ModuleType):
-    """Makes ``ssprop.convert(model, ...)`` work after ``import ssprop.convert``.
-
-    Importing the submodule binds the *module* to ``ssprop.convert`` (shadowing the lazily
-    exported function); calling the module forwards to :func:`convert`.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return convert(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

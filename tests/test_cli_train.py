@@ -16,7 +16,7 @@ from greentrain.jobs.config import TrainConfig, resolve, to_cli_args
         (["--schedule", "zigzag"], "unknown schedule 'zigzag'"),
         (["--model", "vgg"], "unknown model 'vgg'"),
         (["--resume"], "--resume needs --out DIR"),
-        (["--tag", "novalue"], "--tag 'novalue': write KEY=VALUE"),
+        (["--tag", "novalue"], "--tag 'novalue': write it as KEY=VALUE"),
         (["--model", "ddpm", "--dataset", "cifar10"], "ddpm is not set up for 'cifar10'"),
     ],
 )

@@ -9,15 +9,10 @@ from typing import Any
 import typer
 
 from greentrain.cli._app import app
+from greentrain.cli.options import parse_tags
 from greentrain.errors import ConfigError
 
 STATUSES = ("running", "finished", "failed", "interrupted")
-
-
-def _tags(values: list[str] | None) -> dict[str, str]:
-    from greentrain.cli.run import parse_tags
-
-    return parse_tags(values)
 
 
 def _fmt(value: float | None, fmt: str) -> str:
@@ -41,7 +36,7 @@ def runs_cmd(
 
     if status is not None and status not in STATUSES:
         raise ConfigError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
-    tags = _tags(tag)
+    tags = parse_tags(tag)
     with Store(store) as st:
         runs = st.list_runs(status=status, tags=tags or None, name=name)
     if as_json:

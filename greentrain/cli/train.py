@@ -11,25 +11,13 @@ from typing import Any
 import typer
 
 from greentrain.cli._app import app
+from greentrain.cli.options import parse_tags
 
 _RECIPE = "Recipe"
 _SSPROP = "ssProp"
 _RUN = "Execution"
 _METER = "Metering and store"
 _DDPM = "DDPM"
-
-
-def parse_tags(items: list[str] | None) -> dict[str, str]:
-    """``["k=v", ...]`` -> ``{"k": "v"}``; ConfigError naming the bad item."""
-    from greentrain.errors import ConfigError
-
-    tags: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--tag {item!r}: write KEY=VALUE")
-        tags[key] = value
-    return tags
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
