@@ -1,18 +1,23 @@
 """Backward/step time of ssprop.SparseConv2d vs nn.Conv2d on a CIFAR-stem ResNet-18.
 
-Variants (dense and one sparse model per drop rate, same weights) are interleaved step by step
-after warm-up; each reported figure is the median over steps of the per-step ratio
-sparse/dense (times in seconds); the order of the variants rotates every step. Per-layer: the
-backward of each conv alone (grad_input + grad_weight, except the stem which needs no
-grad_input), dense vs sparse.
+Variants (same weights): ``dense`` (nn.Conv2d in the chosen layout), ``dense_other`` (nn.Conv2d
+in the other memory layout, to show the fastest dense), one ``ssprop.convert``-ed model per drop
+rate (``drop0.0`` is SparseConv2d at drop 0: must match nn.Conv2d) and ``bar`` (the paper's bar
+schedule with one step per epoch: drop 0 and 0.8 alternate every step, so the mean of its
+per-round ratio is the schedule's average). They are interleaved step by step after warm-up,
+the order rotating every round; each figure is the median over rounds of the per-round ratio
+variant/dense (times in seconds). Per-layer: the backward of each conv alone (grad_input +
+grad_weight, except the stem which needs no grad_input), dense vs sparse, interleaved.
+``uptime``'s load average is printed before and after each part (a loaded machine skews times).
 
-    python benchmarks/conv_backward_ratio.py --drops 0,0.8 --steps 20 --threads 2
+    python benchmarks/conv_backward_ratio.py --drops 0,0.8 --steps 20 --threads 2 --per-layer
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import time
 
@@ -41,26 +46,47 @@ def _now() -> float:
     return time.perf_counter()
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages (as ``uptime`` prints them), or a reason."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError as exc:  # pragma: no cover - platform without getloadavg
+        return f"load average unavailable ({exc})"
+    return f"load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
 def model_ratios(args, drops: list[float]) -> dict[str, dict[str, float]]:
+    """Per-variant medians of per-round ratios to ``dense`` (backward and train step)."""
     torch.manual_seed(0)
     base = build_resnet18()
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    variants: dict[str, nn.Module] = {"dense": base}
+    other = torch.contiguous_format if args.channels_last else torch.channels_last
+    variants: dict[str, nn.Module] = {"dense": base, "dense_other": copy.deepcopy(base)}
     for d in drops:
         variants[f"drop{d}"] = ssprop.convert(copy.deepcopy(base), d)
+    if args.bar:
+        variants["bar"] = ssprop.convert(copy.deepcopy(base), args.bar_drop)
     opts = {}
     for name, m in variants.items():
-        m.to(memory_format=fmt).train()
+        m.to(memory_format=other if name == "dense_other" else fmt).train()
         opts[name] = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(args.batch, 3, 32, 32).to(memory_format=fmt)
+    xs = {
+        "fmt": torch.randn(args.batch, 3, 32, 32).to(memory_format=fmt),
+    }
+    xs["other"] = xs["fmt"].to(memory_format=other)
     y = torch.randint(0, 10, (args.batch,))
     loss_fn = nn.CrossEntropyLoss()
     times: dict[str, dict[str, list[float]]] = {n: {"bwd": [], "step": []} for n in variants}
     names = list(variants)
+    bar_rates: list[float] = []
     for it in range(args.warmup + args.steps):
+        if args.bar:  # bar schedule, period 2 "epochs" of one step: dense, sparse, dense, ...
+            rate = 0.0 if it % 2 == 0 else args.bar_drop
+            ssprop.set_drop_rate(variants["bar"], rate)
         shift = it % len(names)  # rotate the order so no variant always runs first
         for name in names[shift:] + names[:shift]:
             m, opt = variants[name], opts[name]
+            x = xs["other" if name == "dense_other" else "fmt"]
             t0 = _now()
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(m(x), y)
@@ -72,6 +98,8 @@ def model_ratios(args, drops: list[float]) -> dict[str, dict[str, float]]:
             if it >= args.warmup:
                 times[name]["bwd"].append(t2 - t1)
                 times[name]["step"].append(t3 - t0)
+        if args.bar and it >= args.warmup:
+            bar_rates.append(rate)
     out = {}
     for name in variants:
         row = {}
@@ -79,6 +107,12 @@ def model_ratios(args, drops: list[float]) -> dict[str, dict[str, float]]:
             ratios = [s / d for s, d in zip(times[name][key], times["dense"][key], strict=True)]
             row[f"{key}_ratio"] = statistics.median(ratios)
             row[f"{key}_s"] = statistics.median(times[name][key])
+            if name == "bar":  # the schedule's average: mean over its alternating phases
+                phase = {r: [q for q, rr in zip(ratios, bar_rates, strict=True) if rr == r]
+                         for r in (0.0, args.bar_drop)}  # fmt: skip
+                meds = [statistics.median(v) for v in phase.values() if v]
+                row[f"{key}_ratio"] = sum(meds) / len(meds)
+                row[f"{key}_phases"] = meds
         out[name] = row
     return out
 
@@ -138,27 +172,38 @@ def main() -> None:
     p.add_argument("--per-layer", action="store_true")
     p.add_argument("--layer-steps", type=int, default=10)
     p.add_argument("--layers-only", action="store_true", help="skip the whole-model timing")
+    p.add_argument("--no-bar", dest="bar", action="store_false", help="skip the bar schedule")
+    p.add_argument("--bar-drop", type=float, default=0.8)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     drops = [float(d) for d in args.drops.split(",")]
     print(
         f"torch {torch.__version__}, threads {args.threads}, batch {args.batch}, "
-        f"channels_last {args.channels_last}, steps {args.steps} (+{args.warmup} warm-up)"
+        f"channels_last {args.channels_last}, steps {args.steps} (+{args.warmup} warm-up), "
+        f"ssprop from {os.path.dirname(ssprop.__file__)}"
     )
+    print(f"before model timing: {load_average()}")
     res = {} if args.layers_only else model_ratios(args, drops)
     if res:
-        print(f"{'variant':<10} {'bwd_s':>8} {'bwd/dense':>10} {'step_s':>8} {'step/dense':>11}")
+        print(f"after model timing:  {load_average()}")
+        print(f"{'variant':<12} {'bwd_s':>8} {'bwd/dense':>10} {'step_s':>8} {'step/dense':>11}")
     for name, r in res.items():
+        extra = ""
+        if "step_phases" in r:
+            extra = "  (mean of phases; step " + "/".join(f"{v:.3f}" for v in r["step_phases"])
+            extra += ", bwd " + "/".join(f"{v:.3f}" for v in r["bwd_phases"]) + ")"
         print(
-            f"{name:<10} {r['bwd_s']:8.4f} {r['bwd_ratio']:10.3f} "
-            f"{r['step_s']:8.4f} {r['step_ratio']:11.3f}"
+            f"{name:<12} {r['bwd_s']:8.4f} {r['bwd_ratio']:10.3f} "
+            f"{r['step_s']:8.4f} {r['step_ratio']:11.3f}{extra}"
         )
     if args.per_layer or args.layers_only:
         drop = max(drops)
         print(f"\nper-layer backward at drop {drop} (median of {args.layer_steps})")
+        print(f"before per-layer: {load_average()}")
         for name, dense_s, sparse_s, ratio in layer_ratios(args, drop):
             print(f"{name:<22} dense {dense_s * 1e3:8.2f} ms  sparse {sparse_s * 1e3:8.2f} ms  "
                   f"ratio {ratio:6.3f}")  # fmt: skip
+        print(f"after per-layer: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -872,6 +872,7 @@ def format_energy(energy_j: float | None) -> str:
 def print_summary(record: Mapping[str, Any], file: Any = None) -> None:
     """A compact end-of-run summary on stderr: duration, energy per domain, kWh, gCO2e."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(file=file or sys.stderr, highlight=False, soft_wrap=True)
     dur = record.get("duration_s")
@@ -884,12 +885,15 @@ def print_summary(record: Mapping[str, Any], file: Any = None) -> None:
     estimated = []
     for domain, e in record.get("energy", {}).items():
         if e.get("energy_j") is None:
-            console.print(f"  {domain:<5} n/a  ({e.get('reason', 'not measured')})")
+            reason = escape(e.get("reason", "not measured"))
+            console.print(f"  {domain:<5} n/a  ({reason})")
             continue
         mark = " [yellow](estimate)[/]" if e.get("estimated") else ""
         if e.get("estimated"):
             estimated.append(domain)
-        console.print(f"  {domain:<5} {format_energy(e['energy_j']):>10}  {e['source']}{mark}")
+        console.print(
+            f"  {domain:<5} {format_energy(e['energy_j']):>10}  {escape(e['source'])}{mark}"
+        )
     kwh, co2 = record.get("energy_kwh"), record.get("co2_g")
     line = f"  total {format_energy(record.get('energy_j')):>10}"
     if kwh is not None:
@@ -902,7 +906,7 @@ def print_summary(record: Mapping[str, Any], file: Any = None) -> None:
         )
     else:
         line += ", gCO2e n/a (no carbon intensity; pass --country or --carbon-intensity)"
-    console.print(line)
+    console.print(line, markup=False)
     if record.get("net_energy_j") is not None:
         console.print(f"  net of idle baseline: {format_energy(record['net_energy_j'])}")
     if estimated:

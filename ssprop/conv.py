@@ -96,6 +96,11 @@ class _SparseConv2dFn(torch.autograd.Function):
                     grad_out, x, w, scores, stride, padding, dilation, drop_rate, selection,
                     (need_x, need_w, need_b),
                 )  # fmt: skip
+            elif groups == 1 and _is_pointwise(w, padding, x, grad_out):
+                idx = sel.select(scores, sel.num_kept(c_out, drop_rate), selection)
+                gi, gw, gb = _pointwise_backward(
+                    grad_out, x, w, idx, stride, (need_x, need_w, need_b)
+                )
             else:
                 idx = sel.select_grouped(scores, groups, drop_rate, selection)
                 go_k = sel.gather_channels(grad_out, idx)
@@ -122,6 +127,66 @@ class _SparseConv2dFn(torch.autograd.Function):
             gb if need_b else None,
             None, None, None, None, None, None, None,
         )  # fmt: skip
+
+
+def _is_pointwise(w: Tensor, padding, x: Tensor, grad_out: Tensor) -> bool:
+    """A 1x1, unpadded convolution whose input and grad_output share one 4-D memory layout."""
+    if w.shape[2:] != (1, 1) or any(padding) or x.dim() != 4:
+        return False
+    if x.is_contiguous() and grad_out.is_contiguous():
+        return True
+    cl = torch.channels_last
+    return x.is_contiguous(memory_format=cl) and grad_out.is_contiguous(memory_format=cl)
+
+
+def _pointwise_backward(grad_out, x, w, idx, stride, needs):
+    """Sparse backward of a 1x1 convolution as plain GEMMs on the kept output channels.
+
+    With M = N * H_out * W_out positions, K kept channels and the (strided) input positions
+    ``x_s``: ``grad_input_s = g_K @ W_K`` and ``grad_weight_K = g_K^T @ x_s``; grad_input is
+    zero at the input positions a stride skips. Same sums as ``convolution_backward``, without
+    the oneDNN call overhead (which dominates these small layers).
+    """
+    need_x, need_w, need_b = needs
+    n, c_in, h, wd = x.shape
+    c_out = w.shape[0]
+    sh, sw = stride
+    w2 = w.reshape(c_out, c_in)
+    gi = gw = gb = None
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        # channels_last: every tensor is an [positions, channels] matrix
+        go_k = grad_out.permute(0, 2, 3, 1).reshape(-1, c_out).index_select(1, idx)  # [M, K]
+        if need_w:
+            xs = x.permute(0, 2, 3, 1)[:, ::sh, ::sw, :].reshape(-1, c_in)  # [M, C_in]
+            gw = w2.new_zeros(c_out, c_in).index_copy_(0, idx, go_k.t() @ xs).view(w.shape)
+        if need_x:
+            gi_s = go_k @ w2.index_select(0, idx)  # [M, C_in]
+            ho, wo = grad_out.shape[2], grad_out.shape[3]
+            if sh == sw == 1:
+                gi = gi_s.view(n, ho, wo, c_in).permute(0, 3, 1, 2)
+            else:
+                gi = torch.zeros_like(x, memory_format=torch.channels_last)
+                gi.permute(0, 2, 3, 1)[:, ::sh, ::sw, :] = gi_s.view(n, ho, wo, c_in)
+        if need_b:
+            gb = go_k.new_zeros(c_out).index_copy_(0, idx, go_k.sum(0))
+        return gi, gw, gb
+    # contiguous NCHW: batched [channels, positions] matrices
+    go_k = grad_out.reshape(n, c_out, -1).index_select(1, idx)  # [N, K, L]
+    if need_w:
+        xs = x[:, :, ::sh, ::sw].reshape(n, c_in, -1)  # [N, C_in, L]
+        gw_k = torch.bmm(go_k, xs.transpose(1, 2)).sum(0)
+        gw = w2.new_zeros(c_out, c_in).index_copy_(0, idx, gw_k).view(w.shape)
+    if need_x:
+        gi_s = torch.matmul(w2.index_select(0, idx).t(), go_k)  # [N, C_in, L]
+        ho, wo = grad_out.shape[2], grad_out.shape[3]
+        if sh == sw == 1:
+            gi = gi_s.view(n, c_in, ho, wo)
+        else:
+            gi = x.new_zeros(n, c_in, h, wd)
+            gi[:, :, ::sh, ::sw] = gi_s.view(n, c_in, ho, wo)
+    if need_b:
+        gb = go_k.new_zeros(c_out).index_copy_(0, idx, go_k.sum((0, 2)))
+    return gi, gw, gb
 
 
 def _depthwise_backward(grad_out, x, w, scores, stride, padding, dilation, drop_rate, selection,

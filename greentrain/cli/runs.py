@@ -43,6 +43,7 @@ def runs_cmd(
         _print_json(runs)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
@@ -58,14 +59,14 @@ def runs_cmd(
         any_estimated = any_estimated or estimated
         table.add_row(
             r["id"],
-            r["name"],
+            escape(r["name"]),
             r["status"],
             "-" if r["exit_code"] is None else str(r["exit_code"]),
             r["started_at"][5:16].replace("T", " "),
             _fmt(r["duration_s"], ".1f"),
             _fmt(r["energy_kwh"], ".3g") + ("*" if estimated else ""),
             _fmt(r["co2_g"], ".3g"),
-            " ".join(f"{k}={v}" for k, v in r["tags"].items()),
+            escape(" ".join(f"{k}={v}" for k, v in r["tags"].items())),
         )
     console = Console(highlight=False, width=max(Console().width, 120))
     if not runs:
@@ -91,53 +92,58 @@ def show_cmd(
         _print_json(r)
         return
     from rich.console import Console
+    from rich.markup import escape
 
     from greentrain.harness import format_energy
 
     c = Console(highlight=False)
-    c.print(f"[bold]{r['id']}[/]  {r['name']}  [bold]{r['status']}[/]  exit {r['exit_code']}")
-    c.print(f"  command   {' '.join(r['command'])}")
-    c.print(f"  cwd       {r['cwd']}   git {r['git'].get('commit')} dirty={r['git'].get('dirty')}")
+
+    def say(text: str) -> None:  # user data (commands, names, reasons) is not rich markup
+        c.print(text, markup=False)
+
     c.print(
-        f"  started   {r['started_at']}  ended {r['ended_at']}  ({_fmt(r['duration_s'], '.2f')} s)"
+        f"[bold]{r['id']}[/]  {escape(r['name'])}  [bold]{r['status']}[/]  exit {r['exit_code']}"
     )
+    say(f"  command   {' '.join(r['command'])}")
+    say(f"  cwd       {r['cwd']}   git {r['git'].get('commit')} dirty={r['git'].get('dirty')}")
+    say(f"  started   {r['started_at']}  ended {r['ended_at']}  ({_fmt(r['duration_s'], '.2f')} s)")
     env = r["env"]
-    c.print(
+    say(
         f"  host      {env.get('host')}  cpu {env.get('cpu_model')}  gpus {env.get('gpu_models')}"
         f"  torch {env.get('torch_version')}  cuda {env.get('cuda_version')}"
     )
     if r["tags"]:
-        c.print("  tags      " + " ".join(f"{k}={v}" for k, v in r["tags"].items()))
+        say("  tags      " + " ".join(f"{k}={v}" for k, v in r["tags"].items()))
     if r["config"]:
-        c.print("  config    " + json.dumps(r["config"]))
+        say("  config    " + json.dumps(r["config"]))
     c.print("[bold]energy[/]")
     for domain, e in r["energy"].items():
         if e.get("energy_j") is None:
-            c.print(f"  {domain:<5} n/a  {e.get('reason', '')}")
+            say(f"  {domain:<5} n/a  {e.get('reason', '')}")
             continue
         est = " (estimate)" if e.get("estimated") else ""
-        c.print(f"  {domain:<5} {format_energy(e['energy_j']):>10}  {e['source']}{est}")
+        say(f"  {domain:<5} {format_energy(e['energy_j']):>10}  {e['source']}{est}")
         for a in e.get("alternatives", []):
             pct = a.get("disagreement_pct")
             pct_s = "" if pct is None else f" ({pct:+.1f}%)"
-            c.print(
+            say(
                 f"        alt {format_energy(a['energy_j']):>10}  {a['meter']}:{a['method']}{pct_s}"
             )
     carbon = r.get("carbon") or {}
-    c.print(
+    say(
         f"  total {format_energy(r['energy_j'])} = {_fmt(r['energy_kwh'], '.4g')} kWh, "
         f"{_fmt(r['co2_g'], '.4g')} gCO2e  [{carbon.get('intensity_g_per_kwh')} g/kWh "
         f"{carbon.get('source')} year {carbon.get('year')}, PUE {carbon.get('pue')}]"
     )
     if r.get("baseline"):
-        c.print(
+        say(
             f"  baseline {r['baseline']['duration_s']:.1f} s, idle power_w "
             f"{r['baseline']['power_w']}; net {format_energy(r['net_energy_j'])}"
         )
     c.print("[bold]meters[/]")
     for m in r["meters"]:
         state = "error: " + m["error"] if m["error"] else ("ok" if m["available"] else m["reason"])
-        c.print(
+        say(
             f"  {m['meter']:<10} {state}"
             + (f"  (fix: {m['fix']})" if m["fix"] and not m["available"] else "")
         )
@@ -145,13 +151,13 @@ def show_cmd(
         c.print(f"[bold]windows[/] ({len(r['windows'])})")
         for w in r["windows"][:50]:
             parts = [f"{d} {format_energy(v['energy_j'])}" for d, v in w["energy"].items() if v]
-            c.print(
+            say(
                 f"  {w['index']:>3} {w['name']:<10} {_fmt(w['duration_s'], '.2f')} s  "
                 + ", ".join(parts)
             )
     if r["metrics"]:
         c.print(f"[bold]metrics[/] ({len(r['metrics'])} entries; last shown)")
-        c.print("  " + json.dumps(r["metrics"][-1]))
+        say("  " + json.dumps(r["metrics"][-1]))
 
 
 @app.command("rm")
