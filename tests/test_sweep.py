@@ -58,3 +58,11 @@ def test_rerun_skips_finished_points_and_retries_failed_ones(tmp_path, monkeypat
     assert statuses == [(False, "failed"), (False, "failed"), (True, "finished")]
     out = capsys.readouterr().out
     assert "1 finished before, 1 to run" in out
+
+
+def test_dense_point_runs_once_whatever_the_schedules():
+    grid = parse_grid({"drop": "0,0.8", "schedule": "constant,bar,cosine"})
+    keys = sorted(plan(grid, TrainConfig(epochs=2)).points)
+    dense = [k for k in keys if ",drop=0," in k]
+    assert dense == ["model=resnet18,dataset=digits,drop=0,schedule=constant,seed=0"]
+    assert len(keys) == 1 + 3

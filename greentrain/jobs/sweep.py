@@ -98,14 +98,22 @@ def compute_sweep_id(grid: Mapping[str, list[Any]], base: TrainConfig) -> str:
 def plan(
     grid: Mapping[str, list[Any]], base: TrainConfig, sweep_id: str | None = None
 ) -> SweepPlan:
-    """Expand ``grid`` over ``base`` into one config per point (validated)."""
+    """Expand ``grid`` over ``base`` into one config per point (validated).
+
+    A dense point (drop 0) does not depend on the schedule, so it is run once, as
+    ``schedule=constant``, however many schedules the grid lists.
+    """
     sid = sweep_id or compute_sweep_id(grid, base)
     keys = [k for k in GRID_KEYS if k in grid]
     out = SweepPlan(sid)
     for combo in itertools.product(*(grid[k] for k in keys)):
         values = dict(zip(keys, combo, strict=True))
         full = {k: values.get(k, getattr(base, k)) for k in GRID_KEYS}
+        if float(full["drop"]) == 0.0:
+            full["schedule"] = values["schedule"] = "constant"
         key = point_key(full)
+        if key in out.points:
+            continue
         cfg = dataclasses.replace(
             base,
             **values,
