@@ -25,6 +25,7 @@ Status: ``finished`` (exit 0), ``failed`` (non-zero exit, SIGKILL, command not f
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -126,34 +127,48 @@ class MeterSet:
         entry.update(fields)
 
     def start(self) -> None:
-        """Probe every candidate and start the available ones."""
-        for name, meter, create_error in self._candidates:
-            if meter is None:
-                self._set(name, available=False, reason=f"could not create: {create_error}")
-                continue
-            try:
-                probe = meter.probe()
-            except Exception as err:  # noqa: BLE001
-                self._set(name, available=False, reason=f"probe failed: {err}")
-                continue
-            self._set(
-                name,
-                available=probe.available,
-                reason=probe.reason,
-                fix=probe.fix,
-                devices=list(probe.devices),
-            )
-            if not probe.available:
-                continue
-            try:
-                meter.start()
-            except MeterUnavailable as err:
-                self._set(name, available=False, reason=err.reason, fix=err.fix)
-                continue
-            except Exception as err:  # noqa: BLE001
-                self._set(name, error=f"start failed: {type(err).__name__}: {err}")
-                continue
-            self.running[name] = meter
+        """Probe every candidate and start the available ones, all meters concurrently.
+
+        Probing and starting are dominated by library imports and hardware discovery (Zeus,
+        CodeCarbon: seconds each), so they run in one thread per meter; the run's start
+        latency is that of the slowest meter, not their sum.
+        """
+        for name, _, _ in self._candidates:
+            self._set(name)  # status entries in candidate order, whatever finishes first
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(self._candidates))) as ex:
+            started = list(ex.map(lambda c: self._probe_and_start(*c), self._candidates))
+        for (name, _, _), meter in zip(self._candidates, started, strict=True):
+            if meter is not None:
+                self.running[name] = meter
+
+    def _probe_and_start(self, name: str, meter: Meter | None, create_error: str) -> Meter | None:
+        """Probe and start one meter; returns it when running, else records why not."""
+        if meter is None:
+            self._set(name, available=False, reason=f"could not create: {create_error}")
+            return None
+        try:
+            probe = meter.probe()
+        except Exception as err:  # noqa: BLE001
+            self._set(name, available=False, reason=f"probe failed: {err}")
+            return None
+        self._set(
+            name,
+            available=probe.available,
+            reason=probe.reason,
+            fix=probe.fix,
+            devices=list(probe.devices),
+        )
+        if not probe.available:
+            return None
+        try:
+            meter.start()
+        except MeterUnavailable as err:
+            self._set(name, available=False, reason=err.reason, fix=err.fix)
+            return None
+        except Exception as err:  # noqa: BLE001
+            self._set(name, error=f"start failed: {type(err).__name__}: {err}")
+            return None
+        return meter
 
     def _fail(self, name: str, err: BaseException, when: str) -> None:
         self._set(name, error=f"{when} failed: {type(err).__name__}: {err}")
