@@ -778,6 +778,29 @@ class Run:
         self._recorder = recorder
         self.status = "running"
         self.record: dict[str, Any] = {}
+        self._last_energy: tuple[float, float] | None = None
+
+    def power_w(self) -> float | None:
+        """Current power draw in watts: all measured domains, best figure per domain.
+
+        It is the change of cumulative energy since the previous call divided by the time
+        between the calls (so call it at a steady pace, e.g. once a second for a progress bar).
+        None on the first call, when bound to an outer run (that process meters), or when no
+        meter measures anything.
+        """
+        if self._recorder is None:
+            return None
+        from greentrain.meters import select_best
+
+        best = select_best(self._recorder.meters.read())
+        joules = [e["energy_j"] for e in best.values() if e.get("energy_j") is not None]
+        if not joules:
+            return None
+        now, total_j = time.monotonic(), float(sum(joules))
+        previous, self._last_energy = self._last_energy, (now, total_j)
+        if previous is None or now <= previous[0]:
+            return None
+        return max(0.0, total_j - previous[1]) / (now - previous[0])
 
     @property
     def outer(self) -> bool:

@@ -399,3 +399,11 @@ def test_terminal_ctrl_c_reaches_child_exactly_once(tmp_path):
     assert b"forwarded" not in output
     assert marker.read_text() == "1"
     assert Store(store).list_runs()[0]["status"] == "interrupted"
+
+
+def test_track_power_w_reports_current_draw_from_cumulative_energy(tmp_path):
+    meter = FakeMeter({"channels": [{"domain": "gpu", "device": "gpu:0", "power_w": 40.0}]})
+    with track("power", store=tmp_path / "g.db", meters=[], meter_objects=[meter]) as run:
+        assert run.power_w() is None  # first call only sets the reference point
+        time.sleep(0.3)
+        assert run.power_w() == pytest.approx(40.0, rel=0.1)
