@@ -26,12 +26,16 @@ def test_bad_train_options_exit_2_with_one_line_error(args, message, capsys):
     assert err.startswith("error: ") and message in err and "Traceback" not in err
 
 
-def test_missing_dataset_is_a_one_line_error_naming_the_fix(tmp_path, capsys):
+def test_missing_dataset_is_a_one_line_error_naming_the_fix_and_records_no_run(tmp_path, capsys):
     code = main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--meter", "fake",
                  "--store", str(tmp_path / "s.db"), "--device", "cpu"])  # fmt: skip
     assert code == 2
     err = capsys.readouterr().err
     assert f"dataset cifar10 not found in {tmp_path}; pass --download or --data-dir" in err
+    from greentrain.store import Store
+
+    with Store(tmp_path / "s.db") as st:
+        assert st.list_runs() == []  # the data is checked before metering starts
 
 
 def test_paper_defaults_fill_unset_recipe_fields_per_dataset_and_model():

@@ -126,6 +126,25 @@ def launch(cfg: TrainConfig, **job_kwargs: object) -> LaunchResult:
     cfg = resolve(cfg)
     ctx = setup(cfg.device)
     try:
+        if "data" not in job_kwargs:
+            # Load (or fail to find) the data before metering starts, so a missing dataset is
+            # a one-line error, not a `failed` run in the store.
+            # Under DDP rank 0 downloads first; the others read its copy after the barrier.
+            from greentrain.jobs.data import load_dataset
+
+            def load(download: bool) -> object:
+                return load_dataset(
+                    cfg.dataset,
+                    data_dir=cfg.data_dir,
+                    download=download,
+                    val_fraction=cfg.val_fraction,
+                )
+
+            if ctx.is_main:
+                job_kwargs["data"] = load(cfg.download)
+            barrier(ctx)
+            if not ctx.is_main:
+                job_kwargs["data"] = load(False)
         run_cm: contextlib.AbstractContextManager = contextlib.nullcontext(None)
         if cfg.meter and ctx.is_main:
             from greentrain.harness import track
