@@ -174,13 +174,18 @@ def mean_backward_flops(run: dict) -> float | None:
 
 
 def config_key(run: dict) -> tuple:
-    """(model, dataset, schedule, drop_rate); ``(name, None, None, None)`` without a model."""
+    """(model, dataset, schedule, drop_rate); ``(name, None, None, None)`` without a model.
+
+    A dense run (drop rate 0) has no schedule: whatever schedule it was launched with, it is the
+    same training, so all dense runs of a model and dataset pool into one configuration.
+    """
     cfg = run.get("config") or {}
     if cfg.get("model") is None:
         return (str(run.get("name") or run.get("id")), None, None, None)
     rate = cfg.get("drop_rate")
     rate = None if rate is None else round(float(rate), 6)
-    return (str(cfg["model"]), cfg.get("dataset"), cfg.get("schedule"), rate)
+    schedule = None if rate == 0.0 else cfg.get("schedule")
+    return (str(cfg["model"]), cfg.get("dataset"), schedule, rate)
 
 
 def config_label(key: Sequence) -> str:

@@ -301,7 +301,8 @@ def _hardware(runs: list[dict]) -> str:
         env = r.get("env") or {}
         gpus = Counter(env.get("gpu_models") or [])
         gdesc = " + ".join(f"{n}x {m}" for m, n in sorted(gpus.items())) or "no GPU"
-        setups[f"{gdesc} with a {env.get('cpu_model') or 'CPU of unrecorded model'}"] += 1
+        cpu = env.get("cpu_model") or "of unrecorded model"
+        setups[f"{gdesc}, CPU {cpu}"] += 1
     return _join([f"{s} ({n} runs)" for s, n in sorted(setups.items())]) or "not recorded"
 
 

@@ -158,3 +158,16 @@ def test_empty_input_gives_empty_tables():
     assert analysis.pareto_front(analysis.group_runs([])).empty
     assert analysis.savings_vs_dense(analysis.group_runs([])).empty
     assert analysis.study_totals([]).loc["all", "runs"] == 0
+
+
+def test_dense_runs_pool_into_one_configuration_whatever_their_schedule():
+    runs = [
+        make_run("d0", schedule="constant", drop_rate=0.0, seed=0, accs=[0.8]),
+        make_run("d1", schedule="bar", drop_rate=0.0, seed=1, accs=[0.9]),
+        make_run("s0", schedule="bar", drop_rate=0.8, seed=0, accs=[0.7]),
+    ]
+    g = analysis.group_runs(runs)
+    assert list(g["configuration"]).count("resnet18 / cifar10 / dense") == 1
+    dense = _row(g, "resnet18 / cifar10 / dense")
+    assert dense["n_runs"] == 2
+    assert dense["accuracy_mean"] == pytest.approx(0.85)

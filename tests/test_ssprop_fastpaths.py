@@ -1,5 +1,5 @@
-"""ssProp's speed paths give the specified gradients: 1x1 GEMM backward, chunked importance,
-and torch.compile keeps the sparse backward (no silent fallback to dense)."""
+"""ssProp's speed paths keep the specified gradients: the 1x1 GEMM backward; torch.compile
+keeps the sparse backward (no silent fallback to dense)."""
 
 from __future__ import annotations
 
@@ -54,17 +54,6 @@ def test_pointwise_gemm_backward_equals_masked_dense_backward(stride, bias, chan
         assert gxs.is_contiguous(memory_format=torch.channels_last)
 
 
-@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
-def test_chunked_channel_abs_sum_of_large_gradient_equals_reference(channels_last):
-    g = torch.randn(8, 24, 80, 80, dtype=torch.float64)  # 1.2M elements: chunked path
-    if channels_last:
-        g = g.to(memory_format=torch.channels_last)
-    assert g.numel() >= sel._CHUNK_MIN_ELEMS
-    total, count = sel.channel_abs_sum(g, 1)
-    assert count == 8 * 80 * 80
-    torch.testing.assert_close(total, g.abs().sum(dim=(0, 2, 3)), rtol=1e-12, atol=0)
-
-
 def test_compiled_bar_schedule_keeps_sparse_backward_and_compiles_two_graphs():
     dynamo = pytest.importorskip("torch._dynamo")
     from torch._dynamo.testing import CompileCounterWithBackend
@@ -76,7 +65,10 @@ def test_compiled_bar_schedule_keeps_sparse_backward_and_compiles_two_graphs():
     dynamo.reset()
     compiled = torch.compile(model, backend=counter)
     x = torch.randn(2, 3, 8, 8)
+    frames_after_both_phases = None
     for step in range(4):  # bar schedule with period 2 one-step epochs: 0, 0.5, 0, 0.5
+        if step == 2:
+            frames_after_both_phases = counter.frame_count
         rate = 0.0 if step % 2 == 0 else 0.5
         ssprop.set_drop_rate(model, rate)
         model.zero_grad(set_to_none=True)
@@ -85,5 +77,11 @@ def test_compiled_bar_schedule_keeps_sparse_backward_and_compiles_two_graphs():
             rows = layer.weight.grad.flatten(1).abs().sum(1)
             expect = layer.out_channels if rate == 0 else sel.num_kept(layer.out_channels, rate)
             assert int((rows != 0).sum()) == expect  # dropped channels get exactly zero
-    assert counter.frame_count == 2  # one graph per distinct drop rate, reused afterwards
+    assert counter.frame_count == frames_after_both_phases  # no recompiles once both ran
+    graphs_with_ops = [
+        g for g in counter.graphs if any(n.op.startswith("call") for n in g.graph.nodes)
+    ]
+    assert (
+        len(graphs_with_ops) == 2
+    )  # one graph per phase (dense, sparse); dynamo may add an empty one
     dynamo.reset()
