@@ -38,13 +38,6 @@ from torch import Tensor, nn
 from ssprop import select as sel
 
 
-def needs_grad(*tensors: Tensor | None) -> bool:
-    """True when autograd is on and any of ``tensors`` requires grad."""
-    if not torch.is_grad_enabled():
-        return False
-    return any(t is not None and t.requires_grad for t in tensors)
-
-
 def _same_padding(
     x: Tensor, kernel_size: tuple[int, ...], dilation: tuple[int, ...]
 ) -> tuple[Tensor, list[int]]:
@@ -230,7 +223,7 @@ def _depthwise_backward(grad_out, x, w, scores, stride, padding, dilation, drop_
     return gi, gw, gb
 
 
-class SparseConv2d(nn.Conv2d):
+class SparseConv2d(sel.SparseSettings, nn.Conv2d):
     """Drop-in ``nn.Conv2d`` with ssProp's sparse backward (see the module docstring).
 
     Extra keyword-only settings: ``drop_rate`` in [0, 1) (fraction of output channels whose
@@ -264,27 +257,8 @@ class SparseConv2d(nn.Conv2d):
         )  # fmt: skip
         self._configure_sparse(drop_rate, selection, dims)
 
-    def _configure_sparse(self, drop_rate: float, selection: str, dims: str) -> None:
-        self.drop_rate = drop_rate
-        self.target_drop_rate = self.drop_rate
-        self.selection = sel.validate_selection(selection)
-        self.dims = sel.validate_dims(dims)
-
-    @property
-    def drop_rate(self) -> float:
-        """Current fraction of output channels dropped in the backward, in [0, 1)."""
-        return self._drop_rate
-
-    @drop_rate.setter
-    def drop_rate(self, value: float) -> None:
-        self._drop_rate = sel.validate_drop_rate(value)
-
     def forward(self, input: Tensor) -> Tensor:
-        if (
-            self._drop_rate == 0.0
-            or not self.training
-            or not needs_grad(input, self.weight, self.bias)
-        ):
+        if self._native_path(input):
             return self._conv_forward(input, self.weight, self.bias)
         return self._sparse_forward(input)
 

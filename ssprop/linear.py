@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssprop import select as sel
-from ssprop.conv import needs_grad
 
 
 class _SparseLinearFn(torch.autograd.Function):
@@ -55,7 +54,7 @@ class _SparseLinearFn(torch.autograd.Function):
         return gi, gw, gb, None, None
 
 
-class SparseLinear(nn.Linear):
+class SparseLinear(sel.SparseSettings, nn.Linear):
     """Drop-in ``nn.Linear`` with ssProp's sparse backward over output features.
 
     Keyword-only ``drop_rate`` in [0, 1) (settable) and ``selection`` (``"topk"``/``"random"``);
@@ -79,26 +78,10 @@ class SparseLinear(nn.Linear):
     def _configure_sparse(self, drop_rate: float, selection: str, dims: str = "channel") -> None:
         if dims != "channel":
             raise ValueError(f"SparseLinear supports only dims='channel'; got {dims!r}")
-        self.drop_rate = drop_rate
-        self.target_drop_rate = self.drop_rate
-        self.selection = sel.validate_selection(selection)
-        self.dims = "channel"
-
-    @property
-    def drop_rate(self) -> float:
-        """Current fraction of output features dropped in the backward, in [0, 1)."""
-        return self._drop_rate
-
-    @drop_rate.setter
-    def drop_rate(self, value: float) -> None:
-        self._drop_rate = sel.validate_drop_rate(value)
+        super()._configure_sparse(drop_rate, selection, dims)
 
     def forward(self, input: Tensor) -> Tensor:
-        if (
-            self._drop_rate == 0.0
-            or not self.training
-            or not needs_grad(input, self.weight, self.bias)
-        ):
+        if self._native_path(input):
             return F.linear(input, self.weight, self.bias)
         return _SparseLinearFn.apply(input, self.weight, self.bias, self._drop_rate, self.selection)
 

@@ -192,3 +192,47 @@ def mask_grad(grad: Tensor, drop_rate: float, dims: str, selection: str = "topk"
     for d in keep_dims:
         shape[d] = grad.shape[d]
     return grad * mask.view(shape)
+
+
+def needs_grad(*tensors: Tensor | None) -> bool:
+    """True when autograd is on and any of ``tensors`` requires grad."""
+    if not torch.is_grad_enabled():
+        return False
+    return any(t is not None and t.requires_grad for t in tensors)
+
+
+class SparseSettings:
+    """ssProp settings shared by :class:`~ssprop.SparseConv2d` and :class:`~ssprop.SparseLinear`.
+
+    A mixin placed before the torch layer class: ``drop_rate`` (current, validated on every
+    assignment), ``target_drop_rate`` (what ``convert``/the constructor configured; schedulers
+    scale it), ``selection`` and ``dims``.
+    """
+
+    _drop_rate: float
+    target_drop_rate: float
+    selection: str
+    dims: str
+
+    def _configure_sparse(self, drop_rate: float, selection: str, dims: str) -> None:
+        self.drop_rate = drop_rate
+        self.target_drop_rate = self.drop_rate
+        self.selection = validate_selection(selection)
+        self.dims = validate_dims(dims)
+
+    @property
+    def drop_rate(self) -> float:
+        """Current fraction of output channels (features) dropped in the backward, in [0, 1)."""
+        return self._drop_rate
+
+    @drop_rate.setter
+    def drop_rate(self, value: float) -> None:
+        self._drop_rate = validate_drop_rate(value)
+
+    def _native_path(self, input: Tensor) -> bool:
+        """Drop rate 0, eval mode or no gradient wanted: the torch layer's own computation."""
+        return (
+            self._drop_rate == 0.0
+            or not self.training  # type: ignore[attr-defined]
+            or not needs_grad(input, self.weight, self.bias)  # type: ignore[attr-defined]
+        )
