@@ -24,7 +24,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +113,57 @@ def build_drop_scheduler(cfg: TrainConfig, model: nn.Module, steps_per_epoch: in
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err
+
+
+@dataclass
+class EpochSteps:
+    """What one epoch's optimisation steps did: sums over its ``steps`` iterations."""
+
+    loss_sum: float
+    rate_sum: float
+    flops_sum: float
+    steps: int
+
+    def mean(self, total: float) -> float:
+        return total / max(self.steps, 1)
+
+
+def train_steps(
+    loader: Iterable,
+    steps_per_epoch: int,
+    loss_fn: Callable[[Any], torch.Tensor],
+    *,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    flops_at: Callable[[float], float],
+    bar: Any,
+) -> EpochSteps:
+    """Run at most ``steps_per_epoch`` optimisation steps over ``loader``.
+
+    ``loss_fn(batch)`` does the forward pass and returns the loss. The drop scheduler steps after
+    every optimizer step; each step's drop rate and analytic backward FLOPs (``flops_at``) are
+    summed so the caller can log the epoch's means. Shared by the classification and DDPM jobs.
+    """
+    loss_sum = None
+    rate_sum = flops_sum = 0.0
+    steps = 0
+    for batch in loader:
+        if steps >= steps_per_epoch:
+            break
+        rate = scheduler.current_rate if scheduler is not None else 0.0
+        loss = loss_fn(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+        rate_sum += rate
+        flops_sum += flops_at(rate)
+        steps += 1
+        if bar.enabled:
+            bar.advance(loss=float(loss.detach()), drop_rate=rate)
+    return EpochSteps(float(loss_sum) if loss_sum is not None else 0.0, rate_sum, flops_sum, steps)
 
 
 class FlopsAt:
@@ -316,28 +367,23 @@ def train_classifier(
                         sampler.set_epoch(e)
                     train_model.train()
                     bar.start_epoch(e, cfg.epochs, steps_per_epoch)
-                    loss_sum = torch.zeros((), device=device)
-                    rate_sum = flops_sum = 0.0
-                    steps = 0
-                    for x, y in train_loader:
-                        if steps >= steps_per_epoch:
-                            break
-                        rate = scheduler.current_rate if scheduler is not None else 0.0
+
+                    def loss_fn(batch: Any) -> torch.Tensor:
+                        x, y = batch
                         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                        loss = criterion(train_model(x), y)
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        optimizer.step()
-                        if scheduler is not None:
-                            scheduler.step()
-                        loss_sum += loss.detach()
-                        rate_sum += rate
-                        flops_sum += flops_at(rate)
-                        steps += 1
-                        if bar.enabled:
-                            bar.advance(loss=float(loss.detach()), drop_rate=rate)
-                    train_loss = all_reduce_mean(float(loss_sum) / max(steps, 1), ctx)
-                    drop_rate = rate_sum / max(steps, 1)
+                        return criterion(train_model(x), y)
+
+                    done = train_steps(
+                        train_loader,
+                        steps_per_epoch,
+                        loss_fn,
+                        optimizer=optimizer,
+                        scheduler=scheduler,
+                        flops_at=flops_at,
+                        bar=bar,
+                    )
+                    train_loss = all_reduce_mean(done.mean(done.loss_sum), ctx)
+                    drop_rate = done.mean(done.rate_sum)
                     metrics: dict[str, Any] = {}
                     if ctx.is_main:
                         test = evaluate(
@@ -367,7 +413,7 @@ def train_classifier(
                             )
                             metrics["val_acc"] = val["acc"]
                         metrics["drop_rate"] = drop_rate
-                        metrics["backward_flops_per_iter"] = flops_sum / max(steps, 1)
+                        metrics["backward_flops_per_iter"] = done.mean(done.flops_sum)
                         metrics["epoch_time_s"] = time.perf_counter() - t0
                         client.log(step=epoch, **metrics)
                         bar.end_epoch(loss=train_loss, acc=test["acc"], drop_rate=drop_rate)

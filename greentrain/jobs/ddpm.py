@@ -247,6 +247,7 @@ def train_ddpm(
         _deterministic,
         build_drop_scheduler,
         seed_everything,
+        train_steps,
     )
     from greentrain.jobs.config import resolve
     from greentrain.jobs.data import load_dataset
@@ -313,27 +314,21 @@ def train_ddpm(
                     generator.manual_seed(cfg.seed * 1_000_003 + e)
                     model.train()
                     bar.start_epoch(e, cfg.epochs, steps_per_epoch)
-                    loss_sum = torch.zeros((), device=device)
-                    rate_sum = flops_sum = 0.0
-                    steps = 0
-                    for batch in loader:
-                        if steps >= steps_per_epoch:
-                            break
-                        rate = scheduler.current_rate if scheduler is not None else 0.0
+
+                    def loss_fn(batch: Any) -> torch.Tensor:
                         x0 = to_unit(batch[0].to(device), data.mean, data.std) * 2 - 1
-                        loss = diffusion.loss(model, x0)
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        optimizer.step()
-                        if scheduler is not None:
-                            scheduler.step()
-                        loss_sum += loss.detach()
-                        rate_sum += rate
-                        flops_sum += flops_at(rate)
-                        steps += 1
-                        if bar.enabled:
-                            bar.advance(loss=float(loss.detach()), drop_rate=rate)
-                    train_loss = float(loss_sum) / max(steps, 1)
+                        return diffusion.loss(model, x0)
+
+                    done = train_steps(
+                        loader,
+                        steps_per_epoch,
+                        loss_fn,
+                        optimizer=optimizer,
+                        scheduler=scheduler,
+                        flops_at=flops_at,
+                        bar=bar,
+                    )
+                    train_loss = done.mean(done.loss_sum)
                     if not math.isfinite(train_loss):
                         raise FloatingPointError(f"DDPM loss is {train_loss} in epoch {epoch}")
                     metrics: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
@@ -349,8 +344,8 @@ def train_ddpm(
                             seed=cfg.seed,
                             device=device,
                         )
-                    metrics["drop_rate"] = rate_sum / max(steps, 1)
-                    metrics["backward_flops_per_iter"] = flops_sum / max(steps, 1)
+                    metrics["drop_rate"] = done.mean(done.rate_sum)
+                    metrics["backward_flops_per_iter"] = done.mean(done.flops_sum)
                     metrics["epoch_time_s"] = time.perf_counter() - t0
                     client.log(step=epoch, **metrics)
                     bar.end_epoch(loss=train_loss, acc=None, drop_rate=metrics["drop_rate"])
