@@ -309,7 +309,7 @@ def train_ddpm(
         with EpochProgress(cfg.progress, power_w=power_w) as bar:
             for e in range(start_epoch, cfg.epochs):
                 epoch = e + 1
-                with client.window("epoch", index=epoch):
+                with client.window("epoch", index=e):
                     t0 = time.perf_counter()
                     generator.manual_seed(cfg.seed * 1_000_003 + e)
                     model.train()
