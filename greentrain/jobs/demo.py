@@ -166,6 +166,38 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def warm_up(configs: list[TrainConfig], meters: list[str] | None) -> None:
+    """Pay one-time start-up costs before the first measured run, so run order cannot bias
+    the comparison.
+
+    The first start of the meters costs seconds (CodeCarbon detects the hardware), and the
+    first training steps of a process are slow (kernel selection, allocator growth). Whichever
+    run comes first would carry those costs. So this starts and stops the meters once and
+    trains each configuration for two unrecorded steps, with the sparse one at its target rate
+    so the sparse backward runs too.
+    """
+    from greentrain.harness import MeterSet
+    from greentrain.jobs.distributed import launch
+    from greentrain.meters import DEFAULT_METERS
+
+    meter_set = MeterSet(list(meters) if meters else list(DEFAULT_METERS))
+    meter_set.start()
+    meter_set.stop()
+    for cfg in configs:
+        launch(
+            dataclasses.replace(
+                cfg,
+                meter=False,
+                epochs=1,
+                schedule="constant",
+                max_steps_per_epoch=2,
+                limit_eval_batches=1,
+                progress=False,
+                out=None,
+            )
+        )
+
+
 def run_demo(
     *,
     epochs: int = DEFAULT_EPOCHS,
@@ -181,14 +213,17 @@ def run_demo(
     from greentrain.store import Store
 
     rows = []
-    for cfg in demo_configs(
+    configs = demo_configs(
         epochs=epochs,
         store=store,
         device=device,
         limit_batches=limit_batches,
         meters=meters,
         progress=progress,
-    ):
+    )
+    echo("demo: warming up (meters and first steps; nothing recorded) ...")
+    warm_up(configs, meters)
+    for cfg in configs:
         label = "dense" if cfg.drop == 0 else "ssProp (bar, drop 0.8, period 2 epochs)"
         echo(f"demo: training ResNet-18 on digits, {label}, {cfg.epochs} epochs ...")
         outcome = launch(cfg)
