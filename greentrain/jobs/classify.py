@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from greentrain.errors import ConfigError
 from greentrain.jobs.config import TrainConfig, resolve
-from greentrain.jobs.data import DataBundle, load_dataset
+from greentrain.jobs.data import DataBundle, load_for
 from greentrain.jobs.distributed import DistContext, all_reduce_mean, barrier
 
 
@@ -286,12 +286,7 @@ def train_classifier(
     with _deterministic(cfg.deterministic):
         seed_everything(cfg.seed)
         if data is None:
-            data = load_dataset(
-                cfg.dataset,
-                data_dir=cfg.data_dir,
-                download=cfg.download and ctx.is_main,
-                val_fraction=cfg.val_fraction,
-            )
+            data = load_for(cfg, download=cfg.download and ctx.is_main)
         model = build_classifier(cfg, data)
         flops_at = FlopsAt(model, (cfg.batch_size, *data.input_shape))
         model.to(device)

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from greentrain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from greentrain.jobs.config import TrainConfig
 
 SPLIT_SEED = 0
 VAL_FRACTION = {"mnist": 0.2, "fashion-mnist": 0.2, "cifar10": 0.2, "cifar100": 0.2, "digits": 0.15}
@@ -192,6 +195,19 @@ def _imagenet(root: str, download: bool) -> DataBundle:
         raise ConfigError(f"imagenet train/ and val/ in {root} have different class folders")
     return DataBundle(
         "imagenet", train, None, test, len(train.classes), (3, 224, 224), mean=mean, std=std
+    )
+
+
+def load_for(cfg: TrainConfig, *, download: bool | None = None) -> DataBundle:
+    """The dataset a training config names (``--dataset``, ``--data-dir``, ``--val-fraction``).
+
+    ``download`` overrides ``cfg.download`` (under DDP only rank 0 downloads).
+    """
+    return load_dataset(
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        download=cfg.download if download is None else download,
+        val_fraction=cfg.val_fraction,
     )
 
 

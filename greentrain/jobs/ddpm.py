@@ -233,7 +233,7 @@ def train_ddpm(
     ``cfg``: a :class:`greentrain.jobs.config.TrainConfig` with ``model="ddpm"`` (the paper's
     defaults are filled in by ``resolve``). ``client``: an object with ``config``/``log``/
     ``window`` like :mod:`greentrain.client` (the default). ``data``: a ``DataBundle`` (default:
-    ``load_dataset(cfg.dataset)``). ``proxy_steps``: training steps of the FID proxy classifier,
+    ``load_for(cfg)``). ``proxy_steps``: training steps of the FID proxy classifier,
     used when no Inception weights are on disk. ``stop_after_epoch`` (1-based) ends the session
     after that epoch, before evaluation, as if interrupted (for ``--resume`` tests).
 
@@ -250,7 +250,7 @@ def train_ddpm(
         train_steps,
     )
     from greentrain.jobs.config import resolve
-    from greentrain.jobs.data import load_dataset
+    from greentrain.jobs.data import load_for
     from greentrain.jobs.distributed import pick_device
     from greentrain.jobs.progress import EpochProgress
 
@@ -267,12 +267,7 @@ def train_ddpm(
     with _deterministic(cfg.deterministic):
         seed_everything(cfg.seed)
         if data is None:
-            data = load_dataset(
-                cfg.dataset,
-                data_dir=cfg.data_dir,
-                download=cfg.download,
-                val_fraction=cfg.val_fraction,
-            )
+            data = load_for(cfg)
         model = build_ddpm_model(cfg, data.input_shape)
         result.model = model
         flops_at = FlopsAt(model, (cfg.batch_size, *data.input_shape))

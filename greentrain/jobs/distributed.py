@@ -130,21 +130,13 @@ def launch(cfg: TrainConfig, **job_kwargs: object) -> LaunchResult:
             # Load (or fail to find) the data before metering starts, so a missing dataset is
             # a one-line error, not a `failed` run in the store.
             # Under DDP rank 0 downloads first; the others read its copy after the barrier.
-            from greentrain.jobs.data import load_dataset
-
-            def load(download: bool) -> object:
-                return load_dataset(
-                    cfg.dataset,
-                    data_dir=cfg.data_dir,
-                    download=download,
-                    val_fraction=cfg.val_fraction,
-                )
+            from greentrain.jobs.data import load_for
 
             if ctx.is_main:
-                job_kwargs["data"] = load(cfg.download)
+                job_kwargs["data"] = load_for(cfg)
             barrier(ctx)
             if not ctx.is_main:
-                job_kwargs["data"] = load(False)
+                job_kwargs["data"] = load_for(cfg, download=False)
         run_cm: contextlib.AbstractContextManager = contextlib.nullcontext(None)
         if cfg.meter and ctx.is_main:
             from greentrain.harness import track
