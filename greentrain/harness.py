@@ -837,6 +837,39 @@ class _TrackSink:
         self.recorder.on_window_end(key, t)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP received inside :func:`track` (raised in the main thread)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into :class:`_Terminated` while the block runs (main thread only).
+
+    Without it, ``kill``, ``timeout`` or a cluster's pre-emption would end the process before
+    the run's record got its energy and status. Handlers someone else installed are left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated(signum)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 @contextlib.contextmanager
 def track(
     name: str | None = None,
@@ -853,8 +886,9 @@ def track(
 ) -> Iterator[Run]:
     """Meter the current process as one run (see the module docstring).
 
-    On exit the record is finalized: ``finished``; ``interrupted`` on KeyboardInterrupt;
-    ``failed`` on any other exception (which propagates).
+    On exit the record is finalized: ``finished``; ``interrupted`` on KeyboardInterrupt, and on
+    SIGTERM/SIGHUP (then ``SystemExit(128 + signal)`` is raised, the shell's exit code for a
+    process killed by that signal); ``failed`` on any other exception (which propagates).
     """
     outer = os.environ.get(_client.ENV_RUN)
     if outer and os.environ.get(_client.ENV_CHANNEL):
@@ -876,10 +910,14 @@ def track(
         recorder.t0 = time.time()
         _client.bind(sink)
         try:
-            yield handle
+            with _terminate_as_exception():
+                yield handle
         finally:
             _client.unbind(sink)
         status, exit_code = "finished", 0
+    except _Terminated as err:
+        status, exit_code = "interrupted", 128 + err.signum
+        raise SystemExit(exit_code) from None
     except KeyboardInterrupt:
         status, exit_code = "interrupted", 130
         raise

@@ -9,8 +9,11 @@ rows of grad_weight and the kept entries of grad_bias. Dropped rows/entries are 
 is rescaled. The result equals the dense backward with the dropped channels of grad_output set
 to zero.
 
-Small 1x1 convolutions (few output positions, groups=1, no padding) compute the same sums as
-plain GEMMs on the kept channels instead of calling oneDNN (see ``_pointwise_backward``).
+On the CPU, small 1x1 convolutions (few output positions, groups=1, no padding) compute the
+same sums as plain GEMMs on the kept channels instead of calling oneDNN (see
+``_pointwise_backward``). On a GPU with 16-bit gradients, K is padded up to a multiple of 8
+with zero-gradient channels so that tensor cores see aligned shapes
+(``select.tensor_core_padding``); the result is unchanged.
 
 Groups: with ``C_out / groups > 1`` channels per group, K is taken *per group* (K =
 ``num_kept(C_out / groups)``), so the shrunk convolution is still grouped. Depthwise-like
@@ -104,12 +107,20 @@ class _SparseConv2dFn(torch.autograd.Function):
                 )
             else:
                 idx = sel.select_grouped(scores, groups, drop_rate, selection)
-                go_k = sel.gather_channels(grad_out, idx)
-                w_k = sel.gather_rows(w, idx)
+                k = idx.numel()
+                pad = sel.tensor_core_padding(grad_out, k, c_out) if groups == 1 else 0
+                run_idx = F.pad(idx, (0, pad)) if pad else idx  # padded with channel 0 ...
+                go_k = sel.gather_channels(grad_out, run_idx)
+                if pad:
+                    go_k.narrow(1, k, pad).zero_()  # ... whose copies carry zero gradient
+                w_k = sel.gather_rows(w, run_idx)
                 gi, gw_k, gb_k = torch.ops.aten.convolution_backward(
-                    go_k, x, w_k, [idx.numel()], stride, padding, dilation, False, [0, 0],
+                    go_k, x, w_k, [k + pad], stride, padding, dilation, False, [0, 0],
                     groups, [need_x, need_w, need_b],
                 )  # fmt: skip
+                if pad:
+                    gw_k = gw_k[:k] if gw_k is not None else None
+                    gb_k = gb_k[:k] if gb_k is not None else None
                 if need_w:
                     gw = torch.zeros_like(w).index_copy_(0, idx, gw_k)
                 if need_b:
@@ -131,15 +142,16 @@ class _SparseConv2dFn(torch.autograd.Function):
 
 
 # The GEMM backward of a 1x1 conv beats oneDNN's only where few output positions make oneDNN's
-# fixed costs dominate: on the 2-core CPU, ResNet-18's 256->512 stride-2 downsample (M = 1024)
-# went from 0.59x to 0.39x dense, at M = 4096 both paths tie, at M = 16384 GEMMs lost
-# (0.81x vs 0.64x; strided input copy + zero-filled grad_input dominate).
+# fixed costs dominate (CPU only; a GPU takes the cuDNN path with aligned shapes): on the 2-core
+# CPU, ResNet-18's 256->512 stride-2 downsample (M = 1024) went from 0.59x to 0.39x dense, at
+# M = 4096 both paths tie, at M = 16384 GEMMs lost (0.81x vs 0.64x; strided input copy +
+# zero-filled grad_input dominate).
 _POINTWISE_GEMM_MAX_POSITIONS = 4096
 
 
 def _is_pointwise(w: Tensor, padding, x: Tensor, grad_out: Tensor) -> bool:
-    """A small 1x1, unpadded conv whose input and grad_output share one 4-D memory layout."""
-    if w.shape[2:] != (1, 1) or any(padding) or x.dim() != 4:
+    """A small 1x1, unpadded conv on the CPU whose input and grad_output share one layout."""
+    if x.device.type != "cpu" or w.shape[2:] != (1, 1) or any(padding) or x.dim() != 4:
         return False
     if grad_out.numel() // max(grad_out.shape[1], 1) > _POINTWISE_GEMM_MAX_POSITIONS:
         return False

@@ -96,6 +96,18 @@ def channel_abs_sum(grad: Tensor, dim: int = 1) -> tuple[Tensor, int]:
     """
     acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
     dim = dim % grad.dim()
+    if grad.device.type != "cpu":
+        # Fused reductions (abs, upcast and sum in registers): on a GPU the extra passes and
+        # launches of the CPU path cost more than the sum itself. For channels_last, reducing
+        # [N, H*W, C] over H*W first and then over N took 360 us where one reduction over
+        # (N, H, W) took 576 us (ResNet-50's grad_output shapes at batch 64, bf16, H100).
+        count = max(grad.numel() // max(grad.shape[dim], 1), 1)
+        if dim == 1 and grad.dim() == 4 and _channels_last_only(grad):
+            n, c = grad.shape[0], grad.shape[1]
+            rows = grad.permute(0, 2, 3, 1).reshape(n, -1, c)
+            return torch.linalg.vector_norm(rows, 1, dim=1, dtype=acc).sum(0), count
+        reduce = tuple(d for d in range(grad.dim()) if d != dim)
+        return torch.linalg.vector_norm(grad, 1, dim=reduce, dtype=acc), count
     if dim == 1 and grad.dim() >= 2:
         n, c = grad.shape[0], grad.shape[1]
         count = max(grad.numel() // max(c, 1), 1)
@@ -108,24 +120,41 @@ def channel_abs_sum(grad: Tensor, dim: int = 1) -> tuple[Tensor, int]:
     return importance(grad, (dim,)) * count, count
 
 
+# Tensor cores take matrix dimensions in multiples of 8 (16-bit types): an odd kept-channel
+# count sends cuDNN to slower kernels. Measured on an H100 (ResNet-50 convs at 224x224, batch 64,
+# bf16, channels_last): the shrunk conv backward summed over the layers took 1.06x the dense
+# backward with K = floor(0.2 C) and 0.87x with K padded to a multiple of 8.
+TENSOR_CORE_MULTIPLE = 8
+
+
+def tensor_core_padding(grad: Tensor, k: int, n: int) -> int:
+    """Zero channels to append to ``k`` kept channels (of ``n``) so tensor cores get aligned shapes.
+
+    Non-zero only for 16-bit gradients on a CUDA device and when the padded count still fits in
+    ``n``. The padded channels carry a zero gradient, so the result is unchanged (they add
+    exact zeros); only the matrix shapes the kernels see change.
+    """
+    if grad.device.type != "cuda" or grad.dtype not in (torch.float16, torch.bfloat16):
+        return 0
+    padded = -(-k // TENSOR_CORE_MULTIPLE) * TENSOR_CORE_MULTIPLE
+    return padded - k if padded <= n else 0
+
+
+def _channels_last_only(t: Tensor) -> bool:
+    """A 4-D tensor laid out channels_last (and not also plain contiguous)."""
+    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
 def gather_rows(w: Tensor, idx: Tensor) -> Tensor:
     """``w.index_select(0, idx)`` that keeps a channels_last weight channels_last (one copy)."""
-    if (
-        w.dim() == 4
-        and not w.is_contiguous()
-        and w.is_contiguous(memory_format=torch.channels_last)
-    ):
+    if w.dim() == 4 and _channels_last_only(w):
         return w.permute(0, 2, 3, 1).index_select(0, idx).permute(0, 3, 1, 2)
     return w.index_select(0, idx)
 
 
 def gather_channels(t: Tensor, idx: Tensor) -> Tensor:
     """``t.index_select(1, idx)`` that keeps a channels_last tensor channels_last (one copy)."""
-    if (
-        t.dim() == 4
-        and not t.is_contiguous()
-        and t.is_contiguous(memory_format=torch.channels_last)
-    ):
+    if t.dim() == 4 and _channels_last_only(t):
         n, _, h, w = t.shape
         out = torch.empty(
             (n, idx.numel(), h, w),

@@ -204,3 +204,42 @@ def test_step_energy_on_cpu_raises_meter_unavailable_with_fix():
     with pytest.raises(MeterUnavailable) as info:
         open_step_energy("cpu")
     assert info.value.reason.startswith("n/a: no NVML") and info.value.fix
+
+
+def test_energy_blocks_give_joules_per_step_from_whole_blocks_with_even_step_counts():
+    import contextlib
+
+    import torch
+
+    from greentrain.bench.config import BenchConfig
+    from greentrain.bench.ssprop_bench import (
+        build_base_model,
+        energy_block_steps,
+        make_variants,
+        run_energy_blocks,
+    )
+
+    cfg = BenchConfig(
+        model="resnet18", batch_size=2, input_shape=(3, 8, 8), drops=(0.8,), steps=1,
+        warmup=0, energy_rounds=2, energy_block_s=0.05, per_layer=False,
+    )  # fmt: skip
+    assert energy_block_steps(cfg, [0.01, 0.01, 0.01]) == 6  # 5 steps last 0.05 s -> even: 6
+    assert energy_block_steps(cfg, [1.0]) == 2  # never fewer than 2
+    device = torch.device("cpu")
+    variants = make_variants(cfg, build_base_model(cfg), device)
+    for v in variants:
+        v.step_s = [0.02]  # dense's median sets the block length: 0.05 s / 0.02 s -> 3 -> 4
+
+    class Counter:  # cumulative joules: 1.5 J per read
+        def __init__(self):
+            self.j = 0.0
+
+        def read_j(self):
+            self.j += 1.5
+            return self.j
+
+    batch = (torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8), torch.tensor([0, 1]))
+    steps = run_energy_blocks(cfg, variants, batch, lambda: None, contextlib.nullcontext, Counter())
+    assert steps == 4
+    for v in variants:
+        assert v.energy_j == [pytest.approx(1.5 / 4)] * 2  # one figure per round, J per step

@@ -263,6 +263,33 @@ def test_track_marks_interrupted_or_failed_when_the_body_raises(tmp_path, exc, s
     assert Store(tmp_path / "g.db").get_run(run.id)["status"] == status
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_track_killed_by_sigterm_or_sighup_leaves_interrupted_record_with_energy(tmp_path, sig):
+    child = (
+        "import os, signal, sys, time\n"
+        "from greentrain import track\n"
+        "from greentrain.meters.fake import FakeMeter\n"
+        "chan = {'domain': 'cpu', 'device': 'host', 'per_read_j': 2.0}\n"
+        "meter = FakeMeter({'channels': [chan]})\n"
+        "with track('killed', store=sys.argv[1], meter_objects=[meter]):\n"
+        f"    os.kill(os.getpid(), {int(sig)})\n"
+        "    time.sleep(30)\n"
+    )
+    store = tmp_path / "g.db"
+    proc = subprocess.run([sys.executable, "-c", child, str(store)], timeout=60)
+    assert proc.returncode == 128 + int(sig)
+    [run] = Store(store).list_runs()
+    assert run["status"] == "interrupted" and run["exit_code"] == 128 + int(sig)
+    assert run["energy"]["cpu"]["energy_j"] > 0
+
+
+def test_track_leaves_signal_handlers_as_it_found_them(tmp_path):
+    before = signal.getsignal(signal.SIGTERM)
+    with track(store=tmp_path / "g.db", meter_objects=[FakeMeter()]):
+        assert signal.getsignal(signal.SIGTERM) is not before
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_track_under_outer_run_binds_to_it_and_meters_once(tmp_path):
     child = (
         "from greentrain import track, client\n"

@@ -88,3 +88,16 @@ def test_dropout_flag_puts_dropout_after_every_convolution():
     ]
     assert len(wrapped) == sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     assert all(isinstance(m[1], torch.nn.Dropout) and m[1].p == 0.3 for m in wrapped)
+
+
+def test_synthetic_cifar10_trains_offline_with_the_cifar_stem_and_records_a_run(tmp_path):
+    from greentrain.jobs.distributed import launch
+
+    tiny = {**TINY, "dataset": "synthetic-cifar10", "batch_size": 8, "eval_batch_size": 8}
+    cfg = TrainConfig(epochs=1, drop=0.8, schedule="constant", store=str(tmp_path / "s.db"), **tiny)
+    outcome = launch(cfg)
+    model = outcome.result.model
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)  # CIFAR stem
+    run = Store(str(tmp_path / "s.db")).get_run(outcome.run_id)
+    assert run["status"] == "finished" and run["config"]["dataset"] == "synthetic-cifar10"
+    assert 0.0 <= outcome.result.history[0]["test_acc"] <= 1.0

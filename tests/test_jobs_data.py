@@ -176,3 +176,17 @@ def test_digits_offline_split_is_fixed_and_normalised_by_train_stats():
 def test_missing_dataset_raises_config_error_naming_the_fix(tmp_path, name):
     with pytest.raises(ConfigError, match="not found in"):
         load_dataset(name, data_dir=str(tmp_path / "nothing"))
+
+
+def test_synthetic_cifar10_has_cifar_shapes_and_splits_and_repeats_its_images():
+    data = load_dataset("synthetic-cifar10")
+    assert (len(data.train), len(data.val), len(data.test)) == (40_000, 10_000, 10_000)
+    assert data.input_shape == (3, 32, 32) and data.num_classes == 10
+    x, y = data.train[7]
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= int(y) < 10
+    again, _ = load_dataset("synthetic-cifar10").train[7]
+    assert torch.equal(x, again)
+    assert not torch.equal(x, data.train[8][0])
+    assert not torch.equal(data.train[0][0], data.val[0][0])
+    with pytest.raises(IndexError):
+        data.test[10_000]

@@ -277,6 +277,36 @@ def test_cuda_grads_match_cpu_masked_reference():
     torch.testing.assert_close(gb.cpu(), gbd)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_padding_to_tensor_core_multiple_keeps_masked_gradients():
+    cfg = dict(in_channels=16, out_channels=64, kernel_size=3, padding=1, bias=True)
+    sparse, dense = _pair(cfg, drop=0.8, dtype=torch.float32)  # K = 12, run as 16 channels
+    assert sel.tensor_core_padding(torch.ones(1, device="cuda", dtype=torch.bfloat16), 12, 64) == 4
+    sparse = sparse.to("cuda", torch.bfloat16, memory_format=torch.channels_last)
+    x = torch.randn(4, 16, 8, 8).to(torch.bfloat16)
+    # well-separated channel magnitudes: the kept set cannot depend on rounding
+    scale = torch.linspace(0.1, 4.0, 64).view(1, -1, 1, 1)
+    g = (torch.randn(4, 64, 8, 8).abs() + 0.5).mul(scale).to(torch.bfloat16)
+    xc = x.cuda().contiguous(memory_format=torch.channels_last).requires_grad_()
+    _, gx, gw, gb = _run(sparse, xc, g.cuda().contiguous(memory_format=torch.channels_last))
+    mask = _kept_mask(g.double(), 1, 0.8)
+    dense = dense.double()
+    with torch.no_grad():
+        dense.weight.copy_(sparse.weight.detach().double().cpu())
+        dense.bias.copy_(sparse.bias.detach().double().cpu())
+    _, gxd, gwd, gbd = _run(dense, x.double().requires_grad_(), g.double() * mask)
+    dropped = mask.view(-1) == 0
+    assert gw.float().cpu()[dropped].abs().max() == 0 and gb.float().cpu()[dropped].abs().max() == 0
+    for got, ref in ((gx, gxd), (gw, gwd), (gb, gbd)):
+        err = (got.double().cpu() - ref).norm() / ref.norm()
+        assert err < 1e-2, err
+
+
+def test_tensor_core_padding_is_zero_on_cpu():
+    g = torch.ones(2, 64, 4, 4, dtype=torch.bfloat16)
+    assert sel.tensor_core_padding(g, 12, 64) == 0
+
+
 def test_ddp_single_process_gloo_trains_sparse_layer(tmp_path):
     import torch.distributed as dist
 

@@ -14,6 +14,7 @@ from greentrain.errors import ConfigError
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "cuda")
 OPTIMIZERS = ("adam", "sgd")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 SCHEDULE_DROP_RATE = 0.8  # the paper's setting: bar schedule, period 2 epochs, drop 0.8
 SCHEDULE_PERIOD_EPOCHS = 2
 
@@ -33,6 +34,8 @@ class BenchConfig:
         dtype: ``"float32"``, or ``"bfloat16"`` (autocast to bf16; fp32 master weights).
         channels_last: put models and inputs in channels_last memory format.
         compile: ``torch.compile`` every variant's model (dense too).
+        compile_mode: ``torch.compile`` mode with ``compile``: ``"default"``,
+            ``"reduce-overhead"`` (CUDA graphs on a GPU) or ``"max-autotune"``.
         steps: timed rounds; each round runs one train step of every variant.
         warmup: untimed rounds before the timed ones (every variant steps in each).
         schedule_check: also time a model driven by the paper's bar schedule.
@@ -42,6 +45,11 @@ class BenchConfig:
         selection, dims: passed to ``ssprop.convert``.
         seed: seeds the shared initial weights and the synthetic batch.
         threads: torch intra-op threads during the run (None: torch's default); restored after.
+        energy_rounds: rounds of energy blocks (GPU only); each round runs one block of every
+            variant, in rotated order.
+        energy_block_s: target length of one energy block, seconds: the block has enough
+            consecutive steps to last about this long at dense speed (at least 2, even), so the
+            NVML counter's update period (tens of ms) is small against it.
     """
 
     model: str = "resnet18"
@@ -54,6 +62,7 @@ class BenchConfig:
     dtype: str = "float32"
     channels_last: bool = False
     compile: bool = False
+    compile_mode: str = "default"
     steps: int = 20
     warmup: int = 3
     schedule_check: bool = False
@@ -64,6 +73,8 @@ class BenchConfig:
     dims: str = "channel"
     seed: int = 0
     threads: int | None = None
+    energy_rounds: int = 5
+    energy_block_s: float = 1.0
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -143,6 +154,14 @@ def validate(cfg: BenchConfig) -> BenchConfig:
         raise ConfigError(f"--warmup must be >= 0 (got {cfg.warmup})")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"--threads must be >= 1 (got {cfg.threads})")
+    if cfg.compile_mode not in COMPILE_MODES:
+        raise ConfigError(
+            f"--compile-mode must be one of {', '.join(COMPILE_MODES)} (got {cfg.compile_mode!r})"
+        )
+    if cfg.energy_rounds < 1:
+        raise ConfigError(f"--energy-rounds must be >= 1 (got {cfg.energy_rounds})")
+    if not math.isfinite(cfg.energy_block_s) or cfg.energy_block_s <= 0:
+        raise ConfigError(f"--energy-block-s must be > 0 seconds (got {cfg.energy_block_s})")
     if cfg.layer_reps is not None and cfg.layer_reps < 1:
         raise ConfigError(f"--layer-reps must be >= 1 (got {cfg.layer_reps})")
     parse_input_shape(",".join(str(v) for v in cfg.input_shape))

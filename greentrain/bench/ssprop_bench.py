@@ -12,8 +12,14 @@ Method (also recorded in every result under ``"method"``):
   rotated by one each round, so slow drift of the machine's load hits all variants alike.
 * **Timing.** ``time.perf_counter`` with ``torch.cuda.synchronize`` around the step and around
   ``loss.backward()`` (backward time = that call alone) on CUDA. Seconds.
-* **Energy.** On CUDA the NVML total-energy counter is read before and after each step (joules
-  per step); elsewhere the figure is ``None`` with the reason (never 0).
+* **Energy.** On CUDA, after the timed rounds, ``energy_rounds`` rounds of *blocks*: each
+  variant runs a block of consecutive train steps (enough to last ``energy_block_s`` at dense
+  speed; at least 2, an even number so a bar schedule spends half of it in each phase) with the
+  NVML total-energy counter read before and after; joules per step = block joules / block
+  steps, one figure per round, paired with dense's figure of the same round. A single step is
+  shorter than the counter's update period (a 30 ms step read as 0 J or a whole update, seen on
+  an H100), so per-step readings would be quantized. Elsewhere the figure is ``None`` with the
+  reason (never 0).
 * **Ratios.** Median (and p10-p90) of per-round ratios ``variant[r] / dense[r]``, against the
   same-settings dense and against the fastest dense configuration (per metric: the dense
   variant with the lowest median paired ratio to the same-settings dense).
@@ -35,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -57,7 +64,11 @@ METHOD = {
     "order": "round-robin, start rotated by one variant each round (after warm-up rounds)",
     "step_time": "zero_grad + forward + loss + backward + optimizer.step, seconds, synchronised",
     "backward_time": "loss.backward() alone, seconds, synchronised before and after",
-    "energy": "NVML total-energy counter read before/after each step, joules; None elsewhere",
+    "energy": (
+        "NVML total-energy counter read around blocks of consecutive steps (>= energy_block_s "
+        "at dense speed), joules per step = block joules / steps, one figure per round; "
+        "None off CUDA"
+    ),
     "ratio": "median of per-round ratios variant[r] / baseline[r] (p10-p90 of the same ratios)",
     "fastest_dense": (
         "per metric, the dense variant (either memory layout) with the lowest median paired "
@@ -177,7 +188,7 @@ def _make_variant(
             warmup=0,
         )
     optimizer = _optimizer(cfg, model)
-    run_model = torch.compile(model) if cfg.compile else model
+    run_model = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
     return _Variant(
         name=name,
         kind=kind,
@@ -243,14 +254,13 @@ def _current_rate(variant: _Variant) -> float | None:
     return float(mods[0][1].drop_rate) if mods else None
 
 
-def _train_step(variant: _Variant, batch, sync, autocast, counter) -> tuple[float, float, Any]:
-    """One timed train step: (step_s, backward_s, energy_j or None)."""
+def _train_step(variant: _Variant, batch, sync, autocast) -> tuple[float, float]:
+    """One timed train step: (step_s, backward_s)."""
     import torch.nn.functional as F
 
     x, x_cl, y = batch
     xin = x_cl if variant.channels_last else x
     sync()
-    e0 = counter.read_j() if counter is not None else None
     t0 = time.perf_counter()
     variant.optimizer.zero_grad(set_to_none=True)
     with autocast():
@@ -264,9 +274,7 @@ def _train_step(variant: _Variant, batch, sync, autocast, counter) -> tuple[floa
     variant.optimizer.step()
     sync()
     t1 = time.perf_counter()
-    e1 = counter.read_j() if counter is not None else None
-    energy = (e1 - e0) if counter is not None else None
-    return t1 - t0, b1 - b0, energy
+    return t1 - t0, b1 - b0
 
 
 def _rotated(items: list, r: int) -> list:
@@ -275,7 +283,7 @@ def _rotated(items: list, r: int) -> list:
 
 
 def run_rounds(
-    cfg: BenchConfig, variants: list[_Variant], batch, sync, autocast, counter, log: Log = _noop
+    cfg: BenchConfig, variants: list[_Variant], batch, sync, autocast, log: Log = _noop
 ) -> None:
     """Warm-up rounds, then ``cfg.steps`` timed rounds; fills each variant's lists."""
     total = cfg.warmup + cfg.steps
@@ -285,16 +293,41 @@ def run_rounds(
         timed = r >= cfg.warmup
         for v in _rotated(variants, r):
             rate = _current_rate(v)
-            step_s, backward_s, energy_j = _train_step(v, batch, sync, autocast, counter)
+            step_s, backward_s = _train_step(v, batch, sync, autocast)
             if v.scheduler is not None:
                 v.scheduler.step()
             if timed:
                 v.step_s.append(step_s)
                 v.backward_s.append(backward_s)
-                v.energy_j.append(energy_j)
                 v.rates.append(rate)
         label = "warm-up" if not timed else "timed"
         log(f"round {r + 1}/{total} ({label}) done")
+
+
+def energy_block_steps(cfg: BenchConfig, dense_step_s: list[float]) -> int:
+    """Steps per energy block: >= ``energy_block_s`` at dense's median step time, even, >= 2."""
+    median_s = summarize(dense_step_s)["median"] if dense_step_s else 0.0
+    steps = max(2, math.ceil(cfg.energy_block_s / median_s)) if median_s > 0 else 2
+    return steps + steps % 2
+
+
+def run_energy_blocks(
+    cfg: BenchConfig, variants: list[_Variant], batch, sync, autocast, counter, log: Log = _noop
+) -> int:
+    """Joules per step of every variant from blocks of consecutive steps; returns block steps."""
+    steps = energy_block_steps(cfg, variants[0].step_s)
+    for r in range(cfg.energy_rounds):
+        for v in _rotated(variants, r):
+            sync()
+            e0 = counter.read_j()
+            for _ in range(steps):
+                _train_step(v, batch, sync, autocast)
+                if v.scheduler is not None:
+                    v.scheduler.step()
+            sync()
+            v.energy_j.append((counter.read_j() - e0) / steps)
+        log(f"energy round {r + 1}/{cfg.energy_rounds} ({steps} steps per block) done")
+    return steps
 
 
 # ----------------------------------------------------------------------------- per layer
@@ -619,7 +652,12 @@ def _run(cfg: BenchConfig, log: Log) -> dict:
 
     log(f"building {2 + len(cfg.drops) + int(cfg.schedule_check)} variants of {cfg.model}")
     variants = make_variants(cfg, base, device)
-    run_rounds(cfg, variants, batch, sync, autocast, counter, log)
+    run_rounds(cfg, variants, batch, sync, autocast, log)
+    if counter is not None:
+        energy_info["block_steps"] = run_energy_blocks(
+            cfg, variants, batch, sync, autocast, counter, log
+        )
+        energy_info["rounds"] = cfg.energy_rounds
 
     layers: list[dict] = []
     if cfg.per_layer:

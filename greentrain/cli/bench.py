@@ -44,6 +44,18 @@ def bench_ssprop(
     optimizer: str = typer.Option("adam", "--optimizer", help="adam (paper's) or sgd."),
     seed: int = typer.Option(0, "--seed", help="Seed of the shared initial weights and batch."),
     threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
+    compile_mode: str = typer.Option(
+        "default",
+        "--compile-mode",
+        help="torch.compile mode with --compile: default, reduce-overhead (CUDA graphs), "
+        "max-autotune.",
+    ),
+    energy_rounds: int = typer.Option(
+        5, "--energy-rounds", help="GPU: rounds of energy blocks (one block per variant each)."
+    ),
+    energy_block_s: float = typer.Option(
+        1.0, "--energy-block-s", help="GPU: seconds one energy block lasts at dense speed."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (see README)."),
     store: str = typer.Option(None, "--store", help="Store file (default $GREENTRAIN_STORE)."),
     meter: list[str] = typer.Option(
@@ -82,6 +94,9 @@ def bench_ssprop(
             optimizer=optimizer,
             seed=seed,
             threads=threads,
+            compile_mode=compile_mode,
+            energy_rounds=energy_rounds,
+            energy_block_s=energy_block_s,
         )
     )
 

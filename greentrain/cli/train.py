@@ -33,7 +33,9 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 def train(
     model: str = typer.Option("resnet18", help="resnet18 | resnet26 | resnet50 | ddpm"),
     dataset: str = typer.Option(
-        "digits", help="digits | mnist | fashion-mnist | cifar10 | cifar100 | celeba | imagenet"
+        "digits",
+        help="digits | mnist | fashion-mnist | cifar10 | cifar100 | celeba | imagenet | "
+        "synthetic-cifar10",
     ),
     data_dir: str = typer.Option(
         "data", help="Dataset root (torchvision layout; ImageNet: train/ val/)."

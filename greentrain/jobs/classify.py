@@ -378,7 +378,8 @@ def train_classifier(
                         bar=bar,
                     )
                     train_loss = all_reduce_mean(done.mean(done.loss_sum), ctx)
-                    drop_rate = done.mean(done.rate_sum)
+                    # mean over the epoch's steps; rounded so 0.8 summed 313 times reads 0.8
+                    drop_rate = round(done.mean(done.rate_sum), 12)
                     metrics: dict[str, Any] = {}
                     if ctx.is_main:
                         test = evaluate(

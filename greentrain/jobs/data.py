@@ -19,6 +19,11 @@ CIFAR-10 (0.4914, 0.4822, 0.4465)/(0.2470, 0.2435, 0.2616) and CIFAR-100
 (0.5063, 0.4258, 0.3832)/(0.3107, 0.2904, 0.2897) (commonly used train-set statistics);
 ImageNet (0.485, 0.456, 0.406)/(0.229, 0.224, 0.225) (torchvision's). ``digits`` is normalised by
 the mean/std of its own train split, computed at load time.
+
+``synthetic-cifar10`` has CIFAR-10's shapes and split sizes (40,000/10,000/10,000 images of
+3x32x32, 10 classes) but standard-normal pixels and uniform random labels, made on the fly
+from a fixed seed per image: for measuring time and energy per epoch without a download. Its
+accuracy is chance (about 0.1) and means nothing.
 """
 
 from __future__ import annotations
@@ -118,6 +123,43 @@ def _digits(val_fraction: float) -> DataBundle:
         mean=(mean,),
         std=(std,),
     )
+
+
+SYNTHETIC_SEED = 1234
+SYNTHETIC_CIFAR_SPLITS = (40_000, 10_000, 10_000)
+
+
+class SyntheticImages(Dataset):
+    """``n`` images of ``shape`` (standard normal) with uniform labels, the same on every load.
+
+    Image ``i`` is drawn from a generator seeded with ``seed + i``, so nothing is held in memory
+    and any worker or epoch sees the same data.
+    """
+
+    def __init__(self, n: int, shape: tuple[int, int, int], num_classes: int, seed: int) -> None:
+        self.n, self.shape, self.num_classes, self.seed = n, shape, num_classes, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        gen = torch.Generator().manual_seed(self.seed + index)
+        x = torch.randn(self.shape, generator=gen)
+        y = torch.randint(0, self.num_classes, (), generator=gen)
+        return x, y
+
+
+def _synthetic_cifar10() -> DataBundle:
+    n_train, n_val, n_test = SYNTHETIC_CIFAR_SPLITS
+    shape = (3, 32, 32)
+    offsets = (0, n_train, n_train + n_val)
+    train, val, test = (
+        SyntheticImages(n, shape, 10, SYNTHETIC_SEED + off)
+        for n, off in zip(SYNTHETIC_CIFAR_SPLITS, offsets, strict=True)
+    )
+    return DataBundle("synthetic-cifar10", train, val, test, 10, shape, mean=(0.0,), std=(1.0,))
 
 
 def _torchvision(name: str, root: str, download: bool, val_fraction: float) -> DataBundle:
@@ -225,11 +267,13 @@ def load_dataset(
     """
     if name == "digits":
         return _digits(val_fraction or VAL_FRACTION["digits"])
+    if name == "synthetic-cifar10":
+        return _synthetic_cifar10()
     if name == "imagenet":
         return _imagenet(data_dir, download)
     if name in NORMALIZATION:
         return _torchvision(name, data_dir, download, val_fraction or VAL_FRACTION.get(name, 0.2))
     raise ConfigError(
         f"unknown dataset {name!r}; choose digits, mnist, fashion-mnist, "
-        "cifar10, cifar100, celeba or imagenet"
+        "cifar10, cifar100, celeba, imagenet or synthetic-cifar10"
     )

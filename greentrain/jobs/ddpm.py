@@ -339,7 +339,7 @@ def train_ddpm(
                             seed=cfg.seed,
                             device=device,
                         )
-                    metrics["drop_rate"] = done.mean(done.rate_sum)
+                    metrics["drop_rate"] = round(done.mean(done.rate_sum), 12)
                     metrics["backward_flops_per_iter"] = done.mean(done.flops_sum)
                     metrics["epoch_time_s"] = time.perf_counter() - t0
                     client.log(step=epoch, **metrics)
