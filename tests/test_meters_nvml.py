@@ -183,3 +183,16 @@ def test_init_failure_is_unavailable_with_driver_fix():
 def test_no_gpu_here_is_unavailable_with_reason():
     p = NvmlMeter().probe()  # the real pynvml on this machine
     assert p.available or p.reason
+
+
+def test_sampling_error_in_the_thread_is_raised_at_the_next_read():
+    nv = FakeNvml(gpus())
+    m = NvmlMeter(nvml=nv, environ={"CUDA_VISIBLE_DEVICES": "2"}, interval_s=0.001)
+    m.start()
+    del nv.gpus[2]["power_mw"]  # the next power reading fails (KeyError) in the thread
+    m._poller._thread.join(timeout=5)
+    with pytest.raises(RuntimeError, match="NVML power sampling failed"):
+        m.read()
+    with pytest.raises(RuntimeError, match="NVML power sampling failed"):
+        m.stop()
+    assert nv.shutdowns == nv.inits  # NVML is still shut down

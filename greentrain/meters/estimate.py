@@ -39,6 +39,7 @@ from typing import Any
 
 from greentrain.errors import MeterUnavailable
 from greentrain.meters.base import EnergyReading, Meter, Probe
+from greentrain.meters.poller import Poller
 
 W_PER_GB = 0.375
 DEFAULT_W_PER_CORE = 12.0
@@ -120,8 +121,7 @@ class EstimateMeter(Meter):
             self.w_per_core, self.tdp_source = watts_per_core(self.model)
         self._clock = clock
         self._lock = threading.Lock()
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller: Poller | None = None
         self._started = False
         self._final: list[EnergyReading] | None = None
 
@@ -194,12 +194,9 @@ class EstimateMeter(Meter):
         self._samples = 1
         self._final = None
         self._started = True
-        self._stop_event.clear()
         if self.interval_s:
-            self._thread = threading.Thread(
-                target=self._loop, name="greentrain-estimate", daemon=True
-            )
-            self._thread.start()
+            self._poller = Poller(self._sample, self.interval_s, "greentrain-estimate")
+            self._poller.start()
 
     def _sample_locked(self) -> None:
         pid = self.pid if self.pid is not None else os.getpid()
@@ -213,10 +210,9 @@ class EstimateMeter(Meter):
         self._last_t, self._last_rss = t, rss
         self._samples += 1
 
-    def _loop(self) -> None:
-        while not self._stop_event.wait(self.interval_s):
-            with self._lock:
-                self._sample_locked()
+    def _sample(self) -> None:
+        with self._lock:
+            self._sample_locked()
 
     def _readings(self) -> list[EnergyReading]:
         with self._lock:
@@ -265,9 +261,8 @@ class EstimateMeter(Meter):
             return list(self._final)
         if not self._started:
             raise RuntimeError("estimate meter stopped before start()")
-        self._stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
         self._final = self._readings()
         return list(self._final)

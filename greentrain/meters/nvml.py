@@ -32,6 +32,7 @@ from typing import Any
 
 from greentrain.errors import ConfigError, MeterUnavailable
 from greentrain.meters.base import EnergyReading, Meter, Probe
+from greentrain.meters.poller import Poller
 
 MODES = ("auto", "counter", "sampled")
 INSTALL_FIX = "pip install nvidia-ml-py"
@@ -107,11 +108,9 @@ class NvmlMeter(Meter):
         self._clock = clock
         self._devices: list[_Device] = []
         self._lock = threading.Lock()
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller: Poller | None = None
         self._final: list[EnergyReading] | None = None
         self._initialised = False
-        self._thread_error: Exception | None = None
 
     # -- library and device discovery ---------------------------------------------------------
     def _lib(self) -> Any:
@@ -243,12 +242,9 @@ class NvmlMeter(Meter):
                 d.samples = 1
         self._devices = devices
         self._final = None
-        self._stop_event.clear()
         if any(d.method == "sampled" for d in devices):
-            self._thread = threading.Thread(
-                target=self._sample_loop, name="greentrain-nvml", daemon=True
-            )
-            self._thread.start()
+            self._poller = Poller(self._sample_once, self.interval_s, "greentrain-nvml")
+            self._poller.start()
 
     def _sample_once(self) -> None:
         nv = self._nvml
@@ -261,14 +257,6 @@ class NvmlMeter(Meter):
                 d.energy_j += (power_w + d.last_w) / 2.0 * (t - d.last_t)  # trapezoid
                 d.last_t, d.last_w = t, power_w
                 d.samples += 1
-
-    def _sample_loop(self) -> None:
-        while not self._stop_event.wait(self.interval_s):
-            try:
-                self._sample_once()
-            except Exception as err:  # noqa: BLE001 - surfaced at the next read()
-                self._thread_error = err
-                return
 
     def _read_counters(self) -> None:
         nv = self._nvml
@@ -287,7 +275,7 @@ class NvmlMeter(Meter):
     def read(self) -> list[EnergyReading]:
         if not self._devices:
             raise RuntimeError("nvml meter read before start()")
-        err = self._thread_error
+        err = self._poller.error if self._poller is not None else None
         if err is not None:
             raise RuntimeError(f"NVML power sampling failed: {err}") from err
         self._read_counters()
@@ -310,12 +298,11 @@ class NvmlMeter(Meter):
     def stop(self) -> list[EnergyReading]:
         if self._final is not None:
             return list(self._final)
-        self._stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        if self._poller is not None:
+            self._poller.stop()  # its error, if any, is raised by read()
         try:
             self._final = self.read()
         finally:
+            self._poller = None
             self._shutdown()
         return list(self._final)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from greentrain.errors import MeterUnavailable
 from greentrain.meters.base import EnergyReading, Meter, Probe
+from greentrain.meters.poller import Poller
 
 DEFAULT_ROOT = "/sys/class/powercap"
 
@@ -69,8 +70,7 @@ class RaplMeter(Meter):
         self.poll_s = poll_s
         self._zones: list[_Zone] = []
         self._lock = threading.Lock()
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller: Poller | None = None
         self._final: list[EnergyReading] | None = None
 
     # -- discovery ---------------------------------------------------------------------------
@@ -120,19 +120,10 @@ class RaplMeter(Meter):
     def start(self) -> None:
         self._zones = self._discover()
         self._final = None
-        self._stop_event.clear()
         if self.poll_s:
-            self._thread = threading.Thread(
-                target=self._poll_loop, name="greentrain-rapl", daemon=True
-            )
-            self._thread.start()
-
-    def _poll_loop(self) -> None:
-        while not self._stop_event.wait(self.poll_s):
-            try:
-                self._update()
-            except OSError:
-                return  # read() will raise the same error to the harness
+            # a read error stops the polling; read() then raises the same error to the harness
+            self._poller = Poller(self._update, self.poll_s, "greentrain-rapl")
+            self._poller.start()
 
     def _update(self) -> None:
         with self._lock:
@@ -165,9 +156,8 @@ class RaplMeter(Meter):
     def stop(self) -> list[EnergyReading]:
         if self._final is not None:
             return list(self._final)
-        self._stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
         self._final = self.read()
         return list(self._final)
