@@ -2,8 +2,9 @@
 
 Usage: ``python benchmarks/gpu_meter_agreement.py [--seconds 60] [--size 8192] [--json F]``.
 
-All four meters are started in this one process before a bf16 matrix-product loop on
-``cuda:0`` and stopped after it, so they watch the same joules. The NVML counter
+All four meters are started in this one process, then each is read once just before a bf16
+matrix-product loop on ``cuda:0`` and counted from that reading, and all are stopped after it,
+so they watch the same joules (a meter's own start can take seconds: CodeCarbon's). The NVML counter
 (``nvmlDeviceGetTotalEnergyConsumption``) is the reference; each other figure is given with its
 difference from it in percent. GPU domain only (CodeCarbon's CPU/RAM figures are printed apart,
 they are estimates of the whole host). Needs an NVIDIA GPU; exits with a one-line reason
@@ -46,6 +47,14 @@ def matmul_load(seconds: float, size: int) -> dict:
     return {"products": n, "seconds": elapsed, "tflops": 2 * size**3 * n / elapsed / 1e12}
 
 
+def _by_domain(readings) -> dict[str, float]:
+    """Cumulative joules per domain (devices summed)."""
+    out: dict[str, float] = {}
+    for r in readings:
+        out[r.domain] = out.get(r.domain, 0.0) + r.energy_j
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="load duration, seconds")
@@ -71,18 +80,19 @@ def main() -> int:
             unavailable[label] = err.reason
             continue
         started.append((label, meter))
+    offsets = {label: _by_domain(meter.read()) for label, meter in started}
     t0 = time.perf_counter()
     load = matmul_load(args.seconds, args.size)
     wall_s = time.perf_counter() - t0
     results = {}
     for label, meter in started:
         readings = meter.stop()
+        totals, before = _by_domain(readings), offsets[label]
         gpu = [r for r in readings if r.domain == "gpu"]
-        other = {f"{r.domain}:{r.device}": r.energy_j for r in readings if r.domain != "gpu"}
         results[label] = {
-            "gpu_j": sum(r.energy_j for r in gpu) if gpu else None,
+            "gpu_j": totals["gpu"] - before.get("gpu", 0.0) if "gpu" in totals else None,
             "methods": sorted({r.method for r in gpu}),
-            "other_domains_j": other,
+            "other_domains_j": {d: j - before.get(d, 0.0) for d, j in totals.items() if d != "gpu"},
         }
     ref = results.get("nvml counter", {}).get("gpu_j")
     out = {

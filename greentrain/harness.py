@@ -392,6 +392,17 @@ class Recorder:
         self.offset = end
         self.t0 = time.time()
 
+    def align_start(self) -> None:
+        """Start the run's clock and every meter's total now (unless a baseline already did).
+
+        Meters start one after another, taking milliseconds (NVML) to seconds (CodeCarbon), so
+        their own windows open at different instants. Reading all of them at the moment the
+        job starts and counting from there gives every meter the same window: the job's.
+        """
+        if self.offset is None:
+            self.offset = self.meters.read()
+        self.t0 = time.time()
+
     def finalize(self, status: str, exit_code: int | None) -> dict[str, Any]:
         """Stop meters, write energy (whole run + open windows), best figures, status."""
         from greentrain.meters import select_best
@@ -716,7 +727,7 @@ def run_command(
         if watcher.event.is_set():  # interrupted before the command started
             exit_code = 128 + watcher.received[0]
         else:
-            recorder.t0 = time.time()
+            recorder.align_start()
             try:
                 child = os.posix_spawnp(command[0], list(command), env, setsigmask=())
             except FileNotFoundError:
@@ -907,7 +918,7 @@ def track(
     try:
         meter_set.start()
         st.set_meters(run_id, meter_set.statuses())
-        recorder.t0 = time.time()
+        recorder.align_start()
         _client.bind(sink)
         try:
             with _terminate_as_exception():

@@ -137,17 +137,18 @@ def test_fake_readings_arrive_exactly_per_window_and_device(tmp_path):
     )
     assert result.exit_code == 0
     run = result.record
-    # reads: window0 begin (1), end (2), window1 begin (3), end (4), stop (5)
+    # reads: command start (1), window0 begin (2), end (3), window1 begin (4), end (5), stop (6)
     assert [w["name"] for w in run["windows"]] == ["epoch", "epoch"]
     assert [w["info"] for w in run["windows"]] == [{"epoch": 0}, {"epoch": 1}]
     w0, w1 = (w["energy"] for w in run["windows"])
     assert w0["gpu"]["devices"] == {"gpu:0": 10.0, "gpu:1": 1.0}
     assert w0["gpu"]["energy_j"] == 11.0
-    assert w0["cpu"]["energy_j"] == 3.0  # 5 - 2
-    assert w1["cpu"]["energy_j"] == 5.0  # 14 - 9
+    assert w0["cpu"]["energy_j"] == 4.0  # 9 - 5
+    assert w1["cpu"]["energy_j"] == 6.0  # 20 - 14
     assert w0["dram"] is None
-    assert run["energy"]["gpu"]["devices"] == {"gpu:0": 50.0, "gpu:1": 5.0}
-    assert run["energy"]["cpu"]["energy_j"] == 20.0
+    # the run counts from the command's start (read 1), not from the meter's start
+    assert run["energy"]["gpu"]["devices"] == {"gpu:0": 50.0, "gpu:1": 5.0}  # 60 - 10, 6 - 1
+    assert run["energy"]["cpu"]["energy_j"] == 25.0  # 27 - 2
     assert run["energy"]["dram"]["energy_j"] is None and run["energy"]["dram"]["reason"]
     assert run["config"] == {"model": "resnet18", "drop_rate": 0.8}
     assert [(m["step"], m["window"], m["train_loss"]) for m in run["metrics"]] == [
@@ -184,6 +185,44 @@ def test_meter_that_raises_mid_run_is_recorded_and_others_carry_on(tmp_path):
     # the first window closed after flaky failed: only steady's figure is in it
     assert run["windows"][0]["energy"]["gpu"] is None
     assert run["windows"][0]["energy"]["cpu"]["energy_j"] == 1.0
+
+
+class _SlowStartMeter(FakeMeter):
+    """A fake meter whose start() takes a second, like CodeCarbon's hardware detection."""
+
+    def start(self):
+        time.sleep(1.0)
+        super().start()
+
+
+def test_meters_that_start_at_different_times_count_from_the_commands_start(tmp_path):
+    fast = FakeMeter(
+        {
+            "name": "fast",
+            "channels": [
+                {"domain": "gpu", "device": "gpu:0", "power_w": 100.0, "method": "counter"}
+            ],
+        }
+    )
+    slow = _SlowStartMeter(
+        {
+            "name": "slow",
+            "channels": [
+                {"domain": "gpu", "device": "gpu:0", "power_w": 100.0, "method": "sampled"}
+            ],
+        }
+    )
+    result = run_command(
+        [PY, "-c", "import time; time.sleep(0.5)"],
+        store=tmp_path / "g.db",
+        meter_objects=[fast, slow],
+        summary=False,
+    )
+    gpu = result.record["energy"]["gpu"]
+    [alt] = gpu["alternatives"]
+    # without a common start, fast would also count the slow meter's second of start-up (2x)
+    assert abs(alt["disagreement_pct"]) < 10
+    assert gpu["energy_j"] == pytest.approx(100.0 * result.record["duration_s"], rel=0.1)
 
 
 def test_unavailable_meter_is_recorded_with_reason_not_zero(tmp_path):
