@@ -153,6 +153,9 @@ def test_markdown_report_lists_every_variant(bench_result):
         (["--dtype", "float16"], "--dtype must be one of"),
         (["--steps", "0"], "--steps must be >= 1"),
         (["--model", "vgg"], "--model must be one of"),
+        (["--compile-mode", "fast"], "--compile-mode must be one of"),
+        (["--energy-rounds", "0"], "--energy-rounds must be >= 1"),
+        (["--energy-block-s", "0"], "--energy-block-s must be > 0 seconds"),
     ],
 )
 def test_bad_options_give_one_line_error_and_exit_2(capsys, extra, message):
