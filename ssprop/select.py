@@ -88,35 +88,38 @@ def channel_abs_sum(grad: Tensor, dim: int = 1) -> tuple[Tensor, int]:
 
     The ranking the backward uses (same order as the mean, one division fewer).
 
-    Fast paths for contiguous NCHW-like and channels_last tensors (``abs`` then a
-    float32-accumulating ``sum`` over a contiguous view); other layouts use ``importance``.
-    Deliberately one ``abs`` and two ``sum`` calls, not a chunked loop: chunking saves a
-    full-size temporary but multiplies the parallel regions, and on a shared 2-core CPU each
-    region can wait a scheduler time slice for its second thread (measured up to 8x slower).
+    channels_last tensors are summed as ``[N, H*W, C]``: over H*W first, then over N. On the
+    CPU, contiguous NCHW-like tensors are summed as ``[N, C, rest]``; on a GPU every other
+    layout takes one fused reduction; other CPU layouts use ``importance``. The accumulation is
+    float32 (float64 for float64 gradients) everywhere.
+
+    * CPU: ``abs`` then a float32-accumulating ``sum``. Deliberately one ``abs`` and two
+      ``sum`` calls, not a chunked loop: chunking saves a full-size temporary but multiplies
+      the parallel regions, and on a shared 2-core CPU each region can wait a scheduler time
+      slice for its second thread (measured up to 8x slower).
+    * GPU: ``vector_norm(ord=1)``, which takes abs, upcast and sum in registers; the extra
+      passes and launches of the CPU form cost more than the sum itself there. For
+      channels_last, the two-step sum took 360 us where one reduction over (N, H, W) took
+      576 us (ResNet-50's grad_output shapes at batch 64, bf16, H100).
     """
     acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
     dim = dim % grad.dim()
-    if grad.device.type != "cpu":
-        # Fused reductions (abs, upcast and sum in registers): on a GPU the extra passes and
-        # launches of the CPU path cost more than the sum itself. For channels_last, reducing
-        # [N, H*W, C] over H*W first and then over N took 360 us where one reduction over
-        # (N, H, W) took 576 us (ResNet-50's grad_output shapes at batch 64, bf16, H100).
-        count = max(grad.numel() // max(grad.shape[dim], 1), 1)
-        if dim == 1 and grad.dim() == 4 and _channels_last_only(grad):
-            n, c = grad.shape[0], grad.shape[1]
-            rows = grad.permute(0, 2, 3, 1).reshape(n, -1, c)
-            return torch.linalg.vector_norm(rows, 1, dim=1, dtype=acc).sum(0), count
+    count = max(grad.numel() // max(grad.shape[dim], 1), 1)
+    on_cpu = grad.device.type == "cpu"
+    if dim == 1 and grad.dim() == 4 and _channels_last_only(grad):
+        n, c = grad.shape[0], grad.shape[1]
+        rows = grad.permute(0, 2, 3, 1).reshape(n, -1, c)  # [N, H*W, C], a view
+        if on_cpu:
+            per_image = rows.abs().sum(1, dtype=acc)
+        else:
+            per_image = torch.linalg.vector_norm(rows, 1, dim=1, dtype=acc)
+        return per_image.sum(0), count
+    if not on_cpu:
         reduce = tuple(d for d in range(grad.dim()) if d != dim)
         return torch.linalg.vector_norm(grad, 1, dim=reduce, dtype=acc), count
-    if dim == 1 and grad.dim() >= 2:
+    if dim == 1 and grad.dim() >= 2 and grad.is_contiguous():
         n, c = grad.shape[0], grad.shape[1]
-        count = max(grad.numel() // max(c, 1), 1)
-        if grad.is_contiguous():
-            return grad.reshape(n, c, -1).abs().sum(2, dtype=acc).sum(0), count
-        if grad.dim() == 4 and grad.is_contiguous(memory_format=torch.channels_last):
-            total = grad.permute(0, 2, 3, 1).reshape(n, -1, c).abs().sum(1, dtype=acc).sum(0)
-            return total, count
-    count = max(grad.numel() // max(grad.shape[dim], 1), 1)
+        return grad.reshape(n, c, -1).abs().sum(2, dtype=acc).sum(0), count
     return importance(grad, (dim,)) * count, count
 
 

@@ -277,6 +277,14 @@ def _train_step(variant: _Variant, batch, sync, autocast) -> tuple[float, float]
     return t1 - t0, b1 - b0
 
 
+def _advance(variant: _Variant, batch, sync, autocast) -> tuple[float, float]:
+    """One timed train step, then one scheduler step: (step_s, backward_s)."""
+    timing = _train_step(variant, batch, sync, autocast)
+    if variant.scheduler is not None:
+        variant.scheduler.step()
+    return timing
+
+
 def _rotated(items: list, r: int) -> list:
     k = r % len(items)
     return items[k:] + items[:k]
@@ -293,9 +301,7 @@ def run_rounds(
         timed = r >= cfg.warmup
         for v in _rotated(variants, r):
             rate = _current_rate(v)
-            step_s, backward_s = _train_step(v, batch, sync, autocast)
-            if v.scheduler is not None:
-                v.scheduler.step()
+            step_s, backward_s = _advance(v, batch, sync, autocast)
             if timed:
                 v.step_s.append(step_s)
                 v.backward_s.append(backward_s)
@@ -321,9 +327,7 @@ def run_energy_blocks(
             sync()
             e0 = counter.read_j()
             for _ in range(steps):
-                _train_step(v, batch, sync, autocast)
-                if v.scheduler is not None:
-                    v.scheduler.step()
+                _advance(v, batch, sync, autocast)
             sync()
             v.energy_j.append((counter.read_j() - e0) / steps)
         log(f"energy round {r + 1}/{cfg.energy_rounds} ({steps} steps per block) done")
