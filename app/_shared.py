@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from greentrain.analysis import runs_frame
+from greentrain.report.grouping import runs_frame
 from greentrain.store import Store, StoreError, default_path
 
 ENV_PATH = "GREENTRAIN_APP_STORE"

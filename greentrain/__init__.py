@@ -16,7 +16,7 @@ __all__ = ["__version__", "track", "client"]
 
 def __getattr__(name: str) -> Any:
     if name == "track":
-        from greentrain.harness import track
+        from greentrain.run import track
 
         return track
     if name == "client":

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from greentrain.errors import ConfigError
+from greentrain.units import co2_g
 
-J_PER_KWH = 3.6e6
 G_PER_LB = 453.59237
 # CodeCarbon's emission factors per generation source (kg/kWh), used for Canadian mixes.
 _MIX_FACTORS_KG_PER_KWH = {
@@ -44,21 +44,6 @@ _NORDIC = {
     "NOR": tuple(f"NO{i}" for i in range(1, 6)),
     "FIN": ("FI",),
 }
-
-
-def joules_to_kwh(energy_j: float) -> float:
-    """Joules -> kilowatt-hours."""
-    return energy_j / J_PER_KWH
-
-
-def kwh_to_joules(energy_kwh: float) -> float:
-    """Kilowatt-hours -> joules."""
-    return energy_kwh * J_PER_KWH
-
-
-def grams_to_kg(mass_g: float) -> float:
-    """Grams -> kilograms."""
-    return mass_g / 1000.0
 
 
 @dataclass(frozen=True)
@@ -83,15 +68,10 @@ class CarbonFactors:
 
     def co2_g(self, energy_j: float) -> float:
         """Grams CO2e for ``energy_j`` joules: kWh x intensity x PUE."""
-        return joules_to_kwh(energy_j) * self.intensity_g_per_kwh * self.pue
+        return co2_g(energy_j, self.intensity_g_per_kwh, self.pue)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def co2_g(energy_kwh: float, factors: CarbonFactors) -> float:
-    """Grams CO2e for ``energy_kwh`` kilowatt-hours under ``factors``."""
-    return energy_kwh * factors.intensity_g_per_kwh * factors.pue
 
 
 # -- CodeCarbon's offline data ----------------------------------------------------------------
@@ -268,16 +248,4 @@ def resolve_factors(
         float(pue),
         None,
         None,
-    )
-
-
-def lookup(
-    country: str | None = None,
-    region: str | None = None,
-    intensity_g_per_kwh: float | None = None,
-    pue: float = 1.0,
-) -> CarbonFactors:
-    """Same as :func:`resolve_factors` (keyword ``intensity_g_per_kwh`` for the override)."""
-    return resolve_factors(
-        country=country, region=region, carbon_intensity=intensity_g_per_kwh, pue=pue
     )

@@ -5,7 +5,7 @@ Every call is a silent no-op outside a run, so a script can call them unconditio
 
 Routing:
 
-* inside :func:`greentrain.harness.track` in this process, calls go straight to that run;
+* inside :func:`greentrain.run.track` in this process, calls go straight to that run;
 * under ``greentrain run``, the harness sets ``GREENTRAIN_RUN`` (the run id) and
   ``GREENTRAIN_CHANNEL`` (a UNIX socket path); each call writes one JSON line on a
   per-process connection and does not wait for a reply (tens of microseconds). Child
@@ -20,39 +20,23 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
-import math
 import os
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any
 
-ENV_RUN = "GREENTRAIN_RUN"
-ENV_CHANNEL = "GREENTRAIN_CHANNEL"
-ENV_ALL_RANKS = "GREENTRAIN_LOG_ALL_RANKS"
+from greentrain import protocol
+from greentrain.protocol import ENV_ALL_RANKS, ENV_CHANNEL, ENV_RUN, Sink
+from greentrain.record.jsonable import to_jsonable
 
 __all__ = ["config", "log", "window", "active", "run_id"]
 
 
-class Sink(Protocol):
-    """An in-process receiver of client calls (the harness's recorder implements it)."""
-
-    def on_config(self, params: dict[str, Any]) -> None: ...
-
-    def on_log(
-        self, step: int | None, metrics: dict[str, Any], window: str | None, t: float
-    ) -> None: ...
-
-    def on_window_begin(self, key: str, name: str, info: dict[str, Any], t: float) -> None: ...
-
-    def on_window_end(self, key: str, t: float) -> None: ...
-
-
-# In-process runs opened by harness.track(), innermost last. Not a reset-me singleton: track()
-# pushes on enter and pops in ``finally``.
+# In-process runs opened by greentrain.run.track(), innermost last. Not a reset-me singleton:
+# track() pushes on enter and pops in ``finally``.
 _local_sinks: list[Sink] = []
 _window_names: list[str] = []  # open windows of this process, innermost last
 _counter = itertools.count()
@@ -60,7 +44,7 @@ _state_lock = threading.Lock()
 
 
 def bind(sink: Sink) -> None:
-    """Route this process's client calls to ``sink`` (used by ``harness.track``)."""
+    """Route this process's client calls to ``sink`` (used by ``greentrain.run.track``)."""
     with _state_lock:
         _local_sinks.append(sink)
 
@@ -111,7 +95,7 @@ class _Channel:
         sock.connect(path)
 
     def send(self, path: str, message: dict[str, Any]) -> None:
-        data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+        data = protocol.encode(message)
         with self._lock:
             if self._broken and path == self._path and self._pid == os.getpid():
                 return
@@ -156,31 +140,6 @@ def run_id() -> str | None:
     return os.environ.get(ENV_RUN) if active() else None
 
 
-def to_jsonable(value: Any) -> Any:
-    """Tensors / numpy scalars -> float/int; NaN and inf -> None; containers recursively."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [to_jsonable(v) for v in value]
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            return to_jsonable(item())
-        except (ValueError, RuntimeError, TypeError):
-            pass
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        try:
-            return to_jsonable(tolist())
-        except (ValueError, RuntimeError, TypeError):
-            pass
-    return str(value)
-
-
 def config(**params: Any) -> None:
     """Record run parameters (model, drop rate, schedule, ...); merged over earlier calls."""
     sink, path = _target()
@@ -190,7 +149,7 @@ def config(**params: Any) -> None:
     if sink is not None:
         sink.on_config(params)
     else:
-        _channel.send(path, {"k": "config", "params": params})
+        _channel.send(path, protocol.config_message(params))
 
 
 def log(step: int | None = None, **metrics: Any) -> None:
@@ -211,7 +170,7 @@ def log(step: int | None = None, **metrics: Any) -> None:
     if sink is not None:
         sink.on_log(step, payload, current, t)
     else:
-        _channel.send(path, {"k": "log", "step": step, "m": payload, "w": current, "t": t})
+        _channel.send(path, protocol.log_message(step, payload, current, t))
 
 
 @contextlib.contextmanager
@@ -229,9 +188,7 @@ def window(name: str, **info: Any) -> Iterator[None]:
     if sink is not None:
         sink.on_window_begin(key, str(name), info, time.time())
     else:
-        _channel.send(
-            path, {"k": "wb", "id": key, "name": str(name), "info": info, "t": time.time()}
-        )
+        _channel.send(path, protocol.window_begin_message(key, str(name), info, time.time()))
     _window_names.append(str(name))
     try:
         yield
@@ -240,4 +197,4 @@ def window(name: str, **info: Any) -> Iterator[None]:
         if sink is not None:
             sink.on_window_end(key, time.time())
         else:
-            _channel.send(path, {"k": "we", "id": key, "t": time.time()})
+            _channel.send(path, protocol.window_end_message(key, time.time()))

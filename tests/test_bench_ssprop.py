@@ -215,12 +215,8 @@ def test_energy_blocks_give_joules_per_step_from_whole_blocks_with_even_step_cou
     import torch
 
     from greentrain.bench.config import BenchConfig
-    from greentrain.bench.ssprop_bench import (
-        build_base_model,
-        energy_block_steps,
-        make_variants,
-        run_energy_blocks,
-    )
+    from greentrain.bench.rounds import energy_block_steps, run_energy_blocks
+    from greentrain.bench.variants import build_base_model, make_variants
 
     cfg = BenchConfig(
         model="resnet18", batch_size=2, input_shape=(3, 8, 8), drops=(0.8,), steps=1,

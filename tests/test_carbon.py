@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from greentrain.carbon import (
-    CarbonFactors,
-    co2_g,
-    country_codes,
-    joules_to_kwh,
-    kwh_to_joules,
-    lookup,
-    region_names,
-    resolve_factors,
-)
+from greentrain.carbon import CarbonFactors, country_codes, region_names, resolve_factors
 from greentrain.errors import ConfigError
+from greentrain.units import co2_g, joules_to_kwh, kwh_to_joules
 
 
 def test_country_intensity_comes_with_source_and_year():
@@ -38,7 +30,7 @@ def test_region_alone_infers_country_when_unambiguous():
 def test_override_wins_and_is_labelled_user_override():
     f = resolve_factors(country="FRA", carbon_intensity=123.0, pue=1.5)
     assert (f.intensity_g_per_kwh, f.source, f.year, f.pue) == (123.0, "user override", None, 1.5)
-    assert lookup(intensity_g_per_kwh=10.0).intensity_g_per_kwh == 10.0
+    assert resolve_factors(carbon_intensity=10.0).intensity_g_per_kwh == 10.0
 
 
 def test_default_is_world_average_with_no_year():
@@ -49,7 +41,7 @@ def test_default_is_world_average_with_no_year():
 def test_co2_is_kwh_times_intensity_times_pue():
     f = CarbonFactors(400.0, "test", None, pue=1.25)
     assert f.co2_g(kwh_to_joules(2.0)) == pytest.approx(1000.0)
-    assert co2_g(2.0, f) == pytest.approx(1000.0)
+    assert co2_g(kwh_to_joules(2.0), f.intensity_g_per_kwh, f.pue) == pytest.approx(1000.0)
     assert joules_to_kwh(3.6e6) == 1.0
     assert f.to_dict()["pue"] == 1.25
 

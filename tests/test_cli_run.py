@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from greentrain.cli import main
-from greentrain.harness import run_command
 from greentrain.meters.fake import FakeMeter
+from greentrain.run import run_command
 from greentrain.store import Store
 
 

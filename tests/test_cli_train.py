@@ -6,7 +6,10 @@ import pytest
 
 from greentrain.cli import main
 from greentrain.cli.train import parse_train_options
-from greentrain.jobs.config import TrainConfig, resolve, to_cli_args
+from greentrain.jobs.config import TrainConfig
+from greentrain.jobs.recipes import resolve
+from greentrain.run import RunOptions
+from greentrain.studies.sweep import train_args
 
 
 @pytest.mark.parametrize(
@@ -49,6 +52,7 @@ def test_paper_defaults_fill_unset_recipe_fields_per_dataset_and_model():
 
 
 def test_cli_args_round_trip_to_the_same_config():
-    cfg = TrainConfig(epochs=3, drop=0.8, schedule="cosine", tags={"a": "b"}, meters=["fake"],
-                      betas=(0.8, 0.99), deterministic=True, progress=False)  # fmt: skip
-    assert parse_train_options(to_cli_args(cfg), resolved=False) == cfg
+    cfg = TrainConfig(epochs=3, drop=0.8, schedule="cosine", betas=(0.8, 0.99),
+                      deterministic=True, progress=False)  # fmt: skip
+    run = RunOptions.build(tags={"a": "b"}, meters=["fake"], country="FRA", pue=1.2)
+    assert parse_train_options(train_args(cfg, run), resolved=False) == (cfg, run)

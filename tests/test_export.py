@@ -13,9 +13,9 @@ import pytest
 from fixtures.runs import NASTY, make_run, study
 from fixtures.store import write_store
 
-from greentrain import export
 from greentrain.cli import main
 from greentrain.errors import ConfigError
+from greentrain.report import formatting, statement, tables
 
 LATEX_SPECIALS = "\\{}$&#^_%~<>|"
 
@@ -32,24 +32,24 @@ def nasty_study() -> list[dict]:
 
 @pytest.mark.parametrize("ch", list(LATEX_SPECIALS))
 def test_latex_escape_replaces_every_special_character(ch):
-    out = export.latex_escape(f"a{ch}b")
+    out = formatting.latex_escape(f"a{ch}b")
     assert out != f"a{ch}b"
     # what remains is letters, a backslash command or a backslash-escaped character
     assert re.fullmatch(r"a(\\[A-Za-z]+\{\}|\\[{}$&#_%])b", out), out
 
 
 def test_latex_escape_leaves_no_raw_special_character():
-    out = export.latex_escape(NASTY + "\n" + LATEX_SPECIALS * 2)
+    out = formatting.latex_escape(NASTY + "\n" + LATEX_SPECIALS * 2)
     stripped = re.sub(r"\\[A-Za-z]+\{\}|\\[{}$&#_%]", "", out)
     assert not set(stripped) & set(LATEX_SPECIALS), stripped
     assert "\n" not in out
 
 
 def test_latex_table_has_booktabs_rules_and_escaped_names():
-    tex = export.render(nasty_study(), "latex")
+    tex = tables.render(nasty_study(), "latex")
     for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}"):
         assert rule in tex
-    assert export.latex_escape(NASTY) in tex
+    assert formatting.latex_escape(NASTY) in tex
     assert r"$81.0 \pm 1.4$" in tex  # dense: mean 81.0 %, std 1.4 points
     assert "$^{*}$" in tex  # the estimated configuration is marked
 
@@ -73,7 +73,7 @@ def _compile(tmp_path, body: str) -> subprocess.CompletedProcess:
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed "
                     "(apt-get install texlive-latex-base texlive-latex-recommended)")  # fmt: skip
 def test_latex_table_compiles_with_pdflatex(tmp_path):
-    proc = _compile(tmp_path, export.render(nasty_study(), "latex"))
+    proc = _compile(tmp_path, tables.render(nasty_study(), "latex"))
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "t.pdf").exists()
 
@@ -84,16 +84,16 @@ def test_latex_table_compiles_with_pdflatex(tmp_path):
 def test_markdown_escape_renders_names_literally():
     mdit = pytest.importorskip("markdown_it")
     md = mdit.MarkdownIt("commonmark").enable("table")
-    html = md.render("| a | b |\n|---|---|\n| " + export.markdown_escape(NASTY) + " | x |\n")
+    html = md.render("| a | b |\n|---|---|\n| " + formatting.markdown_escape(NASTY) + " | x |\n")
     assert "<script>" not in html
     assert html.count("<td>") == 2  # the | in the name did not split the cell
     assert "<em>" not in html and "<a " not in html and "<code>" not in html
 
 
 def test_markdown_table_lists_configurations_and_totals():
-    text = export.render(nasty_study(), "markdown")
+    text = tables.render(nasty_study(), "markdown")
     assert "| resnet18 / cifar10 / dense | 2 | 81.0 ± 1.4 | 0.300 |" in text
-    assert export.markdown_escape(NASTY) in text
+    assert formatting.markdown_escape(NASTY) in text
     assert "| failed | 1 | 0.0500 |" in text
     assert "| all | 9 |" in text
 
@@ -102,8 +102,8 @@ def test_markdown_table_lists_configurations_and_totals():
 
 
 def test_csv_round_trips_names_and_statistics():
-    df = pd.read_csv(io.StringIO(export.render(nasty_study(), "csv")), keep_default_na=False)
-    assert list(df.columns) == export.CSV_COLUMNS
+    df = pd.read_csv(io.StringIO(tables.render(nasty_study(), "csv")), keep_default_na=False)
+    assert list(df.columns) == tables.CSV_COLUMNS
     assert NASTY in set(df["model"])
     dense = df[df["configuration"] == "resnet18 / cifar10 / dense"].iloc[0]
     assert float(dense["accuracy_mean"]) == pytest.approx(0.81)
@@ -112,8 +112,8 @@ def test_csv_round_trips_names_and_statistics():
 
 
 def test_json_has_stable_sorted_keys_and_null_for_undefined():
-    text = export.render(nasty_study(), "json")
-    assert text == export.render(nasty_study(), "json")
+    text = tables.render(nasty_study(), "json")
+    assert text == tables.render(nasty_study(), "json")
     doc = json.loads(text)
     assert list(doc) == sorted(doc)
     assert doc["format"] == "greentrain.export/1"
@@ -128,7 +128,7 @@ def test_json_has_stable_sorted_keys_and_null_for_undefined():
 
 
 def test_statement_reports_hardware_totals_carbon_meters_estimates_and_uncertainty():
-    text = export.render(study(), "statement")
+    text = tables.render(study(), "statement")
     assert "1x NVIDIA H100 80GB HBM3" in text
     assert "8 runs" in text and "1.50 kWh in total" in text
     assert "failed and interrupted runs included" in text and "0.150 kWh" in text
@@ -140,27 +140,27 @@ def test_statement_reports_hardware_totals_carbon_meters_estimates_and_uncertain
 
 
 def test_statement_names_unmeasured_domains_and_empty_selection():
-    text = export.statement([make_run("x", cpu_unavailable=True)])
+    text = statement.statement([make_run("x", cpu_unavailable=True)])
     assert "CPU in 1 runs (RAPL not readable (permission))" in text
     assert "No figure in these totals is an estimate" in text
-    assert "No runs" in export.statement([])
+    assert "No runs" in statement.statement([])
 
 
 def test_unknown_format_is_a_config_error():
     with pytest.raises(ConfigError, match="latex"):
-        export.render([], "docx")
+        tables.render([], "docx")
 
 
 def test_every_format_handles_an_empty_selection():
-    for fmt in export.FORMATS:
-        assert export.render([], fmt).strip()
+    for fmt in formatting.FORMATS:
+        assert tables.render([], fmt).strip()
 
 
 # -- plots ------------------------------------------------------------------------------------
 
 
 def test_plots_write_png_and_pdf(tmp_path):
-    from greentrain.plots import save_plots
+    from greentrain.report.plots import save_plots
 
     for name in ("f.png", "f.pdf"):
         out = save_plots(nasty_study(), tmp_path / name)

@@ -63,7 +63,7 @@ def test_inception_weights_are_found_only_on_disk(tmp_path, monkeypatch):
 def digits_unit():
     """Digits as [0, 1] images: (train x, train y, test x, test y)."""
     from greentrain.jobs.data import load_dataset
-    from greentrain.jobs.ddpm import collect, to_unit
+    from greentrain.jobs.ddpm_eval import collect, to_unit
 
     bundle = load_dataset("digits")
     tx, ty = collect(bundle.train, None)
@@ -109,8 +109,9 @@ def test_proxy_fid_on_digits_is_finite_and_larger_for_noise_than_for_real_images
 def test_absent_inception_weights_fall_back_to_proxy_without_network(
     digits_unit, tmp_path, monkeypatch
 ):
-    from greentrain.jobs.config import TrainConfig, resolve
-    from greentrain.jobs.ddpm import compute_fid
+    from greentrain.jobs.config import TrainConfig
+    from greentrain.jobs.ddpm_eval import compute_fid
+    from greentrain.jobs.recipes import resolve
 
     real_connect = socket.socket.connect
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from greentrain.harness import run_command, track
 from greentrain.meters.fake import FakeMeter
+from greentrain.run import run_command, track
 from greentrain.store import Store
 
 PY = sys.executable
@@ -348,7 +348,7 @@ def test_track_under_outer_run_binds_to_it_and_meters_once(tmp_path):
 
 CONCURRENT_WORKER = """
 import sys
-from greentrain.harness import run_command
+from greentrain.run import run_command
 from greentrain.meters.fake import FakeMeter
 for i in range(5):
     r = run_command(["true"], store=sys.argv[1], name=f"w{sys.argv[2]}-{i}",

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from greentrain.jobs.config import TrainConfig
+from greentrain.run import RunOptions
 from greentrain.store import Store
 
 TINY = dict(
@@ -16,7 +17,6 @@ TINY = dict(
     limit_eval_batches=1,
     progress=False,
     device="cpu",
-    meters=["fake"],
 )
 
 
@@ -30,12 +30,10 @@ def _one_thread():
 
 @pytest.mark.parametrize("drop", [0.0, 0.8], ids=["dense", "ssprop"])
 def test_digits_training_reduces_loss_and_records_per_epoch_metrics(tmp_path, drop):
-    from greentrain.jobs.distributed import launch
+    from greentrain.studies.launch import launch
 
-    cfg = TrainConfig(
-        epochs=2, drop=drop, schedule="constant", store=str(tmp_path / "s.db"), **TINY
-    )
-    outcome = launch(cfg)
+    cfg = TrainConfig(epochs=2, drop=drop, schedule="constant", **TINY)
+    outcome = launch(cfg, RunOptions(store=str(tmp_path / "s.db"), meters=["fake"]))
     history = outcome.result.history
     assert history[1]["train_loss"] < history[0]["train_loss"]
 
@@ -91,11 +89,11 @@ def test_dropout_flag_puts_dropout_after_every_convolution():
 
 
 def test_synthetic_cifar10_trains_offline_with_the_cifar_stem_and_records_a_run(tmp_path):
-    from greentrain.jobs.distributed import launch
+    from greentrain.studies.launch import launch
 
     tiny = {**TINY, "dataset": "synthetic-cifar10", "batch_size": 8, "eval_batch_size": 8}
-    cfg = TrainConfig(epochs=1, drop=0.8, schedule="constant", store=str(tmp_path / "s.db"), **tiny)
-    outcome = launch(cfg)
+    cfg = TrainConfig(epochs=1, drop=0.8, schedule="constant", **tiny)
+    outcome = launch(cfg, RunOptions(store=str(tmp_path / "s.db"), meters=["fake"]))
     model = outcome.result.model
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)  # CIFAR stem
     run = Store(str(tmp_path / "s.db")).get_run(outcome.run_id)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from greentrain.errors import ConfigError
-from greentrain.jobs.ddpm import DDPM, strided_timesteps, train_ddpm
+from greentrain.jobs.ddpm import train_ddpm
+from greentrain.jobs.diffusion import DDPM, strided_timesteps
 from greentrain.jobs.unet import build_unet, default_unet_shape
 
 pytest.importorskip("diffusers")

@@ -122,8 +122,9 @@ def test_delete_run_removes_run_and_its_rows(tmp_path):
         st.add_metrics(rid, [{"step": 1, "window": None, "time_s": 0.1, "metrics": {"a": 1}}])
         st.delete_run(rid[:6])
         assert st.list_runs() == []
-        assert st._query("SELECT COUNT(*) AS n FROM energy")[0]["n"] == 0
-        assert st._query("SELECT COUNT(*) AS n FROM metrics")[0]["n"] == 0
+    with sqlite3.connect(tmp_path / "g.db") as db:  # the file itself, not the API
+        assert db.execute("SELECT COUNT(*) FROM energy").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 0
 
 
 def test_run_object_has_contract_keys_and_no_silent_zeros(tmp_path):

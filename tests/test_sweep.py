@@ -7,21 +7,24 @@ import pytest
 from greentrain.cli import main
 from greentrain.errors import ConfigError
 from greentrain.jobs.config import TrainConfig
-from greentrain.jobs.sweep import compute_sweep_id, parse_grid, plan
+from greentrain.run import RunOptions
 from greentrain.store import Store
+from greentrain.studies.sweep import compute_sweep_id, parse_grid, plan
 
 
 def test_sweep_id_depends_on_grid_and_result_changing_flags_only():
     grid = parse_grid({"drop": "0,0.8", "seed": "0,1"})
     base = TrainConfig(epochs=3)
     sid = compute_sweep_id(grid, base)
-    assert sid == compute_sweep_id(grid, TrainConfig(epochs=3, store="other.db", progress=False))
+    other_store = RunOptions(store="other.db", name="n", tags={"t": "v"})
+    assert sid == compute_sweep_id(grid, TrainConfig(epochs=3, progress=False), other_store)
+    assert sid != compute_sweep_id(grid, base, RunOptions.build(pue=1.2))
     assert sid != compute_sweep_id(grid, TrainConfig(epochs=4))
     assert sid != compute_sweep_id(parse_grid({"drop": "0,0.5", "seed": "0,1"}), base)
     points = plan(grid, base).points
     assert len(points) == 4
-    cfg = points["model=resnet18,dataset=digits,drop=0.8,schedule=bar,seed=1"]
-    assert (cfg.drop, cfg.seed, cfg.tags["sweep"]) == (0.8, 1, sid)
+    point = points["model=resnet18,dataset=digits,drop=0.8,schedule=bar,seed=1"]
+    assert (point.cfg.drop, point.cfg.seed, point.run.tags["sweep"]) == (0.8, 1, sid)
 
 
 def test_bad_grid_values_raise_config_error():

@@ -14,11 +14,12 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
-from greentrain import analysis  # noqa: E402
+from greentrain.report import grouping, study  # noqa: E402
+from greentrain.report import runs as run_figures  # noqa: E402
 
 runs = sh.page_header("Compare")
 finished = [r for r in runs if r.get("status") == "finished"]
-groups = analysis.group_runs(finished)
+groups = grouping.group_runs(finished)
 if runs and groups.empty:
     sh.empty_state(None, "finished runs")
 elif not groups.empty:
@@ -76,7 +77,7 @@ elif not groups.empty:
     pts = g.dropna(subset=[f"{metric}_mean", "energy_kwh_mean"])
     st.subheader("Accuracy vs energy, with the Pareto front")
     if not pts.empty:
-        front = analysis.pareto_front(pts, metric)
+        front = study.pareto_front(pts, metric)
         fig = go.Figure()
         for _, row in pts.iterrows():
             fig.add_trace(
@@ -113,16 +114,16 @@ elif not groups.empty:
     scoped = [
         r
         for r in finished
-        if analysis.config_key(r)[0] == model and str(analysis.config_key(r)[1]) == dataset
+        if grouping.config_key(r)[0] == model and str(grouping.config_key(r)[1]) == dataset
     ]
     curves = []
     for r in scoped:
-        for rec in analysis.accuracy_curve(r):
+        for rec in run_figures.accuracy_curve(r):
             if rec["cum_energy_kwh"] is not None:
                 curves.append(
                     {
                         "run": f"{r['name']} ({r['id'][:8]})",
-                        "configuration": analysis.config_label(analysis.config_key(r)),
+                        "configuration": grouping.config_label(grouping.config_key(r)),
                         "kWh": rec["cum_energy_kwh"],
                         "test accuracy (%)": rec["test_acc"] * 100.0,
                     }
@@ -143,10 +144,10 @@ elif not groups.empty:
         target = st.slider("Target accuracy (%)", 0.0, 100.0, round(best * 0.9, 1), 0.5)
         rows = []
         for r in scoped:
-            e = analysis.energy_to_accuracy(r, target / 100.0)
+            e = run_figures.energy_to_accuracy(r, target / 100.0)
             rows.append(
                 {
-                    "configuration": analysis.config_label(analysis.config_key(r)),
+                    "configuration": grouping.config_label(grouping.config_key(r)),
                     "run": r["name"],
                     "kWh to target": e,
                     "reached": e is not None,
@@ -158,7 +159,7 @@ elif not groups.empty:
 
     # -- FLOPs saving vs energy saving ----------------------------------------------------
     st.subheader("Measured energy saving vs analytic backward-FLOPs saving")
-    sav = analysis.savings_vs_dense(g).dropna(subset=["energy_saving", "flops_saving"])
+    sav = study.savings_vs_dense(g).dropna(subset=["energy_saving", "flops_saving"])
     if not sav.empty:
         fig = px.scatter(
             sav.assign(

@@ -10,7 +10,8 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
-from greentrain.export import FORMATS, render  # noqa: E402
+from greentrain.report.formatting import FORMATS  # noqa: E402
+from greentrain.report.tables import render  # noqa: E402
 
 SUFFIX = {"latex": "tex", "markdown": "md", "csv": "csv", "json": "json", "statement": "txt"}
 MIME = {

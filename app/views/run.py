@@ -13,7 +13,8 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
-from greentrain import analysis  # noqa: E402
+from greentrain.report import runs as run_figures  # noqa: E402
+from greentrain.units import kwh_to_joules  # noqa: E402
 
 runs = sh.page_header("Run")
 if runs:
@@ -24,13 +25,13 @@ if runs:
     run_id = st.selectbox("Run", ids, index=index, format_func=names.get)
     run = next(r for r in runs if r["id"] == run_id)
 
-    est = analysis.is_estimated(run)
+    est = run_figures.run_is_estimated(run)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Status", run["status"])
-    c2.metric("Energy", sh.fmt_kwh(analysis.run_energy_kwh(run), est))
+    c2.metric("Energy", sh.fmt_kwh(run_figures.run_energy_kwh(run), est))
     co2 = run.get("co2_g")
     c3.metric("CO2e", "n/a" if co2 is None else f"{co2 / 1000.0:.3g} kg")
-    acc = analysis.final_accuracy(run)
+    acc = run_figures.final_accuracy(run)
     c4.metric("Final accuracy", "n/a" if acc is None else f"{acc * 100:.2f} %")
     if est:
         st.warning("At least one energy figure of this run is an estimate, not a measurement.")
@@ -86,17 +87,17 @@ if runs:
     st.dataframe(pd.DataFrame(run.get("meters") or []), hide_index=True)
 
     st.subheader("Per epoch")
-    wins = analysis.epoch_windows(run)
+    wins = run_figures.epoch_windows(run)
     if wins:
         wdf = pd.DataFrame(
             {
                 "epoch": [w.get("index") for w in wins],
-                "energy (kWh)": analysis.epoch_energies_kwh(run),
+                "energy (kWh)": run_figures.epoch_energies_kwh(run),
                 "duration (s)": [w.get("duration_s") for w in wins],
             }
         )
         wdf["mean power (W)"] = [
-            None if e is None or not t else e * 3.6e6 / t
+            None if e is None or not t else kwh_to_joules(e) / t
             for e, t in zip(wdf["energy (kWh)"], wdf["duration (s)"], strict=True)
         ]
         st.plotly_chart(

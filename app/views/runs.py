@@ -10,7 +10,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
-from greentrain.analysis import study_totals  # noqa: E402
+from greentrain.report.study import study_totals  # noqa: E402
 
 runs = sh.page_header("Runs")
 if runs:

@@ -6,7 +6,8 @@ Public API::
     result = run_ssprop_bench(BenchConfig(model="resnet18", drops=(0.0, 0.8)))
     print_rich(result); print(to_markdown(result))
 
-Importing this package imports neither torch nor any hardware library.
+Importing this package imports torch (the CLI imports it inside ``greentrain bench``), never a
+hardware library: NVML is opened when a GPU run reads its energy counter.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import torch
+
 from greentrain.errors import ConfigError
+from greentrain.jobs.models import MODEL_NAMES, STEMS
 
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "cuda")
@@ -138,11 +141,9 @@ def validate(cfg: BenchConfig) -> BenchConfig:
         raise ConfigError(
             f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {cfg.optimizer!r})"
         )
-    from greentrain.jobs.models import MODEL_NAMES
-
     if cfg.model not in MODEL_NAMES:
         raise ConfigError(f"--model must be one of {', '.join(MODEL_NAMES)} (got {cfg.model!r})")
-    if cfg.stem not in ("cifar", "imagenet"):
+    if cfg.stem not in STEMS:
         raise ConfigError(f"--stem must be cifar or imagenet (got {cfg.stem!r})")
     if cfg.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1 (got {cfg.batch_size})")
@@ -170,8 +171,6 @@ def validate(cfg: BenchConfig) -> BenchConfig:
     if kind not in DEVICES:
         raise ConfigError(f"--device must be cpu or cuda (got {cfg.device!r})")
     if kind == "cuda":
-        import torch
-
         if not torch.cuda.is_available():
             raise ConfigError(
                 "--device cuda but no CUDA device is available to torch: use --device cpu, "

@@ -5,16 +5,22 @@ newer). The benchmark reads it before and after each train step; the difference 
 GPU energy in joules. The counter is updated by the driver every few milliseconds, so a single
 short step is quantized: the benchmark reports the median *and* the mean over all steps.
 
-There is no such counter on CPU here (no RAPL on this kind of machine), and the bench never
-reports a missing figure as 0: :func:`open_step_energy` raises
+The GPU is found by :func:`greentrain.meters.nvml.gpu_for_cuda_device`, the meters' own device
+lookup (UUIDs, MIG instances through their parent GPU, ``CUDA_VISIBLE_DEVICES``). There is no
+such counter on CPU here (no RAPL on this kind of machine), and the bench never reports a
+missing figure as 0: :func:`open_step_energy` raises
 :class:`~greentrain.errors.MeterUnavailable` with the reason instead. pynvml is imported lazily.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
+import torch
+
 from greentrain.errors import MeterUnavailable
+from greentrain.meters import nvml
 
 
 class StepEnergyCounter:
@@ -30,23 +36,6 @@ class StepEnergyCounter:
         return self._read_mj() / 1000.0
 
 
-def _nvml_handle(pynvml, device_index: int):
-    """The NVML handle of torch's CUDA device ``device_index`` (matched by UUID when possible)."""
-    import torch
-
-    props = torch.cuda.get_device_properties(device_index)
-    uuid = getattr(props, "uuid", None)
-    if uuid is not None:
-        text = str(uuid)
-        for candidate in (text if text.startswith("GPU-") else f"GPU-{text}", text):
-            try:
-                return pynvml.nvmlDeviceGetHandleByUUID(candidate)
-            except pynvml.NVMLError:
-                continue
-    # CUDA_VISIBLE_DEVICES may renumber devices; without a UUID match, fall back to the index.
-    return pynvml.nvmlDeviceGetHandleByIndex(device_index)
-
-
 def open_step_energy(device: str) -> StepEnergyCounter:
     """A per-step energy counter for ``device`` (``"cuda"``, ``"cuda:1"``).
 
@@ -59,24 +48,21 @@ def open_step_energy(device: str) -> StepEnergyCounter:
             f"n/a: no NVML on device {device!r} (energy per step is measured on NVIDIA GPUs only)",
             "run with --device cuda on an NVIDIA GPU, or meter the whole run with greentrain run",
         )
-    try:
-        import pynvml
-    except ImportError:
-        raise MeterUnavailable("n/a: pynvml is not installed", "pip install nvidia-ml-py") from None
-    import torch
-
+    nv = nvml.load_library()  # MeterUnavailable("... not installed", fix) without it
     index = int(index_text) if index_text else torch.cuda.current_device()
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
     try:
-        pynvml.nvmlInit()
-        handle = _nvml_handle(pynvml, index)
-        name = pynvml.nvmlDeviceGetName(handle)
-        name = name.decode() if isinstance(name, bytes) else str(name)
-        pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-    except pynvml.NVMLError as err:
+        nv.nvmlInit()
+        handle, name = nvml.gpu_for_cuda_device(
+            nv, index, str(uuid) if uuid is not None else None,
+            os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )  # fmt: skip
+        nv.nvmlDeviceGetTotalEnergyConsumption(handle)
+    except nv.NVMLError as err:
         raise MeterUnavailable(
             f"n/a: NVML energy counter unavailable on cuda:{index} ({err})",
             "needs a Volta-or-newer NVIDIA GPU and driver",
         ) from None
     return StepEnergyCounter(
-        lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle), f"cuda:{index} {name}"
+        lambda: nv.nvmlDeviceGetTotalEnergyConsumption(handle), f"cuda:{index} {name}"
     )

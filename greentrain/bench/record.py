@@ -6,8 +6,11 @@ variant (``step`` = variant index) carries the headline ratios (see :func:`summa
 
 from __future__ import annotations
 
+from greentrain import client
 from greentrain.bench.config import BenchConfig
-from greentrain.bench.ssprop_bench import Log, _noop, run_ssprop_bench
+from greentrain.bench.ssprop_bench import run_ssprop_bench
+from greentrain.bench.variants import Log, noop
+from greentrain.run import track
 
 
 def _metrics(row: dict) -> dict:
@@ -24,19 +27,17 @@ def run_and_record(
     *,
     store: str | None = None,
     meters: list[str] | None = None,
-    log: Log = _noop,
+    log: Log = noop,
 ) -> dict:
-    """Run :func:`run_ssprop_bench` under ``greentrain.harness.track`` and log its ratios.
+    """Run :func:`run_ssprop_bench` under :func:`greentrain.run.track` and log its ratios.
 
     ``store``: store file (None: ``$GREENTRAIN_STORE`` or ``./reports/greentrain.db``);
     ``meters``: meter names for the whole-run energy (None: greentrain's defaults).
     Returns the result with ``run_id`` set.
     """
-    from greentrain import client, harness
-
     name = f"bench-ssprop-{cfg.model}"
     tags = {"job": "bench", "bench": "ssprop"}
-    with harness.track(name, store=store, tags=tags, meters=meters) as run:
+    with track(name, store=store, tags=tags, meters=meters) as run:
         settings = {k: v for k, v in cfg.to_dict().items() if k != "extra"}
         client.config(job="bench", bench="ssprop", **settings)
         result = run_ssprop_bench(cfg, log=log)

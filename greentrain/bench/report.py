@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 
 def _ms(stats: dict | None) -> str:
     if not stats:
@@ -173,10 +177,6 @@ def footnotes(result: dict) -> list[str]:
 
 def print_rich(result: dict, console: Any = None) -> None:
     """Print the variant table, the per-layer table and the schedule check with rich."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
     if console is None:
         console = Console()
         if not console.is_terminal:  # piped: do not squeeze the tables into 80 columns

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def summarize(values: Sequence[float]) -> dict | None:
+def quantiles(values: Sequence[float]) -> dict | None:
     """Median, mean, p10/p90 and quartiles of ``values`` (same unit); ``None`` if empty."""
     vals = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not vals:
@@ -46,7 +46,7 @@ def paired_ratio(values: Sequence[float], base: Sequence[float]) -> dict | None:
     if not pairs:
         return None
     ratios = [v / b for v, b in pairs]
-    stats = summarize(ratios)
+    stats = quantiles(ratios)
     assert stats is not None
     num = [v for v, _ in pairs]
     den = [b for _, b in pairs]

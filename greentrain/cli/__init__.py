@@ -1,34 +1,18 @@
-"""The ``greentrain`` command line: a thin typer app.
+"""The ``greentrain`` command line: a thin typer app, parsing and printing only.
 
 Each sub-command lives in its own module under ``greentrain.cli`` and registers itself on
-:data:`greentrain.cli._app.app`. Heavy imports (torch, meters, streamlit) happen inside the
-command functions, so ``greentrain --help`` stays fast.
+:data:`greentrain.cli._app.app` when imported here, in the order ``--help`` lists them.
+Commands that train, benchmark or build tables import torch and pandas inside the command
+function, so ``greentrain --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import importlib
-
 from greentrain.cli._app import app, main
 
-COMMAND_MODULES = (
-    "run",
-    "runs",
-    "doctor",
-    "flops",
-    "train",
-    "sweep",
-    "demo",
-    "export",
-    "app_cmd",
-    "bench",
-)
+# isort: off
+from greentrain.cli import run, runs, doctor, flops, train, sweep  # noqa: F401 - registers
+from greentrain.cli import demo, export, app_cmd, bench  # noqa: F401 - registers
+# isort: on
 
-for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(f"greentrain.cli.{_name}")
-    except ModuleNotFoundError as _err:  # a command still being written; tests require all
-        if _err.name != f"greentrain.cli.{_name}":
-            raise
-
-__all__ = ["app", "main", "COMMAND_MODULES"]
+__all__ = ["app", "main"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import click
 import typer
 
 from greentrain.errors import ConfigError, GreentrainError
@@ -22,12 +23,6 @@ def _root() -> None:
     """Meter the energy and carbon of deep-learning training; train with ssProp."""
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print ``error: message`` on stderr and exit with ``code`` (no traceback)."""
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns the process exit code."""
     try:
@@ -43,8 +38,6 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
         if isinstance(exc, click.ClickException):
             exc.show()
             return exc.exit_code

@@ -12,6 +12,7 @@ import typer
 
 from greentrain.cli._app import app
 from greentrain.errors import ConfigError
+from greentrain.store import default_path
 
 DEFAULT_PORT = 8501
 ENV_PATH = "GREENTRAIN_APP_STORE"
@@ -41,8 +42,6 @@ def choose_store(given: Path | None, app_path: Path) -> tuple[Path | None, str]:
 
     Returns ``(None, why)`` when there is none (the app then shows its empty state).
     """
-    from greentrain.store import default_path
-
     if given is not None:
         if not given.exists():
             raise ConfigError(f"--store {given}: no such file; give the path of a run store")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from greentrain.cli._app import app
+from greentrain.errors import ConfigError
 
 
 @app.command("demo")
@@ -25,11 +28,9 @@ def demo(
     ),
 ) -> None:
     """Train ResNet-18 dense and with ssProp on scikit-learn's digits; compare energy & accuracy."""
-    from greentrain.jobs.demo import DEFAULT_EPOCHS, render_table, run_demo
+    from greentrain.studies.demo import DEFAULT_EPOCHS, run_demo  # torch: this command only
 
     if epochs is not None and epochs < 1:
-        from greentrain.errors import ConfigError
-
         raise ConfigError(f"--epochs must be >= 1, got {epochs}")
     rows = run_demo(
         epochs=epochs or DEFAULT_EPOCHS,
@@ -42,3 +43,75 @@ def demo(
     )
     typer.echo("")
     typer.echo(render_table(rows))
+
+
+def _fmt(value: Any, spec: str, missing: str = "n/a") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    """The comparison as plain text (a fixed-width table + notes), ready to print."""
+    headers = [
+        "run",
+        "test acc",
+        "time (s)",
+        "energy (kWh)",
+        "gCO2e",
+        "bwd GFLOPs/iter",
+        "acc per kWh",
+    ]
+    table = [headers]
+    for r in rows:
+        mark = "*" if r["estimated"] else ""
+        table.append(
+            [
+                r["mode"] or r["name"],
+                _fmt(r["test_acc"], ".4f"),
+                _fmt(r["duration_s"], ".1f"),
+                _fmt(r["energy_kwh"], ".6f") + mark,
+                _fmt(r["co2_g"], ".3f"),
+                _fmt(
+                    None
+                    if r["backward_flops_per_iter"] is None
+                    else r["backward_flops_per_iter"] / 1e9,
+                    ".3f",
+                ),
+                _fmt(r["acc_per_kwh"], ",.0f"),
+            ]
+        )
+    if len(rows) == 2:
+        dense, sparse = rows
+
+        def ratio(key: str) -> str:
+            a, b = dense.get(key), sparse.get(key)
+            return f"{b / a:.2f}x" if a and b is not None else "n/a"
+
+        table.append(
+            [
+                "ssprop/dense",
+                ratio("test_acc"),
+                ratio("duration_s"),
+                ratio("energy_kwh"),
+                ratio("co2_g"),
+                ratio("backward_flops_per_iter"),
+                ratio("acc_per_kwh"),
+            ]
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(table):
+        lines.append(
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if n == 0 or (len(rows) == 2 and n == len(rows)):
+            lines.append("  ".join("-" * w for w in widths))
+    sources = sorted({s for r in rows for s in r["energy_sources"]})
+    lines.append("")
+    lines.append("energy source: " + (", ".join(sources) if sources else "none measured"))
+    if any(r["estimated"] for r in rows):
+        lines.append("* estimated (no hardware energy counter on this machine; a model of power)")
+    lines.append("ids: " + ", ".join(f"{r['mode']} {r['id']}" for r in rows))
+    return "\n".join(lines)

@@ -13,14 +13,13 @@ import json
 import typer
 
 from greentrain.cli._app import app
+from greentrain.meters import METERS, probe_all
 
 FAKE_NOTE = "for tests and dry runs only; used only with --meter fake"
 
 
 def doctor_report(country: str | None = None) -> list[dict]:
     """Probe every meter; one dict per meter (the ``--json`` shape)."""
-    from greentrain.meters import METERS, probe_all
-
     opts = {"codecarbon": {"country_iso_code": country}} if country else {}
     rows = []
     for probe in probe_all(list(METERS), **opts):

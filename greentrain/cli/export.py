@@ -8,14 +8,14 @@ from pathlib import Path
 import typer
 
 from greentrain.cli._app import app
-from greentrain.cli.options import parse_tags
+from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
-
-STATUSES = ("running", "finished", "failed", "interrupted")
+from greentrain.report.formatting import FORMATS, PLOT_SUFFIXES
+from greentrain.store import Store, default_path
 
 
 def select_runs(
-    store,
+    store: Store,
     *,
     tags: dict[str, str] | None = None,
     run_ids: list[str] | None = None,
@@ -27,8 +27,7 @@ def select_runs(
     ``run_ids`` may be unique prefixes; ``sweep`` selects the runs tagged ``sweep=<id>`` (the
     tag ``greentrain sweep`` puts on each of its runs).
     """
-    if status is not None and status not in STATUSES:
-        raise ConfigError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
+    check_status(status)
     want_tags = dict(tags or {})
     if sweep is not None:
         want_tags["sweep"] = sweep
@@ -63,13 +62,12 @@ def export_cmd(
     Tables pool the finished runs of each configuration (model, dataset, schedule, drop rate)
     over seeds; totals and the statement include failed and interrupted runs.
     """
-    from greentrain.export import FORMATS, render
-    from greentrain.store import Store, default_path
+    from greentrain.report import plots, tables  # pandas, matplotlib: this command only
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if plot is not None and plot.suffix.lower() not in (".pdf", ".png", ".svg"):
-        raise ConfigError(f"--plot {plot}: end the file name in .pdf, .png or .svg")
+    if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise ConfigError(f"--plot {plot}: end the file name in {', '.join(PLOT_SUFFIXES)}")
     path = Path(store) if store is not None else default_path()
     if not path.exists():
         raise ConfigError(
@@ -79,7 +77,7 @@ def export_cmd(
         runs = select_runs(st, tags=parse_tags(tag), run_ids=run, sweep=sweep, status=status)
     if not runs:
         print(f"warning: no runs match the selection in {path}", file=sys.stderr)
-    text = render(runs, fmt)
+    text = tables.render(runs, fmt)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
@@ -87,7 +85,5 @@ def export_cmd(
     else:
         sys.stdout.write(text)
     if plot is not None:
-        from greentrain.plots import save_plots
-
-        save_plots(runs, plot)
+        plots.save_plots(runs, plot)
         print(f"wrote {plot}", file=sys.stderr)

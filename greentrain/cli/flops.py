@@ -1,18 +1,7 @@
 """``greentrain flops``: backward FLOPs per iteration of a paper model, dense vs ssProp.
 
-Analytic figures follow the paper (Eq. 6 convolution, Eq. 7 BatchNorm, Eq. 8 Dropout, Eq. 9
-sparse convolution with the selection's summation; see ``ssprop.flops``); every Conv2d is made
-sparse (``ssprop.convert``), the classifier head stays dense. The model is built on the meta
-device, so even ResNet-50 at 224x224 is instant and allocates nothing.
-
-- ``dense_flops_per_iter``: every layer dense.
-- ``sparse_flops_per_iter``: the mean over the schedule's iterations (``--epochs`` x
-  ``--steps-per-epoch``), each iteration at the drop rate the schedule gives it.
-- ``--executed`` also runs one real forward/backward on the CPU under
-  ``torch.utils.flop_counter.FlopCounterMode`` with all convolutions dense and then at
-  ``--drop``: what the kernels really did (2 FLOPs per MAC of every GEMM, no BatchNorm or bias
-  sums; the first convolution's grad_input is not computed). It runs on ``min(B, 2)`` samples
-  and scales by ``B / b`` (every counted FLOP is linear in the batch size).
+The figures come from :mod:`greentrain.jobs.flops_report` (analytic, paper Eq. 6-9; with
+``--executed`` also counted by ``FlopCounterMode``); this module parses and prints.
 
 ``--steps-per-epoch`` (default 1) only matters for ``--period-unit iter`` (then it is
 required: the number of batches of an epoch, e.g. 391 for CIFAR-10 at batch 128) and for run
@@ -21,27 +10,27 @@ totals; epoch-unit schedules give the same per-iteration mean for any value.
 
 from __future__ import annotations
 
-import json
-import math
-
 import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
-from greentrain.cli._app import app, fail
+from greentrain.cli._app import app
+from greentrain.errors import ConfigError
+from greentrain.record.jsonable import dumps
 
-SCHEDULES = ("constant", "linear", "cosine", "bar")
-DEFAULT_BAR_PERIOD = 2  # epochs: the paper's headline setting
 KIND_SHORT = {"batchnorm": "bn", "linear": "fc", "dropout": "drop", "conv_transpose": "convT"}
 
 
 def parse_input(text: str) -> tuple[int, int, int, int]:
-    """``"B,C,H,W"`` -> 4 positive ints, else ValueError with the expected form."""
+    """``"B,C,H,W"`` -> 4 positive ints, else ConfigError with the expected form."""
     parts = [p.strip() for p in text.replace("x", ",").split(",")]
     try:
         dims = tuple(int(p) for p in parts)
     except ValueError:
         dims = ()
     if len(dims) != 4 or any(d < 1 for d in dims):
-        raise ValueError(f"--input must be B,C,H,W with 4 positive integers, got {text!r}")
+        raise ConfigError(f"--input must be B,C,H,W with 4 positive integers, got {text!r}")
     return dims  # type: ignore[return-value]
 
 
@@ -63,144 +52,8 @@ def short(flops: float) -> str:
     return f"{flops:.4g}"
 
 
-def flops_report(
-    *,
-    model: str,
-    stem: str,
-    input_shape: tuple[int, int, int, int],
-    num_classes: int,
-    drop: float,
-    schedule: str,
-    period: int | None,
-    period_unit: str,
-    epochs: int,
-    steps_per_epoch: int | None,
-    warmup: int,
-    executed: bool,
-) -> dict:
-    """Compute the ``--json`` object. Raises ConfigError/ValueError for bad values."""
-    import torch
-
-    from greentrain.errors import ConfigError
-    from greentrain.jobs.models import build_model
-    from ssprop import flops as F
-    from ssprop import schedulers
-    from ssprop.convert import convert
-
-    if not 0.0 <= drop < 1.0:
-        raise ConfigError(f"--drop must be in [0, 1) (0 = dense), got {drop}")
-    if schedule not in SCHEDULES:
-        raise ConfigError(f"unknown --schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    if epochs < 1:
-        raise ConfigError(f"--epochs must be >= 1, got {epochs}")
-    if period_unit == "iter" and steps_per_epoch is None:
-        raise ConfigError(
-            "--period-unit iter needs --steps-per-epoch (batches per epoch, e.g. 391 for "
-            "CIFAR-10 at batch 128)"
-        )
-    spe = 1 if steps_per_epoch is None else steps_per_epoch
-    if spe < 1:
-        raise ConfigError(f"--steps-per-epoch must be >= 1, got {spe}")
-    if period is None and schedule == "bar":
-        period = DEFAULT_BAR_PERIOD if period_unit == "epoch" else None
-    batch, channels, height, width = input_shape
-
-    with torch.device("meta"):
-        net = build_model(model, num_classes=num_classes, in_channels=channels, stem=stem)
-    convert(net, drop_rate=drop)
-    try:
-        sched = schedulers.build(
-            schedule,
-            None,
-            drop,
-            total_steps=epochs * spe,
-            steps_per_epoch=spe,
-            period=period,
-            period_unit=period_unit,
-            warmup=warmup,
-        )
-        mf = F.analyze(net, input_shape)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    dense = mf.dense_flops
-    sparse_mean = F.schedule_mean_flops(mf, sched)
-    layer_means = F.schedule_layer_flops(mf, sched)
-    iterations = epochs * spe
-    layers = []
-    for row, mean in zip(mf.layers, layer_means, strict=True):
-        item = row.to_dict()
-        item["flops_at_drop"] = row.flops_at(drop if row.sparse else 0.0)
-        item["sparse_flops_per_iter"] = mean
-        layers.append(item)
-    report = {
-        "model": model,
-        "stem": stem,
-        "input": list(input_shape),
-        "num_classes": num_classes,
-        "drop_rate": drop,
-        "schedule": schedule,
-        "period": period,
-        "period_unit": period_unit,
-        "epochs": epochs,
-        "steps_per_epoch": steps_per_epoch,
-        "warmup": warmup,
-        "dense_flops_per_iter": dense,
-        "sparse_flops_per_iter": sparse_mean,
-        "flops_at_drop_per_iter": mf.flops_at(drop),
-        "mean_drop_rate": sched.mean_rate(),
-        "saving_fraction": 1.0 - sparse_mean / dense if dense else None,
-        "total_dense_flops": dense * iterations if steps_per_epoch is not None else None,
-        "total_sparse_flops": sparse_mean * iterations if steps_per_epoch is not None else None,
-        "by_kind": mf.by_kind(),
-        "layers": layers,
-        "executed": None,
-        "method": "analytic backward FLOPs, ssProp paper Eq. 6-9 (1 FLOP per add/mul)",
-    }
-    if executed:
-        report["executed"] = executed_report(
-            model, stem, num_classes, (batch, channels, height, width), drop
-        )
-    return report
-
-
-def executed_report(
-    model: str, stem: str, num_classes: int, input_shape: tuple[int, int, int, int], drop: float
-) -> dict:
-    """FlopCounterMode backward FLOPs of one real iteration, dense and at ``drop``."""
-    import torch
-
-    from greentrain.jobs.models import build_model
-    from ssprop import flops as F
-    from ssprop.convert import convert, sparse_modules
-
-    batch, channels, height, width = input_shape
-    measured = min(batch, 2)
-    torch.manual_seed(0)
-    net = build_model(model, num_classes=num_classes, in_channels=channels, stem=stem)
-    convert(net, drop_rate=drop)
-    net.train()
-    x = torch.randn(measured, channels, height, width)
-    counts = {}
-    for label, rate in (("dense", 0.0), ("sparse", drop)):
-        for _, layer in sparse_modules(net):
-            layer.drop_rate = rate
-        counts[label] = F.executed_backward_flops(net, x) * batch // measured
-        net.zero_grad(set_to_none=True)
-    return {
-        "dense_backward_flops": counts["dense"],
-        "sparse_backward_flops": counts["sparse"],
-        "drop_rate": drop,
-        "measured_batch": measured,
-        "scaled_to_batch": batch,
-        "method": "torch.utils.flop_counter.FlopCounterMode, one CPU backward, 2 FLOPs/MAC",
-    }
-
-
 def print_report(report: dict, per_layer: bool) -> None:
     """Rich tables: totals, then per-layer rows on request."""
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
     period = report["period"]
     sched = report["schedule"] + (f", period {period} {report['period_unit']}" if period else "")
@@ -257,8 +110,6 @@ def print_report(report: dict, per_layer: bool) -> None:
     if per_layer:
         console.print("* = sparse layer (ssprop); output = C x H x W; mean = schedule mean")
     if per_layer:
-        from rich import box
-
         layers = Table(title="per layer (FLOPs per iteration)", box=box.SIMPLE)
         layers.add_column("layer", no_wrap=True)
         layers.add_column("kind", no_wrap=True)
@@ -310,36 +161,24 @@ def flops_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> int:
     """Backward FLOPs per iteration of a paper model: dense vs ssProp under a drop schedule."""
-    from greentrain.errors import ConfigError
+    from greentrain.jobs.flops_report import flops_report  # torch: loaded by this command only
 
-    if period_unit not in ("epoch", "iter"):
-        fail(f"--period-unit must be 'epoch' or 'iter', got {period_unit!r}")
-    try:
-        shape = parse_input(input_shape)
-        report = flops_report(
-            model=model,
-            stem=stem,
-            input_shape=shape,
-            num_classes=num_classes,
-            drop=drop,
-            schedule=schedule,
-            period=period,
-            period_unit=period_unit,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            warmup=warmup,
-            executed=executed,
-        )
-    except (ConfigError, ValueError) as err:
-        fail(str(err).splitlines()[0])
+    report = flops_report(
+        model=model,
+        stem=stem,
+        input_shape=parse_input(input_shape),
+        num_classes=num_classes,
+        drop=drop,
+        schedule=schedule,
+        period=period,
+        period_unit=period_unit,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        warmup=warmup,
+        executed=executed,
+    )
     if as_json:
-        print(json.dumps(report, default=_jsonable))
+        print(dumps(report))
     else:
         print_report(report, per_layer)
     return 0
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from greentrain.errors import ConfigError
+from greentrain.record.vocabulary import STATUSES
 
 
 def parse_tags(values: list[str] | None) -> dict[str, str]:
@@ -14,3 +15,9 @@ def parse_tags(values: list[str] | None) -> dict[str, str]:
             raise ConfigError(f"--tag {item!r}: write it as KEY=VALUE, e.g. --tag study=cifar")
         out[key.strip()] = value.strip()
     return out
+
+
+def check_status(status: str | None) -> None:
+    """ConfigError unless ``status`` is None or a run status (``--status``)."""
+    if status is not None and status not in STATUSES:
+        raise ConfigError(f"--status {status!r}: use one of {', '.join(STATUSES)}")

@@ -7,6 +7,7 @@ import typer
 from greentrain.cli._app import app
 from greentrain.cli.options import parse_tags
 from greentrain.errors import ConfigError
+from greentrain.run import CarbonOptions, RunOptions, run_command
 
 
 @app.command(
@@ -34,8 +35,6 @@ def run_cmd(
     ),
 ) -> int:
     """Meter COMMAND's energy and carbon; stream its output; exit with its exit code."""
-    from greentrain.harness import resolve_meter_names, run_command
-
     argv = list(command or [])
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -45,24 +44,13 @@ def run_cmd(
         raise ConfigError(
             f"unknown option {argv[0]!r}; put the command after --: greentrain run -- COMMAND"
         )
-    if pue < 1.0:
-        raise ConfigError(f"--pue must be >= 1.0 (got {pue}); 1.0 means no facility overhead")
-    if baseline < 0:
-        raise ConfigError(f"--baseline must be >= 0 seconds (got {baseline})")
-    if carbon_intensity is not None and carbon_intensity < 0:
-        raise ConfigError(f"--carbon-intensity must be >= 0 g/kWh (got {carbon_intensity})")
-    tags = parse_tags(tag)
-    meters = resolve_meter_names(meter) if meter else None
-    result = run_command(
-        argv,
-        name=name,
-        tags=tags,
+    options = RunOptions(
         store=store,
-        meters=meters,
-        country=country,
-        region=region,
-        carbon_intensity=carbon_intensity,
-        pue=pue,
+        name=name,
+        tags=parse_tags(tag),
+        meters=list(meter) if meter else None,
+        carbon=CarbonOptions(country, region, carbon_intensity, pue),
         baseline_s=baseline,
     )
+    result = run_command(argv, options)
     raise typer.Exit(result.exit_code)

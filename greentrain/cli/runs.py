@@ -7,12 +7,15 @@ import sys
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from greentrain.cli._app import app
-from greentrain.cli.options import parse_tags
+from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
-
-STATUSES = ("running", "finished", "failed", "interrupted")
+from greentrain.store import Store
+from greentrain.units import format_energy
 
 
 def _fmt(value: float | None, fmt: str) -> str:
@@ -32,20 +35,13 @@ def runs_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the run objects as JSON."),
 ) -> None:
     """List runs (oldest first)."""
-    from greentrain.store import Store
-
-    if status is not None and status not in STATUSES:
-        raise ConfigError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
+    check_status(status)
     tags = parse_tags(tag)
     with Store(store) as st:
         runs = st.list_runs(status=status, tags=tags or None, name=name)
     if as_json:
         _print_json(runs)
         return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
     table = Table(box=None, header_style="bold")
     for col in ("id", "name", "status", "exit", "started (UTC)", "s", "kWh", "gCO2e", "tags"):
         table.add_column(
@@ -84,18 +80,11 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
 ) -> None:
     """Show one run: energy per domain with sources, windows, metrics, factors."""
-    from greentrain.store import Store
-
     with Store(store) as st:
         r = st.get_run(run)
     if as_json:
         _print_json(r)
         return
-    from rich.console import Console
-    from rich.markup import escape
-
-    from greentrain.harness import format_energy
-
     c = Console(highlight=False)
 
     def say(text: str) -> None:  # user data (commands, names, reasons) is not rich markup
@@ -167,8 +156,6 @@ def rm_cmd(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete a run and everything recorded for it."""
-    from greentrain.store import Store
-
     with Store(store) as st:
         full = st.resolve_id(run)
         if not yes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from greentrain.cli._app import app
+from greentrain.cli.train import parse_train_options
 
 
 @app.command(
@@ -35,10 +36,9 @@ def sweep(
     Any further options (e.g. --epochs 5 --store s.db --max-steps-per-epoch 10) are passed
     to every `greentrain train` point unchanged.
     """
-    from greentrain.cli.train import parse_train_options
-    from greentrain.jobs.sweep import parse_grid, run_sweep
+    from greentrain.studies.sweep import parse_grid, run_sweep  # torch: this command only
 
-    base = parse_train_options(list(ctx.args), resolved=False)
+    base, run = parse_train_options(list(ctx.args), resolved=False)
     grid = parse_grid(
         {"model": model, "dataset": dataset, "drop": drop, "schedule": schedule, "seed": seed}
     )
@@ -55,6 +55,7 @@ def sweep(
     sid, outcomes = run_sweep(
         grid,
         base,
+        run,
         sweep_id=sweep_id,
         executor=executor,
         jobs=jobs,

@@ -1,17 +1,23 @@
 """``greentrain train``: the paper's experiments as one metered command.
 
-Every option maps 1:1 onto a field of :class:`greentrain.jobs.config.TrainConfig`; options left
-out take the paper's value for the dataset/model (Tables 2-3).
+Every option maps 1:1 onto a field of :class:`greentrain.jobs.config.TrainConfig` (what trains)
+or :class:`greentrain.run.RunOptions` (how it is metered and recorded); options left out take
+the paper's value for the dataset/model (Tables 2-3).
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 from typing import Any
 
+import click
 import typer
 
 from greentrain.cli._app import app
 from greentrain.cli.options import parse_tags
+from greentrain.errors import ConfigError
+from greentrain.run import CarbonOptions, RunOptions
 
 _RECIPE = "Recipe"
 _SSPROP = "ssProp"
@@ -21,8 +27,6 @@ _DDPM = "DDPM"
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
-    from greentrain.errors import ConfigError
-
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -126,45 +130,46 @@ def train(
     ),
 ) -> None:
     """Train a paper model (dense or ssProp), metered, with metrics per epoch in the store."""
-    cfg = build_config(**locals())  # first statement: locals() holds exactly the options
-    from greentrain.jobs.distributed import launch
+    cfg, run = build_config(**locals())  # first statement: locals() holds exactly the options
+    from greentrain.studies.launch import launch  # torch: loaded by this command only
 
-    outcome = launch(cfg)
-    _print_summary(outcome)
+    _print_summary(launch(cfg, run))
 
 
-def build_config(*, resolved: bool = True, **opts: Any) -> Any:
-    """The TrainConfig for the options of :func:`train` (ConfigError if bad); ``resolved``
-    fills the paper's defaults for the dataset/model, else fields not given stay None."""
-    from greentrain.errors import ConfigError
-    from greentrain.jobs.config import TrainConfig, resolve
+def build_config(*, resolved: bool = True, **opts: Any) -> tuple[Any, RunOptions | None]:
+    """(TrainConfig, RunOptions) for the options of :func:`train` (ConfigError if bad; the run
+    options are None with ``--no-meter-self``). ``resolved`` fills the paper's defaults for the
+    dataset/model, else fields not given stay None."""
+    from greentrain.jobs.config import TrainConfig  # imports ssprop, so torch
+    from greentrain.jobs.recipes import resolve
 
     betas = _floats(opts.pop("betas"), "--betas")
     if len(betas) != 2:
         raise ConfigError(f"--betas {betas!r}: give two numbers, e.g. 0.9,0.999")
     opts["betas"] = (betas[0], betas[1])
     opts["channel_mults"] = tuple(int(v) for v in _floats(opts["channel_mults"], "--channel-mults"))
-    opts["tags"] = parse_tags(opts.pop("tag"))
     meter = opts.pop("meter")
-    opts["meters"] = list(meter) if meter else None
-    opts["meter"] = opts.pop("meter_self")
+    run = RunOptions(
+        store=opts.pop("store"),
+        name=opts.pop("name"),
+        tags=parse_tags(opts.pop("tag")),
+        meters=list(meter) if meter else None,
+        carbon=CarbonOptions(
+            opts.pop("country"), opts.pop("region"), opts.pop("carbon_intensity"), opts.pop("pue")
+        ),
+    )
+    metered = opts.pop("meter_self")
     cfg = TrainConfig(**opts)
-    return resolve(cfg) if resolved else cfg
+    return (resolve(cfg) if resolved else cfg), (run if metered else None)
 
 
-def parse_train_options(args: list[str], *, resolved: bool = True) -> Any:
-    """Parse ``greentrain train`` flags (a list of strings) into a TrainConfig (see
-    :func:`build_config` for ``resolved``)."""
-    import inspect
-
-    import click
-
-    from greentrain.errors import ConfigError
-
+def parse_train_options(args: list[str], *, resolved: bool = True) -> tuple[Any, RunOptions | None]:
+    """Parse ``greentrain train`` flags (a list of strings) into (TrainConfig, RunOptions)
+    (see :func:`build_config` for ``resolved``)."""
     captured: dict[str, Any] = {}
 
     def config_only(**opts: Any) -> None:
-        captured["cfg"] = build_config(resolved=resolved, **opts)
+        captured["parsed"] = build_config(resolved=resolved, **opts)
 
     config_only.__signature__ = inspect.signature(train, eval_str=True)  # type: ignore[attr-defined]
     sub = typer.Typer(add_completion=False)
@@ -173,12 +178,10 @@ def parse_train_options(args: list[str], *, resolved: bool = True) -> Any:
         typer.main.get_command(sub).main(args=list(args), standalone_mode=False)
     except click.ClickException as err:
         raise ConfigError(f"bad train option: {err.format_message()}") from None
-    return captured["cfg"]
+    return captured["parsed"]
 
 
 def _print_summary(outcome: Any) -> None:
-    import os
-
     if int(os.environ.get("RANK", "0")) != 0:
         return
     result = outcome.result

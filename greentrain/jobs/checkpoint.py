@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,27 @@ def restore(
         scheduler.load_state_dict(checkpoint["scheduler"])
     set_rng_state(checkpoint["rng"])
     return int(checkpoint["epoch"]) + 1
+
+
+def resume(
+    directory: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any | None,
+    map_location: str | torch.device = "cpu",
+    announce: bool = True,
+) -> tuple[int, dict[str, Any]]:
+    """Continue from ``<directory>/last.pt``: (next epoch, the checkpoint's ``extra`` data).
+
+    Without a checkpoint there: ``(0, {})``, and (``announce``) one line on stderr saying the
+    run starts at epoch 1.
+    """
+    path = Path(directory) / LAST
+    if not path.is_file():
+        if announce:
+            print(f"resume: no checkpoint at {path}; starting at epoch 1", file=sys.stderr)
+        return 0, {}
+    state = load_checkpoint(path, map_location=map_location)
+    next_epoch = restore(state, model=model, optimizer=optimizer, scheduler=scheduler)
+    return next_epoch, dict(state.get("extra") or {})

@@ -21,21 +21,34 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data.distributed import DistributedSampler
 
+import ssprop
+from greentrain import client
 from greentrain.errors import ConfigError
-from greentrain.jobs.config import TrainConfig, resolve
+from greentrain.jobs import checkpoint as ckpt
+from greentrain.jobs.config import TrainConfig
 from greentrain.jobs.data import DataBundle, load_for
-from greentrain.jobs.distributed import DistContext, all_reduce_mean, barrier
+from greentrain.jobs.distributed import DistContext, all_reduce_mean, barrier, pick_device
+from greentrain.jobs.loop import (
+    FlopsAt,
+    build_drop_scheduler,
+    deterministic,
+    seed_everything,
+    train_steps,
+)
+from greentrain.jobs.models import build_model
+from greentrain.jobs.progress import EpochProgress
+from greentrain.jobs.recipes import resolve
 
 
 @dataclass
@@ -71,16 +84,12 @@ def add_dropout(model: nn.Module, p: float) -> nn.Module:
 
 def build_classifier(cfg: TrainConfig, data: DataBundle) -> nn.Module:
     """The zoo model for ``cfg`` with dropout and ssProp applied as configured."""
-    from greentrain.jobs.models import build_model
-
     stem = "imagenet" if cfg.dataset == "imagenet" else "cifar"
     model = build_model(
         cfg.model, num_classes=data.num_classes, in_channels=data.in_channels, stem=stem
     )
     add_dropout(model, cfg.dropout)
     if cfg.drop > 0:
-        import ssprop
-
         try:
             ssprop.convert(
                 model,
@@ -92,125 +101,6 @@ def build_classifier(cfg: TrainConfig, data: DataBundle) -> nn.Module:
         except ValueError as err:
             raise ConfigError(str(err)) from err
     return model
-
-
-def build_drop_scheduler(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int) -> Any | None:
-    """The drop scheduler driving ``model``'s sparse layers (None for the dense baseline)."""
-    if cfg.drop <= 0:
-        return None
-    from ssprop import schedulers
-
-    try:
-        return schedulers.build(
-            cfg.schedule,
-            model,
-            cfg.drop,
-            total_steps=cfg.epochs * steps_per_epoch,
-            steps_per_epoch=steps_per_epoch,
-            period=cfg.period,
-            period_unit=cfg.period_unit,
-            warmup=cfg.warmup,
-        )
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-
-
-@dataclass
-class EpochSteps:
-    """What one epoch's optimisation steps did: sums over its ``steps`` iterations."""
-
-    loss_sum: float
-    rate_sum: float
-    flops_sum: float
-    steps: int
-
-    def mean(self, total: float) -> float:
-        return total / max(self.steps, 1)
-
-
-def train_steps(
-    loader: Iterable,
-    steps_per_epoch: int,
-    loss_fn: Callable[[Any], torch.Tensor],
-    *,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    flops_at: Callable[[float], float],
-    bar: Any,
-) -> EpochSteps:
-    """Run at most ``steps_per_epoch`` optimisation steps over ``loader``.
-
-    ``loss_fn(batch)`` does the forward pass and returns the loss. The drop scheduler steps after
-    every optimizer step; each step's drop rate and analytic backward FLOPs (``flops_at``) are
-    summed so the caller can log the epoch's means. Shared by the classification and DDPM jobs.
-    """
-    loss_sum = None
-    rate_sum = flops_sum = 0.0
-    steps = 0
-    for batch in loader:
-        if steps >= steps_per_epoch:
-            break
-        rate = scheduler.current_rate if scheduler is not None else 0.0
-        loss = loss_fn(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
-        rate_sum += rate
-        flops_sum += flops_at(rate)
-        steps += 1
-        if bar.enabled:
-            bar.advance(loss=float(loss.detach()), drop_rate=rate)
-    return EpochSteps(float(loss_sum) if loss_sum is not None else 0.0, rate_sum, flops_sum, steps)
-
-
-class FlopsAt:
-    """Analytic backward FLOPs per iteration at a given mean drop rate (paper Eq. 6-8)."""
-
-    def __init__(self, model: nn.Module, input_shape: tuple[int, ...]):
-        from ssprop import flops
-
-        self._model_flops = flops.analyze(model, input_shape)
-        self._memo: dict[float, float] = {}
-
-    def __call__(self, drop_rate: float) -> float:
-        if drop_rate not in self._memo:
-            if drop_rate <= 0:
-                value = float(self._model_flops.dense_flops)
-            else:
-                value = float(self._model_flops.flops_at(drop_rate))
-            self._memo[drop_rate] = value
-        return self._memo[drop_rate]
-
-
-@contextlib.contextmanager
-def _deterministic(enabled: bool) -> Iterator[None]:
-    if not enabled:
-        yield
-        return
-    previous = torch.are_deterministic_algorithms_enabled()
-    prev_bench = torch.backends.cudnn.benchmark
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
-        torch.backends.cudnn.benchmark = prev_bench
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy and Python's ``random``."""
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _loader(dataset: Any, batch_size: int, cfg: TrainConfig, **kw: Any) -> DataLoader:
@@ -274,16 +164,11 @@ def train_classifier(
     to :mod:`greentrain.client`, a no-op outside a run. ``stop_after_epoch`` (1-based) ends the
     session after that epoch as if interrupted -- for tests of ``--resume``.
     """
-    from greentrain import client
-    from greentrain.jobs import checkpoint as ckpt
-    from greentrain.jobs.distributed import pick_device
-    from greentrain.jobs.progress import EpochProgress
-
     cfg = resolve(cfg)
     if ctx is None:
         ctx = DistContext(device=pick_device(cfg.device))
     device = ctx.device
-    with _deterministic(cfg.deterministic):
+    with deterministic(cfg.deterministic):
         seed_everything(cfg.seed)
         if data is None:
             data = load_for(cfg, download=cfg.download and ctx.is_main)
@@ -292,8 +177,6 @@ def train_classifier(
         model.to(device)
 
         if ctx.distributed:
-            from torch.utils.data.distributed import DistributedSampler
-
             sampler: Any = DistributedSampler(data.train, shuffle=True, seed=cfg.seed)
             generator = None
         else:
@@ -312,15 +195,13 @@ def train_classifier(
 
         train_model: nn.Module = model
         if ctx.distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
             train_model = DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None
             )
         optimizer = torch.optim.Adam(
             model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
         )
-        scheduler = build_drop_scheduler(cfg, model, steps_per_epoch)
+        scheduler = build_drop_scheduler(cfg, model, cfg.epochs, steps_per_epoch)
         if data.task == "multilabel":
             bce = nn.BCEWithLogitsLoss()
 
@@ -333,17 +214,13 @@ def train_classifier(
         result = ClassifyResult(model=model)
         start_epoch = 0
         if cfg.resume:
-            path = os.path.join(cfg.out, ckpt.LAST)  # type: ignore[arg-type]
-            if os.path.exists(path):
-                state = ckpt.load_checkpoint(path)
-                start_epoch = ckpt.restore(
-                    state, model=model, optimizer=optimizer, scheduler=scheduler
-                )
-                result.history = list(state["extra"].get("history", []))
-                result.best_test_acc = state["extra"].get("best_test_acc")
-                result.epochs_done = start_epoch
-            elif ctx.is_main:
-                print(f"resume: no checkpoint at {path}; starting at epoch 1", file=sys.stderr)
+            start_epoch, extra = ckpt.resume(
+                cfg.out, model=model, optimizer=optimizer, scheduler=scheduler,
+                announce=ctx.is_main,
+            )  # fmt: skip
+            result.history = list(extra.get("history", []))
+            result.best_test_acc = extra.get("best_test_acc")
+            result.epochs_done = start_epoch
         if ctx.is_main:
             client.config(
                 **cfg.record(), steps_per_epoch=steps_per_epoch, world_size=ctx.world_size

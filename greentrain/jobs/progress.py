@@ -7,8 +7,12 @@ Quiet (no output at all) when stderr is not a terminal, when disabled, or on ran
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 class EpochProgress:
@@ -28,15 +32,6 @@ class EpochProgress:
 
     def __enter__(self) -> EpochProgress:
         if self.enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -63,8 +58,6 @@ class EpochProgress:
     def _power(self) -> str:
         if self._power_w is None:
             return ""
-        import time
-
         now = time.monotonic()
         if now - self._last_power_t >= 1.0:
             self._last_power_t = now

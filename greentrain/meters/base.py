@@ -6,8 +6,8 @@ Life cycle: ``probe()`` -> ``start()`` -> ``read()`` (any number of times) -> ``
   meter can run here, and if not, why and how to fix it. Hardware libraries are imported lazily
   inside ``probe()``/``start()``, never at module import.
 * ``read()`` and ``stop()`` return *cumulative* energy since ``start()``, one
-  :class:`EnergyReading` per (domain, device). Windows (epochs, eval) are differences of
-  cumulative readings, computed by the harness.
+  :class:`~greentrain.record.readings.EnergyReading` per (domain, device). Windows (epochs,
+  eval) are differences of cumulative readings, computed by the harness.
 * A meter that breaks mid-run raises; the harness records the error and carries on with the
   other meters.
 """
@@ -15,50 +15,12 @@ Life cycle: ``probe()`` -> ``start()`` -> ``read()`` (any number of times) -> ``
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
-Domain = Literal["gpu", "cpu", "dram"]
-Method = Literal["counter", "sampled", "rapl", "zeus", "codecarbon", "estimated", "fake"]
+from greentrain.record.readings import EnergyReading
+from greentrain.record.vocabulary import DOMAINS, METHOD_PRIORITY, Domain, Method
 
-DOMAINS: tuple[str, ...] = ("gpu", "cpu", "dram")
-
-# Which figure wins when several meters measured one domain: most direct measurement first.
-METHOD_PRIORITY: tuple[str, ...] = (
-    "counter",
-    "sampled",
-    "zeus",
-    "rapl",
-    "codecarbon",
-    "estimated",
-    "fake",
-)
-
-
-@dataclass(frozen=True)
-class EnergyReading:
-    """Cumulative energy of one device in one domain since the meter started.
-
-    Attributes:
-        domain: ``"gpu"``, ``"cpu"`` or ``"dram"``.
-        device: a stable device label, e.g. ``"gpu:0"`` (index as the job sees it),
-            ``"package-0"``, ``"host"``.
-        energy_j: joules since ``start()``; always measured or estimated, never a placeholder.
-        method: how the figure was obtained (``counter``, ``sampled``, ``rapl``, ``zeus``,
-            ``codecarbon``, ``estimated``, ``fake``). ``estimated`` figures are labelled as such
-            in every report.
-        detail: free-form provenance (device model, sampling interval, TDP used, ...). Never
-            holds environment variable values or credentials.
-    """
-
-    domain: str
-    device: str
-    energy_j: float
-    method: str
-    detail: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["DOMAINS", "METHOD_PRIORITY", "Domain", "EnergyReading", "Meter", "Method", "Probe"]
 
 
 @dataclass(frozen=True)

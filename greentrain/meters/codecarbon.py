@@ -31,10 +31,11 @@ import io
 import logging
 from typing import Any
 
+from greentrain.carbon import country_codes
 from greentrain.errors import ConfigError, MeterUnavailable
 from greentrain.meters.base import EnergyReading, Meter, Probe
+from greentrain.units import kwh_to_joules
 
-J_PER_KWH = 3.6e6
 TRACKING_MODES = ("machine", "process")
 INSTALL_FIX = "pip install codecarbon"
 _ESTIMATED_CPU_MODES = ("cpu_load", "constant")
@@ -120,7 +121,6 @@ class CodeCarbonMeter(Meter):
             )
 
     def _check_country(self) -> None:
-        from greentrain.carbon import country_codes  # local: carbon reads codecarbon's data
 
         if self.country_iso_code not in country_codes():
             raise ConfigError(
@@ -187,7 +187,7 @@ class CodeCarbonMeter(Meter):
             EnergyReading(
                 "cpu",
                 "host" if self.tracking_mode == "machine" else "process-tree",
-                self._totals_kwh["cpu"] * J_PER_KWH,
+                kwh_to_joules(self._totals_kwh["cpu"]),
                 "codecarbon",
                 {
                     **common,
@@ -199,7 +199,7 @@ class CodeCarbonMeter(Meter):
             EnergyReading(
                 "dram",
                 "host",
-                self._totals_kwh["ram"] * J_PER_KWH,
+                kwh_to_joules(self._totals_kwh["ram"]),
                 "codecarbon",
                 {
                     **common,
@@ -213,7 +213,7 @@ class CodeCarbonMeter(Meter):
                 EnergyReading(
                     "gpu",
                     "all",
-                    self._totals_kwh["gpu"] * J_PER_KWH,
+                    kwh_to_joules(self._totals_kwh["gpu"]),
                     "codecarbon",
                     {
                         **common,

@@ -29,7 +29,6 @@ Reads are cheap: one ``/proc`` walk of the tree, no blocking ``cpu_percent(inter
 from __future__ import annotations
 
 import os
-import platform
 import re
 import resource
 import threading
@@ -37,6 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from greentrain.envinfo import cpu_model
 from greentrain.errors import MeterUnavailable
 from greentrain.meters.base import EnergyReading, Meter, Probe
 from greentrain.meters.poller import Poller
@@ -62,18 +62,6 @@ TDP_TABLE: tuple[tuple[str, float, int, str], ...] = (
     (r"EPYC", 225.0, 64, "AMD EPYC family default"),
     (r"Xeon", 205.0, 32, "Intel Xeon family default"),
 )
-
-
-def cpu_model() -> str:
-    """The CPU model string (``/proc/cpuinfo`` 'model name', else ``platform.processor()``)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def watts_per_core(model: str) -> tuple[float, str]:

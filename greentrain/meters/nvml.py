@@ -56,6 +56,89 @@ def parse_visible_devices(value: str | None) -> list[str] | None:
     return entries
 
 
+def load_library() -> Any:
+    """The ``pynvml`` module (package nvidia-ml-py); MeterUnavailable when it is missing."""
+    try:
+        import pynvml  # noqa: PLC0415 - hardware library, imported lazily
+    except ImportError as err:
+        raise MeterUnavailable("package nvidia-ml-py (pynvml) not installed", INSTALL_FIX) from err
+    return pynvml
+
+
+def _resolve(nv: Any, entry: str, handles: list, uuids: list[str]) -> tuple | None:
+    """(handle, uuid, mig_uuid|None) for one CUDA_VISIBLE_DEVICES entry, or None.
+
+    A MIG instance resolves to its parent GPU's handle (NVML has no per-MIG energy).
+    """
+    if entry.isdigit():
+        i = int(entry)
+        return (handles[i], uuids[i], None) if i < len(handles) else None
+    if entry.startswith("GPU-"):
+        matches = [i for i, u in enumerate(uuids) if u.startswith(entry)]
+        return (handles[matches[0]], uuids[matches[0]], None) if len(matches) == 1 else None
+    if entry.startswith("MIG-"):
+        if entry.startswith("MIG-GPU-"):  # old form MIG-GPU-<uuid>/<gi>/<ci>
+            gpu_uuid = entry[len("MIG-") :].split("/")[0]
+            matches = [i for i, u in enumerate(uuids) if u.startswith(gpu_uuid)]
+            if len(matches) != 1:
+                return None
+            return handles[matches[0]], uuids[matches[0]], entry
+        try:
+            mig_handle = nv.nvmlDeviceGetHandleByUUID(entry)
+            parent = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig_handle)
+        except Exception:  # noqa: BLE001 - unknown MIG uuid ends the list, like CUDA
+            return None
+        return parent, _text(nv.nvmlDeviceGetUUID(parent)), entry
+    return None
+
+
+def _all_gpus(nv: Any) -> tuple[list, list[str]]:
+    handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(int(nv.nvmlDeviceGetCount()))]
+    return handles, [_text(nv.nvmlDeviceGetUUID(h)) for h in handles]
+
+
+def visible_gpus(nv: Any, cuda_visible_devices: str | None) -> list[tuple]:
+    """(handle, uuid, mig_uuid|None) of each GPU the job sees, in CUDA's order for that
+    ``CUDA_VISIBLE_DEVICES`` value (see the module docstring). NVML must be initialised."""
+    handles, uuids = _all_gpus(nv)
+    entries = parse_visible_devices(cuda_visible_devices)
+    if entries is None:
+        return [(h, u, None) for h, u in zip(handles, uuids, strict=True)]
+    chosen = []
+    for entry in entries:
+        found = _resolve(nv, entry, handles, uuids)
+        if found is None:
+            break  # like CUDA: an invalid entry ends the list
+        chosen.append(found)
+    return chosen
+
+
+def gpu_for_cuda_device(
+    nv: Any, index: int, uuid: str | None, cuda_visible_devices: str | None
+) -> tuple[Any, str]:
+    """(NVML handle, model name) of the GPU behind CUDA device ``index`` as a process sees it.
+
+    Matched by the device's UUID when torch reports one (a GPU, or a MIG instance, which
+    resolves to its parent GPU), else by position among :func:`visible_gpus`. NVML must be
+    initialised; NVML errors propagate.
+    """
+    if uuid:
+        text = str(uuid)
+        bare = text.split("-", 1)[1] if text.startswith(("GPU-", "MIG-")) else text
+        handles, uuids = _all_gpus(nv)
+        for entry in (f"GPU-{bare}", f"MIG-{bare}"):
+            found = _resolve(nv, entry, handles, uuids)
+            if found is not None:
+                return found[0], _text(nv.nvmlDeviceGetName(found[0]))
+    gpus = visible_gpus(nv, cuda_visible_devices)
+    if index >= len(gpus):
+        raise MeterUnavailable(
+            f"CUDA device {index} is not among the {len(gpus)} GPUs NVML sees",
+            "check CUDA_VISIBLE_DEVICES",
+        )
+    return gpus[index][0], _text(nv.nvmlDeviceGetName(gpus[index][0]))
+
+
 @dataclass
 class _Device:
     label: str  # gpu:<i>
@@ -115,13 +198,7 @@ class NvmlMeter(Meter):
     # -- library and device discovery ---------------------------------------------------------
     def _lib(self) -> Any:
         if self._nvml is None:
-            try:
-                import pynvml  # noqa: PLC0415 - hardware library, imported lazily
-            except ImportError as err:
-                raise MeterUnavailable(
-                    "package nvidia-ml-py (pynvml) not installed", INSTALL_FIX
-                ) from err
-            self._nvml = pynvml
+            self._nvml = load_library()
         return self._nvml
 
     def _init(self) -> Any:
@@ -145,55 +222,11 @@ class NvmlMeter(Meter):
 
     def _visible(self, nv: Any) -> list[_Device]:
         env = os.environ if self._environ is None else self._environ
-        count = int(nv.nvmlDeviceGetCount())
-        all_handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-        all_uuids = [_text(nv.nvmlDeviceGetUUID(h)) for h in all_handles]
-        entries = parse_visible_devices(env.get("CUDA_VISIBLE_DEVICES"))
-        if entries is None:
-            chosen = [(h, u, None) for h, u in zip(all_handles, all_uuids, strict=True)]
-        else:
-            chosen = []
-            for entry in entries:
-                found = self._resolve(nv, entry, all_handles, all_uuids)
-                if found is None:
-                    break  # like CUDA: an invalid entry ends the list
-                chosen.append(found)
-        devices = []
-        for i, (handle, uuid, mig) in enumerate(chosen):
-            devices.append(
-                _Device(
-                    label=f"gpu:{i}",
-                    handle=handle,
-                    name=_text(nv.nvmlDeviceGetName(handle)),
-                    uuid=uuid,
-                    parent_of_mig=mig,
-                )
-            )
-        return devices
-
-    @staticmethod
-    def _resolve(nv: Any, entry: str, handles: list, uuids: list[str]):
-        """(handle, uuid, mig_uuid|None) for one CUDA_VISIBLE_DEVICES entry, or None."""
-        if entry.isdigit():
-            i = int(entry)
-            return (handles[i], uuids[i], None) if i < len(handles) else None
-        if entry.startswith("GPU-"):
-            matches = [i for i, u in enumerate(uuids) if u.startswith(entry)]
-            return (handles[matches[0]], uuids[matches[0]], None) if len(matches) == 1 else None
-        if entry.startswith("MIG-"):
-            if entry.startswith("MIG-GPU-"):  # old form MIG-GPU-<uuid>/<gi>/<ci>
-                gpu_uuid = entry[len("MIG-") :].split("/")[0]
-                matches = [i for i, u in enumerate(uuids) if u.startswith(gpu_uuid)]
-                if len(matches) != 1:
-                    return None
-                return handles[matches[0]], uuids[matches[0]], entry
-            try:
-                mig_handle = nv.nvmlDeviceGetHandleByUUID(entry)
-                parent = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig_handle)
-            except Exception:  # noqa: BLE001 - unknown MIG uuid ends the list, like CUDA
-                return None
-            return parent, _text(nv.nvmlDeviceGetUUID(parent)), entry
-        return None
+        return [
+            _Device(label=f"gpu:{i}", handle=h, name=_text(nv.nvmlDeviceGetName(h)), uuid=u,
+                    parent_of_mig=mig)
+            for i, (h, u, mig) in enumerate(visible_gpus(nv, env.get("CUDA_VISIBLE_DEVICES")))
+        ]  # fmt: skip
 
     def probe(self) -> Probe:
         try:

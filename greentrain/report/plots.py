@@ -8,10 +8,10 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
-from greentrain import analysis
 from greentrain.errors import ConfigError
-
-PLOT_SUFFIXES = (".pdf", ".png", ".svg")
+from greentrain.report.formatting import PLOT_SUFFIXES
+from greentrain.report.grouping import group_runs
+from greentrain.report.study import energy_per_epoch_by_schedule, pareto_front
 
 
 def _pyplot():
@@ -27,7 +27,7 @@ def plot_accuracy_vs_energy(runs: Iterable[dict], ax) -> None:
     """Scatter of mean final accuracy (%) vs mean energy (kWh) per configuration, with error
     bars (std) and the Pareto front (max accuracy, min energy) drawn as a step line.
     Estimated energies are drawn hollow. DDPM-only selections plot FID (lower is better)."""
-    groups = analysis.group_runs(list(runs))
+    groups = group_runs(list(runs))
     metric = "accuracy"
     if (
         not groups.empty
@@ -55,7 +55,7 @@ def plot_accuracy_vs_energy(runs: Iterable[dict], ax) -> None:
             capsize=3,
             label=g["configuration"] + (" (estimated)" if est else ""),
         )
-    front = analysis.pareto_front(data, metric)
+    front = pareto_front(data, metric)
     ax.step(
         front["energy_kwh_mean"],
         front[f"{metric}_mean"] * scale,
@@ -74,7 +74,7 @@ def plot_accuracy_vs_energy(runs: Iterable[dict], ax) -> None:
 
 def plot_energy_per_epoch(runs: Iterable[dict], ax) -> None:
     """Mean energy (kWh) of each epoch, one line per schedule (finished runs)."""
-    series = analysis.energy_per_epoch_by_schedule(list(runs))
+    series = energy_per_epoch_by_schedule(list(runs))
     if not series:
         ax.text(0.5, 0.5, "no per-epoch energy recorded", ha="center", va="center")
         ax.set_axis_off()

@@ -1,0 +1,94 @@
+"""Timed rounds: every variant steps once per round, in rotated order, so drift of the
+machine's load hits all variants alike; then, on a GPU, blocks of steps read on NVML's energy
+counter (one step is shorter than the counter's update period)."""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+
+import torch.nn.functional as F
+
+from greentrain.bench.config import BenchConfig
+from greentrain.bench.stats import quantiles
+from greentrain.bench.variants import Log, Variant, current_rate, noop
+
+
+def _train_step(variant: Variant, batch, sync, autocast) -> tuple[float, float]:
+    """One timed train step: (step_s, backward_s)."""
+    x, x_cl, y = batch
+    xin = x_cl if variant.channels_last else x
+    sync()
+    t0 = time.perf_counter()
+    variant.optimizer.zero_grad(set_to_none=True)
+    with autocast():
+        out = variant.run_model(xin)
+        loss = F.cross_entropy(out.float(), y)
+    sync()
+    b0 = time.perf_counter()
+    loss.backward()
+    sync()
+    b1 = time.perf_counter()
+    variant.optimizer.step()
+    sync()
+    t1 = time.perf_counter()
+    return t1 - t0, b1 - b0
+
+
+def _advance(variant: Variant, batch, sync, autocast) -> tuple[float, float]:
+    """One timed train step, then one scheduler step: (step_s, backward_s)."""
+    timing = _train_step(variant, batch, sync, autocast)
+    if variant.scheduler is not None:
+        variant.scheduler.step()
+    return timing
+
+
+def rotated(items: list, r: int) -> list:
+    """``items`` rotated left by ``r`` places (round r starts with item r)."""
+    k = r % len(items)
+    return items[k:] + items[:k]
+
+
+def run_rounds(
+    cfg: BenchConfig, variants: list[Variant], batch, sync, autocast, log: Log = noop
+) -> None:
+    """Warm-up rounds, then ``cfg.steps`` timed rounds; fills each variant's lists."""
+    total = cfg.warmup + cfg.steps
+    for r in range(total):
+        if r == cfg.warmup:
+            gc.collect()
+        timed = r >= cfg.warmup
+        for v in rotated(variants, r):
+            rate = current_rate(v)
+            step_s, backward_s = _advance(v, batch, sync, autocast)
+            if timed:
+                v.step_s.append(step_s)
+                v.backward_s.append(backward_s)
+                v.rates.append(rate)
+        label = "warm-up" if not timed else "timed"
+        log(f"round {r + 1}/{total} ({label}) done")
+
+
+def energy_block_steps(cfg: BenchConfig, dense_step_s: list[float]) -> int:
+    """Steps per energy block: >= ``energy_block_s`` at dense's median step time, even, >= 2."""
+    median_s = quantiles(dense_step_s)["median"] if dense_step_s else 0.0
+    steps = max(2, math.ceil(cfg.energy_block_s / median_s)) if median_s > 0 else 2
+    return steps + steps % 2
+
+
+def run_energy_blocks(
+    cfg: BenchConfig, variants: list[Variant], batch, sync, autocast, counter, log: Log = noop
+) -> int:
+    """Joules per step of every variant from blocks of consecutive steps; returns block steps."""
+    steps = energy_block_steps(cfg, variants[0].step_s)
+    for r in range(cfg.energy_rounds):
+        for v in rotated(variants, r):
+            sync()
+            e0 = counter.read_j()
+            for _ in range(steps):
+                _advance(v, batch, sync, autocast)
+            sync()
+            v.energy_j.append((counter.read_j() - e0) / steps)
+        log(f"energy round {r + 1}/{cfg.energy_rounds} ({steps} steps per block) done")
+    return steps

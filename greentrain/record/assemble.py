@@ -1,0 +1,150 @@
+"""Raw store rows of one run -> the run object readers get (``show --json``; README's table).
+
+Pure functions, no I/O: the store reads the rows, this module decides what they mean. Energy per
+domain comes from :mod:`greentrain.record.ranking`, the same ranking the harness used when the run
+ended; kWh and CO2e from :mod:`greentrain.units`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from greentrain.record.jsonable import loads
+from greentrain.record.ranking import (
+    best_figures,
+    candidates_from_rows,
+    no_figure_reason,
+    window_figures,
+)
+from greentrain.record.vocabulary import DOMAINS, RUN_SCOPE
+from greentrain.units import co2_g, joules_to_kwh
+
+
+def meter_statuses(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The run object's ``meters`` list from the store's meter rows."""
+    return [
+        {
+            "meter": m["meter"],
+            "available": bool(m["available"]),
+            "reason": m["reason"] or "",
+            "fix": m["fix"] or "",
+            "error": m["error"],
+            "devices": loads(m["devices"], []),
+        }
+        for m in rows
+    ]
+
+
+def assemble_energy(
+    rows: Sequence[Mapping[str, Any]],
+    best: Mapping[str, Mapping[str, Any]] | None,
+    meters: Sequence[Mapping[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """The run object's ``energy`` dict.
+
+    ``best`` is the per-domain choice the harness stored when the run ended; without it (a run
+    still going, or one whose wrapper died) the figures are ranked here from the whole-run rows,
+    by the same function.
+    """
+    if not best:
+        return best_figures(candidates_from_rows(rows), meters)
+    return {
+        domain: dict(best[domain])
+        if best.get(domain)
+        else {"energy_j": None, "reason": no_figure_reason(domain, meters)}
+        for domain in DOMAINS
+    }
+
+
+def _net_energy_j(
+    energy_j: float | None,
+    energy: Mapping[str, Mapping[str, Any]],
+    baseline: Mapping[str, Any] | None,
+    duration_s: float | None,
+) -> float | None:
+    """Energy less the idle baseline's power x duration over the domains that were measured."""
+    if energy_j is None or not baseline or duration_s is None:
+        return None
+    idle_j = sum(
+        float(baseline["power_w"][d]) * duration_s
+        for d, e in energy.items()
+        if e.get("energy_j") is not None and d in baseline.get("power_w", {})
+    )
+    return energy_j - idle_j
+
+
+def _window(w: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], sources: dict) -> dict:
+    return {
+        "name": w["name"],
+        "index": w["idx"],
+        "started_at": w["started_at"],
+        "ended_at": w["ended_at"],
+        "duration_s": w["duration_s"],
+        "info": loads(w["info"], {}),
+        "energy": window_figures(candidates_from_rows(rows), sources),
+    }
+
+
+def _metric(m: Mapping[str, Any]) -> dict[str, Any]:
+    entry = {"step": m["step"], "window": m["window"], "time_s": m["time_s"]}
+    entry.update(loads(m["payload"], {}))
+    return entry
+
+
+def assemble_run(
+    row: Mapping[str, Any],
+    energy: Sequence[Mapping[str, Any]],
+    windows: Sequence[Mapping[str, Any]],
+    metrics: Sequence[Mapping[str, Any]],
+    meters: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Build the documented run object from the raw rows of one run (one row per table)."""
+    meter_list = meter_statuses(meters)
+    best = loads(row["best"], None)
+    run_rows = [e for e in energy if e["window_idx"] == RUN_SCOPE]
+    energy_obj = assemble_energy(run_rows, best, meter_list)
+    if best is None and not run_rows:
+        why = (
+            "run still going: energy is recorded when it ends"
+            if row["status"] == "running"
+            else "the wrapper process ended before the final meter reading"
+        )
+        energy_obj = {d: {"energy_j": None, "reason": why} for d in DOMAINS}
+    figures = [d["energy_j"] for d in energy_obj.values() if d.get("energy_j") is not None]
+    energy_j = sum(figures) if figures else None
+    energy_kwh = joules_to_kwh(energy_j) if energy_j is not None else None
+    carbon = loads(row["carbon"], None)
+    co2 = None
+    if energy_j is not None and carbon and carbon.get("intensity_g_per_kwh") is not None:
+        co2 = co2_g(energy_j, carbon["intensity_g_per_kwh"], carbon.get("pue", 1.0))
+    baseline = loads(row["baseline"], None)
+    sources = {d: e["source"].split(":", 1)[0] for d, e in energy_obj.items() if e.get("source")}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "exit_code": row["exit_code"],
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
+        "duration_s": row["duration_s"],
+        "tags": loads(row["tags"], {}),
+        "config": loads(row["config"], {}),
+        "command": loads(row["command"], []),
+        "cwd": row["cwd"],
+        "git": loads(row["git"], {}),
+        "env": loads(row["env"], {}),
+        "host": row["host"],
+        "energy": energy_obj,
+        "energy_j": energy_j,
+        "energy_kwh": energy_kwh,
+        "co2_g": co2,
+        "carbon": carbon,
+        "meters": meter_list,
+        "windows": [
+            _window(w, [e for e in energy if e["window_idx"] == w["idx"]], sources) for w in windows
+        ],
+        "metrics": [_metric(m) for m in metrics],
+        "baseline": baseline,
+        "net_energy_j": _net_energy_j(energy_j, energy_obj, baseline, row["duration_s"]),
+    }

@@ -1,0 +1,43 @@
+"""One way to make values JSON-safe, used by the client, the store, the exports and the CLI.
+
+Tensors and numpy scalars become Python numbers (multi-element tensors and arrays lists), NaN and
+infinities become ``None``, mapping keys become strings, tuples and sets become lists, and any
+other object its ``str()``. The result always serialises with ``allow_nan=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types (see the module docstring); containers recursively."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    for convert in ("item", "tolist"):  # tensors and numpy: scalars first, then arrays
+        fn = getattr(value, convert, None)
+        if callable(fn):
+            try:
+                return to_jsonable(fn())
+            except (ValueError, RuntimeError, TypeError):
+                continue
+    return str(value)
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`to_jsonable` (``value``); never emits NaN or Infinity."""
+    return json.dumps(to_jsonable(value), allow_nan=False, **kwargs)
+
+
+def loads(text: str | None, default: Any = None) -> Any:
+    """``json.loads(text)``, or ``default`` when ``text`` is None."""
+    return default if text is None else json.loads(text)

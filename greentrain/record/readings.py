@@ -1,0 +1,80 @@
+"""Energy readings as meters produce them, and the arithmetic on them: differences between two
+instants (a window, or the job since launch) and the flat rows the store keeps.
+
+A reading is *cumulative*: joules of one device in one domain since the meter started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """Cumulative energy of one device in one domain since the meter started.
+
+    Attributes:
+        domain: ``"gpu"``, ``"cpu"`` or ``"dram"``.
+        device: a stable device label, e.g. ``"gpu:0"`` (index as the job sees it),
+            ``"package-0"``, ``"host"``.
+        energy_j: joules since ``start()``; always measured or estimated, never a placeholder.
+        method: how the figure was obtained (see :mod:`greentrain.record.vocabulary`).
+            ``estimated`` figures are labelled as such in every report.
+        detail: free-form provenance (device model, sampling interval, TDP used, ...). Never
+            holds environment variable values or credentials.
+    """
+
+    domain: str
+    device: str
+    energy_j: float
+    method: str
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Readings = dict[str, list[EnergyReading]]
+"""Meter name -> that meter's readings."""
+
+
+def diff_readings(end: Readings, begin: Readings | None) -> Readings:
+    """``end - begin`` per meter x domain x device, in joules.
+
+    A meter that has readings at ``end`` but none at a non-empty ``begin`` is dropped: it had no
+    reading when the span opened, so there is no honest difference.
+    """
+    out: Readings = {}
+    for meter, readings in end.items():
+        base = {(r.domain, r.device): r.energy_j for r in (begin or {}).get(meter, [])}
+        if begin and meter not in begin:
+            continue
+        out[meter] = [
+            EnergyReading(
+                domain=r.domain,
+                device=r.device,
+                energy_j=r.energy_j - base.get((r.domain, r.device), 0.0),
+                method=r.method,
+                detail=dict(r.detail),
+            )
+            for r in readings
+        ]
+    return out
+
+
+def readings_rows(readings: Mapping[str, list[EnergyReading]]) -> list[dict[str, Any]]:
+    """Flatten readings into store rows: meter, domain, device, method, energy_j, detail."""
+    return [
+        {
+            "meter": meter,
+            "domain": r.domain,
+            "device": r.device,
+            "method": r.method,
+            "energy_j": r.energy_j,
+            "detail": r.detail,
+        }
+        for meter, rs in readings.items()
+        for r in rs
+    ]

@@ -1,0 +1,60 @@
+"""The words a run record is written in: energy domains, measurement methods and their ranking,
+run statuses. Every other module takes them from here, so a live run and a stored one agree.
+
+* Domains: ``gpu``, ``cpu``, ``dram``; each gets one best figure per run.
+* Methods, most direct first (:data:`METHOD_PRIORITY`): ``counter`` (a hardware energy counter
+  read through NVML) > ``sampled`` (NVML power integrated over time) > ``zeus`` > ``rapl`` >
+  ``codecarbon`` > ``estimated`` (a power model) > ``fake`` (tests). Zeus reads the same NVML
+  counter and RAPL files, so it ranks beside those direct readings, after our own NVML reader.
+* Ties between meters whose figures share a method: :data:`METER_ORDER`, then the meter name.
+* Statuses: ``running`` until the run ends; then ``finished`` (exit 0), ``failed`` (non-zero
+  exit, SIGKILL, command not found) or ``interrupted`` (SIGINT/SIGTERM/SIGHUP, or the wrapper
+  process died).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+Domain = Literal["gpu", "cpu", "dram"]
+Method = Literal["counter", "sampled", "rapl", "zeus", "codecarbon", "estimated", "fake"]
+
+DOMAINS: tuple[str, ...] = ("gpu", "cpu", "dram")
+
+METHOD_PRIORITY: tuple[str, ...] = (
+    "counter",
+    "sampled",
+    "zeus",
+    "rapl",
+    "codecarbon",
+    "estimated",
+    "fake",
+)
+
+METER_ORDER: tuple[str, ...] = ("nvml", "zeus", "rapl", "codecarbon", "estimate", "fake")
+
+ESTIMATED_METHODS: tuple[str, ...] = ("estimated",)
+
+STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
+
+RUN_SCOPE = -1  # window index of the whole-run energy rows in the store
+
+
+def method_rank(method: str) -> int:
+    """Position of ``method`` in :data:`METHOD_PRIORITY` (unknown methods rank last)."""
+    return METHOD_PRIORITY.index(method) if method in METHOD_PRIORITY else len(METHOD_PRIORITY)
+
+
+def meter_rank(meter: str) -> int:
+    """Position of ``meter`` in :data:`METER_ORDER` (unknown meters rank last)."""
+    return METER_ORDER.index(meter) if meter in METER_ORDER else len(METER_ORDER)
+
+
+def figure_is_estimated(method: str, detail: Mapping[str, Any] | None = None) -> bool:
+    """Whether a figure is a model estimate rather than a measurement.
+
+    True for method ``estimated`` and for figures a meter flagged ``detail["estimated"]``
+    (CodeCarbon's TDP model, for instance).
+    """
+    return method in ESTIMATED_METHODS or bool((detail or {}).get("estimated"))

@@ -1,0 +1,157 @@
+"""Runs -> tables: one row per run, and runs pooled per configuration.
+
+* **Configuration** = (model, dataset, schedule, drop_rate) from ``run["config"]``; seeds (and
+  every other key) are pooled. A run without ``model`` in its config is its own configuration,
+  named after the run. Dense runs (drop rate 0) pool whatever schedule they were launched with.
+* **Statistics** pool the *finished* runs of a configuration
+  (:func:`greentrain.report.stats.mean_ci`).
+* **Accuracy per kWh** is computed per run (accuracy / kWh) and then pooled like the others.
+* A configuration is estimated if any of its runs is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+
+from greentrain.report.runs import (
+    energy_sources,
+    final_accuracy,
+    final_fid,
+    mean_backward_flops,
+    run_energy_kwh,
+    run_is_estimated,
+)
+from greentrain.report.stats import CI_UNDEFINED_NOTE, mean_ci, missing
+
+GROUP_KEYS: tuple[str, ...] = ("model", "dataset", "schedule", "drop_rate")
+
+# Quantities pooled per configuration: column prefix -> human name (units in the name).
+QUANTITIES: dict[str, str] = {
+    "accuracy": "final test accuracy (fraction)",
+    "fid": "FID (lower is better)",
+    "energy_kwh": "energy (kWh)",
+    "co2_g": "carbon (g CO2e)",
+    "duration_s": "duration (s)",
+    "backward_flops": "backward FLOPs per iteration",
+    "acc_per_kwh": "accuracy per kWh (1/kWh)",
+}
+
+
+def config_key(run: dict) -> tuple:
+    """(model, dataset, schedule, drop_rate); ``(name, None, None, None)`` without a model.
+
+    A dense run (drop rate 0) has no schedule: whatever schedule it was launched with, it is the
+    same training, so all dense runs of a model and dataset pool into one configuration.
+    """
+    cfg = run.get("config") or {}
+    if cfg.get("model") is None:
+        return (str(run.get("name") or run.get("id")), None, None, None)
+    rate = cfg.get("drop_rate")
+    rate = None if rate is None else round(float(rate), 6)
+    schedule = None if rate == 0.0 else cfg.get("schedule")
+    return (str(cfg["model"]), cfg.get("dataset"), schedule, rate)
+
+
+def config_label(key: Sequence) -> str:
+    """Human label of a configuration key, e.g. ``"resnet18 / cifar10 / bar / 0.8"``."""
+    model, dataset, schedule, rate = key
+    if dataset is None and schedule is None and rate is None:
+        return str(model)
+    parts = [str(model), str(dataset)]
+    if rate is not None and float(rate) == 0.0:
+        parts.append("dense")
+    else:
+        parts.append(str(schedule) if schedule is not None else "?")
+        parts.append(f"{rate:g}" if rate is not None else "?")
+    return " / ".join(parts)
+
+
+def runs_frame(runs: Iterable[dict]) -> pd.DataFrame:
+    """One row per run with the figures the reports use (SI units; energy in kWh)."""
+    rows = []
+    for run in runs:
+        key = config_key(run)
+        cfg = run.get("config") or {}
+        acc = final_accuracy(run)
+        kwh = run_energy_kwh(run)
+        rows.append(
+            {
+                "id": run.get("id"),
+                "name": run.get("name"),
+                "status": run.get("status"),
+                "started_at": run.get("started_at"),
+                "configuration": config_label(key),
+                "model": key[0],
+                "dataset": key[1],
+                "schedule": key[2],
+                "drop_rate": key[3],
+                "seed": cfg.get("seed"),
+                "job": cfg.get("job"),
+                "accuracy": acc,
+                "fid": final_fid(run),
+                "energy_kwh": kwh,
+                "co2_g": run.get("co2_g"),
+                "duration_s": run.get("duration_s"),
+                "backward_flops": mean_backward_flops(run),
+                "acc_per_kwh": acc / kwh if acc is not None and kwh else None,
+                "estimated": run_is_estimated(run),
+                "energy_sources": "; ".join(f"{d}={s}" for d, s in energy_sources(run).items()),
+                "tags": dict(run.get("tags") or {}),
+            }
+        )
+    columns = list(rows[0]) if rows else _RUN_COLUMNS
+    return pd.DataFrame(rows, columns=columns)
+
+
+_RUN_COLUMNS = [
+    "id", "name", "status", "started_at", "configuration", "model", "dataset", "schedule",
+    "drop_rate", "seed", "job", "accuracy", "fid", "energy_kwh", "co2_g", "duration_s",
+    "backward_flops", "acc_per_kwh", "estimated", "energy_sources", "tags",
+]  # fmt: skip
+
+
+def group_runs(runs: Iterable[dict], statuses: Sequence[str] = ("finished",)) -> pd.DataFrame:
+    """Pool runs of one configuration (seeds pooled); only runs whose status is in ``statuses``.
+
+    Columns: ``configuration``, the :data:`GROUP_KEYS`, ``n_runs``, ``run_ids``, ``estimated``,
+    ``ci_note``, and for every quantity ``q`` of :data:`QUANTITIES`: ``q_mean``, ``q_std``,
+    ``q_ci95`` (half-width) and ``q_n``. Undefined statistics are NaN, never 0. Rows are sorted
+    by model, dataset, drop rate, schedule.
+    """
+    runs = [r for r in runs if r.get("status") in statuses]
+    frame = runs_frame(runs)
+    rows = []
+    if not frame.empty:
+        key_frame = frame[list(GROUP_KEYS)].astype(object).where(frame[list(GROUP_KEYS)].notna())
+        keys = [tuple(None if missing(v) else v for v in row) for row in key_frame.to_numpy()]
+        frame = frame.assign(_key=keys)
+        for key, sub in frame.groupby("_key", sort=False):
+            row: dict = {"configuration": config_label(key)}
+            row.update(dict(zip(GROUP_KEYS, key, strict=True)))
+            row["n_runs"] = len(sub)
+            row["run_ids"] = list(sub["id"])
+            row["estimated"] = bool(sub["estimated"].any())
+            notes = set()
+            for q in QUANTITIES:
+                s = mean_ci(sub[q].tolist())
+                row[f"{q}_mean"] = s.mean
+                row[f"{q}_std"] = s.std
+                row[f"{q}_ci95"] = s.ci95
+                row[f"{q}_n"] = s.n
+                if s.n == 1:
+                    notes.add(CI_UNDEFINED_NOTE)
+            row["ci_note"] = "; ".join(sorted(notes))
+            rows.append(row)
+    cols = ["configuration", *GROUP_KEYS, "n_runs", "run_ids", "estimated", "ci_note"]
+    for q in QUANTITIES:
+        cols += [f"{q}_mean", f"{q}_std", f"{q}_ci95", f"{q}_n"]
+    out = pd.DataFrame(rows, columns=cols)
+    for c in cols:
+        if c.endswith(("_mean", "_std", "_ci95")):
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+    if not out.empty:
+        order = out[["model", "dataset", "drop_rate", "schedule"]].astype(str)
+        out = out.loc[order.sort_values(list(order.columns)).index].reset_index(drop=True)
+    return out

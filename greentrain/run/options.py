@@ -1,0 +1,145 @@
+"""How a run is metered and recorded: one options object for ``greentrain run``, ``train``,
+``bench``, ``sweep`` and ``track()``.
+
+:class:`CarbonOptions` says how energy becomes CO2e (grid intensity and PUE); :class:`RunOptions`
+adds where the record goes (store, name, tags) and which meters measure. Both validate on
+construction, so a bad value is a one-line :class:`~greentrain.errors.ConfigError` wherever it
+came from. :meth:`RunOptions.build` takes the flat keyword names (``pue=``, ``country=``) that
+the CLI flags and ``track()`` use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from greentrain import meters as registry
+from greentrain.carbon import CarbonFactors, resolve_factors
+from greentrain.errors import ConfigError
+from greentrain.store import Store
+
+StoreLike = Store | str | os.PathLike[str] | None
+
+
+def resolve_meter_names(names: Sequence[str] | None) -> list[str]:
+    """Validate ``--meter`` names (ConfigError for unknown ones); None or [] -> the defaults."""
+    if not names:
+        return list(registry.DEFAULT_METERS)
+    out: list[str] = []
+    for name in names:
+        registry.meter_class(name)  # raises ConfigError for an unknown name
+        if name not in out:
+            out.append(name)
+    return out
+
+
+@dataclass(frozen=True)
+class CarbonOptions:
+    """Grid carbon intensity and PUE for a run (see :mod:`greentrain.carbon`).
+
+    Attributes:
+        country: ISO-3166 alpha-3 code whose grid intensity to use.
+        region: state/province/zone within ``country``.
+        carbon_intensity: gCO2e/kWh; overrides country and region.
+        pue: data-centre power usage effectiveness, >= 1.0 (1.0 = energy as metered).
+    """
+
+    country: str | None = None
+    region: str | None = None
+    carbon_intensity: float | None = None
+    pue: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.pue is None or not self.pue >= 1.0:
+            raise ConfigError(
+                f"--pue must be >= 1.0 (got {self.pue}); 1.0 means no facility overhead"
+            )
+        if self.carbon_intensity is not None and not self.carbon_intensity >= 0:
+            raise ConfigError(
+                f"--carbon-intensity must be >= 0 g/kWh (got {self.carbon_intensity})"
+            )
+
+    def factors(self) -> CarbonFactors:
+        """The resolved factors (ConfigError for an unknown country or region)."""
+        return resolve_factors(
+            country=self.country,
+            region=self.region,
+            carbon_intensity=self.carbon_intensity,
+            pue=self.pue,
+        )
+
+    def meter_options(self) -> dict[str, dict[str, Any]]:
+        """Constructor options per meter: CodeCarbon's offline country and region."""
+        if not self.country:
+            return {}
+        opts: dict[str, Any] = {"country_iso_code": self.country}
+        if self.region:
+            opts["region"] = self.region
+        return {"codecarbon": opts}
+
+
+_CARBON_FIELDS = tuple(f.name for f in dataclasses.fields(CarbonOptions))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where a run's record goes and how it is metered.
+
+    Attributes:
+        store: store path (None: ``$GREENTRAIN_STORE`` or ``./reports/greentrain.db``) or an
+            open :class:`~greentrain.store.Store`.
+        name: run name (None: derived from the command or the job).
+        tags: KEY=VALUE labels.
+        meters: meter names (None: every available default meter, never ``fake``).
+        carbon: intensity and PUE.
+        baseline_s: seconds of idle power to measure before the job starts (0 = none).
+    """
+
+    store: StoreLike = None
+    name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    meters: list[str] | None = None
+    carbon: CarbonOptions = field(default_factory=CarbonOptions)
+    baseline_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.baseline_s >= 0:
+            raise ConfigError(f"--baseline must be >= 0 seconds (got {self.baseline_s})")
+        object.__setattr__(self, "tags", {str(k): str(v) for k, v in (self.tags or {}).items()})
+        if self.meters:
+            object.__setattr__(self, "meters", resolve_meter_names(self.meters))
+
+    @classmethod
+    def build(cls, **flat: Any) -> RunOptions:
+        """From flat keywords: this class's fields plus :class:`CarbonOptions`' (``pue=``...)."""
+        carbon = {k: flat.pop(k) for k in _CARBON_FIELDS if k in flat}
+        unknown = set(flat) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
+        if carbon:
+            flat["carbon"] = dataclasses.replace(flat.get("carbon") or CarbonOptions(), **carbon)
+        return cls(**flat)
+
+    def meter_names(self, *, with_objects: bool = False) -> list[str]:
+        """Registry names to create: the given ones, else the defaults -- unless the caller
+        brings ready meter objects (tests) and named none."""
+        if self.meters:
+            return list(self.meters)
+        return [] if with_objects else resolve_meter_names(None)
+
+    def recorded(self) -> dict[str, Any]:
+        """The flat fields a job records in its run's config (the ``greentrain train`` flags)."""
+        store = self.store if not isinstance(self.store, Store) else str(self.store.path)
+        return {
+            "store": None if store is None else str(store),
+            "name": self.name,
+            "tags": dict(self.tags),
+            "meters": list(self.meters) if self.meters is not None else None,
+            "country": self.carbon.country,
+            "region": self.carbon.region,
+            "carbon_intensity": self.carbon.carbon_intensity,
+            "pue": self.carbon.pue,
+        }

@@ -1,0 +1,245 @@
+"""The store's writer API, what the harness calls over a run's life.
+
+``create_run`` (status ``running``) -> ``set_meters`` / ``update_config`` / ``begin_window`` /
+``end_window`` / ``add_metrics`` / ``add_energy`` -> ``set_run_fields(best=...)`` ->
+``finish_run``. Each call is one short transaction; values are stored as JSON made safe by
+:mod:`greentrain.record.jsonable` (NaN and infinities become null).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from greentrain.errors import StoreError
+from greentrain.record.jsonable import dumps, loads, to_jsonable
+from greentrain.record.vocabulary import STATUSES
+from greentrain.store.liveness import process_started
+from greentrain.store.reader import StoreReader
+from greentrain.store.schema import CHILD_TABLES
+
+_SETTABLE = frozenset(
+    {"name", "carbon", "baseline", "best", "git", "env", "tags", "command", "cwd"}
+)
+
+
+def now_iso(t: float | None = None) -> str:
+    """ISO-8601 UTC timestamp with milliseconds (``2026-11-23T03:16:31.123Z``)."""
+    t = time.time() if t is None else t
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+class Store(StoreReader):
+    """The one reader/writer of run records: an SQLite file in WAL mode.
+
+    Default path: ``$GREENTRAIN_STORE`` or ``./reports/greentrain.db``. Several processes may
+    write one store at once, and nothing is lost. See :class:`StoreReader` for the arguments.
+    """
+
+    def __enter__(self) -> Store:
+        return self
+
+    def _write(self, statements: Iterable[tuple[str, tuple | list]]) -> None:
+        """Run ``statements`` (sql, params) in one transaction."""
+        stmts = list(statements)
+        with self._conn.transaction() as db:
+            for sql, params in stmts:
+                db.execute(sql, params)
+
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        name: str,
+        command: list[str],
+        cwd: str,
+        tags: Mapping[str, str] | None = None,
+        git: Mapping[str, Any] | None = None,
+        env: Mapping[str, Any] | None = None,
+        carbon: Mapping[str, Any] | None = None,
+        started_unix: float | None = None,
+        pid: int | None = None,
+    ) -> None:
+        """Insert a ``running`` run owned by process ``pid`` (default: this one) on this host."""
+        t = time.time() if started_unix is None else started_unix
+        pid = os.getpid() if pid is None else pid
+        self._write(
+            [
+                (
+                    "INSERT INTO runs (id, name, status, started_at, started_unix, tags, config,"
+                    " command, cwd, git, env, carbon, host, pid, pid_started)"
+                    " VALUES (?, ?, 'running', ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        name,
+                        now_iso(t),
+                        t,
+                        dumps(dict(tags or {})),
+                        dumps(list(command)),
+                        cwd,
+                        dumps(dict(git or {})),
+                        dumps(dict(env or {})),
+                        dumps(dict(carbon)) if carbon is not None else None,
+                        self.host,
+                        pid,
+                        process_started(pid),
+                    ),
+                )
+            ]
+        )
+
+    def update_config(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Merge ``params`` into the run's config (later keys win), in one transaction."""
+        with self._conn.transaction() as db:
+            row = db.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no run {run_id} in {self.path}")
+            config = loads(row[0], {})
+            config.update(to_jsonable(dict(params)))
+            db.execute("UPDATE runs SET config = ? WHERE id = ?", (dumps(config), run_id))
+
+    def set_run_fields(self, run_id: str, **fields: Any) -> None:
+        """Update plain columns (carbon, baseline, best, git, env, name ...); dicts -> JSON."""
+        bad = set(fields) - _SETTABLE
+        if bad:
+            raise ValueError(f"cannot set {sorted(bad)}")
+        if not fields:
+            return
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        vals = [dumps(v) if isinstance(v, (dict, list)) else v for v in fields.values()]
+        self._write([(f"UPDATE runs SET {cols} WHERE id = ?", (*vals, run_id))])
+
+    def set_meters(self, run_id: str, meters: Iterable[Mapping[str, Any]]) -> None:
+        """Record (replace) each meter's status: meter, available, reason, fix, error, devices."""
+        self._write(
+            (
+                "INSERT OR REPLACE INTO meters (run_id, meter, available, reason, fix, error,"
+                " devices) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    m["meter"],
+                    int(bool(m.get("available"))),
+                    m.get("reason") or "",
+                    m.get("fix") or "",
+                    m.get("error"),
+                    dumps(list(m.get("devices") or [])),
+                ),
+            )
+            for m in meters
+        )
+
+    def add_energy(self, run_id: str, window_idx: int, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Store (replace) energy rows for a scope: ``window_idx`` = -1 (whole run) or a window.
+
+        Each row: meter, domain, device, method, energy_j (joules), detail (dict). A
+        non-finite energy is not stored.
+        """
+        stmts = [
+            (
+                "INSERT OR REPLACE INTO energy (run_id, window_idx, meter, domain, device,"
+                " method, energy_j, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    window_idx,
+                    r["meter"],
+                    r["domain"],
+                    r["device"],
+                    r["method"],
+                    float(r["energy_j"]),
+                    dumps(dict(r.get("detail") or {})),
+                ),
+            )
+            for r in rows
+            if math.isfinite(float(r["energy_j"]))
+        ]
+        if stmts:
+            self._write(stmts)
+
+    def begin_window(
+        self, run_id: str, idx: int, name: str, started_unix: float, info: Mapping | None = None
+    ) -> None:
+        """Open window ``idx`` named ``name``."""
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO windows (run_id, idx, name, started_at, info)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (run_id, idx, name, now_iso(started_unix), dumps(info or {})),
+                )
+            ]
+        )
+
+    def end_window(
+        self,
+        run_id: str,
+        idx: int,
+        ended_unix: float,
+        duration_s: float,
+        energy_rows: Iterable[Mapping[str, Any]] = (),
+    ) -> None:
+        """Close window ``idx`` (duration in seconds) and store its energy rows."""
+        self._write(
+            [
+                (
+                    "UPDATE windows SET ended_at = ?, duration_s = ? WHERE run_id = ? AND idx = ?",
+                    (now_iso(ended_unix), duration_s, run_id, idx),
+                )
+            ]
+        )
+        self.add_energy(run_id, idx, energy_rows)
+
+    def add_metrics(self, run_id: str, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Append logged metrics: each entry has step, window, time_s and a metrics dict."""
+        stmts = [
+            (
+                "INSERT INTO metrics (run_id, step, window, time_s, payload)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    e.get("step"),
+                    e.get("window"),
+                    float(e["time_s"]),
+                    dumps(dict(e.get("metrics") or {})),
+                ),
+            )
+            for e in entries
+        ]
+        if stmts:
+            self._write(stmts)
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        exit_code: int | None,
+        ended_unix: float | None = None,
+        duration_s: float | None = None,
+    ) -> None:
+        """Set the final status, exit code, end time and duration.
+
+        ``duration_s`` is the job's wall time in seconds (default: end - record creation).
+        """
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} not in {STATUSES}")
+        t = time.time() if ended_unix is None else ended_unix
+        self._write(
+            [
+                (
+                    "UPDATE runs SET status = ?, exit_code = ?, ended_at = ?,"
+                    " duration_s = COALESCE(?, ? - started_unix) WHERE id = ?",
+                    (status, exit_code, now_iso(t), duration_s, t, run_id),
+                )
+            ]
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and all its rows (``run_id`` may be a unique prefix)."""
+        full = self.resolve_id(run_id)
+        self._write(
+            [(f"DELETE FROM {table} WHERE run_id = ?", (full,)) for table in CHILD_TABLES]
+            + [("DELETE FROM runs WHERE id = ?", (full,))]
+        )

@@ -1,0 +1,331 @@
+"""Grids of metered training runs that can be re-run to finish what is missing.
+
+A sweep is a grid over ``model``, ``dataset``, ``drop``, ``schedule`` and ``seed`` plus fixed
+``greentrain train`` options. Each point is one metered run tagged ``sweep=<id>`` and
+``point=<key>``. The id is a hash of the grid and the fixed options that change results (or
+``--sweep-id``), so running the same sweep again finds its points in the store: points with a
+``finished`` run are skipped, all others (never run, failed, interrupted) run again.
+
+Executors: ``local`` runs each point as its own ``greentrain train`` process (the record keeps
+that command, so a point can be re-run by hand), one after another or ``jobs`` at a time, each
+with one GPU (``CUDA_VISIBLE_DEVICES``) when GPUs exist; ``slurm`` submits :func:`run_point`
+through submitit (``cluster="local"`` runs submitit's LocalExecutor, for tests and single
+machines).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import queue
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from greentrain.errors import ConfigError
+from greentrain.jobs.config import (
+    DataOptions,
+    DDPMOptions,
+    ExecutionOptions,
+    RecipeOptions,
+    SparseOptions,
+    TrainConfig,
+    to_cli_args,
+)
+from greentrain.protocol import ENV_CHANNEL, ENV_RUN
+from greentrain.run import RunOptions
+from greentrain.store import Store
+from greentrain.studies.launch import launch
+
+GRID_KEYS = ("model", "dataset", "drop", "schedule", "seed")
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "model": str,
+    "dataset": str,
+    "drop": float,
+    "schedule": str,
+    "seed": int,
+}
+# Options that do not change what a point computes (left out of the sweep id).
+_TRAIN_NOT_IN_ID = ("progress", "out", "resume")
+
+
+@dataclass
+class PointOutcome:
+    """One grid point after a sweep: ``status`` is skipped | finished | failed."""
+
+    key: str
+    status: str
+    run_id: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class Point:
+    """One grid point: what it trains and how it is recorded."""
+
+    cfg: TrainConfig
+    run: RunOptions
+
+
+@dataclass
+class SweepPlan:
+    """The expanded sweep: its id and one point per key (in grid order)."""
+
+    sweep_id: str
+    points: dict[str, Point] = field(default_factory=dict)
+
+
+def run_flags(run: RunOptions) -> list[str]:
+    """The ``greentrain train`` metering flags that reproduce ``run``."""
+    args: list[str] = []
+    if run.store is not None:
+        args += ["--store", str(run.store)]
+    if run.name is not None:
+        args += ["--name", run.name]
+    for key, value in run.tags.items():
+        args += ["--tag", f"{key}={value}"]
+    for name in run.meters or []:
+        args += ["--meter", name]
+    carbon = run.carbon
+    for flag, value in (
+        ("--country", carbon.country),
+        ("--region", carbon.region),
+        ("--carbon-intensity", carbon.carbon_intensity),
+    ):
+        if value is not None:
+            args += [flag, str(value)]
+    if carbon.pue != 1.0:
+        args += ["--pue", str(carbon.pue)]
+    return args
+
+
+def train_args(cfg: TrainConfig, run: RunOptions) -> list[str]:
+    """The ``greentrain train`` arguments of one point, in the order of ``train --help`` (job
+    options, metering, DDPM): sweep ids hash this list, so the order is part of the id."""
+    job = to_cli_args(cfg, (DataOptions, RecipeOptions, SparseOptions, ExecutionOptions))
+    return job + run_flags(run) + to_cli_args(cfg, (DDPMOptions,))
+
+
+def parse_grid(values: Mapping[str, str | Sequence[Any] | None]) -> dict[str, list[Any]]:
+    """``{"drop": "0,0.8", ...}`` -> ``{"drop": [0.0, 0.8], ...}`` (comma lists, typed)."""
+    grid: dict[str, list[Any]] = {}
+    for key, raw in values.items():
+        if key not in GRID_KEYS:
+            raise ConfigError(f"cannot sweep over {key!r}; sweepable: {', '.join(GRID_KEYS)}")
+        if raw is None:
+            continue
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        try:
+            parsed = [_PARSERS[key](str(v).strip()) for v in items if str(v).strip()]
+        except ValueError:
+            raise ConfigError(f"--{key} {raw!r}: not a comma list of {key} values") from None
+        if not parsed:
+            raise ConfigError(f"--{key} is empty; give a comma list")
+        grid[key] = list(dict.fromkeys(parsed))
+    return grid
+
+
+def point_key(values: Mapping[str, Any]) -> str:
+    """``model=resnet18,dataset=digits,drop=0.8,...`` in GRID_KEYS order."""
+    return ",".join(
+        f"{k}={values[k]:g}" if k == "drop" else f"{k}={values[k]}"
+        for k in GRID_KEYS
+        if k in values
+    )
+
+
+def compute_sweep_id(
+    grid: Mapping[str, list[Any]], base: TrainConfig, run: RunOptions | None = None
+) -> str:
+    """12 hex digits of sha1 over the grid and the fixed options that change results (the
+    store, names, tags, progress and checkpoint options do not)."""
+    run = run or RunOptions()
+    fixed_cfg = dataclasses.replace(
+        base, **{k: getattr(TrainConfig(), k) for k in _TRAIN_NOT_IN_ID}
+    )
+    fixed_run = dataclasses.replace(run, store=None, name=None, tags={})
+    payload = json.dumps(
+        {"grid": {k: grid[k] for k in sorted(grid)}, "fixed": train_args(fixed_cfg, fixed_run)},
+        sort_keys=True,
+    )
+    return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+
+def plan(
+    grid: Mapping[str, list[Any]],
+    base: TrainConfig,
+    run: RunOptions | None = None,
+    sweep_id: str | None = None,
+) -> SweepPlan:
+    """Expand ``grid`` over ``base`` into one point per key (validated).
+
+    A dense point (drop 0) does not depend on the schedule, so it is run once, as
+    ``schedule=constant``, however many schedules the grid lists.
+    """
+    run = run or RunOptions()
+    sid = sweep_id or compute_sweep_id(grid, base, run)
+    keys = [k for k in GRID_KEYS if k in grid]
+    out = SweepPlan(sid)
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        values = dict(zip(keys, combo, strict=True))
+        full = {k: values.get(k, getattr(base, k)) for k in GRID_KEYS}
+        if float(full["drop"]) == 0.0:
+            full["schedule"] = values["schedule"] = "constant"
+        key = point_key(full)
+        if key in out.points:
+            continue
+        out_dir = None
+        if base.out:
+            out_dir = os.path.join(base.out, sid, key.replace(",", "_").replace("=", "-"))
+        cfg = dataclasses.replace(base, **values, out=out_dir)
+        cfg.validate()
+        point_run = dataclasses.replace(
+            run, name=f"sweep-{sid}-{key}", tags={**run.tags, "sweep": sid, "point": key}
+        )
+        out.points[key] = Point(cfg, point_run)
+    return out
+
+
+def finished_points(sweep_id: str, store: Any) -> dict[str, str]:
+    """``{point key: run id}`` of the sweep's points that have a finished run in ``store``."""
+    with Store(store) as st:
+        runs = st.list_runs(status="finished", tags={"sweep": sweep_id})
+    return {r["tags"]["point"]: r["id"] for r in runs if "point" in r.get("tags", {})}
+
+
+def _child_env(gpu: int | None) -> dict[str, str]:
+    env = dict(os.environ)
+    # each point is its own metered run, even if the sweep itself runs under `greentrain run`
+    for name in (ENV_RUN, ENV_CHANNEL):
+        env.pop(name, None)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    return env
+
+
+def train_command(point: Point) -> list[str]:
+    """The ``python -m greentrain train ...`` command of one point."""
+    return [sys.executable, "-m", "greentrain", "train", *train_args(point.cfg, point.run)]
+
+
+def _gpu_count() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def run_point(point: Point) -> int:
+    """Train one point in this process (submitit's job body); 0 once it is recorded."""
+    launch(point.cfg, point.run)
+    return 0
+
+
+def _run_local(plan_: SweepPlan, todo: list[str], jobs: int, echo: Callable) -> dict[str, int]:
+    n_gpu = _gpu_count()
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+
+    def one(key: str) -> tuple[str, int]:
+        slot = slots.get()  # a free slot; with GPUs, slot i owns GPU i % n_gpu
+        try:
+            gpu = slot % n_gpu if n_gpu and jobs > 1 else None
+            echo(
+                f"sweep {plan_.sweep_id}: running {key}"
+                + (f" on GPU {gpu}" if gpu is not None else "")
+            )
+            proc = subprocess.run(train_command(plan_.points[key]), env=_child_env(gpu))
+            return key, proc.returncode
+        finally:
+            slots.put(slot)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return dict(pool.map(one, todo))
+
+
+def _run_submitit(
+    plan_: SweepPlan,
+    todo: list[str],
+    cluster: str | None,
+    folder: str,
+    slurm_params: Mapping[str, Any] | None,
+    echo: Callable,
+) -> dict[str, int]:
+    import submitit  # optional at run time: only the slurm executor needs it
+
+    ex = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    params = dict(slurm_params or {})
+    if ex.cluster != "slurm":
+        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+    if params:
+        ex.update_parameters(**params)
+    submitted = [(k, ex.submit(run_point, plan_.points[k])) for k in todo]
+    codes: dict[str, int] = {}
+    for key, job in submitted:
+        try:
+            codes[key] = int(job.result())
+        except Exception as err:  # the job crashed before returning
+            echo(f"sweep {plan_.sweep_id}: {key} failed in submitit: {err}")
+            codes[key] = 1
+    return codes
+
+
+def run_sweep(
+    grid: Mapping[str, list[Any]],
+    base: TrainConfig,
+    run: RunOptions | None = None,
+    *,
+    sweep_id: str | None = None,
+    executor: str = "local",
+    jobs: int = 1,
+    cluster: str | None = None,
+    folder: str = "runs/submitit",
+    slurm_params: Mapping[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
+) -> tuple[str, list[PointOutcome]]:
+    """Run every unfinished point of the sweep; return (sweep id, outcome per point).
+
+    ``executor`` "local" (``jobs`` processes at a time) or "slurm" (submitit; ``cluster`` None
+    auto-detects, "local" forces submitit's LocalExecutor; ``slurm_params`` go to
+    ``update_parameters``, e.g. ``timeout_min``, ``gpus_per_node``, ``slurm_partition``).
+    """
+    if executor not in ("local", "slurm"):
+        raise ConfigError(f"unknown executor {executor!r}; choose local or slurm")
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    run = run or RunOptions()
+    the_plan = plan(grid, base, run, sweep_id)
+    sid = the_plan.sweep_id
+    if jobs > 1 or executor == "slurm":  # progress bars of parallel points would interleave
+        for point in the_plan.points.values():
+            point.cfg = dataclasses.replace(point.cfg, progress=False)
+    done = finished_points(sid, run.store)
+    outcomes: dict[str, PointOutcome] = {}
+    todo: list[str] = []
+    for key in the_plan.points:
+        if key in done:
+            outcomes[key] = PointOutcome(key, "skipped", done[key], "finished before")
+        else:
+            todo.append(key)
+    echo(
+        f"sweep {sid}: {len(the_plan.points)} points, {len(outcomes)} finished before, "
+        f"{len(todo)} to run"
+    )
+    codes: dict[str, int] = {}
+    if todo and executor == "local":
+        codes = _run_local(the_plan, todo, jobs, echo)
+    elif todo:
+        codes = _run_submitit(the_plan, todo, cluster, folder, slurm_params, echo)
+    after = finished_points(sid, run.store)
+    for key in todo:
+        ok = key in after
+        outcomes[key] = PointOutcome(
+            key, "finished" if ok else "failed", after.get(key), f"exit code {codes.get(key)}"
+        )
+    return sid, [outcomes[k] for k in the_plan.points]
