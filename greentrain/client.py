@@ -13,7 +13,12 @@ Routing:
 * under DDP only rank 0 (``RANK``, else ``LOCAL_RANK``) reports, unless
   ``GREENTRAIN_LOG_ALL_RANKS=1`` (then each metric entry carries its ``rank``).
 
-Values must be JSON-serialisable; tensors and numpy scalars are converted to Python numbers.
+Values are made JSON-safe (:func:`greentrain.record.jsonable.to_jsonable`): tensors and numpy
+scalars become numbers, NaN and infinities None, other objects their ``str()``. Arguments are
+checked the same way inside and outside a run: ``step`` must be an integer (TypeError). A value
+whose JSON is larger than :data:`~greentrain.protocol.MAX_MESSAGE_BYTES` (1 MiB) is not
+recorded (a warning on stderr says which), and later calls still arrive. Metric names that the
+record uses itself (``step``, ``window``, ``time_s``) are stored with a ``user_`` prefix.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 from greentrain import protocol
 from greentrain.protocol import ENV_ALL_RANKS, ENV_CHANNEL, ENV_RUN, Sink
 from greentrain.record.jsonable import to_jsonable
+from greentrain.record.vocabulary import RESERVED_METRICS
 
 __all__ = ["config", "log", "window", "active", "run_id"]
 
@@ -140,12 +146,65 @@ def run_id() -> str | None:
     return os.environ.get(ENV_RUN) if active() else None
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        print(f"greentrain: {message}", file=sys.stderr)
+
+
+def _checked_step(step: Any) -> int | None:
+    """``step`` as an int (ints, integral floats, one-element integer tensors); else TypeError."""
+    if step is None:
+        return None
+    value = to_jsonable(step)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"client.log(step=...) must be an integer, got {step!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise TypeError(f"client.log(step=...) must be an integer, got {step!r}")
+    return int(value)
+
+
+def _bounded(values: dict[str, Any], what: str) -> dict[str, Any]:
+    """``values`` without the entries too large to send (each reported once on stderr)."""
+    if len(protocol.encode({"v": values})) <= protocol.MAX_MESSAGE_BYTES:
+        return values
+    kept = {}
+    for name, value in values.items():
+        size = len(protocol.encode({"v": value}))
+        if size > protocol.MAX_MESSAGE_BYTES // 2:
+            _warn_once(
+                f"{what}:{name}",
+                f"{what} {name!r} ({size / 2**20:.1f} MiB as JSON) is larger than greentrain "
+                f"records ({protocol.MAX_MESSAGE_BYTES // 2**20} MiB per call) and was left out",
+            )
+            continue
+        kept[name] = value
+    return kept
+
+
+def _without_reserved(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metric names the record uses itself get a ``user_`` prefix (warned once per name)."""
+    out = {}
+    for name, value in metrics.items():
+        if name in RESERVED_METRICS:
+            _warn_once(
+                f"reserved:{name}",
+                f"metric name {name!r} is the record's own; it is stored as 'user_{name}'",
+            )
+            name = f"user_{name}"
+        out[name] = value
+    return out
+
+
 def config(**params: Any) -> None:
     """Record run parameters (model, drop rate, schedule, ...); merged over earlier calls."""
     sink, path = _target()
     if sink is None and path is None:
         return
-    params = to_jsonable(params)
+    params = _bounded(to_jsonable(params), "config value")
     if sink is not None:
         sink.on_config(params)
     else:
@@ -158,13 +217,13 @@ def log(step: int | None = None, **metrics: Any) -> None:
     The entry also records the innermost open window's name and the time (seconds since the
     run started, computed by the harness).
     """
+    step = _checked_step(step)
     sink, path = _target()
     if sink is None and path is None:
         return
-    payload = to_jsonable(metrics)
+    payload = _bounded(_without_reserved(to_jsonable(metrics)), "metric")
     if os.environ.get(ENV_ALL_RANKS, "") == "1" and _rank() is not None:
         payload.setdefault("rank", _rank())
-    step = int(step) if step is not None else None
     current = _window_names[-1] if _window_names else None
     t = time.time()
     if sink is not None:
@@ -184,7 +243,7 @@ def window(name: str, **info: Any) -> Iterator[None]:
         yield
         return
     key = f"{os.getpid()}:{next(_counter)}"
-    info = to_jsonable(info)
+    info = _bounded(to_jsonable(info), "window info")
     if sink is not None:
         sink.on_window_begin(key, str(name), info, time.time())
     else:

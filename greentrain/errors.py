@@ -1,4 +1,4 @@
-"""The three exception types greentrain raises on purpose.
+"""The three exception types greentrain raises on purpose (and StoreError's busy case).
 
 The CLI turns each of them into a one-line message and a non-zero exit code; a traceback
 is only ever shown for a bug, never for a user mistake or a missing sensor.
@@ -17,6 +17,10 @@ class ConfigError(GreentrainError, ValueError):
 
 class StoreError(GreentrainError):
     """The run store cannot be opened, read or written (damaged, foreign, locked, ...)."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's write lock for longer than the caller would wait."""
 
 
 class MeterUnavailable(GreentrainError):

@@ -33,6 +33,7 @@ WINDOW_BEGIN = "wb"
 WINDOW_END = "we"
 KINDS = (CONFIG, LOG, WINDOW_BEGIN, WINDOW_END)
 BOUNDARIES = (WINDOW_BEGIN, WINDOW_END)
+MAX_MESSAGE_BYTES = 1 << 20  # the client leaves out values that would make a message larger
 
 
 class Sink(Protocol):

@@ -9,6 +9,8 @@ Carbon: ``CO2e (g) = energy (kWh) x grid intensity (gCO2e/kWh) x PUE``.
 
 from __future__ import annotations
 
+import time
+
 J_PER_KWH = 3.6e6  # 1 kWh = 1000 W x 3600 s
 G_PER_KG = 1000.0
 
@@ -41,3 +43,10 @@ def format_energy(energy_j: float | None) -> str:
         if abs(energy_j) >= scale:
             return f"{energy_j / scale:.3g} {unit}"
     return f"{energy_j:.3g} J"
+
+
+def iso_utc(unix_s: float) -> str:
+    """Unix seconds -> ISO-8601 UTC with milliseconds (``2026-11-23T03:16:31.123Z``)."""
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(unix_s)) + f".{int(unix_s % 1 * 1000):03d}Z"
+    )

@@ -9,6 +9,28 @@ import typer
 
 from greentrain.errors import ConfigError, GreentrainError
 
+try:  # typer >= 0.2x vendors click as typer._click; older typer raises click's own classes
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - depends on the installed typer
+    _typer_click = None
+
+USAGE_ERRORS: tuple[type[Exception], ...] = tuple(
+    {click.ClickException, getattr(_typer_click, "ClickException", click.ClickException)}
+)
+ABORTS: tuple[type[BaseException], ...] = tuple(
+    {click.exceptions.Abort, getattr(typer, "Abort", click.exceptions.Abort)}
+)
+EXITS: tuple[type[BaseException], ...] = tuple({typer.Exit, click.exceptions.Exit})
+# "greentrain" alone: the help was printed already; click >= 8.2 exits 2 without a message
+HELP_SHOWN: tuple[type[Exception], ...] = tuple(
+    c
+    for c in (
+        getattr(click.exceptions, "NoArgsIsHelpError", None),
+        getattr(_typer_click, "NoArgsIsHelpError", None),
+    )
+    if c is not None
+)
+
 app = typer.Typer(
     name="greentrain",
     help="Meter the energy and carbon of deep-learning training; train with ssProp.",
@@ -23,27 +45,35 @@ def _root() -> None:
     """Meter the energy and carbon of deep-learning training; train with ssProp."""
 
 
+def usage_error_line(err: BaseException) -> str:
+    """A click/typer usage error as one line (``No such option: --bogus``)."""
+    message = err.format_message() if hasattr(err, "format_message") else str(err)
+    return " ".join(message.split()) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point. Returns the process exit code."""
+    """Console-script entry point. Returns the process exit code.
+
+    Our own errors and every usage error (whatever typer version parses the command line)
+    become one ``error: ...`` line on stderr: exit 2 for a usage or configuration mistake,
+    1 for a store or meter failure, 130 after Ctrl-C. A traceback means a bug.
+    """
     try:
         result = app(args=argv, standalone_mode=False)
     except GreentrainError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1
-    except typer.Exit as exc:  # raised by commands to set the exit code
+    except EXITS as exc:  # raised by commands to set the exit code
         return exc.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, *ABORTS):
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        raise
+    except USAGE_ERRORS as err:
+        if not isinstance(err, HELP_SHOWN):
+            print(f"error: {usage_error_line(err)}", file=sys.stderr)
+        return int(getattr(err, "exit_code", 2) or 2)
     return result if isinstance(result, int) else 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import typer
 
 from greentrain.cli._app import app
 from greentrain.errors import ConfigError
+from greentrain.run.process import supervise
 from greentrain.store import default_path
 
 DEFAULT_PORT = 8501
@@ -106,15 +106,6 @@ def app_cmd(
     env = dict(os.environ)
     env[ENV_PATH] = str(path.resolve()) if path is not None else ""
     env[ENV_NOTE] = note
-    proc = subprocess.Popen(streamlit_command(where / "streamlit_app.py", port), env=env)
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            code = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-        raise typer.Exit(130) from None
-    raise typer.Exit(code)
+    # Streamlit runs in a process group of its own that gets the terminal; SIGTERM or SIGHUP to
+    # this command reach it too, and nothing is left holding the port.
+    raise typer.Exit(supervise(streamlit_command(where / "streamlit_app.py", port), env))

@@ -66,6 +66,9 @@ def export_cmd(
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    for flag, target in (("-o", output), ("--plot", plot)):
+        if target is not None and target.is_dir():
+            raise ConfigError(f"{flag} {target} is a directory; give a file name inside it")
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise ConfigError(f"--plot {plot}: end the file name in {', '.join(PLOT_SUFFIXES)}")
     path = Path(store) if store is not None else default_path()
@@ -79,8 +82,11 @@ def export_cmd(
         print(f"warning: no runs match the selection in {path}", file=sys.stderr)
     text = tables.render(runs, fmt)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"-o {output}: cannot write it ({err.strerror})") from err
         print(f"wrote {output} ({len(runs)} runs)", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -33,6 +33,16 @@ def run_cmd(
     baseline: float = typer.Option(
         0.0, "--baseline", help="Seconds of idle power to measure first (net energy)."
     ),
+    grace: float = typer.Option(
+        10.0,
+        "--grace",
+        help="Seconds the job's processes get after SIGTERM before they are killed.",
+    ),
+    sample_s: float = typer.Option(
+        10.0,
+        "--sample-s",
+        help="Seconds between samples of energy so far (0: none; a dead wrapper keeps the last).",
+    ),
 ) -> int:
     """Meter COMMAND's energy and carbon; stream its output; exit with its exit code."""
     argv = list(command or [])
@@ -51,6 +61,8 @@ def run_cmd(
         meters=list(meter) if meter else None,
         carbon=CarbonOptions(country, region, carbon_intensity, pue),
         baseline_s=baseline,
+        grace_s=grace,
+        sample_s=sample_s,
     )
     result = run_command(argv, options)
     raise typer.Exit(result.exit_code)

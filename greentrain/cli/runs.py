@@ -37,7 +37,7 @@ def runs_cmd(
     """List runs (oldest first)."""
     check_status(status)
     tags = parse_tags(tag)
-    with Store(store) as st:
+    with Store(store, create=False) as st:
         runs = st.list_runs(status=status, tags=tags or None, name=name)
     if as_json:
         _print_json(runs)
@@ -80,7 +80,7 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
 ) -> None:
     """Show one run: energy per domain with sources, windows, metrics, factors."""
-    with Store(store) as st:
+    with Store(store, create=False) as st:
         r = st.get_run(run)
     if as_json:
         _print_json(r)
@@ -154,10 +154,18 @@ def rm_cmd(
     run: str = typer.Argument(..., help="Run id or unique prefix."),
     store: str = typer.Option(None, "--store", help="Store file (default $GREENTRAIN_STORE)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    force: bool = typer.Option(
+        False, "--force", help="Delete even a run that is still going (its wrapper is alive)."
+    ),
 ) -> None:
-    """Delete a run and everything recorded for it."""
-    with Store(store) as st:
+    """Delete a run and everything recorded for it (a running one only with --force)."""
+    with Store(store, create=False) as st:
         full = st.resolve_id(run)
+        if not force and st.get_run(full)["status"] == "running":
+            raise ConfigError(
+                f"run {full} is still going; wait for it to end, or pass --force to delete it "
+                "(its wrapper then records nothing more)"
+            )
         if not yes:
             if not sys.stdin.isatty():
                 raise ConfigError(f"refusing to delete run {full} without --yes (no terminal)")

@@ -11,10 +11,9 @@ import inspect
 import os
 from typing import Any
 
-import click
 import typer
 
-from greentrain.cli._app import app
+from greentrain.cli._app import USAGE_ERRORS, app, usage_error_line
 from greentrain.cli.options import parse_tags
 from greentrain.errors import ConfigError
 from greentrain.run import CarbonOptions, RunOptions
@@ -176,8 +175,8 @@ def parse_train_options(args: list[str], *, resolved: bool = True) -> tuple[Any,
     sub.command()(config_only)
     try:
         typer.main.get_command(sub).main(args=list(args), standalone_mode=False)
-    except click.ClickException as err:
-        raise ConfigError(f"bad train option: {err.format_message()}") from None
+    except USAGE_ERRORS as err:
+        raise ConfigError(f"bad train option: {usage_error_line(err)}") from None
     return captured["parsed"]
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import threading
 import time
 from collections.abc import Callable
@@ -40,8 +39,10 @@ from greentrain.envinfo import cpu_model
 from greentrain.errors import MeterUnavailable
 from greentrain.meters.base import EnergyReading, Meter, Probe
 from greentrain.meters.poller import Poller
+from greentrain.meters.proctree import reaped_children_s, tree_usage
 
 W_PER_GB = 0.375
+W_PER_GB_SOURCE = "Green Algorithms (and CodeCarbon before 2.4): 0.375 W per GB of memory"
 DEFAULT_W_PER_CORE = 12.0
 GB = 1024**3
 
@@ -73,11 +74,6 @@ def watts_per_core(model: str) -> tuple[float, str]:
         DEFAULT_W_PER_CORE,
         f"default {DEFAULT_W_PER_CORE:g} W per core (model {model!r} not in table)",
     )
-
-
-def _rusage_children_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
 
 
 class EstimateMeter(Meter):
@@ -134,26 +130,6 @@ class EstimateMeter(Meter):
             ),
         )
 
-    # -- process tree -------------------------------------------------------------------------
-    def _tree(self, root_pid: int) -> tuple[float, float]:
-        """(CPU seconds incl. reaped descendants, RSS bytes) of the live tree under root_pid."""
-        psutil = self._psutil()
-        try:
-            root = psutil.Process(root_pid)
-            procs = [root, *root.children(recursive=True)]
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-            return 0.0, 0.0
-        cpu_s = rss = 0.0
-        for p in procs:
-            try:
-                with p.oneshot():
-                    t = p.cpu_times()
-                    cpu_s += t.user + t.system + t.children_user + t.children_system
-                    rss += p.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-                continue
-        return cpu_s, rss
-
     def attach(self, pid: int) -> None:
         """Follow ``pid`` (spawned after ``start()``); its whole CPU time is charged to the run."""
         if not self._started:  # start() will charge this pid's whole CPU time
@@ -165,18 +141,19 @@ class EstimateMeter(Meter):
             self.pid = pid
             self._attached = True
             self._base_tree_s = 0.0
-            self._base_rusage_s = _rusage_children_s()
+            self._base_rusage_s = reaped_children_s()
 
     def start(self) -> None:
         self._psutil()
         pid = self.pid if self.pid is not None else os.getpid()
-        tree_s, rss = self._tree(pid)
+        tree_s, rss = tree_usage(pid)
         self._attached = self.pid is not None and self.pid != os.getpid()
         self._base_tree_s = 0.0 if self._attached else tree_s
-        self._base_rusage_s = _rusage_children_s()
+        self._base_rusage_s = reaped_children_s()
         self._done_cpu_s = 0.0
         self._cpu_s = 0.0
         self._ram_j = 0.0
+        self._rss_gb_s = 0.0
         self._last_t = self._clock()
         self._last_rss = rss
         self._samples = 1
@@ -188,13 +165,14 @@ class EstimateMeter(Meter):
 
     def _sample_locked(self) -> None:
         pid = self.pid if self.pid is not None else os.getpid()
-        tree_s, rss = self._tree(pid)
+        tree_s, rss = tree_usage(pid)
         cpu_s = max(0.0, tree_s - self._base_tree_s)
         if self._attached:
-            cpu_s += max(0.0, _rusage_children_s() - self._base_rusage_s)
+            cpu_s += max(0.0, reaped_children_s() - self._base_rusage_s)
         self._cpu_s = max(self._cpu_s, self._done_cpu_s + cpu_s)  # never decreases
         t = self._clock()
-        self._ram_j += (rss + self._last_rss) / 2.0 / GB * W_PER_GB * (t - self._last_t)
+        self._rss_gb_s += (rss + self._last_rss) / 2.0 / GB * (t - self._last_t)
+        self._ram_j = self._rss_gb_s * W_PER_GB
         self._last_t, self._last_rss = t, rss
         self._samples += 1
 
@@ -206,6 +184,7 @@ class EstimateMeter(Meter):
         with self._lock:
             self._sample_locked()
             cpu_s, ram_j, samples = self._cpu_s, self._ram_j, self._samples
+            rss_gb_h = self._rss_gb_s / 3600.0
         followed = self.pid if self.pid is not None else os.getpid()
         return [
             EnergyReading(
@@ -214,7 +193,7 @@ class EstimateMeter(Meter):
                 cpu_s * self.w_per_core,
                 "estimated",
                 {
-                    "model": "busy CPU seconds x W per core",
+                    "model": "busy CPU seconds of the process tree x W per core",
                     "cpu_model": self.model,
                     "cpu_s": cpu_s,
                     "w_per_core": self.w_per_core,
@@ -229,8 +208,10 @@ class EstimateMeter(Meter):
                 ram_j,
                 "estimated",
                 {
-                    "model": "RSS GB x W per GB, trapezoid",
+                    "model": "RSS GB-hours x W per GB (trapezoid over samples)",
+                    "rss_gb_h": rss_gb_h,
                     "w_per_gb": W_PER_GB,
+                    "w_per_gb_source": W_PER_GB_SOURCE,
                     "interval_s": self.interval_s,
                     "samples": samples,
                     "pid": followed,

@@ -17,7 +17,7 @@ from greentrain.record.ranking import (
     no_figure_reason,
     window_figures,
 )
-from greentrain.record.vocabulary import DOMAINS, RUN_SCOPE
+from greentrain.record.vocabulary import DOMAINS, RESERVED_METRICS, RUN_SCOPE
 from greentrain.units import co2_g, joules_to_kwh
 
 
@@ -87,8 +87,12 @@ def _window(w: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], sources: di
 
 
 def _metric(m: Mapping[str, Any]) -> dict[str, Any]:
+    """One metrics entry; a logged name that collides with the entry's own fields (records
+    written before the client renamed them) gets the client's ``user_`` prefix."""
+    payload = loads(m["payload"], {})
     entry = {"step": m["step"], "window": m["window"], "time_s": m["time_s"]}
-    entry.update(loads(m["payload"], {}))
+    for name, value in payload.items() if isinstance(payload, dict) else ():
+        entry[f"user_{name}" if name in RESERVED_METRICS else name] = value
     return entry
 
 
@@ -147,4 +151,5 @@ def assemble_run(
         "metrics": [_metric(m) for m in metrics],
         "baseline": baseline,
         "net_energy_j": _net_energy_j(energy_j, energy_obj, baseline, row["duration_s"]),
+        "events": loads(row.get("events"), []),
     }

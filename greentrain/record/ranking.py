@@ -2,7 +2,9 @@
 as alternatives. The same functions serve a live run (meter readings at finalize) and a stored
 one (energy rows read back from the store), so both explain a missing figure in the same words.
 
-Ranking: most direct method first (:data:`~greentrain.record.vocabulary.METHOD_PRIORITY`), then
+Ranking: measurements before estimates; measurements by most direct method
+(:data:`~greentrain.record.vocabulary.METHOD_PRIORITY`); estimates attributable to the job (a
+process tree's CPU time) before models of the whole machine (CodeCarbon's TDP model); then
 :data:`~greentrain.record.vocabulary.METER_ORDER`, then the meter's name. A meter that mixes
 methods across devices (one GPU with a counter, one sampled) is ranked by its least direct one.
 
@@ -23,7 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from greentrain.record.readings import EnergyReading
-from greentrain.record.vocabulary import DOMAINS, figure_is_estimated, meter_rank, method_rank
+from greentrain.record.vocabulary import (
+    DOMAINS,
+    METHOD_PRIORITY,
+    figure_is_estimated,
+    meter_rank,
+    method_rank,
+    reading_scope,
+)
 
 
 @dataclass
@@ -34,13 +43,18 @@ class Candidate:
     method: str
     devices: dict[str, float] = field(default_factory=dict)
     estimated: bool = False
+    scope: str = "process"  # "machine" as soon as one of its readings covers the machine
 
     @property
     def energy_j(self) -> float:
         return sum(self.devices.values())
 
     def sort_key(self) -> tuple[int, int, str]:
-        return (method_rank(self.method), meter_rank(self.meter), self.meter)
+        if self.estimated:  # after every measurement; the job's own estimate first
+            rank = len(METHOD_PRIORITY) + (0 if self.scope == "process" else 1)
+        else:
+            rank = method_rank(self.method)
+        return (rank, meter_rank(self.meter), self.meter)
 
 
 Candidates = dict[str, list[Candidate]]
@@ -58,6 +72,8 @@ def _collect(entries: Iterable[tuple[str, str, str, str, float, Mapping[str, Any
             cand.method = method
         cand.devices[device] = cand.devices.get(device, 0.0) + float(energy_j)
         cand.estimated = cand.estimated or figure_is_estimated(method, detail)
+        if reading_scope(method, detail) == "machine":
+            cand.scope = "machine"
     return {domain: list(cands.values()) for domain, cands in by_domain.items()}
 
 

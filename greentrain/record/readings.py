@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from greentrain.record.vocabulary import reading_scope
+
 
 @dataclass(frozen=True)
 class EnergyReading:
@@ -78,3 +80,24 @@ def readings_rows(readings: Mapping[str, list[EnergyReading]]) -> list[dict[str,
         for meter, rs in readings.items()
         for r in rs
     ]
+
+
+def sample_readings(readings: Mapping[str, list[EnergyReading]]) -> list[dict[str, Any]]:
+    """Readings as a timeline sample stores them: meter, domain, device, method, energy_j
+    (cumulative joules), scope (``process`` or ``machine``) and, for GPUs, the device's uuid
+    (``gpu:0`` depends on each job's CUDA_VISIBLE_DEVICES; the uuid names the physical device)."""
+    out = []
+    for meter, rs in readings.items():
+        for r in rs:
+            entry = {
+                "meter": meter,
+                "domain": r.domain,
+                "device": r.device,
+                "method": r.method,
+                "energy_j": r.energy_j,
+                "scope": reading_scope(r.method, r.detail),
+            }
+            if r.detail.get("uuid"):
+                entry["uuid"] = r.detail["uuid"]
+            out.append(entry)
+    return out

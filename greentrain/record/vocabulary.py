@@ -7,6 +7,8 @@ run statuses. Every other module takes them from here, so a live run and a store
   ``codecarbon`` > ``estimated`` (a power model) > ``fake`` (tests). Zeus reads the same NVML
   counter and RAPL files, so it ranks beside those direct readings, after our own NVML reader.
 * Ties between meters whose figures share a method: :data:`METER_ORDER`, then the meter name.
+* Scopes: a figure covers the job's processes or the whole machine (:func:`reading_scope`).
+  Among estimates, one attributable to the job beats a model of the whole machine.
 * Statuses: ``running`` until the run ends; then ``finished`` (exit 0), ``failed`` (non-zero
   exit, SIGKILL, command not found) or ``interrupted`` (SIGINT/SIGTERM/SIGHUP, or the wrapper
   process died).
@@ -40,6 +42,13 @@ STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
 
 RUN_SCOPE = -1  # window index of the whole-run energy rows in the store
 
+# A metrics entry's own fields; a logged metric of the same name is stored as ``user_<name>``.
+RESERVED_METRICS: tuple[str, ...] = ("step", "window", "time_s")
+
+# What a figure covers: the job's own processes, or the whole machine (a device, a CPU package,
+# a model of the host) that concurrent runs share.
+SCOPES: tuple[str, ...] = ("process", "machine")
+
 
 def method_rank(method: str) -> int:
     """Position of ``method`` in :data:`METHOD_PRIORITY` (unknown methods rank last)."""
@@ -58,3 +67,12 @@ def figure_is_estimated(method: str, detail: Mapping[str, Any] | None = None) ->
     (CodeCarbon's TDP model, for instance).
     """
     return method in ESTIMATED_METHODS or bool((detail or {}).get("estimated"))
+
+
+def reading_scope(method: str, detail: Mapping[str, Any] | None = None) -> str:
+    """``process`` or ``machine``: what a reading covers (``detail["scope"]`` when the meter
+    says; else process for the process-tree estimate and machine for everything else)."""
+    scope = (detail or {}).get("scope")
+    if scope in SCOPES:
+        return scope
+    return "process" if method in ESTIMATED_METHODS else "machine"

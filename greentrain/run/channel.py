@@ -1,15 +1,16 @@
 """The socket a wrapped job's client calls arrive on (see :mod:`greentrain.protocol`).
 
-A listening UNIX stream socket in a private temporary directory, served by two threads: the
-receiver reads every connection as data arrives and reads the meters the moment a window
-boundary arrives (so a window's energy is not delayed by store writes); the writer applies the
-messages to the recorder, in order.
+A listening UNIX stream socket in a private temporary directory, served by one thread that
+reads every connection as data arrives, reads the meters the moment a window boundary arrives,
+and hands each message to the recorder, in order (the recorder only queues store writes, so a
+busy store delays nothing here). Messages are buffered per connection without copying (a 64 MB
+line costs its size, not its square); a line over :data:`MAX_LINE_BYTES` is refused and counted.
+When ``TMPDIR`` is too long for a socket path (108 bytes on Linux), ``/tmp`` is used.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import selectors
 import shutil
 import socket
@@ -18,10 +19,20 @@ import tempfile
 import threading
 
 from greentrain import protocol
-from greentrain.record.readings import Readings
 from greentrain.run.recorder import Recorder
 
 MAX_ERRORS = 10  # bad messages kept for the record; more are counted out
+MAX_LINE_BYTES = 64 << 20  # a message larger than this is dropped (the client refuses 1 MiB+)
+_SUN_PATH_MAX = 100  # bytes of an AF_UNIX path we rely on (108 on Linux, 104 on macOS)
+
+
+def _socket_dir() -> str:
+    """A private directory whose socket path fits AF_UNIX's limit."""
+    folder = tempfile.mkdtemp(prefix="greentrain-")
+    if len(os.path.join(folder, "ch").encode()) <= _SUN_PATH_MAX:
+        return folder
+    os.rmdir(folder)
+    return tempfile.mkdtemp(prefix="greentrain-", dir="/tmp")
 
 
 class ChannelServer:
@@ -29,7 +40,7 @@ class ChannelServer:
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
-        self.dir = tempfile.mkdtemp(prefix="greentrain-")
+        self.dir = _socket_dir()
         self.path = os.path.join(self.dir, "ch")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(self.path)
@@ -38,21 +49,18 @@ class ChannelServer:
         self.errors: list[str] = []
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.listener, selectors.EVENT_READ, None)
-        self._partial: dict[socket.socket, bytes] = {}
-        self._queue: queue.SimpleQueue[tuple[dict, Readings | None] | None] = queue.SimpleQueue()
+        self._partial: dict[socket.socket, bytearray] = {}
+        self.dropped = 0  # messages refused for their size
+        self._skipping: set[socket.socket] = set()
         self._stop = threading.Event()
         self._receiver = threading.Thread(
             target=self._receive_loop, name="greentrain-channel", daemon=True
         )
-        self._writer = threading.Thread(
-            target=self._write_loop, name="greentrain-writer", daemon=True
-        )
 
     def start(self) -> None:
         # The harness is mostly idle; a short GIL switch interval lets the receiver read
-        # promptly while the writer thread holds the GIL.
+        # promptly while other threads (meters, store writes) hold the GIL.
         sys.setswitchinterval(0.0005)
-        self._writer.start()
         self._receiver.start()
 
     def _error(self, err: BaseException) -> None:
@@ -65,13 +73,12 @@ class ChannelServer:
         try:
             message = protocol.decode(line)
             readings = self.recorder.meters.read() if protocol.is_boundary(message) else None
+            protocol.deliver(message, self.recorder, readings)
         except Exception as err:  # noqa: BLE001 - a bad message must not stop the run
             self._error(err)
-            return
-        self._queue.put((message, readings))
 
     def _read_conn(self, conn: socket.socket) -> bool:
-        """Read what ``conn`` has; False once it is closed."""
+        """Read what ``conn`` has and apply its complete lines; False once it is closed."""
         try:
             data = conn.recv(1 << 16)
         except BlockingIOError:
@@ -81,14 +88,34 @@ class ChannelServer:
         if not data:
             self._selector.unregister(conn)
             self._partial.pop(conn, None)
+            self._skipping.discard(conn)
             conn.close()
             return False
-        buf = self._partial.get(conn, b"") + data
-        *lines, rest = buf.split(b"\n")
-        self._partial[conn] = rest
-        for line in lines:
+        if conn in self._skipping:  # the rest of a refused line
+            cut = data.find(b"\n")
+            if cut < 0:
+                return True
+            self._skipping.discard(conn)
+            data = data[cut + 1 :]
+        buf = self._partial.setdefault(conn, bytearray())
+        start = len(buf)
+        buf += data
+        end = buf.rfind(b"\n", start)
+        if end < 0:  # no complete line yet (a large message arriving): no rescan of buf
+            if len(buf) > MAX_LINE_BYTES:
+                self._refuse(conn, buf)
+            return True
+        for line in bytes(buf[: end + 1]).split(b"\n")[:-1]:
             self._accept_line(line)
+        del buf[: end + 1]
         return True
+
+    def _refuse(self, conn: socket.socket, buf: bytearray) -> None:
+        """A line too large to be a client message: drop it, up to its newline."""
+        self.dropped += 1
+        self._error(ValueError(f"a client message over {MAX_LINE_BYTES} bytes was dropped"))
+        buf.clear()
+        self._skipping.add(conn)
 
     def _poll(self, timeout: float) -> None:
         for key, _ in self._selector.select(timeout):
@@ -109,17 +136,6 @@ class ChannelServer:
             except Exception as err:  # noqa: BLE001
                 self._error(err)
 
-    def _write_loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            message, readings = item
-            try:
-                protocol.deliver(message, self.recorder, readings)
-            except Exception as err:  # noqa: BLE001 - a bad message must not stop the run
-                self._error(err)
-
     def close(self) -> None:
         """Read what the job's processes sent before exiting, apply it, remove the socket."""
         self._stop.set()
@@ -130,8 +146,6 @@ class ChannelServer:
             if not keys:
                 break
             self._poll(0)
-        self._queue.put(None)
-        self._writer.join()
         for key in list(self._selector.get_map().values()):
             key.fileobj.close()
         self._selector.close()

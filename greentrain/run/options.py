@@ -11,6 +11,7 @@ the CLI flags and ``track()`` use.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,13 +54,13 @@ class CarbonOptions:
     pue: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.pue is None or not self.pue >= 1.0:
+        if self.pue is None or not 1.0 <= self.pue < math.inf:
             raise ConfigError(
-                f"--pue must be >= 1.0 (got {self.pue}); 1.0 means no facility overhead"
+                f"--pue must be a number >= 1.0 (got {self.pue}); 1.0 means no facility overhead"
             )
-        if self.carbon_intensity is not None and not self.carbon_intensity >= 0:
+        if self.carbon_intensity is not None and not 0 <= self.carbon_intensity < math.inf:
             raise ConfigError(
-                f"--carbon-intensity must be >= 0 g/kWh (got {self.carbon_intensity})"
+                f"--carbon-intensity must be a number >= 0 g/kWh (got {self.carbon_intensity})"
             )
 
     def factors(self) -> CarbonFactors:
@@ -96,6 +97,10 @@ class RunOptions:
         meters: meter names (None: every available default meter, never ``fake``).
         carbon: intensity and PUE.
         baseline_s: seconds of idle power to measure before the job starts (0 = none).
+        grace_s: seconds a job's processes get to exit after SIGTERM (a forwarded signal, or
+            leftovers when the command exits) before they are killed.
+        sample_s: seconds between samples of the run's timeline (energy so far and the job's
+            CPU time; 0 = none).
     """
 
     store: StoreLike = None
@@ -104,10 +109,16 @@ class RunOptions:
     meters: list[str] | None = None
     carbon: CarbonOptions = field(default_factory=CarbonOptions)
     baseline_s: float = 0.0
+    grace_s: float = 10.0
+    sample_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if not self.baseline_s >= 0:
+        if not 0 <= self.baseline_s < math.inf:
             raise ConfigError(f"--baseline must be >= 0 seconds (got {self.baseline_s})")
+        if not 0 < self.grace_s < math.inf:
+            raise ConfigError(f"--grace must be > 0 seconds (got {self.grace_s})")
+        if not 0 <= self.sample_s < math.inf:
+            raise ConfigError(f"sample_s must be >= 0 seconds (got {self.sample_s})")
         object.__setattr__(self, "tags", {str(k): str(v) for k, v in (self.tags or {}).items()})
         if self.meters:
             object.__setattr__(self, "meters", resolve_meter_names(self.meters))

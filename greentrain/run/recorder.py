@@ -1,15 +1,19 @@
-"""One run's record, written as the run goes: creation, windows, metrics, baseline, finalize.
+"""One run's record, written as the run goes: creation, windows, metrics, samples, finalize.
 
 The :class:`Recorder` is the client's :class:`~greentrain.protocol.Sink` for the run: client
 calls from the job (through the channel, or in-process under ``track()``) land here. Energy is
-read from the :class:`~greentrain.run.meterset.MeterSet` at every window boundary and at the end;
-the best figure per domain is decided by :func:`greentrain.record.ranking.select_best`, the same
-function readers use for a record without one.
+read from the :class:`~greentrain.run.meterset.MeterSet` at every window boundary, every
+``sample_s`` seconds (the run's timeline, which also keeps a record's energy current should the
+wrapper die) and when the job ends; the best figure per domain is decided by
+:func:`greentrain.record.ranking.select_best`, the function readers use too. Store writes go
+through a :class:`~greentrain.run.writes.WriteQueue`, so a busy store never delays the job, a
+window's reading or the run's end time.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import uuid
@@ -18,15 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from greentrain.envinfo import git_info, machine_info
+from greentrain.errors import StoreError
+from greentrain.meters.poller import Poller
+from greentrain.meters.proctree import JobCPU
 from greentrain.record.jsonable import to_jsonable
 from greentrain.record.ranking import select_best
-from greentrain.record.readings import Readings, diff_readings, readings_rows
+from greentrain.record.readings import Readings, diff_readings, readings_rows, sample_readings
 from greentrain.record.vocabulary import RUN_SCOPE
 from greentrain.run.meterset import MeterSet
+from greentrain.run.writes import WriteQueue
 from greentrain.store import Store
 
 METRIC_FLUSH_N = 64  # metrics buffered before a store write ...
 METRIC_FLUSH_S = 1.0  # ... or seconds since the last one
+SAMPLE_S = 10.0  # seconds between samples of the run's timeline (0: none)
 
 
 def new_run_id() -> str:
@@ -57,48 +66,63 @@ def open_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store, boo
     return Store(store), True
 
 
-def create_record(
-    store: Store,
-    command: Sequence[str],
-    name: str | None,
-    tags: Mapping[str, str] | None,
-    carbon: dict[str, Any] | None,
-) -> str:
-    """Insert a ``running`` record for ``command``; returns its new id."""
-    run_id = new_run_id()
-    cwd = os.getcwd()
-    store.create_run(
-        run_id,
-        name=name or default_name(command),
-        command=list(command),
-        cwd=cwd,
-        tags={str(k): str(v) for k, v in (tags or {}).items()},
-        git=git_info(cwd),
-        env=machine_info(),
-        carbon=carbon,
-    )
-    return run_id
-
-
 class Recorder:
     """Writes one run's record; implements :class:`greentrain.protocol.Sink`."""
 
-    def __init__(self, store: Store, run_id: str, meters: MeterSet) -> None:
+    def __init__(
+        self, store: Store, run_id: str, meters: MeterSet, *, sample_s: float = SAMPLE_S
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.meters = meters
+        self.sample_s = sample_s
+        self.writes = WriteQueue(store, run_id)
         self.t0 = time.time()
         self.offset: Readings | None = None
+        self.cpu: JobCPU | None = None
+        self.events: list[dict[str, Any]] = []
+        self.ended: float | None = None
+        self.final: Readings | None = None
         self._lock = threading.RLock()
         self._windows: dict[str, tuple[int, str, float, Readings]] = {}
         self._next_window = 0
         self._metrics: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
+        self._sampler: Poller | None = None
+        self._seq = 0
         self.finalized = False
+
+    def create(
+        self,
+        command: Sequence[str],
+        name: str | None,
+        tags: Mapping[str, str] | None,
+        carbon: dict[str, Any] | None,
+    ) -> None:
+        """Queue the ``running`` record of ``command`` (first write of the run; a busy store
+        does not delay the job's start)."""
+        cwd = os.getcwd()
+        self.writes.submit(
+            "create_run",
+            run_id=self.run_id,
+            name=name or default_name(command),
+            command=list(command),
+            cwd=cwd,
+            tags={str(k): str(v) for k, v in (tags or {}).items()},
+            git=git_info(cwd),
+            env=machine_info(),
+            carbon=carbon,
+            started_unix=time.time(),
+            pid=os.getpid(),
+        )
+
+    def event(self, event: str, **detail: Any) -> None:
+        """Note something that happened to the run (stored in the record's ``events``)."""
+        self.events.append({"t": time.time(), "event": event, **detail})
 
     # -- client sink ----------------------------------------------------------------------------
     def on_config(self, params: dict[str, Any]) -> None:
-        self.store.update_config(self.run_id, params)
+        self.writes.submit("update_config", run_id=self.run_id, params=params)
 
     def on_log(
         self, step: int | None, metrics: dict[str, Any], window: str | None, t: float
@@ -123,7 +147,7 @@ class Recorder:
             pending, self._metrics = self._metrics, []
             self._last_flush = time.monotonic()
         if pending:
-            self.store.add_metrics(self.run_id, pending)
+            self.writes.submit("add_metrics", run_id=self.run_id, entries=pending)
 
     def on_window_begin(
         self, key: str, name: str, info: dict[str, Any], t: float, readings: Readings | None = None
@@ -135,7 +159,9 @@ class Recorder:
             self._next_window += 1
             self._windows[key] = (idx, name, t, readings)
         self.flush_metrics()
-        self.store.begin_window(self.run_id, idx, name, t, info)
+        self.writes.submit(
+            "begin_window", run_id=self.run_id, idx=idx, name=name, started_unix=t, info=info
+        )
 
     def on_window_end(self, key: str, t: float, readings: Readings | None = None) -> None:
         if readings is None:
@@ -145,9 +171,12 @@ class Recorder:
         if opened is None:
             return
         idx, _name, t_begin, begin = opened
-        energy = diff_readings(readings, begin)
+        rows = readings_rows(diff_readings(readings, begin))
         self.flush_metrics()
-        self.store.end_window(self.run_id, idx, t, max(0.0, t - t_begin), readings_rows(energy))
+        self.writes.submit(
+            "end_window", run_id=self.run_id, idx=idx, ended_unix=t,
+            duration_s=max(0.0, t - t_begin), energy_rows=rows,
+        )  # fmt: skip
 
     # -- life cycle -----------------------------------------------------------------------------
     def baseline(self, seconds: float, should_stop: threading.Event | None = None) -> None:
@@ -166,19 +195,15 @@ class Recorder:
             for d, v in best.items()
             if v.get("energy_j") is not None and elapsed > 0
         }
-        self.store.set_run_fields(
-            self.run_id,
-            baseline={
-                "duration_s": elapsed,
-                "power_w": power,
-                "sources": {d: best[d]["source"] for d in power},
-            },
-        )
+        baseline = {"duration_s": elapsed, "power_w": power,
+                    "sources": {d: best[d]["source"] for d in power}}  # fmt: skip
+        self.writes.submit("set_run_fields", run_id=self.run_id, baseline=baseline)
         self.offset = end
         self.t0 = time.time()
 
-    def align_start(self) -> None:
-        """Start the run's clock and every meter's total now (unless a baseline already did).
+    def align_start(self, cpu: JobCPU | None = None) -> None:
+        """Start the run's clock and every meter's total now (unless a baseline already did),
+        and its timeline: samples every ``sample_s`` seconds of ``cpu`` (the job's CPU time).
 
         Meters start one after another, taking milliseconds (NVML) to seconds (CodeCarbon), so
         their own windows open at different instants. Reading all of them at the moment the
@@ -187,27 +212,93 @@ class Recorder:
         if self.offset is None:
             self.offset = self.meters.read()
         self.t0 = time.time()
+        self.cpu = cpu
+        self._submit_sample(self.t0, self.offset)
+        if self.sample_s > 0:
+            self._sampler = Poller(self.sample, self.sample_s, "greentrain-samples")
+            self._sampler.start()
+
+    def sample(self) -> None:
+        """Read every meter now; store the run's totals so far and one timeline sample."""
+        readings = self.meters.read()
+        self._submit_sample(time.time(), readings)
+
+    def _submit_sample(self, t: float, readings: Readings) -> None:
+        totals = diff_readings(readings, self.offset) if self.offset else readings
+        with self._lock:
+            seq, self._seq = self._seq, self._seq + 1
+        cpu_s = self.cpu.seconds() if self.cpu is not None else (0.0 if seq == 0 else None)
+        if seq:  # the whole-run rows so far: a dead wrapper's record keeps this energy
+            self.writes.submit(
+                "add_energy", run_id=self.run_id, window_idx=RUN_SCOPE, rows=readings_rows(totals)
+            )
+        self.writes.submit(
+            "add_sample", run_id=self.run_id, seq=seq, t=t, cpu_s=cpu_s,
+            readings=sample_readings(totals),
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """The job ended: take the end instant and the final readings now, before any write."""
+        if self.final is not None:
+            return
+        self.ended = time.time()
+        if self._sampler is not None:
+            self._sampler.stop()
+        self.final = self.meters.stop()
 
     def finalize(self, status: str, exit_code: int | None) -> dict[str, Any]:
-        """Stop meters, write energy (whole run + open windows), best figures, status."""
+        """Write energy (whole run + open windows), best figures, events, status; wait for the
+        store (spooling what it will not take) and return the stored record ({} if unreadable)."""
         if self.finalized:
             return {}
         self.finalized = True
-        ended = time.time()
-        final = self.meters.stop()
+        self.stop()
+        ended, final = self.ended, self.final
         for key in list(self._windows):
             self.on_window_end(key, ended, final)
         self.flush_metrics()
         totals = diff_readings(final, self.offset) if self.offset else final
-        self.store.add_energy(self.run_id, RUN_SCOPE, readings_rows(totals))
-        best = select_best(totals, self.meters.statuses())
-        self.store.set_run_fields(self.run_id, best=to_jsonable(best))
-        self.store.set_meters(self.run_id, self.meters.statuses())
-        self.store.finish_run(
-            self.run_id,
-            status=status,
-            exit_code=exit_code,
-            ended_unix=ended,
-            duration_s=max(0.0, ended - self.t0),
+        self._submit_sample(ended, final)
+        self.writes.submit(
+            "add_energy", run_id=self.run_id, window_idx=RUN_SCOPE, rows=readings_rows(totals)
         )
-        return self.store.get_run(self.run_id)
+        best = to_jsonable(select_best(totals, self.meters.statuses()))
+        self.writes.submit("set_run_fields", run_id=self.run_id, best=best)
+        self.writes.submit("set_meters", run_id=self.run_id, meters=self.meters.statuses())
+        self.writes.submit("add_events", run_id=self.run_id, events=self.events)
+        self.writes.submit(
+            "finish_run", run_id=self.run_id, status=status, exit_code=exit_code,
+            ended_unix=ended, duration_s=max(0.0, ended - self.t0),
+        )  # fmt: skip
+        spooled = self.writes.close()
+        for error in self.writes.errors:
+            print(f"greentrain: a write of run {self.run_id} failed: {error}", file=sys.stderr)
+        self._rescue_if_replaced()
+        if spooled is not None:
+            return {}
+        try:
+            return self.store.get_run(self.run_id)
+        except StoreError as err:
+            print(f"greentrain: cannot read run {self.run_id} back: {err}", file=sys.stderr)
+            return {}
+
+    def _rescue_if_replaced(self) -> None:
+        """The store file was deleted or replaced mid-run: save what this connection holds."""
+        if not self.store.replaced():
+            return
+        path = Path(self.store.path)
+        target = path if not path.exists() else path.with_name(f"{path.name}.{self.run_id}.db")
+        try:
+            self.store.save_copy(target)
+        except Exception as err:  # noqa: BLE001 - report, never hide the job's exit code
+            print(
+                f"greentrain: the store {path} was deleted or replaced while run {self.run_id} "
+                f"was going, and saving a copy failed ({err}); the record is lost",
+                file=sys.stderr,
+            )
+            return
+        print(
+            f"greentrain: the store {path} was deleted or replaced while run {self.run_id} was "
+            f"going; everything it held, this run included, was saved to {target}",
+            file=sys.stderr,
+        )

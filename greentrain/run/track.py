@@ -17,12 +17,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from greentrain import client
+from greentrain.errors import StoreError
 from greentrain.meters.base import Meter
+from greentrain.meters.proctree import JobCPU
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.record.ranking import select_best
 from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
-from greentrain.run.recorder import Recorder, create_record, default_name, open_store
+from greentrain.run.recorder import Recorder, new_run_id, open_store
 from greentrain.run.summary import print_summary
 
 
@@ -136,17 +138,16 @@ def track(
     carbon = opts.carbon.factors().to_dict()
     st, owned = open_store(opts.store)
     command = list(sys.argv) if sys.argv and sys.argv[0] else ["python"]
-    run_id = create_record(
-        st, command, name or opts.name or default_name(command), opts.tags, carbon
-    )
+    run_id = new_run_id()
     meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
-    recorder = Recorder(st, run_id, meter_set)
+    recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s)
+    recorder.create(command, name or opts.name, opts.tags, carbon)
     handle = Run(run_id, recorder)
     status, exit_code = "failed", 1
     try:
         meter_set.start()
-        st.set_meters(run_id, meter_set.statuses())
-        recorder.align_start()
+        recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())
+        recorder.align_start(JobCPU())
         client.bind(recorder)
         try:
             with _terminate_as_exception():
@@ -160,12 +161,20 @@ def track(
     except KeyboardInterrupt:
         status, exit_code = "interrupted", 130
         raise
+    except SystemExit as err:  # sys.exit() in the block: its code decides, like a process's
+        code = err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
+        status, exit_code = ("finished" if code == 0 else "failed"), code
+        raise
     finally:
         try:
             handle.record = recorder.finalize(status, exit_code)
             handle.status = status
+        except StoreError as err:
+            print(f"greentrain: the record of run {run_id} could not be finished: {err}",
+                  file=sys.stderr)  # fmt: skip
         finally:
             if owned:
-                st.close()
-        if summary and handle.record:
+                with contextlib.suppress(StoreError):
+                    st.close()
+        if summary and handle.record and sys.stderr is not None:
             print_summary(handle.record)

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from greentrain.errors import StoreError
 from greentrain.store.connection import DEFAULT_PATH, ENV_STORE, default_path
+from greentrain.store.recovery import spool_dir
 from greentrain.store.schema import SCHEMA_VERSION
 from greentrain.store.writer import Store
 
-__all__ = ["DEFAULT_PATH", "ENV_STORE", "SCHEMA_VERSION", "Store", "StoreError", "default_path"]
+__all__ = [
+    "DEFAULT_PATH",
+    "ENV_STORE",
+    "SCHEMA_VERSION",
+    "Store",
+    "StoreError",
+    "default_path",
+    "spool_dir",
+]

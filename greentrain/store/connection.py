@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from greentrain.errors import StoreError
+from greentrain.errors import StoreBusy, StoreError
 
 DEFAULT_PATH = Path("reports") / "greentrain.db"
 ENV_STORE = "GREENTRAIN_STORE"
@@ -47,20 +47,51 @@ class Connection:
     """A store file's connection, shared by the threads of one process (calls are serialised).
 
     Args:
-        path: the SQLite file. Created (with its directory) unless ``read_only``.
+        path: the SQLite file. Created (with its directory) unless ``read_only`` or not
+            ``create``.
         read_only: open with ``mode=ro``; :meth:`transaction` then refuses to write.
+        create: create a missing file (commands that only read pass False, so a mistyped
+            ``--store`` is an error, not a new empty store).
 
     Raises:
         StoreError: the path is a directory, is not an SQLite file, cannot be created or
-            read, or (read-only) does not exist.
+            read, or does not exist and may not be created.
     """
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False, create: bool = True) -> None:
         self.path = path
         self.read_only = read_only
+        self.create = create and not read_only
+        self.patience_s = RETRY_S  # how long a write waits for another writer's lock
         self._lock = threading.RLock()
         self._check_file()
         self.db = self._connect()
+        self._identity = self._file_identity()
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def replaced(self) -> bool:
+        """Whether the file was deleted or replaced since it was opened (writes go nowhere)."""
+        return self._identity is not None and self._file_identity() != self._identity
+
+    def save_copy(self, target: Path) -> None:
+        """Write the whole database as it is on this connection to ``target`` (a new file)."""
+        with self._lock:
+            self.db.execute("VACUUM INTO ?", (str(target),))
+
+    @contextlib.contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Writes in the block wait at most ``seconds`` for another writer, then StoreBusy."""
+        previous, self.patience_s = self.patience_s, seconds
+        try:
+            yield
+        finally:
+            self.patience_s = previous
 
     def damaged(self, err: BaseException) -> str:
         """The one-line message for a file SQLite cannot read."""
@@ -74,7 +105,7 @@ class Connection:
         if p.exists() and p.is_dir():
             raise StoreError(f"store {p} is a directory; pass a file path with --store")
         if not p.exists():
-            if self.read_only:
+            if not self.create:
                 raise StoreError(f"no store at {p}; run `greentrain run` first or pass --store")
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
@@ -111,18 +142,37 @@ class Connection:
             raise StoreError(f"cannot open store {self.path}: {err}") from err
         return db
 
-    def retry(self, fn: Callable[[], T]) -> T:
-        """``fn()``, retried with back-off while the database is busy (up to :data:`RETRY_S`)."""
-        deadline = time.monotonic() + RETRY_S
+    def retry(self, fn: Callable[[], T], patience_s: float | None = None) -> T:
+        """``fn()``, retried with back-off while the database is busy (up to ``patience_s``,
+        default :attr:`patience_s`), then :class:`~greentrain.errors.StoreBusy`."""
+        deadline = time.monotonic() + (self.patience_s if patience_s is None else patience_s)
         delay = 0.01
         while True:
             try:
                 return fn()
             except sqlite3.OperationalError as err:
-                if not _is_busy(err) or time.monotonic() > deadline:
-                    raise StoreError(f"store {self.path}: {err}") from err
+                if not _is_busy(err):
+                    raise StoreError(self._explain(err)) from err
+                if time.monotonic() > deadline:
+                    raise StoreBusy(
+                        f"store {self.path} is locked by another process ({err}); gave up "
+                        f"after {self.patience_s:g} s"
+                    ) from err
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
+
+    def _explain(self, err: sqlite3.Error) -> str:
+        """A one-line message naming the real cause (a read-only place, a full disk, ...)."""
+        text = str(err)
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        if "readonly" in text.replace(" ", "").lower() or not os.access(folder, os.W_OK):
+            return (
+                f"store {self.path} cannot be written ({text}): the file or its folder "
+                f"{folder} is read-only; pass a writable --store path"
+            )
+        if "full" in text.lower():
+            return f"store {self.path}: the disk is full ({text}); free space and run again"
+        return f"store {self.path}: {text}"
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -131,15 +181,18 @@ class Connection:
         if self.read_only:
             raise StoreError(f"store {self.path} was opened read-only")
         with self._lock:
+            wait_ms = int(min(BUSY_TIMEOUT_MS, max(self.patience_s, 0.0) * 1000))
+            self.db.execute(f"PRAGMA busy_timeout = {wait_ms}")
             self.retry(lambda: self.db.execute("BEGIN IMMEDIATE"))
             try:
                 yield self.db
                 self.db.execute("COMMIT")
             except BaseException as err:
                 if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
                 if isinstance(err, sqlite3.DatabaseError):
-                    raise StoreError(f"store {self.path}: write failed ({err})") from err
+                    raise StoreError(self._explain(err)) from err
                 raise
 
     def query(self, sql: str, params: tuple | list = ()) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from greentrain.record.assemble import assemble_run
 from greentrain.record.jsonable import loads
 from greentrain.store.connection import Connection, default_path
 from greentrain.store.liveness import pid_alive
-from greentrain.store.schema import check_schema, init_schema
+from greentrain.store.schema import SCHEMA_VERSION, check_schema, init_schema
 
 _CHUNK = 500  # ids per ``IN (...)`` query
 
@@ -30,22 +30,30 @@ class StoreReader:
             Created (with its directory) unless ``read_only``.
         read_only: open with ``mode=ro``; never writes (stale ``running`` runs are *reported*
             as interrupted without updating the file).
+        create: create a missing store (False: a missing file is a StoreError).
 
     Raises:
         StoreError: the file is not SQLite, is SQLite without the greentrain schema, is from a
             newer greentrain, is damaged, or (read-only) does not exist.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        read_only: bool = False,
+        create: bool = True,
+    ):
         self.path = Path(path) if path is not None else default_path()
         self.read_only = read_only
         self.host = socket.gethostname()
-        self._conn = Connection(self.path, read_only=read_only)
+        self._conn = Connection(self.path, read_only=read_only, create=create)
         try:
             if read_only:
-                check_schema(self._conn)
+                self.version = check_schema(self._conn)
             else:
                 init_schema(self._conn)
+                self.version = SCHEMA_VERSION
         except StoreError:
             self._conn.close()
             raise
@@ -126,23 +134,18 @@ class StoreReader:
         return self._assemble(rows)
 
     def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A ``running`` run whose wrapper process is gone on this host -> ``interrupted``."""
-        if row["status"] != "running" or row["host"] != self.host:
-            return row
-        if pid_alive(row["pid"], row["pid_started"]):
-            return row
-        row = dict(row, status="interrupted")
-        if not self.read_only:
-            try:
-                with self._conn.transaction() as db:
-                    db.execute(
-                        "UPDATE runs SET status = 'interrupted'"
-                        " WHERE id = ? AND status = 'running'",
-                        (row["id"],),
-                    )
-            except StoreError:
-                pass  # reported as interrupted anyway; the next writer will retry
+        """A ``running`` run whose wrapper process is gone on this host is reported
+        ``interrupted`` (:class:`~greentrain.store.Store` also records it)."""
+        if self._wrapper_gone(row):
+            return dict(row, status="interrupted")
         return row
+
+    def _wrapper_gone(self, row: dict[str, Any]) -> bool:
+        return (
+            row["status"] == "running"
+            and row["host"] == self.host
+            and not pid_alive(row["pid"], row["pid_started"])
+        )
 
     def _children(self, table: str, ids: list[str], order: str) -> dict[str, list[dict]]:
         out: dict[str, list[dict]] = {i: [] for i in ids}

@@ -1,6 +1,6 @@
 """The store's tables, their version and the migrations between versions.
 
-Tables (schema v1; :data:`MIGRATIONS` gets one function per later version):
+Tables (:data:`MIGRATIONS` has one function per version):
 
 * ``greentrain_meta``: ``app`` = ``greentrain`` and ``schema_version``; a file without it is a
   foreign database and is never changed.
@@ -11,6 +11,13 @@ Tables (schema v1; :data:`MIGRATIONS` gets one function per later version):
 * ``windows``: named windows (epochs, eval) with start/end times.
 * ``metrics``: what the script logged, one JSON payload per ``client.log`` call.
 * ``meters``: every meter's status for the run (available, reason, fix, error mid-run).
+* v2: ``runs.events``, what happened to the run besides its job (signals forwarded, processes
+  stopped, writes that waited for the store, a dead wrapper), and ``samples``: the run's
+  cumulative meter readings and the job's CPU seconds every few seconds, the timeline that
+  splits a machine's energy among concurrent runs and gives a dead wrapper's record its energy.
+
+A read-only reader accepts any version up to this one (missing tables and columns read as
+empty); writing needs the current schema, migrated in place by the first writable open.
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ from collections.abc import Callable
 from greentrain.errors import StoreError
 from greentrain.store.connection import Connection
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP_ID = "greentrain"
-CHILD_TABLES = ("energy", "windows", "metrics", "meters")
+CHILD_TABLES = ("energy", "windows", "metrics", "meters", "samples")
 
 _V1 = """
 CREATE TABLE greentrain_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -105,8 +112,25 @@ def _migrate_v1(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO greentrain_meta (key, value) VALUES ('app', ?)", (APP_ID,))
 
 
-# version -> function bringing the schema from version-1 to version (v2 adds one entry here).
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_v1}
+_V2 = """
+ALTER TABLE runs ADD COLUMN events TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE samples (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    t REAL NOT NULL,
+    cpu_s REAL,
+    readings TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (run_id, seq)
+)
+"""
+
+
+def _migrate_v2(db: sqlite3.Connection) -> None:
+    _execute_script(db, _V2)
+
+
+# version -> function bringing the schema from version-1 to version.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_v1, 2: _migrate_v2}
 
 
 def schema_version(conn: Connection) -> int:
@@ -132,16 +156,12 @@ def schema_version(conn: Connection) -> int:
     return version
 
 
-def check_schema(conn: Connection) -> None:
-    """For a read-only store: the schema must exist and be current (nothing is changed)."""
+def check_schema(conn: Connection) -> int:
+    """For a read-only store: the schema must exist (nothing is changed); its version."""
     version = schema_version(conn)
     if version == 0:
         raise StoreError(f"{conn.path} is an empty file, not a greentrain store")
-    if version < SCHEMA_VERSION:
-        raise StoreError(
-            f"store {conn.path} has schema v{version}; open it once with a writable "
-            "greentrain command (e.g. `greentrain runs`) to migrate it"
-        )
+    return version
 
 
 def init_schema(conn: Connection) -> None:
@@ -155,6 +175,8 @@ def init_schema(conn: Connection) -> None:
         db.execute("PRAGMA synchronous = NORMAL")
 
     conn.retry(setup)
+    if conn.retry(lambda: schema_version(conn)) == SCHEMA_VERSION:
+        return  # current: no write lock needed, so a busy store does not delay opening it
     with conn.transaction() as db:
         version = schema_version(conn)
         for v in range(version + 1, SCHEMA_VERSION + 1):

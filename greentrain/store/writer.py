@@ -18,8 +18,9 @@ from greentrain.errors import StoreError
 from greentrain.record.jsonable import dumps, loads, to_jsonable
 from greentrain.record.vocabulary import STATUSES
 from greentrain.store.liveness import process_started
-from greentrain.store.reader import StoreReader
+from greentrain.store.recovery import StoreRecovery
 from greentrain.store.schema import CHILD_TABLES
+from greentrain.units import iso_utc
 
 _SETTABLE = frozenset(
     {"name", "carbon", "baseline", "best", "git", "env", "tags", "command", "cwd"}
@@ -27,17 +28,27 @@ _SETTABLE = frozenset(
 
 
 def now_iso(t: float | None = None) -> str:
-    """ISO-8601 UTC timestamp with milliseconds (``2026-11-23T03:16:31.123Z``)."""
-    t = time.time() if t is None else t
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+    """ISO-8601 UTC timestamp of ``t`` (unix seconds; default now)."""
+    return iso_utc(time.time() if t is None else t)
 
 
-class Store(StoreReader):
+class Store(StoreRecovery):
     """The one reader/writer of run records: an SQLite file in WAL mode.
 
     Default path: ``$GREENTRAIN_STORE`` or ``./reports/greentrain.db``. Several processes may
     write one store at once, and nothing is lost. See :class:`StoreReader` for the arguments.
     """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        read_only: bool = False,
+        create: bool = True,
+    ):
+        super().__init__(path, read_only=read_only, create=create)
+        if not read_only:
+            self.import_spools()
 
     def __enter__(self) -> Store:
         return self
@@ -232,6 +243,40 @@ class Store(StoreReader):
                     "UPDATE runs SET status = ?, exit_code = ?, ended_at = ?,"
                     " duration_s = COALESCE(?, ? - started_unix) WHERE id = ?",
                     (status, exit_code, now_iso(t), duration_s, t, run_id),
+                )
+            ]
+        )
+
+    def add_events(self, run_id: str, events: Iterable[Mapping[str, Any]]) -> None:
+        """Append events (``{"t", "event", ...}``) to the run's ``events`` list."""
+        events = [dict(e) for e in events]
+        if not events:
+            return
+        with self._conn.transaction() as db:
+            row = db.execute("SELECT events FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no run {run_id} in {self.path}")
+            db.execute(
+                "UPDATE runs SET events = ? WHERE id = ?",
+                (dumps(loads(row[0], []) + to_jsonable(events)), run_id),
+            )
+
+    def add_sample(
+        self,
+        run_id: str,
+        seq: int,
+        t: float,
+        cpu_s: float | None,
+        readings: Iterable[Mapping[str, Any]],
+    ) -> None:
+        """Store the run's ``seq``-th sample: unix time, job CPU seconds and cumulative readings
+        (:func:`greentrain.record.readings.sample_readings`)."""
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO samples (run_id, seq, t, cpu_s, readings)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (run_id, seq, t, cpu_s, dumps([dict(r) for r in readings])),
                 )
             ]
         )

@@ -1,0 +1,270 @@
+"""The job's processes under ``greentrain run``: their own group, the terminal, signals, cleanup.
+
+Like a job-control shell and like ``timeout``:
+
+* The command starts as the leader of a **process group of its own**, with the signal
+  dispositions it would get from a shell (Python's ignored SIGPIPE and SIGXFSZ reset to
+  default) and an empty signal mask. A file that is executable but not a binary and has no
+  ``#!`` line runs through ``/bin/sh``, as a shell would run it.
+* When ``greentrain run`` is in the **foreground of a terminal**, that terminal is handed to the
+  job's group: Ctrl-C, Ctrl-Z and reading the keyboard (a debugger) work as without the
+  wrapper, and a Ctrl-C reaches the job once, from the kernel. Ctrl-Z stops the job and then the
+  wrapper, so the shell gets its prompt back; ``fg`` continues both.
+* A signal sent to the wrapper (``kill``, a scheduler) is forwarded to the job's **group**,
+  exactly once; a terminating one starts a grace period (``grace_s``) after which the group is
+  killed.
+* When the command exits, processes it left behind (its group, and descendants that left the
+  group: the wrapper is their child subreaper on Linux) are stopped: SIGTERM, then SIGKILL after
+  the grace period. Nothing keeps running unmetered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+
+import psutil
+
+RESET_TO_DEFAULT = (signal.SIGPIPE, signal.SIGXFSZ)
+TERMINATING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+DEFAULT_GRACE_S = 10.0
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants of this process re-parent to it (Linux); False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def _ignoring(*signals: int) -> Iterator[None]:
+    """Ignore ``signals`` in the block (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def foreground_terminal() -> int | None:
+    """A descriptor of the controlling terminal when this process group is in its foreground."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if os.tcgetpgrp(fd) == os.getpgrp():
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+class Job:
+    """One command's process group (see the module docstring)."""
+
+    def __init__(self, command: Sequence[str], env: dict[str, str], grace_s: float) -> None:
+        self.command = list(command)
+        self.env = env
+        self.grace_s = grace_s
+        self.pid: int | None = None
+        self.forwarded: list[int] = []  # signals sent to the group, in order
+        self.leftovers_stopped = 0  # processes that outlived the command and were stopped
+        self._tty: int | None = None
+        self._kill_timer: threading.Timer | None = None
+
+    def start(self) -> int | None:
+        """Spawn the command; None when it runs, else the shell's exit code (127, 126)."""
+        path = shutil.which(self.command[0], path=self.env.get("PATH")) or self.command[0]
+        try:
+            self.pid = self._spawn(path, self.command)
+        except FileNotFoundError:
+            print(f"greentrain: command not found: {self.command[0]}", file=sys.stderr)
+            return 127
+        except PermissionError:
+            print(f"greentrain: permission denied: {self.command[0]}", file=sys.stderr)
+            return 126
+        except OSError as err:
+            if err.errno != errno.ENOEXEC:
+                print(f"greentrain: cannot run {self.command[0]}: {err}", file=sys.stderr)
+                return 126
+            # no #! line: run it as a shell script, as sh and bash do
+            self.pid = self._spawn("/bin/sh", ["/bin/sh", path, *self.command[1:]])
+        self._take_terminal()
+        return None
+
+    def _spawn(self, path: str, argv: list[str]) -> int:
+        return os.posix_spawn(
+            path, argv, self.env, setpgroup=0, setsigmask=(), setsigdef=RESET_TO_DEFAULT
+        )
+
+    # -- the terminal ---------------------------------------------------------------------------
+    def _take_terminal(self) -> None:
+        self._tty = foreground_terminal()
+        if self._tty is None or self.pid is None:
+            return
+        with _ignoring(signal.SIGTTOU), contextlib.suppress(OSError):
+            os.tcsetpgrp(self._tty, self.pid)
+        # had the job read the terminal before it was its own, it stopped: continue it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGCONT)
+
+    def _return_terminal(self) -> None:
+        if self._tty is None:
+            return
+        with _ignoring(signal.SIGTTOU, signal.SIGTTIN), contextlib.suppress(OSError):
+            os.tcsetpgrp(self._tty, os.getpgrp())
+
+    def release(self) -> None:
+        """Give the terminal back to the wrapper and close it (idempotent)."""
+        self._return_terminal()
+        if self._tty is not None:
+            os.close(self._tty)
+            self._tty = None
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
+
+    # -- signals and waiting --------------------------------------------------------------------
+    def forward(self, signum: int) -> None:
+        """Send ``signum`` to the job's group, once; a terminating one arms the grace kill."""
+        if self.pid is None:
+            return
+        self.forwarded.append(signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+        if signum in TERMINATING and self._kill_timer is None:
+            self._kill_timer = threading.Timer(self.grace_s, self._kill_group)
+            self._kill_timer.daemon = True
+            self._kill_timer.start()
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def wait(self) -> int:
+        """Wait for the command to exit; its ``waitpid`` status. Ctrl-Z is passed through."""
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, os.WUNTRACED)
+            except ChildProcessError:
+                return 0
+            if os.WIFSTOPPED(status):
+                self._suspend_with_job()
+                continue
+            return status
+
+    def _suspend_with_job(self) -> None:
+        """The job stopped (Ctrl-Z): stop the wrapper too, resume both on ``fg``."""
+        if self._tty is None:
+            return
+        self._return_terminal()
+        os.kill(os.getpid(), signal.SIGSTOP)
+        self._take_terminal()
+
+    # -- what the command left behind ------------------------------------------------------------
+    def _leftovers(self, spare: set[int]) -> list[psutil.Process]:
+        found: dict[int, psutil.Process] = {}
+        with contextlib.suppress(psutil.Error):
+            for p in psutil.Process().children(recursive=True):
+                found[p.pid] = p
+        for p in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getpgid(p.pid) == self.pid:
+                    found[p.pid] = p
+        return [
+            p
+            for pid, p in found.items()
+            if pid not in spare and _alive(p)  # zombies are dead already
+        ]
+
+    def stop_leftovers(self, spare: Sequence[int] = ()) -> int:
+        """SIGTERM what the command left running, SIGKILL after the grace period; reap them.
+
+        ``spare``: pids to leave alone (the watchdog). Returns how many processes were stopped.
+        """
+        if self.pid is None:
+            return 0
+        left = self._leftovers(set(spare))
+        for p in left:
+            with contextlib.suppress(psutil.Error):
+                p.terminate()
+        _, alive = psutil.wait_procs(left, timeout=self.grace_s)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(alive, timeout=self.grace_s)
+        reap_children()
+        self.leftovers_stopped += len(left)
+        return len(left)
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def reap_children() -> None:
+    """Collect exited children (orphans re-parented to this subreaper) without waiting."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def exit_code_of(wait_status: int) -> tuple[int, int]:
+    """(exit code as the shell reports it, signal that killed the process or 0)."""
+    if os.WIFSIGNALED(wait_status):
+        signum = os.WTERMSIG(wait_status)
+        return 128 + signum, signum
+    return os.waitstatus_to_exitcode(wait_status), 0
+
+
+def supervise(command: Sequence[str], env: dict[str, str], grace_s: float = DEFAULT_GRACE_S) -> int:
+    """Run ``command`` as a :class:`Job` from the main thread and return its exit code.
+
+    SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to this process go to the job's group once (a
+    grace period, then SIGKILL); what the command leaves running is stopped when it exits. For
+    long-lived children such as ``greentrain app``'s Streamlit server.
+    """
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING)
+    job = Job(command, env, grace_s)
+    try:
+        cannot_start = job.start()
+        if cannot_start is not None:
+            return cannot_start
+        while True:
+            info = signal.sigtimedwait(TERMINATING, 0.2)
+            if info is not None and info.si_signo in TERMINATING:
+                job.forward(info.si_signo)
+            pid, status = os.waitpid(job.pid, os.WNOHANG)
+            if pid:
+                return exit_code_of(status)[0]
+    finally:
+        job.release()
+        job.stop_leftovers()
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)

@@ -1,0 +1,125 @@
+"""The watchdog of a wrapped job: a dead wrapper never leaves the job running unmetered.
+
+``greentrain run`` starts a small watchdog process in a session of its own (signals to the
+wrapper's or the job's process group do not reach it) and keeps the write end of a pipe whose
+read end only the watchdog holds. The wrapper tells it the job's process group and, when it
+finishes normally, ``ok``. If the pipe closes without ``ok`` -- the wrapper was SIGKILLed, hit
+by the OOM killer, or crashed -- the watchdog stops the job's group (SIGTERM, then SIGKILL
+after the grace period) and marks the run ``interrupted`` in the store, with an event saying
+so; its energy is the last sample the wrapper stored (every few seconds).
+
+The watchdog starts as a few lines of plain Python (:data:`BOOTSTRAP`, fast to start, holding
+no module of the wrapper) and imports this module only when it has to act.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from greentrain.store import Store
+
+# Runs as `python -c BOOTSTRAP STORE RUN_ID GRACE_S` with the pipe's read end as fd 3.
+BOOTSTRAP = """
+import os, sys
+buf, pgid = b"", None
+while True:
+    try:
+        data = os.read(3, 4096)
+    except InterruptedError:
+        continue
+    if not data:
+        break
+    buf += data
+    lines = buf.split(b"\\n")
+    buf = lines.pop()
+    for line in lines:
+        if line.startswith(b"job "):
+            pgid = int(line[4:])
+        elif line == b"ok":
+            sys.exit(0)
+from greentrain.run.watchdog import rescue
+rescue(sys.argv[1], sys.argv[2], pgid, float(sys.argv[3]))
+"""
+
+
+class Watchdog:
+    """The wrapper's side: start the watchdog, tell it the job, tell it all went well."""
+
+    def __init__(self, store_path: Path, run_id: str, grace_s: float) -> None:
+        read_end, self._write_end = os.pipe()  # both close-on-exec: the job never holds them
+        if read_end == 3:  # dup2(3, 3) would keep close-on-exec set
+            read_end, old = os.dup(read_end), read_end
+            os.close(old)
+        try:
+            self.pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-c", BOOTSTRAP, str(store_path), run_id, str(grace_s)],
+                dict(os.environ),
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, read_end, 3),
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                ],
+                setsid=True,
+            )
+        finally:
+            os.close(read_end)
+
+    def _send(self, line: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._write_end, line.encode() + b"\n")
+
+    def watch(self, pgid: int) -> None:
+        """The job's process group, to stop should the wrapper die."""
+        self._send(f"job {pgid}")
+
+    def dismiss(self) -> None:
+        """The wrapper finished its work: the watchdog exits without acting."""
+        self._send("ok")
+        with contextlib.suppress(OSError):
+            os.close(self._write_end)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def stop_group(pgid: int, grace_s: float) -> bool:
+    """SIGTERM the group, SIGKILL it if still there after ``grace_s``; True if it existed."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return True
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    return True
+
+
+def rescue(store_path: str, run_id: str, pgid: int | None, grace_s: float) -> None:
+    """The wrapper died: stop the job's group and mark the run interrupted."""
+    stopped = stop_group(pgid, grace_s) if pgid else False
+    event = {
+        "t": time.time(),
+        "event": "wrapper died",
+        "detail": (
+            "the greentrain run process ended without finishing the record (killed or "
+            "crashed); the watchdog "
+            + ("stopped the job's process group" if stopped else "found no job running")
+            + "; energy is the last sample the wrapper stored"
+        ),
+    }
+    try:
+        with Store(store_path) as store:
+            store.abandon_run(run_id, time.time(), event)
+    except Exception as err:  # noqa: BLE001 - nobody is left to tell but the terminal
+        print(f"greentrain watchdog: could not mark run {run_id}: {err}", file=sys.stderr)

@@ -1,0 +1,116 @@
+"""Keeping records whole when something goes wrong: a dead wrapper, a busy store, a store
+file deleted or replaced while a run was writing to it.
+
+* :meth:`StoreRecovery.abandon_run` marks a run whose wrapper died ``interrupted`` (ended at
+  its last sample, whose energy the record keeps) with an event saying so; readers that find
+  such a run call it through :meth:`StoreRecovery._reap`, the wrapper's watchdog directly.
+* :meth:`StoreRecovery.import_spools` applies the writes a run left in ``<store>.spool/`` when
+  the store stayed locked (see :mod:`greentrain.run.writes`).
+* :meth:`StoreRecovery.replaced` and :meth:`StoreRecovery.save_copy` let a wrapper notice its
+  store file vanished and write everything it still holds to a new file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from greentrain.errors import StoreError
+from greentrain.record.jsonable import dumps, loads, to_jsonable
+from greentrain.store.reader import StoreReader
+from greentrain.units import iso_utc
+
+_SPOOLABLE = frozenset(
+    {"create_run", "update_config", "add_metrics", "begin_window", "end_window", "add_energy",
+     "set_run_fields", "set_meters", "finish_run", "add_events", "add_sample"}
+)  # fmt: skip
+
+
+def spool_dir(store_path: Path) -> Path:
+    """Where runs leave the writes a busy store could not take (``<store>.spool/``)."""
+    return Path(str(store_path) + ".spool")
+
+
+class StoreRecovery(StoreReader):
+    """The recovery half of :class:`~greentrain.store.Store` (see the module docstring)."""
+
+    @contextlib.contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Writes in the block wait at most ``seconds`` for another writer (then StoreBusy)."""
+        with self._conn.patience(seconds):
+            yield
+
+    def replaced(self) -> bool:
+        """Whether the store file was deleted or replaced since this object opened it."""
+        return self._conn.replaced()
+
+    def save_copy(self, target: str | os.PathLike[str]) -> None:
+        """Write everything this connection sees (all runs) to a new file ``target``."""
+        self._conn.save_copy(Path(target))
+
+    def import_spools(self) -> int:
+        """Apply the writes runs spooled while this store was locked; returns how many."""
+        folder = spool_dir(self.path)
+        if not folder.is_dir():
+            return 0
+        applied = 0
+        for spool in sorted(folder.glob("*.jsonl")):
+            with contextlib.suppress(OSError, ValueError):
+                ops = [json.loads(line) for line in spool.read_text("utf-8").splitlines() if line]
+                for entry in ops:
+                    if entry.get("op") in _SPOOLABLE:
+                        getattr(self, entry["op"])(**entry.get("kwargs") or {})
+                        applied += 1
+                spool.unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
+        return applied
+
+    def abandon_run(self, run_id: str, ended_unix: float | None, event: Mapping[str, Any]) -> bool:
+        """A run whose wrapper died: mark it ``interrupted`` if still ``running`` (ended at
+        ``ended_unix``, else at its last sample) and append ``event``. True if it was running."""
+        with self._conn.transaction() as db:
+            row = db.execute("SELECT status, events FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return False
+            events = loads(row[1], []) + [to_jsonable(dict(event))]
+            if row[0] != "running":
+                db.execute("UPDATE runs SET events = ? WHERE id = ?", (dumps(events), run_id))
+                return False
+            if ended_unix is None:
+                last = db.execute("SELECT MAX(t) FROM samples WHERE run_id = ?", (run_id,))
+                ended_unix = last.fetchone()[0]
+            db.execute(
+                "UPDATE runs SET status = 'interrupted', events = ?,"
+                " ended_at = COALESCE(?, ended_at),"
+                " duration_s = COALESCE(? - started_unix, duration_s) WHERE id = ?",
+                (dumps(events), None if ended_unix is None else iso_utc(ended_unix), ended_unix,
+                 run_id),
+            )  # fmt: skip
+        return True
+
+    def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A ``running`` run whose wrapper is gone on this host: record it ``interrupted``,
+        ended at its last sample, with an event (the reader only reports it)."""
+        if not self._wrapper_gone(row):
+            return row
+        event = {
+            "t": time.time(),
+            "event": "wrapper died",
+            "detail": "its process was gone when the store was read; energy is the last sample",
+        }
+        try:
+            self.abandon_run(row["id"], None, event)
+        except StoreError:
+            return dict(row, status="interrupted")  # reported anyway; the next writer retries
+        return self._conn.query("SELECT * FROM runs WHERE id = ?", (row["id"],))[0]
+
+    def is_running(self, run_id: str) -> bool:
+        """Whether the run exists and its status is ``running`` (its wrapper may be alive)."""
+        rows = self._conn.query("SELECT status FROM runs WHERE id = ?", (run_id,))
+        return bool(rows) and rows[0]["status"] == "running"
