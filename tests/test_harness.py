@@ -366,7 +366,11 @@ def test_eight_concurrent_wrappers_times_five_runs_lose_nothing(tmp_path):
     runs = Store(store).list_runs()
     assert len(runs) == 40
     assert {r["name"] for r in runs} == {f"w{k}-{i}" for k in range(8) for i in range(5)}
-    assert all(r["status"] == "finished" and r["energy"]["cpu"]["energy_j"] == 1.0 for r in runs)
+    assert all(r["status"] == "finished" for r in runs)
+    # each run's meter read 1 J of the (shared) machine; overlapping runs split it
+    cpu = [r["energy"]["cpu"] for r in runs]
+    assert all(0 < c["energy_j"] <= 1.0 + 1e-9 for c in cpu)
+    assert all(c["energy_j"] == 1.0 or c["split"]["measured_j"] == pytest.approx(1.0) for c in cpu)
 
 
 def test_show_json_of_recorded_run_is_valid_json(tmp_path):

@@ -48,9 +48,15 @@ class Probe:
 
 
 class Meter(abc.ABC):
-    """Base class of all meters. Subclasses set ``name`` and implement the four methods."""
+    """Base class of all meters. Subclasses set ``name`` and implement the four methods.
+
+    ``slow_start``: True for meters whose ``probe()``/``start()`` take seconds (library
+    imports, hardware detection); a run starts its job without waiting for them and counts
+    them from the moment they are ready (see :class:`greentrain.run.meterset.MeterSet`).
+    """
 
     name: str = "meter"
+    slow_start: bool = False
 
     @abc.abstractmethod
     def probe(self) -> Probe:

@@ -27,13 +27,13 @@ Start-up cost: the first ``start_task`` of a process runs CodeCarbon's hardware 
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 from typing import Any
 
 from greentrain.carbon import country_codes
 from greentrain.errors import ConfigError, MeterUnavailable
 from greentrain.meters.base import EnergyReading, Meter, Probe
+from greentrain.meters.quiet import quiet_thread
 from greentrain.units import kwh_to_joules
 
 TRACKING_MODES = ("machine", "process")
@@ -43,9 +43,9 @@ _ESTIMATED_CPU_MODES = ("cpu_load", "constant")
 
 @contextlib.contextmanager
 def _quiet():
-    """Silence CodeCarbon's start-up chatter (and amdsmi's print) on stdout/stderr."""
+    """Silence CodeCarbon's start-up chatter (and amdsmi's print) in this thread only."""
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with quiet_thread():
         yield
 
 
@@ -73,6 +73,7 @@ class CodeCarbonMeter(Meter):
     """
 
     name = "codecarbon"
+    slow_start = True  # seconds of imports and hardware detection
 
     def __init__(
         self,
@@ -158,13 +159,12 @@ class CodeCarbonMeter(Meter):
             self._tracker.start_task(f"greentrain-{self._task}")
 
     def _close_task(self, reopen: bool) -> None:
-        # no stdout/stderr redirection here: reads happen while the job runs, and swapping
-        # sys.stdout process-wide could swallow another thread's output; CodeCarbon's logger
-        # is already at ERROR, and only its first start (hardware detection) is chatty.
-        data = self._tracker.stop_task()
-        if reopen:
-            self._task += 1
-            self._tracker.start_task(f"greentrain-{self._task}")
+        # quiet as well: reads happen while the job runs, and only this thread is silenced
+        with _quiet():
+            data = self._tracker.stop_task()
+            if reopen:
+                self._task += 1
+                self._tracker.start_task(f"greentrain-{self._task}")
         if data is None:
             raise RuntimeError("CodeCarbon task was not running (stop_task returned None)")
         self._totals_kwh["cpu"] += float(data.cpu_energy or 0.0)

@@ -107,6 +107,7 @@ class EstimateMeter(Meter):
         self._lock = threading.Lock()
         self._poller: Poller | None = None
         self._started = False
+        self._reaped_s: Callable[[], float] | None = None
         self._final: list[EnergyReading] | None = None
 
     def _psutil(self) -> Any:
@@ -130,8 +131,13 @@ class EstimateMeter(Meter):
             ),
         )
 
-    def attach(self, pid: int) -> None:
-        """Follow ``pid`` (spawned after ``start()``); its whole CPU time is charged to the run."""
+    def attach(self, pid: int, reaped_s: Callable[[], float] | None = None) -> None:
+        """Follow ``pid`` (spawned after ``start()``); its whole CPU time is charged to the run.
+
+        ``reaped_s``: CPU seconds of the job's processes the caller reaped (``greentrain run``
+        waits for them itself); without it, this process's ``RUSAGE_CHILDREN`` growth counts.
+        """
+        self._reaped_s = reaped_s
         if not self._started:  # start() will charge this pid's whole CPU time
             self.pid = pid
             return
@@ -167,7 +173,9 @@ class EstimateMeter(Meter):
         pid = self.pid if self.pid is not None else os.getpid()
         tree_s, rss = tree_usage(pid)
         cpu_s = max(0.0, tree_s - self._base_tree_s)
-        if self._attached:
+        if self._attached and self._reaped_s is not None:
+            cpu_s += self._reaped_s()
+        elif self._attached:
             cpu_s += max(0.0, reaped_children_s() - self._base_rusage_s)
         self._cpu_s = max(self._cpu_s, self._done_cpu_s + cpu_s)  # never decreases
         t = self._clock()

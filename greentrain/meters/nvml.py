@@ -328,6 +328,21 @@ class NvmlMeter(Meter):
             out.append(EnergyReading("gpu", d.label, energy_j, d.method, detail))
         return out
 
+    def job_devices(self, pids: set[int]) -> dict[str, bool]:
+        """For each metered GPU (by uuid): whether one of ``pids`` runs on it (compute or
+        graphics processes NVML lists); {} before ``start()``."""
+        nv, out = self._nvml, {}
+        for d in self._devices:
+            found: set[int] = set()
+            for lister in ("nvmlDeviceGetComputeRunningProcesses",
+                           "nvmlDeviceGetGraphicsRunningProcesses"):  # fmt: skip
+                try:
+                    found.update(int(p.pid) for p in getattr(nv, lister)(d.handle))
+                except Exception:  # noqa: BLE001 - not supported on this GPU/driver
+                    continue
+            out[d.uuid] = bool(found & pids)
+        return out
+
     def stop(self) -> list[EnergyReading]:
         if self._final is not None:
             return list(self._final)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Callable
 
 import psutil
 
@@ -40,20 +41,32 @@ def reaped_children_s() -> float:
 
 
 class JobCPU:
-    """Cumulative CPU seconds of a job: a process tree spawned after :meth:`__init__` (``pid``)
-    or this process's own tree (``pid=None``), never decreasing."""
+    """Cumulative CPU seconds of a job, never decreasing: a process tree spawned after this
+    object (``pid``; its processes reaped by the caller are counted by ``reaped_s``), or this
+    process's own tree (``pid=None``; the children it reaps count through RUSAGE_CHILDREN)."""
 
-    def __init__(self, pid: int | None = None) -> None:
+    def __init__(self, pid: int | None = None, reaped_s: Callable[[], float] | None = None) -> None:
         self.pid = pid if pid is not None else os.getpid()
         self._own = pid is None
+        self._reaped_s = reaped_s
         self._base_tree_s = tree_usage(self.pid)[0] if self._own else 0.0
         self._base_reaped_s = reaped_children_s()
         self._last = 0.0
 
+    def pids(self) -> set[int]:
+        """The pids of the job's live process tree."""
+        try:
+            root = psutil.Process(self.pid)
+            return {root.pid, *(p.pid for p in root.children(recursive=True))}
+        except psutil.Error:
+            return set()
+
     def seconds(self) -> float:
         tree_s, _ = tree_usage(self.pid)
         used = max(0.0, tree_s - self._base_tree_s)
-        if not self._own:  # the job and the orphans this wrapper reaped
+        if self._reaped_s is not None:  # the caller reaped the job's processes itself
+            used += self._reaped_s()
+        elif not self._own:  # cutime of this process's own tree is in tree_usage already
             used += max(0.0, reaped_children_s() - self._base_reaped_s)
         self._last = max(self._last, used)
         return self._last

@@ -44,6 +44,7 @@ class ZeusMeter(Meter):
     """
 
     name = "zeus"
+    slow_start = True  # seconds of imports and hardware detection
 
     def __init__(self, monitor_factory: Any = None) -> None:
         self._factory = monitor_factory

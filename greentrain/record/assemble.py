@@ -17,6 +17,7 @@ from greentrain.record.ranking import (
     no_figure_reason,
     window_figures,
 )
+from greentrain.record.split import apply as apply_split
 from greentrain.record.vocabulary import DOMAINS, RESERVED_METRICS, RUN_SCOPE
 from greentrain.units import co2_g, joules_to_kwh
 
@@ -102,12 +103,19 @@ def assemble_run(
     windows: Sequence[Mapping[str, Any]],
     metrics: Sequence[Mapping[str, Any]],
     meters: Sequence[Mapping[str, Any]],
+    split: Mapping[tuple[str, str], dict] | None = None,
 ) -> dict[str, Any]:
-    """Build the documented run object from the raw rows of one run (one row per table)."""
+    """Build the documented run object from the raw rows of one run (one row per table).
+
+    ``split``: this run's share of machine-scope figures it shared with concurrent runs
+    (:func:`greentrain.record.split.attribute`), applied to the run's energy.
+    """
     meter_list = meter_statuses(meters)
     best = loads(row["best"], None)
     run_rows = [e for e in energy if e["window_idx"] == RUN_SCOPE]
     energy_obj = assemble_energy(run_rows, best, meter_list)
+    if split:
+        apply_split(energy_obj, split)
     if best is None and not run_rows:
         why = (
             "run still going: energy is recorded when it ends"

@@ -82,10 +82,13 @@ def readings_rows(readings: Mapping[str, list[EnergyReading]]) -> list[dict[str,
     ]
 
 
-def sample_readings(readings: Mapping[str, list[EnergyReading]]) -> list[dict[str, Any]]:
+def sample_readings(
+    readings: Mapping[str, list[EnergyReading]], job_on_device: Mapping[str, bool] | None = None
+) -> list[dict[str, Any]]:
     """Readings as a timeline sample stores them: meter, domain, device, method, energy_j
     (cumulative joules), scope (``process`` or ``machine``) and, for GPUs, the device's uuid
-    (``gpu:0`` depends on each job's CUDA_VISIBLE_DEVICES; the uuid names the physical device)."""
+    (``gpu:0`` depends on each job's CUDA_VISIBLE_DEVICES; the uuid names the physical device)
+    and ``job_on_device`` when known (whether the job had processes on it)."""
     out = []
     for meter, rs in readings.items():
         for r in rs:
@@ -99,5 +102,33 @@ def sample_readings(readings: Mapping[str, list[EnergyReading]]) -> list[dict[st
             }
             if r.detail.get("uuid"):
                 entry["uuid"] = r.detail["uuid"]
+                if job_on_device and r.detail["uuid"] in job_on_device:
+                    entry["job_on_device"] = job_on_device[r.detail["uuid"]]
             out.append(entry)
+    return out
+
+
+def extrapolate_head(
+    readings: list[EnergyReading], head_s: float, measured_s: float
+) -> list[EnergyReading]:
+    """A late meter's readings, scaled to the whole job.
+
+    The meter started ``head_s`` seconds after the job and measured the next ``measured_s``
+    seconds; the head is filled in at the mean power it measured, and each reading's detail
+    says so (``late_start``: head_s, measured_s, extrapolated_j).
+    """
+    if measured_s <= 0 or head_s <= 0:
+        return readings
+    scale = (head_s + measured_s) / measured_s
+    out = []
+    for r in readings:
+        note = {"head_s": head_s, "measured_s": measured_s,
+                "extrapolated_j": r.energy_j * (scale - 1.0),
+                "method": "meter ready after the job started; its first head_s seconds are "
+                          "filled in at its mean power over the rest"}  # fmt: skip
+        out.append(
+            EnergyReading(
+                r.domain, r.device, r.energy_j * scale, r.method, {**r.detail, "late_start": note}
+            )  # fmt: skip
+        )
     return out

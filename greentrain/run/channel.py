@@ -49,6 +49,8 @@ class ChannelServer:
         self.errors: list[str] = []
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.listener, selectors.EVENT_READ, None)
+        self._wake_r, self._wake_w = os.pipe()  # close() wakes the receiver through it
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._partial: dict[socket.socket, bytearray] = {}
         self.dropped = 0  # messages refused for their size
         self._skipping: set[socket.socket] = set()
@@ -119,6 +121,8 @@ class ChannelServer:
 
     def _poll(self, timeout: float) -> None:
         for key, _ in self._selector.select(timeout):
+            if key.fileobj == self._wake_r:
+                continue
             if key.fileobj is self.listener:
                 try:
                     conn, _ = self.listener.accept()
@@ -132,14 +136,18 @@ class ChannelServer:
     def _receive_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self._poll(0.1)
+                self._poll(1.0)
             except Exception as err:  # noqa: BLE001
                 self._error(err)
 
     def close(self) -> None:
         """Read what the job's processes sent before exiting, apply it, remove the socket."""
         self._stop.set()
+        os.write(self._wake_w, b"x")
         self._receiver.join(timeout=5)
+        self._selector.unregister(self._wake_r)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
         # the job has exited: drain pending connections and data until nothing is left
         while True:
             keys = self._selector.select(0)

@@ -3,6 +3,11 @@
 A meter that cannot run here, or breaks mid-run, is recorded with its reason or error in
 :meth:`MeterSet.statuses` (stored with the run, quoted when a domain has no figure) and the
 other meters carry on.
+
+Meters that take seconds to start (``Meter.slow_start``: CodeCarbon's hardware detection,
+Zeus's import) can start in the background: the run starts its job once the fast meters are
+running, and a slow meter joins when ready (``on_ready``); one still starting when the job
+ends is recorded as not measured, with the reason.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from greentrain import meters as registry
@@ -49,6 +55,8 @@ class MeterSet:
         for meter in meters:
             self._candidates.append((meter.name, meter, ""))
         self._lock = threading.Lock()
+        self._stopped = False
+        self._starting: dict[str, float] = {}  # slow meters still starting -> since when
 
     def _set(self, name: str, **fields: Any) -> None:
         entry = self.status.setdefault(
@@ -58,20 +66,60 @@ class MeterSet:
         )  # fmt: skip
         entry.update(fields)
 
-    def start(self) -> None:
+    def start(
+        self,
+        *,
+        background_slow: bool = False,
+        on_ready: Callable[[str, Meter], None] | None = None,
+    ) -> None:
         """Probe every candidate and start the available ones, all meters concurrently.
 
         Probing and starting are dominated by library imports and hardware discovery (Zeus,
         CodeCarbon: seconds each), so they run in one thread per meter; the run's start
-        latency is that of the slowest meter, not their sum.
+        latency is that of the slowest meter, not their sum. With ``background_slow`` this
+        returns once the fast meters run; each slow one calls ``on_ready(name, meter)`` when it
+        runs too.
         """
         for name, _, _ in self._candidates:
             self._set(name)  # status entries in candidate order, whatever finishes first
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(self._candidates))) as ex:
-            started = list(ex.map(lambda c: self._probe_and_start(*c), self._candidates))
-        for (name, _, _), meter in zip(self._candidates, started, strict=True):
+        late = [c for c in self._candidates if background_slow and c[1] is not None
+                and c[1].slow_start]  # fmt: skip
+        now = [c for c in self._candidates if c not in late]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(now))) as ex:
+            started = list(ex.map(lambda c: self._probe_and_start(*c), now))
+        for (name, _, _), meter in zip(now, started, strict=True):
             if meter is not None:
                 self.running[name] = meter
+        for candidate in late:
+            self._starting[candidate[0]] = time.monotonic()
+            thread = threading.Thread(
+                target=self._start_late, args=(*candidate, on_ready), daemon=True
+            )
+            thread.start()
+
+    def _start_late(
+        self,
+        name: str,
+        meter: Meter | None,
+        create_error: str,
+        on_ready: Callable[[str, Meter], None] | None,
+    ) -> None:
+        started = self._probe_and_start(name, meter, create_error)
+        with self._lock:
+            self._starting.pop(name, None)
+            if started is not None and not self._stopped:
+                self.running[name] = started
+        if started is None:
+            return
+        if self._stopped:  # the job ended first: release what the meter holds
+            with contextlib.suppress(Exception):
+                started.stop()
+            return
+        if on_ready is not None:
+            try:
+                on_ready(name, started)
+            except Exception as err:  # noqa: BLE001 - record and carry on
+                self._fail(name, err, "first read")
 
     def _probe_and_start(self, name: str, meter: Meter | None, create_error: str) -> Meter | None:
         """Probe and start one meter; returns it when running, else records why not."""
@@ -121,9 +169,19 @@ class MeterSet:
         return out
 
     def stop(self) -> Readings:
-        """Final cumulative readings; every meter is stopped (errors recorded)."""
+        """Final cumulative readings; every meter is stopped (errors recorded); slow meters
+        still starting are recorded as not measured."""
         out: Readings = {}
         with self._lock:
+            self._stopped = True
+            for name, since in self._starting.items():
+                waited = time.monotonic() - since
+                self._set(
+                    name,
+                    available=False,
+                    reason=f"still starting when the job ended (after {waited:.1f} s); it needs "
+                    "seconds to start, so it measures jobs longer than that",
+                )
             for name, meter in list(self.running.items()):
                 try:
                     out[name] = list(meter.stop())
@@ -132,15 +190,28 @@ class MeterSet:
                 self.running.pop(name, None)
         return out
 
-    def attach(self, pid: int) -> None:
-        """Tell meters that follow a process tree (estimate) which child to follow."""
+    def attach(self, pid: int, reaped_s: Callable[[], float] | None = None) -> None:
+        """Tell meters that follow a process tree (estimate) which child to follow, and how
+        many CPU seconds of its processes the caller has reaped (``reaped_s``)."""
         for name, meter in list(self.running.items()):
             attach = getattr(meter, "attach", None)
             if callable(attach):
                 try:
-                    attach(pid)
+                    attach(pid, reaped_s)
                 except Exception as err:  # noqa: BLE001
                     self._fail(name, err, "attach")
+
+    def job_devices(self, pids: set[int]) -> dict[str, bool]:
+        """GPU uuid -> whether one of ``pids`` runs on it, from meters that can tell (NVML)."""
+        out: dict[str, bool] = {}
+        for name, meter in list(self.running.items()):
+            lister = getattr(meter, "job_devices", None)
+            if callable(lister):
+                try:
+                    out.update(lister(pids))
+                except Exception as err:  # noqa: BLE001 - a meter hiccup must not stop the run
+                    self._set(name, error=f"listing GPU processes failed: {err}")
+        return out
 
     def statuses(self) -> list[dict[str, Any]]:
         """Every meter's status: meter, available, reason, fix, error (mid-run), devices."""

@@ -90,6 +90,7 @@ class Job:
         self.pid: int | None = None
         self.forwarded: list[int] = []  # signals sent to the group, in order
         self.leftovers_stopped = 0  # processes that outlived the command and were stopped
+        self._reaped_cpu_s = 0.0  # CPU seconds of the job's processes this wrapper reaped
         self._tty: int | None = None
         self._kill_timer: threading.Timer | None = None
 
@@ -161,11 +162,22 @@ class Job:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
 
+    def reaped_cpu_s(self) -> float:
+        """CPU seconds (user + system) of the job's processes this wrapper has reaped."""
+        return self._reaped_cpu_s
+
+    def _reap(self, pid: int, options: int) -> tuple[int, int]:
+        """``wait4`` one of the job's processes; its CPU time is kept for the job."""
+        got, status, usage = os.wait4(pid, options)
+        if got and not os.WIFSTOPPED(status):
+            self._reaped_cpu_s += usage.ru_utime + usage.ru_stime
+        return got, status
+
     def wait(self) -> int:
         """Wait for the command to exit; its ``waitpid`` status. Ctrl-Z is passed through."""
         while True:
             try:
-                _, status = os.waitpid(self.pid, os.WUNTRACED)
+                _, status = self._reap(self.pid, os.WUNTRACED)
             except ChildProcessError:
                 return 0
             if os.WIFSTOPPED(status):
@@ -183,19 +195,22 @@ class Job:
 
     # -- what the command left behind ------------------------------------------------------------
     def _leftovers(self, spare: set[int]) -> list[psutil.Process]:
+        """The job's processes still around: its process group, and descendants of this
+        wrapper outside the wrapper's own group (job processes that left theirs, re-parented
+        here). The wrapper's own helpers (``git``, a meter's subprocess) share its group and
+        are never touched."""
+        own_group = os.getpgrp()
         found: dict[int, psutil.Process] = {}
         with contextlib.suppress(psutil.Error):
             for p in psutil.Process().children(recursive=True):
-                found[p.pid] = p
+                with contextlib.suppress(psutil.Error, OSError):
+                    if os.getpgid(p.pid) != own_group:
+                        found[p.pid] = p
         for p in psutil.process_iter():
             with contextlib.suppress(psutil.Error, OSError):
                 if os.getpgid(p.pid) == self.pid:
                     found[p.pid] = p
-        return [
-            p
-            for pid, p in found.items()
-            if pid not in spare and _alive(p)  # zombies are dead already
-        ]
+        return [p for pid, p in found.items() if pid not in spare]
 
     def stop_leftovers(self, spare: Sequence[int] = ()) -> int:
         """SIGTERM what the command left running, SIGKILL after the grace period; reap them.
@@ -204,7 +219,12 @@ class Job:
         """
         if self.pid is None:
             return 0
-        left = self._leftovers(set(spare))
+        found = self._leftovers(set(spare))
+        for p in found:  # exited orphans (zombies): reap them, count their CPU
+            if not _alive(p):
+                with contextlib.suppress(ChildProcessError, OSError):
+                    self._reap(p.pid, os.WNOHANG)
+        left = [p for p in found if _alive(p)]
         for p in left:
             with contextlib.suppress(psutil.Error):
                 p.terminate()
@@ -213,7 +233,9 @@ class Job:
             with contextlib.suppress(psutil.Error):
                 p.kill()
         psutil.wait_procs(alive, timeout=self.grace_s)
-        reap_children()
+        for p in left:  # orphans re-parented to this subreaper: reap them, count their CPU
+            with contextlib.suppress(ChildProcessError, OSError):
+                self._reap(p.pid, os.WNOHANG)
         self.leftovers_stopped += len(left)
         return len(left)
 
@@ -223,17 +245,6 @@ def _alive(p: psutil.Process) -> bool:
         return p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
-
-
-def reap_children() -> None:
-    """Collect exited children (orphans re-parented to this subreaper) without waiting."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def exit_code_of(wait_status: int) -> tuple[int, int]:

@@ -27,7 +27,13 @@ from greentrain.meters.poller import Poller
 from greentrain.meters.proctree import JobCPU
 from greentrain.record.jsonable import to_jsonable
 from greentrain.record.ranking import select_best
-from greentrain.record.readings import Readings, diff_readings, readings_rows, sample_readings
+from greentrain.record.readings import (
+    Readings,
+    diff_readings,
+    extrapolate_head,
+    readings_rows,
+    sample_readings,
+)
 from greentrain.record.vocabulary import RUN_SCOPE
 from greentrain.run.meterset import MeterSet
 from greentrain.run.writes import WriteQueue
@@ -90,6 +96,7 @@ class Recorder:
         self._last_flush = time.monotonic()
         self._sampler: Poller | None = None
         self._seq = 0
+        self._late: dict[str, float] = {}  # slow meters that joined after launch -> when
         self.finalized = False
 
     def create(
@@ -218,6 +225,16 @@ class Recorder:
             self._sampler = Poller(self.sample, self.sample_s, "greentrain-samples")
             self._sampler.start()
 
+    def on_meter_ready(self, name: str, meter: Any) -> None:
+        """A slow meter became ready after the job started: count it from now (its head is
+        extrapolated at the end, and labelled so)."""
+        reading = list(meter.read())
+        with self._lock:
+            if self.offset is None or name in self.offset:
+                return  # before launch: the launch reading covers it
+            self.offset[name] = reading
+            self._late[name] = time.time()
+
     def sample(self) -> None:
         """Read every meter now; store the run's totals so far and one timeline sample."""
         readings = self.meters.read()
@@ -228,13 +245,14 @@ class Recorder:
         with self._lock:
             seq, self._seq = self._seq, self._seq + 1
         cpu_s = self.cpu.seconds() if self.cpu is not None else (0.0 if seq == 0 else None)
+        on_device = self.meters.job_devices(self.cpu.pids()) if self.cpu is not None else None
         if seq:  # the whole-run rows so far: a dead wrapper's record keeps this energy
             self.writes.submit(
                 "add_energy", run_id=self.run_id, window_idx=RUN_SCOPE, rows=readings_rows(totals)
             )
         self.writes.submit(
             "add_sample", run_id=self.run_id, seq=seq, t=t, cpu_s=cpu_s,
-            readings=sample_readings(totals),
+            readings=sample_readings(totals, on_device),
         )  # fmt: skip
 
     def stop(self) -> None:
@@ -258,6 +276,9 @@ class Recorder:
             self.on_window_end(key, ended, final)
         self.flush_metrics()
         totals = diff_readings(final, self.offset) if self.offset else final
+        for name, ready in self._late.items():
+            if name in totals:
+                totals[name] = extrapolate_head(totals[name], ready - self.t0, ended - ready)
         self._submit_sample(ended, final)
         self.writes.submit(
             "add_energy", run_id=self.run_id, window_idx=RUN_SCOPE, rows=readings_rows(totals)

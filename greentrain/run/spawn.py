@@ -41,6 +41,7 @@ from greentrain.run.watchdog import Watchdog
 
 # Signals the wrapper takes and passes to the job's group (the others keep their default).
 FORWARDED_SIGNALS = (*TERMINATING, signal.SIGUSR1, signal.SIGUSR2)
+_WAITED = (*FORWARDED_SIGNALS, signal.SIGCHLD)  # SIGCHLD: the job exited, or stop() wakes us
 
 
 @dataclass
@@ -92,10 +93,10 @@ class SignalWatcher:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            info = signal.sigtimedwait(FORWARDED_SIGNALS, 0.1)
+            info = signal.sigtimedwait(_WAITED, 1.0)
             # CPython returns an uninitialised siginfo when EINTR hits at the deadline
             if info is None or info.si_signo not in FORWARDED_SIGNALS:
-                continue
+                continue  # a timeout, or the SIGCHLD that stop() sends to wake the thread
             signum = info.si_signo
             self.received.append(signum)
             name = signal.Signals(signum).name
@@ -115,6 +116,9 @@ class SignalWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread.ident is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pthread_kill(self._thread.ident, signal.SIGCHLD)  # wake it now
         self._thread.join(timeout=5)
         # swallow signals that arrived after the watcher stopped, before the mask is restored
         for _ in range(100):
@@ -148,7 +152,7 @@ def run_command(
     st, owned = open_store(opts.store)
     become_subreaper()
 
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
     recorder: Recorder | None = None
     watcher = SignalWatcher(lambda *a, **k: recorder.event(*a, **k) if recorder else None)
     watcher.start()
@@ -162,7 +166,7 @@ def run_command(
         meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
         recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s)
         recorder.create(command, opts.name, opts.tags, carbon)
-        meter_set.start()
+        meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready)
         recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())
         if opts.baseline_s > 0 and not watcher.event.is_set():
             recorder.baseline(opts.baseline_s, watcher.event)
@@ -180,9 +184,9 @@ def run_command(
                 exit_code = cannot_start
             else:
                 watchdog.watch(job.pid)
-                recorder.cpu = JobCPU(job.pid)
+                recorder.cpu = JobCPU(job.pid, job.reaped_cpu_s)
                 watcher.job = job
-                meter_set.attach(job.pid)
+                meter_set.attach(job.pid, job.reaped_cpu_s)
                 exit_code, killed_by = exit_code_of(job.wait())
                 watcher.job = None
         if watcher.terminated or killed_by in TERMINATING:

@@ -145,7 +145,7 @@ def track(
     handle = Run(run_id, recorder)
     status, exit_code = "failed", 1
     try:
-        meter_set.start()
+        meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready)
         recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())
         recorder.align_start(JobCPU())
         client.bind(recorder)

@@ -84,7 +84,7 @@ class Watchdog:
         with contextlib.suppress(OSError):
             os.close(self._write_end)
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+            os.waitpid(self.pid, os.WNOHANG)  # it exits on its own; never wait for it
 
 
 def stop_group(pgid: int, grace_s: float) -> bool:

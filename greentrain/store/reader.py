@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from greentrain.errors import StoreError
 from greentrain.record.assemble import assemble_run
 from greentrain.record.jsonable import loads
+from greentrain.record.split import Timeline, attribute
 from greentrain.store.connection import Connection, default_path
 from greentrain.store.liveness import pid_alive
 from greentrain.store.schema import SCHEMA_VERSION, check_schema, init_schema
@@ -164,7 +166,47 @@ class StoreReader:
         windows = self._children("windows", ids, "idx")
         metrics = self._children("metrics", ids, "seq")
         meters = self._children("meters", ids, "meter")
+        splits = self._splits(ids)
         return [
-            assemble_run(r, energy[r["id"]], windows[r["id"]], metrics[r["id"]], meters[r["id"]])
+            assemble_run(
+                r,
+                energy[r["id"]],
+                windows[r["id"]],
+                metrics[r["id"]],
+                meters[r["id"]],
+                splits.get(r["id"]),
+            )  # fmt: skip
             for r in rows
         ]
+
+    def _splits(self, ids: list[str]) -> dict[str, dict]:
+        """Each run's share of the machine-scope energy it shared with concurrent runs on its
+        host (:mod:`greentrain.record.split`); runs that overlapped no other get nothing."""
+        if self.version < 2 or not ids:
+            return {}
+        now = time.time()
+        spans = {
+            r["id"]: (r["host"], r["started_unix"], r["started_unix"] + r["duration_s"]
+                      if r["duration_s"] is not None else now)
+            for r in self._conn.query("SELECT id, host, started_unix, duration_s FROM runs")
+        }  # fmt: skip
+        overlaps: dict[str, list[str]] = {}
+        for run_id in ids:
+            host, start, end = spans[run_id]
+            others = [o for o, (h, s, e) in spans.items()
+                      if o != run_id and h == host and s < end and e > start]  # fmt: skip
+            if others:
+                overlaps[run_id] = others
+        if not overlaps:
+            return {}
+        needed = sorted(set(overlaps) | {o for others in overlaps.values() for o in others})
+        timelines = {
+            run_id: Timeline.from_rows(
+                run_id, [dict(r, readings=loads(r["readings"], [])) for r in rows]
+            )
+            for run_id, rows in self._children("samples", needed, "seq").items()
+        }
+        return {
+            run_id: attribute(timelines[run_id], [timelines[o] for o in others])
+            for run_id, others in overlaps.items()
+        }
