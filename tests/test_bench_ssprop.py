@@ -156,6 +156,8 @@ def test_markdown_report_lists_every_variant(bench_result):
         (["--compile-mode", "fast"], "--compile-mode must be one of"),
         (["--energy-rounds", "0"], "--energy-rounds must be >= 1"),
         (["--energy-block-s", "0"], "--energy-block-s must be > 0 seconds"),
+        (["--cuda-graphs"], "--cuda-graphs needs --device cuda"),
+        (["--graph-replays", "0"], "--graph-replays must be >= 1"),
     ],
 )
 def test_bad_options_give_one_line_error_and_exit_2(capsys, extra, message):
@@ -164,6 +166,23 @@ def test_bad_options_give_one_line_error_and_exit_2(capsys, extra, message):
     assert err.startswith("error: ") and message in err
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+def test_a_schedule_has_one_ratio_the_mean_of_its_per_step_ratios_everywhere(bench_result):
+    """Its phases alternate, so the median of its per-step ratios is one phase's; the summary
+    row and the schedule section report the same figure: their mean."""
+    [bar] = [v for v in bench_result["variants"] if v["kind"] == "schedule"]
+    [row] = [r for r in bench_result["summary"] if r["variant"] == bar["name"]]
+    assert bar["ratio_statistic"] == "mean"
+    assert row["step_time_ratio"] == bar["ratios"]["step_time"]["mean"]
+    assert row["step_time_ratio"] == bench_result["schedule"]["mean_step_time_ratio"]
+    steady = [v for v in bench_result["variants"] if v["kind"] != "schedule"]
+    assert all(v["ratio_statistic"] == "median" for v in steady)
+
+
+def test_every_variant_steps_with_the_same_fused_optimizer(bench_result):
+    impls = {v["optimizer"] for v in bench_result["variants"]}
+    assert impls == {"fused"}
 
 
 def test_cuda_without_a_gpu_is_a_one_line_error(capsys, monkeypatch):

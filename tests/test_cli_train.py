@@ -21,6 +21,7 @@ from greentrain.studies.sweep import train_args
         (["--resume"], "--resume needs --out DIR"),
         (["--tag", "novalue"], "--tag 'novalue': write it as KEY=VALUE"),
         (["--model", "ddpm", "--dataset", "cifar10"], "ddpm is not set up for 'cifar10'"),
+        (["--cuda-graphs", "--device", "cpu"], "--cuda-graphs needs --device cuda"),
     ],
 )
 def test_bad_train_options_exit_2_with_one_line_error(args, message, capsys):

@@ -99,3 +99,24 @@ def test_synthetic_cifar10_trains_offline_with_the_cifar_stem_and_records_a_run(
     run = Store(str(tmp_path / "s.db")).get_run(outcome.run_id)
     assert run["status"] == "finished" and run["config"]["dataset"] == "synthetic-cifar10"
     assert 0.0 <= outcome.result.history[0]["test_acc"] <= 1.0
+
+
+def test_compile_flags_wrap_the_training_model_in_one_fullgraph_compile(monkeypatch):
+    """--compile / --cuda-graphs reach torch.compile with fullgraph=True (a graph break is an
+    error, never a slow path) and the mode; the real compile is tested in test_ssprop_*."""
+    from greentrain.jobs.classify import train_classifier
+
+    calls = []
+
+    def spy(model, **kwargs):
+        calls.append(kwargs)
+        return model  # run eagerly: this test pins the wiring, not inductor
+
+    monkeypatch.setattr(torch, "compile", spy)
+    train_classifier(TrainConfig(epochs=1, drop=0.8, schedule="constant", compile=True, **TINY))
+    assert calls == [{"fullgraph": True, "mode": "default"}]
+    from greentrain.jobs.loop import compiled
+
+    cfg = TrainConfig(cuda_graphs=True)
+    with pytest.raises(Exception, match="--cuda-graphs needs a CUDA device"):
+        compiled(torch.nn.Linear(2, 2), cfg, torch.device("cpu"))

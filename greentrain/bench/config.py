@@ -38,7 +38,13 @@ class BenchConfig:
         channels_last: put models and inputs in channels_last memory format.
         compile: ``torch.compile`` every variant's model (dense too).
         compile_mode: ``torch.compile`` mode with ``compile``: ``"default"``,
-            ``"reduce-overhead"`` (CUDA graphs on a GPU) or ``"max-autotune"``.
+            ``"reduce-overhead"`` (CUDA graphs on a GPU) or ``"max-autotune"``. Every compiled
+            model uses ``fullgraph=True``: a graph break is an error, not a slow path.
+        cuda_graphs: compile every variant with ``mode="reduce-overhead"`` (CUDA graphs replay
+            the whole forward and backward; CUDA only).
+        fused_optimizer: the optimizer's fused implementation for every variant, dense
+            included (None: fused where torch has one for the device, else foreach).
+        graph_replays: CUDA graph replays per timed repetition of a layer's backward.
         steps: timed rounds; each round runs one train step of every variant.
         warmup: untimed rounds before the timed ones (every variant steps in each).
         schedule_check: also time a model driven by the paper's bar schedule.
@@ -66,6 +72,9 @@ class BenchConfig:
     channels_last: bool = False
     compile: bool = False
     compile_mode: str = "default"
+    cuda_graphs: bool = False
+    fused_optimizer: bool | None = None
+    graph_replays: int = 20
     steps: int = 20
     warmup: int = 3
     schedule_check: bool = False
@@ -159,6 +168,8 @@ def validate(cfg: BenchConfig) -> BenchConfig:
         raise ConfigError(
             f"--compile-mode must be one of {', '.join(COMPILE_MODES)} (got {cfg.compile_mode!r})"
         )
+    if cfg.graph_replays < 1:
+        raise ConfigError(f"--graph-replays must be >= 1 (got {cfg.graph_replays})")
     if cfg.energy_rounds < 1:
         raise ConfigError(f"--energy-rounds must be >= 1 (got {cfg.energy_rounds})")
     if not math.isfinite(cfg.energy_block_s) or cfg.energy_block_s <= 0:
@@ -170,6 +181,8 @@ def validate(cfg: BenchConfig) -> BenchConfig:
     kind = cfg.device.split(":", 1)[0]
     if kind not in DEVICES:
         raise ConfigError(f"--device must be cpu or cuda (got {cfg.device!r})")
+    if cfg.cuda_graphs and kind != "cuda":
+        raise ConfigError("--cuda-graphs needs --device cuda (CUDA graphs replay GPU work)")
     if kind == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(

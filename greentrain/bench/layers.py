@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from greentrain.bench.clock import graph_replay_seconds
 from greentrain.bench.config import BenchConfig
 from greentrain.bench.rounds import rotated
 from greentrain.bench.stats import paired_ratio, quantiles
@@ -63,6 +64,27 @@ def _layer_graph(layer, rec: dict, channels_last: bool, autocast):
     return out, targets, grad
 
 
+def _time_backward(graph, sync, device, replays: int) -> tuple[float, str]:
+    """Seconds of one layer backward, and how they were taken: on CUDA the GPU time of a CUDA
+    graph replayed ``replays`` times (no host overhead), else (or if capture fails) wall time
+    between synchronisations."""
+    out, targets, grad = graph
+
+    def work() -> None:
+        torch.autograd.grad(out, targets, grad, retain_graph=True)
+
+    if device.type == "cuda":
+        try:
+            return graph_replay_seconds(work, replays), "cuda graph replay"
+        except RuntimeError:
+            pass  # not capturable: time it eagerly
+    sync()
+    t0 = time.perf_counter()
+    work()
+    sync()
+    return time.perf_counter() - t0, "wall"
+
+
 def time_layers(
     cfg: BenchConfig, variants: list[Variant], captured, device, sync, autocast, log: Log = noop
 ) -> list[dict]:
@@ -89,15 +111,12 @@ def time_layers(
         graphs = {key: _layer_graph(layer, rec, cl, autocast) for key, layer, cl in entries}
         times: dict[str, list[float]] = {key: [] for key in graphs}
         keys = list(graphs)
+        method = "wall"
         for r in range(reps + 1):  # first repetition is an untimed warm-up
             for key in rotated(keys, r):
-                out, targets, grad = graphs[key]
-                sync()
-                t0 = time.perf_counter()
-                torch.autograd.grad(out, targets, grad, retain_graph=True)
-                sync()
+                seconds, method = _time_backward(graphs[key], sync, device, cfg.graph_replays)
                 if r > 0:
-                    times[key].append(time.perf_counter() - t0)
+                    times[key].append(seconds)
         del graphs
         dense_med = quantiles(times["dense"])["median"]
         alt_med = quantiles(times["dense_alt"])["median"]
@@ -107,6 +126,7 @@ def time_layers(
         x = rec["input"]
         row = {
             "name": name,
+            "timing": method,
             "in_channels": conv.in_channels,
             "out_channels": conv.out_channels,
             "kernel_size": list(conv.kernel_size),

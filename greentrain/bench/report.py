@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from greentrain.bench.stats import headline
+
 
 def _ms(stats: dict | None) -> str:
     if not stats:
@@ -19,12 +21,13 @@ def _ms(stats: dict | None) -> str:
     return f"{stats['median'] * 1e3:.1f} [{stats['p10'] * 1e3:.1f}-{stats['p90'] * 1e3:.1f}]"
 
 
-def _ratio(r: dict | None, spread: bool = True) -> str:
-    if not r:
+def _ratio(r: dict | None, spread: bool = True, schedule: bool = False) -> str:
+    value = headline(r, schedule)
+    if value is None:
         return "-"
     if spread:
-        return f"{r['median']:.3f} [{r['p10']:.2f}-{r['p90']:.2f}]"
-    return f"{r['median']:.3f}"
+        return f"{value:.3f} [{r['p10']:.2f}-{r['p90']:.2f}]"
+    return f"{value:.3f}"
 
 
 def _x(value: float | None) -> str:
@@ -56,18 +59,19 @@ def _variant_rows(result: dict) -> list[list[str]]:
     for v in result["variants"]:
         dense_ref = v["kind"] == "dense" and v["name"] == "dense"
         r, f = v["ratios"], v["ratios_vs_fastest_dense"]
+        sch = v["kind"] == "schedule"
         rows.append(
             [
                 v["name"],
                 v["layout"],
                 _ms(v["step_time_s"]),
-                "1 (ref)" if dense_ref else _ratio(r["step_time"]),
-                _ratio(f["step_time"]),
+                "1 (ref)" if dense_ref else _ratio(r["step_time"], schedule=sch),
+                _ratio(f["step_time"], schedule=sch),
                 _ms(v["backward_time_s"]),
-                "1 (ref)" if dense_ref else _ratio(r["backward_time"]),
-                _ratio(f["backward_time"]),
+                "1 (ref)" if dense_ref else _ratio(r["backward_time"], schedule=sch),
+                _ratio(f["backward_time"], schedule=sch),
                 _energy(v, result),
-                "n/a" if not result["energy"]["available"] else _ratio(r["energy"]),
+                "n/a" if not result["energy"]["available"] else _ratio(r["energy"], schedule=sch),
             ]
         )
     return rows
@@ -153,7 +157,8 @@ def schedule_line(result: dict) -> str | None:
 def footnotes(result: dict) -> list[str]:
     """Method notes printed under the tables."""
     notes = [
-        "Ratios: median [p10-p90] of per-round ratios (variants interleaved, order rotated "
+        "Ratios: median [p10-p90] of per-round ratios (a schedule's: their mean, its time in "
+        "units of dense; variants interleaved, order rotated "
         "each round); 'fastest dense' = the dense layout with the lowest median ratio to dense "
         "for that metric "
         f"(step: {result['dense_baseline']['fastest']['step_time']}, backward: "

@@ -9,13 +9,20 @@ import numpy as np
 import torch
 
 from greentrain.bench.config import SCHEDULE_DROP_RATE, SCHEDULE_PERIOD_EPOCHS, BenchConfig
-from greentrain.bench.stats import paired_ratio, quantiles
-from greentrain.bench.variants import Variant, layout_name
+from greentrain.bench.stats import headline, paired_ratio, quantiles
+from greentrain.bench.variants import Variant, layout_name, optimizer_impl
 from greentrain.envinfo import cpu_model
+
+METRICS = ("step_time", "backward_time", "gpu_step_time", "energy")
 
 
 def _metric_lists(v: Variant) -> dict[str, list]:
-    return {"step_time": v.step_s, "backward_time": v.backward_s, "energy": v.energy_j}
+    return {
+        "step_time": v.step_s,
+        "backward_time": v.backward_s,
+        "gpu_step_time": v.gpu_s.get("step", []),
+        "energy": v.energy_j,
+    }
 
 
 def fastest_dense(variants: list[Variant]) -> dict[str, str | None]:
@@ -23,7 +30,7 @@ def fastest_dense(variants: list[Variant]) -> dict[str, str | None]:
     dense = [v for v in variants if v.kind == "dense"]
     ref = dense[0]
     out: dict[str, str | None] = {}
-    for metric in ("step_time", "backward_time", "energy"):
+    for metric in METRICS:
         best, best_ratio = None, None
         for v in dense:
             r = paired_ratio(_metric_lists(v)[metric], _metric_lists(ref)[metric])
@@ -49,10 +56,14 @@ def variant_result(v: Variant, dense: Variant, fastest: dict, by_name: dict, cfg
         "layout": layout_name(v.channels_last),
         "channels_last": v.channels_last,
         "dtype": cfg.dtype,
-        "compile": cfg.compile,
+        "compile": cfg.compile or cfg.cuda_graphs,
+        "cuda_graphs": cfg.cuda_graphs,
+        "optimizer": optimizer_impl(v.optimizer),
         "steps": len(v.step_s),
+        "ratio_statistic": "mean" if v.kind == "schedule" else "median",
         "step_time_s": quantiles(v.step_s),
         "backward_time_s": quantiles(v.backward_s),
+        "gpu_time_s": {phase: quantiles(values) for phase, values in v.gpu_s.items()} or None,
         "energy_j_per_step": quantiles([e for e in v.energy_j if e is not None]),
         "ratios": ratios,
         "ratios_vs_fastest_dense": ratios_fast,
@@ -61,7 +72,6 @@ def variant_result(v: Variant, dense: Variant, fastest: dict, by_name: dict, cfg
 
 def schedule_result(v: Variant, dense: Variant) -> dict:
     per_round = paired_ratio(v.step_s, dense.step_s)
-    ratios = [a / b for a, b in zip(v.step_s, dense.step_s, strict=False) if b > 0]
     phases = {}
     for label, pick in (("dense_phase", lambda r: not r), ("sparse_phase", lambda r: bool(r))):
         idx = [i for i, rate in enumerate(v.rates) if pick(rate)]
@@ -79,9 +89,9 @@ def schedule_result(v: Variant, dense: Variant) -> dict:
         "steps_per_epoch": 1,
         "rates": v.rates,
         "sparse_fraction": float(np.mean([bool(r) for r in v.rates])) if v.rates else None,
-        # mean over steps of the paired per-step ratio: the schedule's average step time in
-        # units of dense, robust to machine load that scales both members of a pair alike
-        "mean_step_time_ratio": float(np.mean(ratios)) if ratios else None,
+        # the schedule's headline ratio (bench.stats.headline): the mean over steps of the paired
+        # per-step ratio, its average step time in units of dense; the summary row's too
+        "mean_step_time_ratio": headline(per_round, schedule=True),
         "ratio_of_total_time": per_round["ratio_of_means"] if per_round else None,
         "phase_step_time_ratios": phases,
         "mean_of_phase_ratios": (sum(both) / 2) if all(b is not None for b in both) else None,
@@ -115,11 +125,12 @@ def summary_rows(result: dict) -> list[dict]:
             "dense": 1 if v["kind"] == "dense" else 0,
             "channels_last": 1 if v["channels_last"] else 0,
         }
-        for metric in ("step_time", "backward_time", "energy"):
-            r = v["ratios"].get(metric)
-            f = v["ratios_vs_fastest_dense"].get(metric)
-            row[f"{metric}_ratio"] = r["median"] if r else None
-            row[f"{metric}_ratio_vs_fastest_dense"] = f["median"] if f else None
+        schedule = v["kind"] == "schedule"
+        for metric in METRICS:
+            row[f"{metric}_ratio"] = headline(v["ratios"].get(metric), schedule)
+            row[f"{metric}_ratio_vs_fastest_dense"] = headline(
+                v["ratios_vs_fastest_dense"].get(metric), schedule
+            )
         row["step_time_s"] = v["step_time_s"]["median"] if v["step_time_s"] else None
         row["backward_time_s"] = v["backward_time_s"]["median"] if v["backward_time_s"] else None
         e = v["energy_j_per_step"]

@@ -1,47 +1,42 @@
 """Timed rounds: every variant steps once per round, in rotated order, so drift of the
 machine's load hits all variants alike; then, on a GPU, blocks of steps read on NVML's energy
-counter (one step is shorter than the counter's update period)."""
+counter (one step is shorter than the counter's update period). Steps are timed by
+:class:`~greentrain.bench.clock.StepClock` (wall, and GPU time per phase on CUDA)."""
 
 from __future__ import annotations
 
 import gc
 import math
-import time
 
 import torch.nn.functional as F
 
+from greentrain.bench.clock import StepClock
 from greentrain.bench.config import BenchConfig
 from greentrain.bench.stats import quantiles
 from greentrain.bench.variants import Log, Variant, current_rate, noop
 
 
-def _train_step(variant: Variant, batch, sync, autocast) -> tuple[float, float]:
-    """One timed train step: (step_s, backward_s)."""
+def train_step(variant: Variant, batch, autocast, clock: StepClock | None = None) -> None:
+    """One train step (zero_grad, forward + loss, backward, optimizer step), then one scheduler
+    step; ``clock`` marks its phases."""
     x, x_cl, y = batch
     xin = x_cl if variant.channels_last else x
-    sync()
-    t0 = time.perf_counter()
+    if clock is not None:
+        clock.start()
     variant.optimizer.zero_grad(set_to_none=True)
     with autocast():
         out = variant.run_model(xin)
         loss = F.cross_entropy(out.float(), y)
-    sync()
-    b0 = time.perf_counter()
+    if clock is not None:
+        clock.mark()
     loss.backward()
-    sync()
-    b1 = time.perf_counter()
+    if clock is not None:
+        clock.mark()
     variant.optimizer.step()
-    sync()
-    t1 = time.perf_counter()
-    return t1 - t0, b1 - b0
-
-
-def _advance(variant: Variant, batch, sync, autocast) -> tuple[float, float]:
-    """One timed train step, then one scheduler step: (step_s, backward_s)."""
-    timing = _train_step(variant, batch, sync, autocast)
+    if clock is not None:
+        clock.stop()
     if variant.scheduler is not None:
         variant.scheduler.step()
-    return timing
 
 
 def rotated(items: list, r: int) -> list:
@@ -51,9 +46,10 @@ def rotated(items: list, r: int) -> list:
 
 
 def run_rounds(
-    cfg: BenchConfig, variants: list[Variant], batch, sync, autocast, log: Log = noop
+    cfg: BenchConfig, variants: list[Variant], batch, device, autocast, log: Log = noop
 ) -> None:
-    """Warm-up rounds, then ``cfg.steps`` timed rounds; fills each variant's lists."""
+    """Warm-up rounds, then ``cfg.steps`` timed rounds; fills each variant's lists (wall
+    seconds, and on CUDA the GPU seconds of each phase, :class:`StepClock`)."""
     total = cfg.warmup + cfg.steps
     for r in range(total):
         if r == cfg.warmup:
@@ -61,11 +57,10 @@ def run_rounds(
         timed = r >= cfg.warmup
         for v in rotated(variants, r):
             rate = current_rate(v)
-            step_s, backward_s = _advance(v, batch, sync, autocast)
+            clock = StepClock(device)
+            train_step(v, batch, autocast, clock)
             if timed:
-                v.step_s.append(step_s)
-                v.backward_s.append(backward_s)
-                v.rates.append(rate)
+                v.record_step(clock.wall(), clock.gpu(), rate)
         label = "warm-up" if not timed else "timed"
         log(f"round {r + 1}/{total} ({label}) done")
 
@@ -87,7 +82,7 @@ def run_energy_blocks(
             sync()
             e0 = counter.read_j()
             for _ in range(steps):
-                _advance(v, batch, sync, autocast)
+                train_step(v, batch, autocast)
             sync()
             v.energy_j.append((counter.read_j() - e0) / steps)
         log(f"energy round {r + 1}/{cfg.energy_rounds} ({steps} steps per block) done")

@@ -66,14 +66,28 @@ SCHEMA = "greentrain.bench.ssprop/1"
 
 METHOD = {
     "order": "round-robin, start rotated by one variant each round (after warm-up rounds)",
-    "step_time": "zero_grad + forward + loss + backward + optimizer.step, seconds, synchronised",
-    "backward_time": "loss.backward() alone, seconds, synchronised before and after",
+    "step_time": (
+        "wall seconds of zero_grad + forward + loss + backward + optimizer.step, synchronised "
+        "before and after the step only"
+    ),
+    "backward_time": (
+        "loss.backward() alone: GPU seconds between CUDA events on CUDA, wall seconds on CPU"
+    ),
+    "gpu_time": (
+        "CUDA only: GPU seconds per phase (forward, backward, optimizer) and step, between CUDA "
+        "events; in eager mode they include gaps where the GPU waited for kernel launches"
+    ),
+    "optimizer": "the same for every variant: Adam (or SGD), fused where torch has it",
+    "compile": "--compile/--cuda-graphs: torch.compile(fullgraph=True) of every variant",
     "energy": (
         "NVML total-energy counter read around blocks of consecutive steps (>= energy_block_s "
         "at dense speed), joules per step = block joules / steps, one figure per round; "
         "None off CUDA"
     ),
-    "ratio": "median of per-round ratios variant[r] / baseline[r] (p10-p90 of the same ratios)",
+    "ratio": (
+        "median of per-round ratios variant[r] / baseline[r] (p10-p90 of the same ratios); for "
+        "a schedule variant the mean of them (its phases alternate), also in the summary"
+    ),
     "fastest_dense": (
         "per metric, the dense variant (either memory layout) with the lowest median paired "
         "ratio to the same-settings dense"
@@ -81,8 +95,10 @@ METHOD = {
     "per_layer": (
         "conv input and grad_output captured from one real eager dense step; per layer each "
         "variant builds its graph once and torch.autograd.grad(..., retain_graph=True) is timed "
-        "layer_reps times, interleaved; sparse layers carry the dense layer's weights; "
-        "grad_input skipped where the real input needed none; eager, same layout/autocast"
+        "layer_reps times, interleaved: on CUDA GPU seconds of a CUDA graph of it replayed "
+        "graph_replays times (no host overhead), on CPU wall seconds; sparse layers carry the "
+        "dense layer's weights; grad_input skipped where the real input needed none; same "
+        "layout/autocast"
     ),
     "schedule": (
         "bar schedule (period 2 epochs, drop 0.8) with 1 step per epoch, so phases alternate "
@@ -123,7 +139,7 @@ def _run(cfg: BenchConfig, log: Log) -> dict:
 
     log(f"building {2 + len(cfg.drops) + int(cfg.schedule_check)} variants of {cfg.model}")
     variants = make_variants(cfg, base, device)
-    run_rounds(cfg, variants, batch, sync, autocast, log)
+    run_rounds(cfg, variants, batch, device, autocast, log)
     if counter is not None:
         energy_info["block_steps"] = run_energy_blocks(
             cfg, variants, batch, sync, autocast, counter, log

@@ -1,5 +1,10 @@
 """Robust summaries of repeated timings: median with its spread, and paired ratios.
 
+The one definition of a reported ratio (:func:`headline`): the median of the per-round paired
+ratios for a variant that does the same work every step; the *mean* of them for a schedule,
+whose steps alternate between phases (the median of a two-valued set is one of the two; the
+mean is the schedule's time in units of dense, what a whole run's total converges to).
+
 Ratios are *paired*: in round ``r`` every variant ran once, so ``x[r] / base[r]`` compares two
 measurements taken seconds apart under the same machine load. The reported ratio is the median
 of these per-round ratios (robust to a noisy round hitting one variant), with its p10-p90
@@ -53,9 +58,17 @@ def paired_ratio(values: Sequence[float], base: Sequence[float]) -> dict | None:
     med_den = float(np.median(den))
     return {
         "median": stats["median"],
+        "mean": stats["mean"],
         "p10": stats["p10"],
         "p90": stats["p90"],
         "ratio_of_medians": float(np.median(num)) / med_den if med_den > 0 else None,
         "ratio_of_means": float(np.mean(num)) / float(np.mean(den)) if np.mean(den) > 0 else None,
         "n": stats["n"],
     }
+
+
+def headline(ratio: dict | None, schedule: bool = False) -> float | None:
+    """The ratio a table reports for one variant (see the module docstring)."""
+    if not ratio:
+        return None
+    return ratio["mean"] if schedule else ratio["median"]

@@ -36,10 +36,21 @@ class Variant:
     run_model: Any  # what the step calls: ``model`` or ``torch.compile(model)``
     optimizer: Any
     scheduler: Any = None
-    step_s: list[float] = field(default_factory=list)
-    backward_s: list[float] = field(default_factory=list)
+    step_s: list[float] = field(default_factory=list)  # wall seconds per step
+    backward_s: list[float] = field(default_factory=list)  # GPU seconds on CUDA, else wall
+    gpu_s: dict[str, list[float]] = field(default_factory=dict)  # GPU seconds per phase
     energy_j: list[float | None] = field(default_factory=list)
     rates: list[float | None] = field(default_factory=list)
+
+    def record_step(
+        self, wall: dict[str, float], gpu: dict[str, float] | None, rate: float | None
+    ) -> None:
+        """Keep one timed step: wall seconds, GPU seconds per phase (CUDA), the drop rate."""
+        self.step_s.append(wall["step"])
+        self.backward_s.append(gpu["backward"] if gpu else wall["backward"])
+        for phase, seconds in (gpu or {}).items():
+            self.gpu_s.setdefault(phase, []).append(seconds)
+        self.rates.append(rate)
 
 
 def noop(_: str) -> None:
@@ -71,9 +82,25 @@ def build_base_model(cfg: BenchConfig):
 
 
 def _optimizer(cfg: BenchConfig, model):
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    return torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.9, 0.999))
+    """The same optimizer for every variant: Adam (the paper's) or SGD, fused where possible."""
+    params = list(model.parameters())
+    kwargs = (
+        dict(lr=0.01, momentum=0.9) if cfg.optimizer == "sgd" else dict(lr=2e-4, betas=(0.9, 0.999))
+    )
+    cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam
+    if cfg.fused_optimizer is not False:
+        try:
+            return cls(params, fused=True, **kwargs)
+        except (RuntimeError, ValueError, TypeError):
+            if cfg.fused_optimizer:  # asked for explicitly
+                raise
+    return cls(params, foreach=True, **kwargs)
+
+
+def optimizer_impl(optimizer) -> str:
+    """``fused``, ``foreach`` or ``for-loop``: how the optimizer steps."""
+    group = optimizer.param_groups[0]
+    return "fused" if group.get("fused") else "foreach" if group.get("foreach") else "for-loop"
 
 
 def _make_variant(
@@ -104,7 +131,10 @@ def _make_variant(
             warmup=0,
         )
     optimizer = _optimizer(cfg, model)
-    run_model = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
+    run_model = model
+    if cfg.compile or cfg.cuda_graphs:
+        mode = "reduce-overhead" if cfg.cuda_graphs else cfg.compile_mode
+        run_model = torch.compile(model, mode=mode, fullgraph=True)
     return Variant(
         name=name,
         kind=kind,

@@ -50,6 +50,19 @@ def bench_ssprop(
         help="torch.compile mode with --compile: default, reduce-overhead (CUDA graphs), "
         "max-autotune.",
     ),
+    cuda_graphs: bool = typer.Option(
+        False,
+        "--cuda-graphs",
+        help="Compile every variant with CUDA graphs (reduce-overhead, fullgraph); CUDA only.",
+    ),
+    fused_optimizer: bool = typer.Option(
+        None,
+        "--fused-optimizer/--no-fused-optimizer",
+        help="Fused optimizer for every variant (default: fused where torch has one).",
+    ),
+    graph_replays: int = typer.Option(
+        20, "--graph-replays", help="CUDA: graph replays per timed layer repetition."
+    ),
     energy_rounds: int = typer.Option(
         5, "--energy-rounds", help="GPU: rounds of energy blocks (one block per variant each)."
     ),
@@ -95,6 +108,9 @@ def bench_ssprop(
             seed=seed,
             threads=threads,
             compile_mode=compile_mode,
+            cuda_graphs=cuda_graphs,
+            fused_optimizer=fused_optimizer,
+            graph_replays=graph_replays,
             energy_rounds=energy_rounds,
             energy_block_s=energy_block_s,
         )

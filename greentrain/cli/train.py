@@ -93,6 +93,18 @@ def train(
         False, "--resume/--no-resume", rich_help_panel=_RUN, help="Continue from OUT/last.pt."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", rich_help_panel=_RUN),
+    compile: bool = typer.Option(
+        False,
+        "--compile/--no-compile",
+        rich_help_panel=_RUN,
+        help="torch.compile(fullgraph=True) the model: forward and ssProp's backward, one graph.",
+    ),
+    cuda_graphs: bool = typer.Option(
+        False,
+        "--cuda-graphs/--no-cuda-graphs",
+        rich_help_panel=_RUN,
+        help="Compile with CUDA graphs (reduce-overhead): one graph per drop-rate phase.",
+    ),
     store: str = typer.Option(
         None, rich_help_panel=_METER, help="Run store (default ./reports/greentrain.db)."
     ),

@@ -42,6 +42,7 @@ from greentrain.jobs.distributed import DistContext, all_reduce_mean, barrier, p
 from greentrain.jobs.loop import (
     FlopsAt,
     build_drop_scheduler,
+    compiled,
     deterministic,
     seed_everything,
     train_steps,
@@ -198,6 +199,7 @@ def train_classifier(
             train_model = DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None
             )
+        train_model = compiled(train_model, cfg, device)
         optimizer = torch.optim.Adam(
             model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
         )

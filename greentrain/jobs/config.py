@@ -135,6 +135,8 @@ class ExecutionOptions:
     out: str | None = None
     resume: bool = False  # continue from <out>/last.pt
     progress: bool = True  # rich progress bars (silent anyway when stderr is not a terminal)
+    compile: bool = False  # torch.compile(fullgraph=True) the training model
+    cuda_graphs: bool = False  # compile with mode="reduce-overhead": CUDA graphs (CUDA only)
 
     def validate_execution(self) -> None:
         _at_least_one(
@@ -143,6 +145,8 @@ class ExecutionOptions:
         )
         if self.resume and not self.out:
             raise ConfigError("--resume needs --out DIR (where the checkpoints are)")
+        if self.cuda_graphs and self.device.split(":", 1)[0] not in ("auto", "cuda"):
+            raise ConfigError("--cuda-graphs needs --device cuda (CUDA graphs replay GPU work)")
 
 
 @dataclass

@@ -33,6 +33,7 @@ from greentrain.jobs.distributed import pick_device
 from greentrain.jobs.loop import (
     FlopsAt,
     build_drop_scheduler,
+    compiled,
     deterministic,
     seed_everything,
     train_steps,
@@ -145,6 +146,7 @@ def train_ddpm(
         steps_per_epoch = len(loader)
         if cfg.max_steps_per_epoch is not None:
             steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+        train_model = compiled(model, cfg, device)
         scheduler = build_drop_scheduler(_whole_period(cfg), model, cfg.epochs, steps_per_epoch)
 
         start_epoch = 0
@@ -168,7 +170,7 @@ def train_ddpm(
 
                     def loss_fn(batch: Any) -> torch.Tensor:
                         x0 = to_unit(batch[0].to(device), data.mean, data.std) * 2 - 1
-                        return diffusion.loss(model, x0)
+                        return diffusion.loss(train_model, x0)
 
                     done = train_steps(
                         loader,

@@ -135,3 +135,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def compiled(model: nn.Module, cfg: Any, device: torch.device) -> nn.Module:
+    """``model`` under ``torch.compile(fullgraph=True)`` when ``cfg.compile`` or
+    ``cfg.cuda_graphs`` (mode ``reduce-overhead``: CUDA graphs replay the forward and backward),
+    else ``model`` itself. A graph break is an error, never a silent slow path."""
+    if not (cfg.compile or cfg.cuda_graphs):
+        return model
+    if cfg.cuda_graphs and device.type != "cuda":
+        raise ConfigError("--cuda-graphs needs a CUDA device; this job runs on " + str(device))
+    mode = "reduce-overhead" if cfg.cuda_graphs else "default"
+    return torch.compile(model, fullgraph=True, mode=mode)
