@@ -215,6 +215,22 @@ def epoch_energies_kwh(run: dict, issues: list[Issue] | None = None) -> list[flo
     return out
 
 
+def outermost(spans: list[tuple[float, float, float]]) -> set[tuple[float, float]]:
+    """The ``(start, end)`` intervals of ``spans`` not nested in a *different* interval.
+
+    Windows may nest (an "eval" inside an "epoch"); only outermost ones are counted, never
+    twice. Two windows with the same interval do not hide each other. One sweep over the
+    distinct intervals by start, longest first: an interval is nested exactly when an earlier
+    one reaches at least as far (O(n log n), so a run with many windows cannot stall a page).
+    """
+    out, reach = set(), -math.inf
+    for start, end in sorted({(s0, s1) for s0, s1, _ in spans}, key=lambda i: (i[0], -i[1])):
+        if reach < end:
+            out.add((start, end))
+        reach = max(reach, end)
+    return out
+
+
 def accuracy_curve(
     run: dict, metric: str = "test_acc", issues: list[Issue] | None = None
 ) -> list[dict]:
@@ -235,15 +251,8 @@ def accuracy_curve(
         if ws is not None and start is not None and e is not None:
             end = math.inf if we is None else (we - start).total_seconds()
             spans.append(((ws - start).total_seconds(), end, e))
-    # Windows may nest (an "eval" inside an "epoch"): count only outermost ones, never twice.
-    windows = sorted(
-        (s0, e)
-        for i, (s0, s1, e) in enumerate(spans)
-        if not any(
-            j != i and o0 <= s0 and s1 <= o1 and (o0, o1) != (s0, s1)
-            for j, (o0, o1, _) in enumerate(spans)
-        )
-    )
+    outer = outermost(spans)
+    windows = sorted((s0, e) for s0, s1, e in spans if (s0, s1) in outer)
     recs = []
     for i, rec in r.metrics():
         if rec.get(metric) is None:
