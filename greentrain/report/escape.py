@@ -30,8 +30,9 @@ The rules:
    letter where Unicode has one); then printable ASCII and Latin-1 (U+00A0..U+00FF) pass as
    UTF-8, LaTeX's default input encoding, except ``« » Ð Þ ð þ``, which OT1 lacks and are
    written ``<< >> D Th d th``. Typographic quotes and dashes become their TeX ligatures
-   (`` ` ' `` ``` `` ''`` ``-- ---``), and a few Latin letters without a decomposition their
-   usual transliteration (``Œ`` -> ``OE``, ``ł`` -> ``l``). Any other character becomes its
+   (single quotes -> a backquote and an apostrophe, double quotes -> two of each, en and em
+   dash -> ``--`` and ``---``), and a few Latin letters without a decomposition their usual
+   transliteration (``Œ`` -> ``OE``, ``ł`` -> ``l``). Any other character becomes its
    compatibility decomposition without accents when that is printable ASCII (``ﬁ`` -> ``fi``,
    ``Ａ`` -> ``A``, ``ő`` -> ``o``); otherwise -- CJK, emoji, Greek, Cyrillic, Arabic, Hebrew,
    stray combining marks, other format characters -- a visible placeholder that names its code
