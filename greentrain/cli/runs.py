@@ -1,29 +1,66 @@
-"""``greentrain runs`` (list), ``greentrain show RUN`` (detail) and ``greentrain rm RUN``."""
+"""``greentrain runs`` (list), ``greentrain show RUN`` (detail) and ``greentrain rm RUN``.
+
+Whatever a run record holds, these print it: every text from the record goes to the terminal
+through :func:`greentrain.report.escape.terminal_text` (control characters, escape sequences
+and line breaks shown escaped, never raw; rich markup and emoji codes never interpreted), a
+value of the wrong type is shown as its ``repr`` marked ``(invalid)``, and ``--json`` is
+always valid JSON (NaN and infinities as ``null``, as the store writes them).
+"""
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from greentrain.cli._app import app
 from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
+from greentrain.record.jsonable import dumps
+from greentrain.report.escape import terminal_text
+from greentrain.report.reading import check_number, describe
+from greentrain.report.runs import run_is_estimated
 from greentrain.store import Store
 from greentrain.units import format_energy
 
 
-def _fmt(value: float | None, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
+def _invalid(value: object) -> str:
+    return f"{describe(value)} (invalid)"
+
+
+def _fmt(value: object, fmt: str) -> str:
+    """``value`` formatted with ``fmt``; ``-`` for None; the repr marked invalid otherwise."""
+    if value is None:
+        return "-"
+    number, why = check_number(value)
+    return _invalid(value) if why is not None else format(number, fmt)
+
+
+def _energy(value: object) -> str:
+    """Joules in a readable unit (``n/a`` for None), or the repr marked invalid."""
+    number, why = check_number(value)
+    return _invalid(value) if why is not None else format_energy(number)
+
+
+def _map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else []
 
 
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    sys.stdout.write(dumps(obj, indent=2) + "\n")
+
+
+def _console() -> Console:
+    return Console(highlight=False, emoji=False, markup=False)
 
 
 @app.command("runs")
@@ -51,26 +88,28 @@ def runs_cmd(
         )
     any_estimated = False
     for r in runs:
-        estimated = any(e.get("estimated") for e in r["energy"].values())
+        estimated = run_is_estimated(r)
         any_estimated = any_estimated or estimated
-        table.add_row(
-            r["id"],
-            escape(r["name"]),
-            r["status"],
-            "-" if r["exit_code"] is None else str(r["exit_code"]),
-            r["started_at"][5:16].replace("T", " "),
-            _fmt(r["duration_s"], ".1f"),
-            _fmt(r["energy_kwh"], ".3g") + ("*" if estimated else ""),
-            _fmt(r["co2_g"], ".3g"),
-            escape(" ".join(f"{k}={v}" for k, v in r["tags"].items())),
-        )
-    console = Console(highlight=False, width=max(Console().width, 120))
+        started = r.get("started_at")
+        cells = [
+            r.get("id"),
+            r.get("name"),
+            r.get("status"),
+            "-" if r.get("exit_code") is None else r["exit_code"],
+            started[5:16].replace("T", " ") if isinstance(started, str) else started,
+            _fmt(r.get("duration_s"), ".1f"),
+            _fmt(r.get("energy_kwh"), ".3g") + ("*" if estimated else ""),
+            _fmt(r.get("co2_g"), ".3g"),
+            " ".join(f"{k}={v}" for k, v in _map(r.get("tags")).items()),
+        ]
+        table.add_row(*(Text(terminal_text(c)) for c in cells))
+    console = Console(highlight=False, emoji=False, width=max(Console().width, 120))
     if not runs:
         console.print("no runs")
         return
     console.print(table)
     if any_estimated:
-        console.print("* includes estimated figures (see `greentrain show RUN`)")
+        console.print("* includes estimated figures (see `greentrain show RUN`)", markup=False)
 
 
 @app.command("show")
@@ -85,68 +124,90 @@ def show_cmd(
     if as_json:
         _print_json(r)
         return
-    c = Console(highlight=False)
+    c = _console()
 
-    def say(text: str) -> None:  # user data (commands, names, reasons) is not rich markup
-        c.print(text, markup=False)
+    def say(text: str) -> None:  # every line of user data: escaped, plain text
+        c.print(Text(terminal_text(text)))
 
-    c.print(
-        f"[bold]{r['id']}[/]  {escape(r['name'])}  [bold]{r['status']}[/]  exit {r['exit_code']}"
+    def heading(text: str) -> None:
+        c.print(Text(text, style="bold"))
+
+    head = Text()
+    head.append(terminal_text(r.get("id")), style="bold")
+    head.append(f"  {terminal_text(r.get('name'))}  ")
+    head.append(terminal_text(r.get("status")), style="bold")
+    head.append(f"  exit {terminal_text(r.get('exit_code'))}")
+    c.print(head)
+    command = r.get("command")
+    say(f"  command   {' '.join(map(str, command)) if isinstance(command, list) else command}")
+    git = _map(r.get("git"))
+    say(f"  cwd       {r.get('cwd')}   git {git.get('commit')} dirty={git.get('dirty')}")
+    say(
+        f"  started   {r.get('started_at')}  ended {r.get('ended_at')}  "
+        f"({_fmt(r.get('duration_s'), '.2f')} s)"
     )
-    say(f"  command   {' '.join(r['command'])}")
-    say(f"  cwd       {r['cwd']}   git {r['git'].get('commit')} dirty={r['git'].get('dirty')}")
-    say(f"  started   {r['started_at']}  ended {r['ended_at']}  ({_fmt(r['duration_s'], '.2f')} s)")
-    env = r["env"]
+    env = _map(r.get("env"))
     say(
         f"  host      {env.get('host')}  cpu {env.get('cpu_model')}  gpus {env.get('gpu_models')}"
         f"  torch {env.get('torch_version')}  cuda {env.get('cuda_version')}"
     )
-    if r["tags"]:
-        say("  tags      " + " ".join(f"{k}={v}" for k, v in r["tags"].items()))
-    if r["config"]:
-        say("  config    " + json.dumps(r["config"]))
-    c.print("[bold]energy[/]")
-    for domain, e in r["energy"].items():
+    tags = _map(r.get("tags"))
+    if tags:
+        say("  tags      " + " ".join(f"{k}={v}" for k, v in tags.items()))
+    if r.get("config"):
+        say("  config    " + dumps(r["config"]))
+    heading("energy")
+    for domain, e in _map(r.get("energy")).items():
+        if not isinstance(e, Mapping):
+            say(f"  {domain:<5} {_invalid(e)}")
+            continue
         if e.get("energy_j") is None:
             say(f"  {domain:<5} n/a  {e.get('reason', '')}")
             continue
         est = " (estimate)" if e.get("estimated") else ""
-        say(f"  {domain:<5} {format_energy(e['energy_j']):>10}  {e['source']}{est}")
-        for a in e.get("alternatives", []):
+        say(f"  {domain:<5} {_energy(e['energy_j']):>10}  {e.get('source')}{est}")
+        for a in _list(e.get("alternatives")):
+            a = _map(a)
             pct = a.get("disagreement_pct")
-            pct_s = "" if pct is None else f" ({pct:+.1f}%)"
+            pct_s = "" if pct is None else f" ({_fmt(pct, '+.1f')}%)"
             say(
-                f"        alt {format_energy(a['energy_j']):>10}  {a['meter']}:{a['method']}{pct_s}"
+                f"        alt {_energy(a.get('energy_j')):>10}  "
+                f"{a.get('meter')}:{a.get('method')}{pct_s}"
             )
-    carbon = r.get("carbon") or {}
+    carbon = _map(r.get("carbon"))
     say(
-        f"  total {format_energy(r['energy_j'])} = {_fmt(r['energy_kwh'], '.4g')} kWh, "
-        f"{_fmt(r['co2_g'], '.4g')} gCO2e  [{carbon.get('intensity_g_per_kwh')} g/kWh "
+        f"  total {_energy(r.get('energy_j'))} = {_fmt(r.get('energy_kwh'), '.4g')} kWh, "
+        f"{_fmt(r.get('co2_g'), '.4g')} gCO2e  [{carbon.get('intensity_g_per_kwh')} g/kWh "
         f"{carbon.get('source')} year {carbon.get('year')}, PUE {carbon.get('pue')}]"
     )
-    if r.get("baseline"):
+    baseline = _map(r.get("baseline"))
+    if baseline:
         say(
-            f"  baseline {r['baseline']['duration_s']:.1f} s, idle power_w "
-            f"{r['baseline']['power_w']}; net {format_energy(r['net_energy_j'])}"
+            f"  baseline {_fmt(baseline.get('duration_s'), '.1f')} s, idle power_w "
+            f"{baseline.get('power_w')}; net {_energy(r.get('net_energy_j'))}"
         )
-    c.print("[bold]meters[/]")
-    for m in r["meters"]:
-        state = "error: " + m["error"] if m["error"] else ("ok" if m["available"] else m["reason"])
-        say(
-            f"  {m['meter']:<10} {state}"
-            + (f"  (fix: {m['fix']})" if m["fix"] and not m["available"] else "")
-        )
-    if r["windows"]:
-        c.print(f"[bold]windows[/] ({len(r['windows'])})")
-        for w in r["windows"][:50]:
-            parts = [f"{d} {format_energy(v['energy_j'])}" for d, v in w["energy"].items() if v]
+    heading("meters")
+    for m in map(_map, _list(r.get("meters"))):
+        state = f"error: {m['error']}" if m.get("error") else ("ok" if m.get("available") else None)
+        fix = f"  (fix: {m['fix']})" if m.get("fix") and not m.get("available") else ""
+        say(f"  {str(m.get('meter')):<10} {state if state else m.get('reason')}{fix}")
+    windows = _list(r.get("windows"))
+    if windows:
+        heading(f"windows ({len(windows)})")
+        for w in map(_map, windows[:50]):
+            parts = [
+                f"{d} {_energy(_map(v).get('energy_j'))}"
+                for d, v in _map(w.get("energy")).items()
+                if v
+            ]
             say(
-                f"  {w['index']:>3} {w['name']:<10} {_fmt(w['duration_s'], '.2f')} s  "
-                + ", ".join(parts)
+                f"  {str(w.get('index')):>3} {str(w.get('name')):<10} "
+                f"{_fmt(w.get('duration_s'), '.2f')} s  " + ", ".join(parts)
             )
-    if r["metrics"]:
-        c.print(f"[bold]metrics[/] ({len(r['metrics'])} entries; last shown)")
-        say("  " + json.dumps(r["metrics"][-1]))
+    metrics = _list(r.get("metrics"))
+    if metrics:
+        heading(f"metrics ({len(metrics)} entries; last shown)")
+        say("  " + dumps(metrics[-1]))
 
 
 @app.command("rm")

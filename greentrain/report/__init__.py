@@ -4,6 +4,10 @@ Every function takes run objects (the schema of ``greentrain show --json``) and 
 values, pandas DataFrames or text; nothing here reads the store, meters or torch, so the
 exports, the CLI and the app share one implementation.
 
+* :mod:`~greentrain.report.reading`: every value of a record read tolerantly; a value of the
+  wrong type, non-finite or impossible is left out (never 0) and noted as an ``Issue``.
+* :mod:`~greentrain.report.escape`: text from a record made safe for each target (LaTeX,
+  Markdown, CSV, plain text, terminal, matplotlib).
 * :mod:`~greentrain.report.stats`: mean, std and 95% t-interval (never 0 where undefined).
 * :mod:`~greentrain.report.runs`: figures of one run (final accuracy, kWh, FLOPs, curves).
 * :mod:`~greentrain.report.grouping`: runs pooled per configuration (model, dataset, schedule,

@@ -7,19 +7,27 @@
   (:func:`greentrain.report.stats.mean_ci`).
 * **Accuracy per kWh** is computed per run (accuracy / kWh) and then pooled like the others.
 * A configuration is estimated if any of its runs is.
+* **Unreadable values** (:mod:`greentrain.report.reading`): a config value of the wrong type is
+  shown as its ``repr`` (``model=3`` -> ``3``); a drop rate that is not a finite number puts the
+  run in a configuration of its own value, labelled ``.../ invalid '0.8'`` with a numeric
+  ``drop_rate`` of ``None``, so it is never pooled with real drop rates. Each row carries the
+  ``issues`` of its runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from greentrain.report.escape import as_str
+from greentrain.report.reading import Issue, RunReader, describe, summarize
 from greentrain.report.runs import (
     energy_sources,
     final_accuracy,
     final_fid,
     mean_backward_flops,
+    run_co2_g,
     run_energy_kwh,
     run_is_estimated,
 )
@@ -39,19 +47,37 @@ QUANTITIES: dict[str, str] = {
 }
 
 
+def configuration(run: dict, issues: list[Issue] | None = None) -> tuple[tuple, str]:
+    """``(key, label)``: :func:`config_key` and the label the tables show.
+
+    The label is :func:`config_label` of the key, except for a run whose drop rate is not a
+    finite number: its key's rate is ``None`` and its label ends in ``invalid <repr>``.
+    """
+    r = RunReader(run, issues)
+    cfg = r.config()
+    model = r.text(cfg.get("model"), "config.model")
+    if model is None:
+        name = r.text(r.run.get("name"), "name") or as_str(r.run.get("id"))
+        key = (name, None, None, None)
+        return key, config_label(key)
+    raw_rate = cfg.get("drop_rate")
+    rate = r.number(raw_rate, "config.drop_rate")
+    rate = None if rate is None else round(rate, 6)
+    schedule = None if rate == 0.0 else r.text(cfg.get("schedule"), "config.schedule")
+    key = (model, r.text(cfg.get("dataset"), "config.dataset"), schedule, rate)
+    if rate is None and raw_rate is not None:
+        label = " / ".join([*config_label(key).split(" / ")[:3], "invalid " + describe(raw_rate)])
+        return key, label
+    return key, config_label(key)
+
+
 def config_key(run: dict) -> tuple:
     """(model, dataset, schedule, drop_rate); ``(name, None, None, None)`` without a model.
 
     A dense run (drop rate 0) has no schedule: whatever schedule it was launched with, it is the
     same training, so all dense runs of a model and dataset pool into one configuration.
     """
-    cfg = run.get("config") or {}
-    if cfg.get("model") is None:
-        return (str(run.get("name") or run.get("id")), None, None, None)
-    rate = cfg.get("drop_rate")
-    rate = None if rate is None else round(float(rate), 6)
-    schedule = None if rate == 0.0 else cfg.get("schedule")
-    return (str(cfg["model"]), cfg.get("dataset"), schedule, rate)
+    return configuration(run)[0]
 
 
 def config_label(key: Sequence) -> str:
@@ -69,36 +95,45 @@ def config_label(key: Sequence) -> str:
 
 
 def runs_frame(runs: Iterable[dict]) -> pd.DataFrame:
-    """One row per run with the figures the reports use (SI units; energy in kWh)."""
+    """One row per run with the figures the reports use (SI units; energy in kWh).
+
+    ``issues`` lists (:func:`~greentrain.report.reading.summarize`) the values of the run that
+    were ignored or shown as text.
+    """
     rows = []
     for run in runs:
-        key = config_key(run)
-        cfg = run.get("config") or {}
-        acc = final_accuracy(run)
-        kwh = run_energy_kwh(run)
+        issues: list[Issue] = []
+        r = RunReader(run, issues)
+        key, label = configuration(run, issues)
+        cfg = r.config()
+        acc = final_accuracy(run, issues)
+        kwh = run_energy_kwh(run, issues)
         rows.append(
             {
-                "id": run.get("id"),
-                "name": run.get("name"),
-                "status": run.get("status"),
-                "started_at": run.get("started_at"),
-                "configuration": config_label(key),
+                "id": r.run.get("id"),
+                "name": r.text(r.run.get("name"), "name"),
+                "status": r.text(r.run.get("status"), "status"),
+                "started_at": r.text(r.run.get("started_at"), "started_at"),
+                "configuration": label,
                 "model": key[0],
                 "dataset": key[1],
                 "schedule": key[2],
                 "drop_rate": key[3],
-                "seed": cfg.get("seed"),
-                "job": cfg.get("job"),
+                "seed": r.integer(cfg.get("seed"), "config.seed"),
+                "job": r.text(cfg.get("job"), "config.job"),
                 "accuracy": acc,
-                "fid": final_fid(run),
+                "fid": final_fid(run, issues),
                 "energy_kwh": kwh,
-                "co2_g": run.get("co2_g"),
-                "duration_s": run.get("duration_s"),
-                "backward_flops": mean_backward_flops(run),
+                "co2_g": run_co2_g(run, issues),
+                "duration_s": r.number(r.run.get("duration_s"), "duration_s", nonnegative=True),
+                "backward_flops": mean_backward_flops(run, issues),
                 "acc_per_kwh": acc / kwh if acc is not None and kwh else None,
-                "estimated": run_is_estimated(run),
-                "energy_sources": "; ".join(f"{d}={s}" for d, s in energy_sources(run).items()),
-                "tags": dict(run.get("tags") or {}),
+                "estimated": run_is_estimated(run, issues),
+                "energy_sources": "; ".join(
+                    f"{d}={s}" for d, s in energy_sources(run, issues).items()
+                ),
+                "tags": dict(r.mapping(r.run.get("tags"), "tags")),
+                "issues": summarize(issues),
             }
         )
     columns = list(rows[0]) if rows else _RUN_COLUMNS
@@ -108,7 +143,7 @@ def runs_frame(runs: Iterable[dict]) -> pd.DataFrame:
 _RUN_COLUMNS = [
     "id", "name", "status", "started_at", "configuration", "model", "dataset", "schedule",
     "drop_rate", "seed", "job", "accuracy", "fid", "energy_kwh", "co2_g", "duration_s",
-    "backward_flops", "acc_per_kwh", "estimated", "energy_sources", "tags",
+    "backward_flops", "acc_per_kwh", "estimated", "energy_sources", "tags", "issues",
 ]  # fmt: skip
 
 
@@ -116,23 +151,26 @@ def group_runs(runs: Iterable[dict], statuses: Sequence[str] = ("finished",)) ->
     """Pool runs of one configuration (seeds pooled); only runs whose status is in ``statuses``.
 
     Columns: ``configuration``, the :data:`GROUP_KEYS`, ``n_runs``, ``run_ids``, ``estimated``,
-    ``ci_note``, and for every quantity ``q`` of :data:`QUANTITIES`: ``q_mean``, ``q_std``,
-    ``q_ci95`` (half-width) and ``q_n``. Undefined statistics are NaN, never 0. Rows are sorted
-    by model, dataset, drop rate, schedule.
+    ``ci_note``, ``issues`` (those of its runs), and for every quantity ``q`` of
+    :data:`QUANTITIES`: ``q_mean``, ``q_std``, ``q_ci95`` (half-width) and ``q_n``. Undefined
+    statistics are NaN, never 0. Rows are sorted by model, dataset, drop rate, schedule (then
+    label).
     """
-    runs = [r for r in runs if r.get("status") in statuses]
+    runs = [r for r in runs if isinstance(r, Mapping) and r.get("status") in statuses]
     frame = runs_frame(runs)
     rows = []
     if not frame.empty:
-        key_frame = frame[list(GROUP_KEYS)].astype(object).where(frame[list(GROUP_KEYS)].notna())
+        key_cols = [*GROUP_KEYS, "configuration"]
+        key_frame = frame[key_cols].astype(object).where(frame[key_cols].notna())
         keys = [tuple(None if missing(v) else v for v in row) for row in key_frame.to_numpy()]
         frame = frame.assign(_key=keys)
         for key, sub in frame.groupby("_key", sort=False):
-            row: dict = {"configuration": config_label(key)}
-            row.update(dict(zip(GROUP_KEYS, key, strict=True)))
+            row: dict = {"configuration": key[-1]}
+            row.update(dict(zip(GROUP_KEYS, key[:-1], strict=True)))
             row["n_runs"] = len(sub)
             row["run_ids"] = list(sub["id"])
             row["estimated"] = bool(sub["estimated"].any())
+            row["issues"] = [i for issues in sub["issues"] for i in issues]
             notes = set()
             for q in QUANTITIES:
                 s = mean_ci(sub[q].tolist())
@@ -144,7 +182,7 @@ def group_runs(runs: Iterable[dict], statuses: Sequence[str] = ("finished",)) ->
                     notes.add(CI_UNDEFINED_NOTE)
             row["ci_note"] = "; ".join(sorted(notes))
             rows.append(row)
-    cols = ["configuration", *GROUP_KEYS, "n_runs", "run_ids", "estimated", "ci_note"]
+    cols = ["configuration", *GROUP_KEYS, "n_runs", "run_ids", "estimated", "ci_note", "issues"]
     for q in QUANTITIES:
         cols += [f"{q}_mean", f"{q}_std", f"{q}_ci95", f"{q}_n"]
     out = pd.DataFrame(rows, columns=cols)
@@ -152,6 +190,6 @@ def group_runs(runs: Iterable[dict], statuses: Sequence[str] = ("finished",)) ->
         if c.endswith(("_mean", "_std", "_ci95")):
             out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
     if not out.empty:
-        order = out[["model", "dataset", "drop_rate", "schedule"]].astype(str)
+        order = out[["model", "dataset", "drop_rate", "schedule", "configuration"]].astype(str)
         out = out.loc[order.sort_values(list(order.columns)).index].reset_index(drop=True)
     return out

@@ -1,5 +1,6 @@
 """Static figures for papers (matplotlib, Agg backend): accuracy vs energy with the Pareto front,
-and energy per epoch by schedule. Energies are shown in kWh.
+and energy per epoch by schedule. Energies are shown in kWh. Labels from runs go through
+:func:`~greentrain.report.escape.plot_text` (no control characters, no math text).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from greentrain.errors import ConfigError
+from greentrain.report.escape import plot_text
 from greentrain.report.formatting import PLOT_SUFFIXES
 from greentrain.report.grouping import group_runs
 from greentrain.report.study import energy_per_epoch_by_schedule, pareto_front
@@ -53,7 +55,7 @@ def plot_accuracy_vs_energy(runs: Iterable[dict], ax) -> None:
             fmt="o",
             mfc="none" if est else None,
             capsize=3,
-            label=g["configuration"] + (" (estimated)" if est else ""),
+            label=plot_text(g["configuration"]) + (" (estimated)" if est else ""),
         )
     front = pareto_front(data, metric)
     ax.step(
@@ -80,7 +82,7 @@ def plot_energy_per_epoch(runs: Iterable[dict], ax) -> None:
         ax.set_axis_off()
         return
     for label, values in series.items():
-        ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        ax.plot(range(1, len(values) + 1), values, marker="o", label=plot_text(label))
     ax.set_xlabel("epoch")
     ax.set_ylabel("energy per epoch (kWh)")
     ax.set_title("Energy per epoch by schedule")

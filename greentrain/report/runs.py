@@ -9,155 +9,265 @@
   them from epoch to epoch).
 * **Estimated**: a run is estimated if any energy domain's best figure is an estimate.
 
+Every value is read through :class:`~greentrain.report.reading.RunReader`: a value of the wrong
+type, non-finite or (for energies, times, FLOPs) negative is ignored, never used as 0, and
+noted in ``issues`` when the caller passes a list.
+
 Energy in kWh at this edge (:mod:`greentrain.units`).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
-from greentrain.report.stats import missing
+from greentrain.report.reading import Issue, RunReader
+from greentrain.report.stats import safe_sum
 from greentrain.units import joules_to_kwh
 
 
-def last_metric(run: dict, name: str) -> float | None:
-    """The last non-null value of metric ``name`` in ``run["metrics"]``, else ``None``."""
-    for rec in reversed(run.get("metrics") or []):
+def last_metric(
+    run: dict, name: str, issues: list[Issue] | None = None, nonnegative: bool = False
+) -> float | None:
+    """The last non-null value of metric ``name`` in ``run["metrics"]``, else ``None``.
+
+    An invalid last value gives ``None`` (noted), not an earlier epoch's value.
+    """
+    r = RunReader(run, issues)
+    for i, rec in reversed(r.metrics()):
         value = rec.get(name)
-        if not missing(value):
-            return value
+        if value is not None:
+            return r.number(value, f"metrics[{i}].{name}", nonnegative)
     return None
 
 
-def final_accuracy(run: dict) -> float | None:
+def _first_present(run: dict, names: tuple[str, str], issues: list[Issue] | None) -> float | None:
+    """The last value of metric ``names[0]`` if one was logged, else of ``names[1]``."""
+    logged = {n for _, rec in RunReader(run).metrics() for n in names if rec.get(n) is not None}
+    for name in names:
+        if name in logged:
+            return last_metric(run, name, issues)
+    return None
+
+
+def final_accuracy(run: dict, issues: list[Issue] | None = None) -> float | None:
     """Final top-1 test accuracy (fraction): ``final_test_acc``, else the last ``test_acc``."""
-    value = last_metric(run, "final_test_acc")
-    return value if value is not None else last_metric(run, "test_acc")
+    return _first_present(run, ("final_test_acc", "test_acc"), issues)
 
 
-def final_fid(run: dict) -> float | None:
+def final_fid(run: dict, issues: list[Issue] | None = None) -> float | None:
     """Final FID (lower is better): ``fid``, else ``fid_proxy``; ``None`` if neither."""
-    value = last_metric(run, "fid")
-    return value if value is not None else last_metric(run, "fid_proxy")
+    return _first_present(run, ("fid", "fid_proxy"), issues)
 
 
-def run_energy_kwh(run: dict) -> float | None:
+def run_energy_kwh(run: dict, issues: list[Issue] | None = None) -> float | None:
     """The run's total energy in kWh (sum of best figures of all domains) or ``None``."""
-    if run.get("energy_kwh") is not None:
-        return float(run["energy_kwh"])
-    if run.get("energy_j") is not None:
-        return joules_to_kwh(float(run["energy_j"]))
-    return None
+    r = RunReader(run, issues)
+    if r.run.get("energy_kwh") is not None:
+        return r.number(r.run["energy_kwh"], "energy_kwh", nonnegative=True)
+    energy_j = r.number(r.run.get("energy_j"), "energy_j", nonnegative=True)
+    return None if energy_j is None else joules_to_kwh(energy_j)
 
 
-def run_is_estimated(run: dict) -> bool:
+def carbon_factors(
+    run: dict, issues: list[Issue] | None = None
+) -> tuple[float | None, float | None, bool]:
+    """``(intensity gCO2e/kWh, PUE, readable)`` of ``run["carbon"]``.
+
+    A missing PUE is 1.0 (energy as metered), as in the record's own CO2e; a PUE must be a
+    finite number >= 1. ``readable`` is False when either factor is recorded but unusable
+    (noted), which makes the run's CO2e unusable too (:func:`run_co2_g`).
+    """
+    r = RunReader(run, issues)
+    c = r.mapping(r.run.get("carbon"), "carbon")
+    raw_i, raw_p = c.get("intensity_g_per_kwh"), c.get("pue")
+    intensity = r.number(raw_i, "carbon.intensity_g_per_kwh", nonnegative=True)
+    pue = 1.0 if raw_p is None else r.number(raw_p, "carbon.pue", nonnegative=True)
+    if pue is not None and pue < 1.0:
+        r.flag("carbon.pue", raw_p, "ignored", "below 1, impossible for a PUE")
+        pue = None
+    readable = (intensity is not None or raw_i is None) and pue is not None
+    return intensity, pue, readable
+
+
+def run_co2_g(run: dict, issues: list[Issue] | None = None) -> float | None:
+    """The run's CO2e (g), or ``None`` if not recorded, invalid, or computed from a carbon
+    factor that is unusable (:func:`carbon_factors`)."""
+    r = RunReader(run, issues)
+    co2 = r.number(r.run.get("co2_g"), "co2_g", nonnegative=True)
+    readable = carbon_factors(run, issues)[2]  # noted even when co2_g is itself unusable
+    if co2 is not None and not readable:
+        r.flag("co2_g", r.run.get("co2_g"), "ignored", "computed from an unusable carbon factor")
+        return None
+    return co2
+
+
+def run_is_estimated(run: dict, issues: list[Issue] | None = None) -> bool:
     """True if any energy domain's best figure is an estimate (not a measurement)."""
-    for dom in (run.get("energy") or {}).values():
-        if isinstance(dom, dict) and dom.get("estimated"):
-            return True
-    return False
+    r = RunReader(run, issues)
+    flags = [
+        r.flag_true(dom.get("estimated"), f"energy.{domain}.estimated")
+        for domain, dom in r.energy().items()
+    ]
+    return any(flags)
 
 
-def energy_sources(run: dict) -> dict[str, str]:
-    """``{domain: "<meter>:<method>"}`` for measured domains, ``{domain: "unavailable: why"}``."""
+def domain_energy_j(
+    run: dict, domain: str, figure: dict, issues: list[Issue] | None = None
+) -> float | None:
+    """The energy (J) of one domain's figure of ``run["energy"]``; ``None`` if unmeasured or
+    invalid (noted)."""
+    return RunReader(run, issues).number(
+        figure.get("energy_j"), f"energy.{domain}.energy_j", nonnegative=True
+    )
+
+
+def energy_sources(run: dict, issues: list[Issue] | None = None) -> dict[str, str]:
+    """``{domain: "<meter>:<method>"}`` for measured domains, ``{domain: "unavailable: why"}``,
+    and ``{domain: "invalid figure"}`` where the figure could not be read."""
+    r = RunReader(run, issues)
     out: dict[str, str] = {}
-    for domain, dom in (run.get("energy") or {}).items():
-        if not isinstance(dom, dict):
-            continue
-        if dom.get("energy_j") is None:
-            out[domain] = f"unavailable: {dom.get('reason') or 'no reason recorded'}"
+    for domain, dom in r.energy().items():
+        raw = dom.get("energy_j")
+        if raw is None:
+            reason = r.text(dom.get("reason"), f"energy.{domain}.reason")
+            out[domain] = f"unavailable: {reason or 'no reason recorded'}"
+        elif domain_energy_j(run, domain, dom, issues) is None:
+            out[domain] = "invalid figure"
         else:
-            out[domain] = str(dom.get("source") or "unknown")
+            out[domain] = r.text(dom.get("source"), f"energy.{domain}.source") or "unknown"
     return out
 
 
-def mean_backward_flops(run: dict) -> float | None:
-    """Mean analytic backward FLOPs per iteration over the run's logged epochs."""
+def mean_backward_flops(run: dict, issues: list[Issue] | None = None) -> float | None:
+    """Mean analytic backward FLOPs per iteration over the run's logged epochs (invalid values
+    left out, noted)."""
+    r = RunReader(run, issues)
     vals = [
-        float(r["backward_flops_per_iter"])
-        for r in run.get("metrics") or []
-        if r.get("backward_flops_per_iter") is not None
+        r.number(rec["backward_flops_per_iter"], f"metrics[{i}].backward_flops_per_iter", True)
+        for i, rec in r.metrics()
+        if rec.get("backward_flops_per_iter") is not None
     ]
-    return math.fsum(vals) / len(vals) if vals else None
+    vals = [v for v in vals if v is not None]
+    return safe_sum(vals) / len(vals) if vals else None
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
+def parse_time(value: object) -> datetime | None:
+    """An ISO-8601 timestamp (``Z`` allowed; no zone means UTC); ``None`` if not one."""
+    if not value or not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
 
 
-def window_energy_j(window: dict) -> float | None:
-    """Sum of the measured domain energies of one window (J); ``None`` if none was measured."""
-    vals = [
-        float(d["energy_j"])
-        for d in (window.get("energy") or {}).values()
-        if isinstance(d, dict) and d.get("energy_j") is not None
-    ]
-    return math.fsum(vals) if vals else None
+def _time(r: RunReader, value: object, field: str) -> datetime | None:
+    t = parse_time(value)
+    if t is None and value is not None:
+        r.flag(field, value, "ignored", "not an ISO-8601 time")
+    return t
 
 
-def epoch_windows(run: dict) -> list[dict]:
+def window_energy_j(
+    window: dict, issues: list[Issue] | None = None, run: dict | None = None, field: str = "window"
+) -> float | None:
+    """Sum of the measured domain energies of one window (J); ``None`` if none was measured.
+
+    Invalid figures are left out (noted against ``run`` when ``issues`` is given).
+    """
+    r = RunReader(run if run is not None else {}, issues)
+    energy = r.mapping(window.get("energy") if isinstance(window, Mapping) else None, field)
+    vals = []
+    for domain, d in energy.items():
+        figure = r.mapping(d, f"{field}.energy.{domain}")
+        v = r.number(figure.get("energy_j"), f"{field}.energy.{domain}.energy_j", True)
+        if v is not None:
+            vals.append(v)
+    return safe_sum(vals) if vals else None
+
+
+def _index(window: dict) -> tuple[bool, int]:
+    idx = window.get("index")
+    ok = isinstance(idx, int) and not isinstance(idx, bool)
+    return (not ok, idx if ok else 0)
+
+
+def epoch_windows(run: dict, issues: list[Issue] | None = None) -> list[dict]:
     """The run's per-epoch windows (name starting with ``epoch``), in index order."""
-    wins = [w for w in run.get("windows") or [] if str(w.get("name", "")).startswith("epoch")]
-    return sorted(wins, key=lambda w: (w.get("index") is None, w.get("index") or 0))
+    wins = [
+        w
+        for _, w in RunReader(run, issues).windows()
+        if isinstance(w.get("name"), str) and w["name"].startswith("epoch")
+    ]
+    return sorted(wins, key=_index)
 
 
-def epoch_energies_kwh(run: dict) -> list[float | None]:
+def epoch_energies_kwh(run: dict, issues: list[Issue] | None = None) -> list[float | None]:
     """Energy of each epoch window in kWh (``None`` where that window was not measured)."""
     out = []
-    for w in epoch_windows(run):
-        e = window_energy_j(w)
+    for w in epoch_windows(run, issues):
+        e = window_energy_j(w, issues, run, f"windows[{w.get('index')}]")
         out.append(None if e is None else joules_to_kwh(e))
     return out
 
 
-def accuracy_curve(run: dict, metric: str = "test_acc") -> list[dict]:
+def outermost(spans: list[tuple[float, float, float]]) -> set[tuple[float, float]]:
+    """The ``(start, end)`` intervals of ``spans`` not nested in a *different* interval.
+
+    Windows may nest (an "eval" inside an "epoch"); only outermost ones are counted, never
+    twice. Two windows with the same interval do not hide each other. One sweep over the
+    distinct intervals by start, longest first: an interval is nested exactly when an earlier
+    one reaches at least as far (O(n log n), so a run with many windows cannot stall a page).
+    """
+    out, reach = set(), -math.inf
+    for start, end in sorted({(s0, s1) for s0, s1, _ in spans}, key=lambda i: (i[0], -i[1])):
+        if reach < end:
+            out.add((start, end))
+        reach = max(reach, end)
+    return out
+
+
+def accuracy_curve(
+    run: dict, metric: str = "test_acc", issues: list[Issue] | None = None
+) -> list[dict]:
     """Per-epoch records: ``[{"epoch", "time_s", metric, "cum_energy_kwh"}]`` in time order.
 
     ``cum_energy_kwh`` is the energy of every window that had *started* by the time the record
     was logged (``run started_at + time_s``): the epoch being evaluated and its eval window
     count, later epochs do not. Windows nested inside another window are not counted again.
-    ``None`` if the run has no measured windows.
+    ``None`` if the run has no measured windows. Records whose value is invalid are left out.
     """
-    start = _parse_time(run.get("started_at"))
+    r = RunReader(run, issues)
+    start = _time(r, r.run.get("started_at"), "started_at")
     spans = []  # (start_s, end_s, energy_j) of measured windows, relative to the run's start
-    for w in run.get("windows") or []:
-        ws, we = _parse_time(w.get("started_at")), _parse_time(w.get("ended_at"))
-        e = window_energy_j(w)
+    for i, w in r.windows():
+        ws = _time(r, w.get("started_at"), f"windows[{i}].started_at")
+        we = _time(r, w.get("ended_at"), f"windows[{i}].ended_at")
+        e = window_energy_j(w, issues, run, f"windows[{i}]")
         if ws is not None and start is not None and e is not None:
             end = math.inf if we is None else (we - start).total_seconds()
             spans.append(((ws - start).total_seconds(), end, e))
-    # Windows may nest (an "eval" inside an "epoch"): count only outermost ones, never twice.
-    windows = sorted(
-        (s0, e)
-        for i, (s0, s1, e) in enumerate(spans)
-        if not any(
-            j != i and o0 <= s0 and s1 <= o1 and (o0, o1) != (s0, s1)
-            for j, (o0, o1, _) in enumerate(spans)
-        )
-    )
-    recs = [r for r in run.get("metrics") or [] if r.get(metric) is not None]
-    recs.sort(key=lambda r: (r.get("time_s") is None, r.get("time_s") or 0.0))
+    outer = outermost(spans)
+    windows = sorted((s0, e) for s0, s1, e in spans if (s0, s1) in outer)
+    recs = []
+    for i, rec in r.metrics():
+        if rec.get(metric) is None:
+            continue
+        value = r.number(rec[metric], f"metrics[{i}].{metric}")
+        t = r.number(rec.get("time_s"), f"metrics[{i}].time_s")
+        if value is not None:
+            recs.append((t, rec.get("epoch"), value))
+    recs.sort(key=lambda x: (x[0] is None, x[0] or 0.0))
     out = []
-    for r in recs:
+    for t, epoch, value in recs:
         cum = None
-        t = r.get("time_s")
         if windows and t is not None:
-            cum = joules_to_kwh(math.fsum(e for ws, e in windows if ws <= float(t) + 1e-9))
-        out.append(
-            {
-                "epoch": r.get("epoch"),
-                "time_s": t,
-                metric: float(r[metric]),
-                "cum_energy_kwh": cum,
-            }
-        )
+            cum = joules_to_kwh(safe_sum(e for ws, e in windows if ws <= t + 1e-9))
+        out.append({"epoch": epoch, "time_s": t, metric: value, "cum_energy_kwh": cum})
     return out
 
 
@@ -174,28 +284,30 @@ def energy_to_accuracy(run: dict, target: float, metric: str = "test_acc") -> fl
     return None
 
 
-def comparison_row(run: dict) -> dict[str, Any]:
+def comparison_row(run: dict, issues: list[Issue] | None = None) -> dict[str, Any]:
     """One row of a dense-vs-ssProp comparison (``greentrain demo``); None where not measured."""
-    per_epoch = [m for m in run.get("metrics") or [] if m.get("epoch") is not None]
-    acc = final_accuracy(run)
-    kwh = run_energy_kwh(run)
-    sources = {d.get("source") for d in (run.get("energy") or {}).values() if isinstance(d, dict)}
+    r = RunReader(run, issues)
+    per_epoch = [(i, m) for i, m in r.metrics() if m.get("epoch") is not None]
+    rates = [r.number(m.get("drop_rate", 0.0), f"metrics[{i}].drop_rate") for i, m in per_epoch]
+    rates = [x for x in rates if x is not None]
+    acc = final_accuracy(run, issues)
+    kwh = run_energy_kwh(run, issues)
+    sources = {
+        r.text(d.get("source"), f"energy.{domain}.source") for domain, d in r.energy().items()
+    }
+    tags = r.mapping(r.run.get("tags"), "tags")
     return {
-        "name": run.get("name"),
-        "id": run.get("id"),
-        "mode": (run.get("tags") or {}).get("mode", ""),
+        "name": r.run.get("name"),
+        "id": r.run.get("id"),
+        "mode": tags.get("mode", ""),
         "test_acc": acc,
-        "best_test_acc": last_metric(run, "best_test_acc"),
-        "duration_s": run.get("duration_s"),
+        "best_test_acc": last_metric(run, "best_test_acc", issues),
+        "duration_s": r.number(r.run.get("duration_s"), "duration_s", nonnegative=True),
         "energy_kwh": kwh,
         "energy_sources": sorted(s for s in sources if s),
-        "estimated": run_is_estimated(run),
-        "co2_g": run.get("co2_g"),
-        "backward_flops_per_iter": mean_backward_flops(run),
+        "estimated": run_is_estimated(run, issues),
+        "co2_g": run_co2_g(run, issues),
+        "backward_flops_per_iter": mean_backward_flops(run, issues),
         "acc_per_kwh": acc / kwh if acc is not None and kwh else None,
-        "mean_drop_rate": (
-            math.fsum(m.get("drop_rate", 0.0) for m in per_epoch) / len(per_epoch)
-            if per_epoch
-            else None
-        ),
+        "mean_drop_rate": safe_sum(rates) / len(rates) if rates else None,
     }

@@ -1,15 +1,25 @@
 """The carbon statement for a paper's compute section: hardware, total energy (failed runs
 included), carbon intensity with its source and year, PUE, which meters measured what, which
 figures are estimates, and each method's uncertainty -- stated assumptions where no vendor
-figure exists."""
+figure exists.
+
+The statement is plain text: the paragraph goes through
+:func:`~greentrain.report.escape.plain_text` once, so no control character of a run's strings
+reaches it. Values that could not be read (:mod:`greentrain.report.reading`) are left out and
+listed at its end.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from greentrain.report.escape import as_str, plain_text
 from greentrain.report.formatting import fmt_sig
-from greentrain.report.runs import run_is_estimated
+from greentrain.report.grouping import runs_frame
+from greentrain.report.reading import Issue, RunReader, issue_lines, summarize
+from greentrain.report.runs import carbon_factors, domain_energy_j, run_is_estimated
 from greentrain.report.study import study_totals
 
 # Assumed relative uncertainty of each measurement method (stated assumptions, see statement()).
@@ -48,15 +58,31 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _hardware(runs: list[dict]) -> str:
+def _hardware(runs: list[dict], issues: list[Issue]) -> str:
     setups: Counter = Counter()
-    for r in runs:
-        env = r.get("env") or {}
-        gpus = Counter(env.get("gpu_models") or [])
+    for run in runs:
+        r = RunReader(run, issues)
+        env = r.mapping(r.run.get("env"), "env")
+        models = env.get("gpu_models")
+        if isinstance(models, str) or not isinstance(models, (list, tuple, type(None))):
+            r.flag("env.gpu_models", models, "shown as one GPU model", "not a list")
+            models = [models]
+        gpus = Counter(
+            as_str(r.text(m, f"env.gpu_models[{i}]")) for i, m in enumerate(models or [])
+        )
         gdesc = " + ".join(f"{n}x {m}" for m, n in sorted(gpus.items())) or "no GPU"
-        cpu = env.get("cpu_model") or "of unrecorded model"
+        cpu = r.text(env.get("cpu_model"), "env.cpu_model") or "of unrecorded model"
         setups[f"{gdesc}, CPU {cpu}"] += 1
     return _join([f"{s} ({n} runs)" for s, n in sorted(setups.items())]) or "not recorded"
+
+
+def _energy_issues(issues: list[Issue]) -> bool:
+    return any(i.field.startswith(("energy.", "energy_kwh", "energy_j")) for i in issues)
+
+
+def _carbon_order(item: tuple[tuple, int]) -> tuple:
+    intensity, source, year, pue, place = item[0]
+    return (intensity, source, year, math.inf if pue is None else pue, place)
 
 
 def _method_of(source: str) -> str:
@@ -70,6 +96,7 @@ def statement(runs: Iterable[dict]) -> str:
     runs = list(runs)
     if not runs:
         return "No runs were selected, so there is no energy to report.\n"
+    issues: list[Issue] = [i for found in runs_frame(runs)["issues"] for i in found]
     totals = study_totals(runs)
     allt = totals.loc["all"]
     by_status = ", ".join(
@@ -81,7 +108,7 @@ def statement(runs: Iterable[dict]) -> str:
         float(totals.loc[s, "energy_kwh"]) for s in ("failed", "interrupted") if s in totals.index
     )
     out = [
-        f"Experiments ran on the following hardware: {_hardware(runs)}.",
+        f"Experiments ran on the following hardware: {_hardware(runs, issues)}.",
         f"The study comprised {int(allt['runs'])} runs ({by_status}) that used "
         f"{fmt_sig(allt['energy_kwh'])} kWh in total, failed and interrupted runs included "
         f"({fmt_sig(wasted)} kWh of it in runs that did not finish), and emitted "
@@ -90,29 +117,37 @@ def statement(runs: Iterable[dict]) -> str:
     ]
     if allt["unmeasured_runs"]:
         out.append(
-            f"{int(allt['unmeasured_runs'])} runs have no energy figure (no meter was available)"
-            " and are not included in these totals, which are therefore lower bounds."
+            f"{int(allt['unmeasured_runs'])} runs have no energy figure (no meter was available"
+            + (", or its figure could not be read" if _energy_issues(issues) else "")
+            + ") and are not included in these totals, which are therefore lower bounds."
         )
     carbon = Counter()
-    for r in runs:
-        c = r.get("carbon") or {}
-        if c.get("intensity_g_per_kwh") is not None:
+    for run in runs:
+        r = RunReader(run, issues)
+        c = r.mapping(r.run.get("carbon"), "carbon")
+        intensity, pue, _ = carbon_factors(run, issues)
+        if intensity is not None:
             year = c.get("year")
-            place = " ".join(str(x) for x in (c.get("country"), c.get("region")) if x)
+            if isinstance(year, int) and not isinstance(year, bool):
+                year = str(year)
+            place = " ".join(
+                r.text(c.get(k), f"carbon.{k}") or "" for k in ("country", "region") if c.get(k)
+            )
             carbon[
                 (
-                    float(c["intensity_g_per_kwh"]),
-                    str(c.get("source") or "unknown source"),
-                    "year not recorded" if year is None else str(year),
-                    float(c.get("pue") or 1.0),
+                    intensity,
+                    r.text(c.get("source"), "carbon.source") or "unknown source",
+                    "year not recorded" if year is None else r.text(year, "carbon.year"),
+                    pue,
                     place,
                 )
             ] += 1
     if carbon:
         descs = [
-            f"{i:g} gCO2e/kWh ({src}, {year}{', ' + place if place else ''}) with a PUE of {pue:g}"
-            f" ({n} runs)"
-            for (i, src, year, pue, place), n in sorted(carbon.items())
+            f"{i:g} gCO2e/kWh ({src}, {year}{', ' + place if place else ''}) with "
+            + ("an unreadable PUE" if pue is None else f"a PUE of {pue:g}")
+            + f" ({n} runs)"
+            for (i, src, year, pue, place), n in sorted(carbon.items(), key=_carbon_order)
         ]
         out.append(
             "Emissions were computed from the metered energy with a carbon intensity of "
@@ -126,16 +161,16 @@ def statement(runs: Iterable[dict]) -> str:
     unavailable: dict[tuple[str, str], int] = Counter()
     methods: set[str] = set()
     n_est = 0
-    for r in runs:
-        if run_is_estimated(r):
+    for run in runs:
+        if run_is_estimated(run, issues):
             n_est += 1
-        for domain, dom in (r.get("energy") or {}).items():
-            if not isinstance(dom, dict):
-                continue
+        r = RunReader(run, issues)
+        for domain, dom in r.energy().items():
             if dom.get("energy_j") is None:
-                unavailable[(domain, str(dom.get("reason") or "no reason recorded"))] += 1
-            else:
-                src = str(dom.get("source") or "unknown")
+                why = r.text(dom.get("reason"), f"energy.{domain}.reason")
+                unavailable[(domain, why or "no reason recorded")] += 1
+            elif domain_energy_j(run, domain, dom, issues) is not None:
+                src = r.text(dom.get("source"), f"energy.{domain}.source") or "unknown"
                 measured[(domain, src)] += 1
                 methods.add(_method_of(src))
     if measured:
@@ -167,4 +202,10 @@ def statement(runs: Iterable[dict]) -> str:
         out.append("Measurement uncertainty by method: " + "; ".join(unc) + ".")
     if unknown:
         out.append(f"No uncertainty is known for the method(s) {_join(unknown)}.")
-    return " ".join(out) + "\n"
+    listed = issue_lines(summarize(issues))
+    if listed:
+        out.append(
+            "Values that could not be read were left out of these figures (never counted as "
+            "0): " + "; ".join(line.rstrip(".") for line in listed) + "."
+        )
+    return plain_text(" ".join(out)) + "\n"

@@ -49,11 +49,21 @@ def mean_ci(values: Iterable[float | None]) -> Summary:
     n = len(xs)
     if n == 0:
         return Summary(0, None, None, None, "no values")
-    mean = math.fsum(xs) / n
+    mean = safe_sum(xs) / n
     if n == 1:
         return Summary(1, mean, None, None, CI_UNDEFINED_NOTE)
-    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+    std = math.sqrt(safe_sum((x - mean) * (x - mean) for x in xs) / (n - 1))
     return Summary(n, mean, std, t_quantile_975(n - 1) * std / math.sqrt(n))
+
+
+def safe_sum(values: Iterable[float]) -> float:
+    """``math.fsum(values)``, but ``inf`` (or NaN for ``inf - inf``) where the sum overflows
+    or has infinite terms, instead of an exception."""
+    xs = list(values)
+    try:
+        return math.fsum(xs)
+    except (OverflowError, ValueError):
+        return sum(xs)
 
 
 def missing(value: object) -> bool:

@@ -3,14 +3,13 @@ analytic FLOPs saving, the study's total cost (failed runs included) and energy 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from greentrain.report.grouping import config_key, config_label, runs_frame
+from greentrain.report.grouping import configuration, runs_frame
 from greentrain.report.runs import epoch_energies_kwh
-from greentrain.report.stats import missing
+from greentrain.report.stats import missing, safe_sum
 
 
 def pareto_mask(
@@ -133,9 +132,9 @@ def study_totals(runs: Iterable[dict]) -> pd.DataFrame:
         sub = frame if status == "all" else frame[frame["status"] == status]
         rows[status] = {
             "runs": len(sub),
-            "energy_kwh": math.fsum(sub["energy_kwh"].dropna()),
-            "co2_g": math.fsum(sub["co2_g"].dropna()),
-            "duration_s": math.fsum(sub["duration_s"].dropna()),
+            "energy_kwh": safe_sum(sub["energy_kwh"].dropna()),
+            "co2_g": safe_sum(sub["co2_g"].dropna()),
+            "duration_s": safe_sum(sub["duration_s"].dropna()),
             "estimated_runs": int(sub["estimated"].sum()) if len(sub) else 0,
             "unmeasured_runs": int(sub["energy_kwh"].isna().sum()),
         }
@@ -150,10 +149,10 @@ def energy_per_epoch_by_schedule(runs: Iterable[dict]) -> dict[str, list[float]]
     """
     acc: dict[str, list[list[float]]] = {}
     for run in runs:
-        if run.get("status") != "finished":
+        if not isinstance(run, Mapping) or run.get("status") != "finished":
             continue
-        key = config_key(run)
-        label = config_label(key).split(" / ", 2)[-1] if key[1] is not None else key[0]
+        key, label = configuration(run)
+        label = label.split(" / ", 2)[-1] if key[1] is not None else key[0]
         label = label.replace(" / ", " ")
         for k, e in enumerate(epoch_energies_kwh(run)):
             lists = acc.setdefault(label, [])
@@ -162,6 +161,6 @@ def energy_per_epoch_by_schedule(runs: Iterable[dict]) -> dict[str, list[float]]
             if e is not None:
                 lists[k].append(e)
     return {
-        label: [math.fsum(v) / len(v) if v else float("nan") for v in per_epoch]
+        label: [safe_sum(v) / len(v) if v else float("nan") for v in per_epoch]
         for label, per_epoch in sorted(acc.items())
     }

@@ -3,6 +3,12 @@ the entry point of every export format.
 
 Tables pool the finished runs of each configuration over seeds (:mod:`greentrain.report.grouping`);
 the study totals and the statement include failed and interrupted runs.
+
+Every text from a run goes through :mod:`greentrain.report.escape` for its target. Values that
+could not be read (:mod:`greentrain.report.reading`) are left out, never counted as 0: LaTeX
+and Markdown mark the configurations they affect with a dagger and list them under the tables
+(at most :data:`~greentrain.report.reading.MAX_LISTED`, then how many more), CSV has an
+``issues`` column, JSON an ``issues`` list in each configuration and run.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import pandas as pd
 
 from greentrain.errors import ConfigError
 from greentrain.record.jsonable import to_jsonable
+from greentrain.report.escape import as_str, csv_cell
 from greentrain.report.formatting import FORMATS, fmt_sig, latex_escape, markdown_escape, pm
 from greentrain.report.grouping import QUANTITIES, group_runs, runs_frame
+from greentrain.report.reading import ISSUES_HEADING, Issue, issue_lines
 from greentrain.report.statement import statement
 from greentrain.report.stats import missing
 from greentrain.report.study import pareto_front, savings_vs_dense, study_totals
@@ -30,6 +38,11 @@ TABLE_HEADERS = (
     "Backward GFLOPs/iter",
     "Accuracy/kWh",
 )
+
+
+def _flags(groups: pd.DataFrame) -> list[bool]:
+    """Per configuration: whether a value of its runs was left out (marked with a dagger)."""
+    return [bool(issues) for issues in groups["issues"]] if not groups.empty else []
 
 
 def table_rows(groups: pd.DataFrame, latex: bool = False) -> list[list[str]]:
@@ -70,6 +83,10 @@ def _notes(groups: pd.DataFrame) -> list[str]:
     return notes
 
 
+def _group_issues(groups: pd.DataFrame) -> list[Issue]:
+    return [] if groups.empty else [i for issues in groups["issues"] for i in issues]
+
+
 def to_latex(runs: Iterable[dict]) -> str:
     """A booktabs ``tabular`` ready to ``\\input`` (needs ``\\usepackage{booktabs}``)."""
     groups = group_runs(list(runs))
@@ -89,8 +106,9 @@ def to_latex(runs: Iterable[dict]) -> str:
         " & ".join(headers) + r" \\",
         r"\midrule",
     ]
-    for row in table_rows(groups, latex=True):
-        cells = [latex_escape(row[0])] + [c.replace("*", r"$^{*}$") for c in row[1:]]
+    for row, flagged in zip(table_rows(groups, latex=True), _flags(groups), strict=True):
+        name = latex_escape(row[0]) + (r"$^{\dagger}$" if flagged else "")
+        cells = [name] + [c.replace("*", r"$^{*}$") for c in row[1:]]
         lines.append(" & ".join(cells) + r" \\")
     if groups.empty:
         lines.append(r"\multicolumn{7}{l}{No finished runs selected.} \\")
@@ -99,6 +117,12 @@ def to_latex(runs: Iterable[dict]) -> str:
         note = latex_escape(note).replace("±", r"$\pm$").replace("CO2e", r"CO$_2$e")
         note = note.replace("*", r"$^{*}$", 1) if note.startswith("*") else note
         lines.append(r"\multicolumn{7}{l}{\footnotesize " + note + r"} \\")
+    issues = issue_lines(_group_issues(groups))
+    if issues:
+        heading = r"$^{\dagger}$" + latex_escape(ISSUES_HEADING.removeprefix("†"))
+        for note in [heading, *issues]:
+            note = note if note is heading else latex_escape(note)
+            lines.append(r"\multicolumn{7}{l}{\footnotesize " + note + r"} \\")
     lines.append(r"\end{tabular}")
     return "\n".join(lines) + "\n"
 
@@ -111,8 +135,9 @@ def to_markdown(runs: Iterable[dict]) -> str:
         "| " + " | ".join(TABLE_HEADERS) + " |",
         "|" + "|".join([":---"] + ["---:"] * (len(TABLE_HEADERS) - 1)) + "|",
     ]
-    for row in table_rows(groups):
-        cells = [markdown_escape(row[0])] + [c.replace("*", r"\*") for c in row[1:]]
+    for row, flagged in zip(table_rows(groups), _flags(groups), strict=True):
+        name = markdown_escape(row[0]) + ("†" if flagged else "")
+        cells = [name] + [c.replace("*", r"\*") for c in row[1:]]
         lines.append("| " + " | ".join(cells) + " |")
     if groups.empty:
         lines.append("| No finished runs selected. |" + " |" * (len(TABLE_HEADERS) - 1))
@@ -130,31 +155,62 @@ def to_markdown(runs: Iterable[dict]) -> str:
                 f"| {markdown_escape(status)} | {int(t['runs'])} | {fmt_sig(t['energy_kwh'])} | "
                 f"{fmt_sig(t['co2_g'] / 1000.0)} | {fmt_sig(t['duration_s'] / 3600.0)} |"
             )
+    issues = issue_lines([i for issues in runs_frame(runs)["issues"] for i in issues])
+    if issues:
+        lines += ["", ISSUES_HEADING, ""] + ["- " + markdown_escape(i) for i in issues]
     return "\n".join(lines) + "\n"
 
 
 CSV_COLUMNS = (
     ["configuration", "model", "dataset", "schedule", "drop_rate", "n_runs", "estimated"]
     + [f"{q}_{s}" for q in QUANTITIES for s in ("mean", "std", "ci95", "n")]
-    + ["ci_note"]
+    + ["ci_note", "issues"]
 )
 
 
 def to_csv(runs: Iterable[dict]) -> str:
-    """One row per configuration with every pooled statistic (SI units; energy in kWh)."""
-    groups = group_runs(list(runs))
+    """One row per configuration with every pooled statistic (SI units; energy in kWh); the
+    ``issues`` column lists the values of its runs that were left out ("; "-separated).
+    Text cells are made safe for spreadsheets (:func:`~greentrain.report.escape.csv_cell`)."""
+    groups = group_runs(list(runs)).reindex(columns=CSV_COLUMNS)
+    groups["issues"] = [
+        "; ".join(i.text() for i in issues) if isinstance(issues, list) else ""
+        for issues in groups["issues"]
+    ]
+    for col in groups.columns:
+        if not pd.api.types.is_numeric_dtype(groups[col]):  # numbers stay numbers
+            groups[col] = groups[col].map(csv_cell)
     buf = io.StringIO()
-    groups.reindex(columns=CSV_COLUMNS).to_csv(buf, index=False, lineterminator="\n")
+    groups.to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()
 
 
+_MAX_INT_BITS = 10_000  # Python refuses to print integers of more than 4300 digits
+
+
+def _json_ready(value: object) -> object:
+    """:func:`~greentrain.record.jsonable.to_jsonable`, issues as dicts, and integers too long
+    to print as text."""
+    if isinstance(value, Issue):
+        return value.as_dict()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return as_str(value) if value.bit_length() > _MAX_INT_BITS else value
+    if isinstance(value, dict):
+        return {as_str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return to_jsonable(value)
+
+
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [to_jsonable(r) for r in frame.astype(object).to_dict(orient="records")]
+    return [_json_ready(r) for r in frame.astype(object).to_dict(orient="records")]
 
 
 def to_json(runs: Iterable[dict]) -> str:
     """``{"format", "configurations", "runs", "pareto_front", "savings_vs_dense", "totals"}``
-    with sorted keys; NaN becomes ``null``."""
+    with sorted keys; NaN and infinities become ``null``. Each configuration and run has an
+    ``issues`` list: ``{"run", "field", "value", "action", "reason", "count"}`` per value left
+    out or shown as text."""
     runs = list(runs)
     groups = group_runs(runs)
     doc = {
@@ -163,7 +219,7 @@ def to_json(runs: Iterable[dict]) -> str:
         "runs": _records(runs_frame(runs)),
         "pareto_front": list(pareto_front(groups)["configuration"]),
         "savings_vs_dense": _records(savings_vs_dense(groups)),
-        "totals": {k: to_jsonable(v) for k, v in study_totals(runs).to_dict("index").items()},
+        "totals": _json_ready(study_totals(runs).to_dict("index")),
     }
     return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
