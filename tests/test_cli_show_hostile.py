@@ -145,11 +145,6 @@ def test_export_of_a_store_with_odd_values_succeeds_and_flags_them(odd_store, ca
         assert "carbon.intensity" in out.replace("\\_", "_")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="record/assemble.py computes CO2e with float(pue) and crashes on a null or text PUE "
-    "(the writer stores a NaN/inf PUE as null); the fix belongs to greentrain.record",
-)
 @pytest.mark.parametrize("carbon", ['{"intensity_g_per_kwh": 400, "pue": null}',
                                     '{"intensity_g_per_kwh": "x"}'])  # fmt: skip
 def test_a_null_or_text_carbon_factor_does_not_break_runs_json(tmp_path, capsys, carbon):
@@ -185,3 +180,21 @@ def test_any_user_text_reaches_the_terminal_escaped(tmp_path, capsys, name, tags
     for args in (["runs"], ["show", "r1"]):
         assert raw_controls(_run(capsys, *args, "--store", str(path))) == []
     _strict(_run(capsys, "show", "r1", "--store", str(path), "--json"))
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("tags", "{not json"),
+        ("config", "[1, 2]"),
+        ("best", '{"gpu": "not a dict", "cpu": {"energy_j": "12", "source": 3}}'),
+        ("carbon", "[400]"),
+        ("baseline", '{"duration_s": 1, "power_w": {"cpu": "ten"}}'),
+        ("events", '"oops"'),
+    ],
+)
+def test_one_malformed_column_never_breaks_a_listing(tmp_path, capsys, column, value):
+    path = write_store(tmp_path / "s.db", [make_run("a"), make_run("b")])
+    write_raw(path, "b", **{column: value})
+    runs = _strict(_run(capsys, "runs", "--store", str(path), "--json"))
+    assert [r["name"] for r in runs] == ["a", "b"]

@@ -3,10 +3,16 @@
 Pure functions, no I/O: the store reads the rows, this module decides what they mean. Energy per
 domain comes from :mod:`greentrain.record.ranking`, the same ranking the harness used when the run
 ended; kWh and CO2e from :mod:`greentrain.units`.
+
+Reading is tolerant: each stored column is parsed on its own, and one that is not valid JSON of
+the expected shape (a store edited by hand, written by another tool, or damaged in part) reads
+as its empty default, so one bad row never takes a listing down. Numbers used in arithmetic
+(energies, carbon factors, baseline power) count only when they are finite numbers.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +26,31 @@ from greentrain.record.ranking import (
 from greentrain.record.split import apply as apply_split
 from greentrain.record.vocabulary import DOMAINS, RESERVED_METRICS, RUN_SCOPE
 from greentrain.units import co2_g, joules_to_kwh
+
+
+def _number(value: Any) -> float | None:
+    """A finite number (never a bool or text), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _co2_g(energy_j: float | None, carbon: Any) -> float | None:
+    """CO2e (g) of ``energy_j`` under the run's carbon factors; None without energy or an
+    intensity, or when a factor is not a finite number >= 0. A PUE that is absent is 1.0; one
+    that is null (the writer stores NaN and infinities as null) is unknown, not 1.0."""
+    if energy_j is None or not isinstance(carbon, Mapping):
+        return None
+    intensity = _number(carbon.get("intensity_g_per_kwh"))
+    pue = _number(carbon.get("pue", 1.0))
+    if intensity is None or pue is None or intensity < 0 or pue < 0:
+        return None
+    co2 = co2_g(energy_j, intensity, pue)
+    return co2 if math.isfinite(co2) else None
 
 
 def meter_statuses(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -48,14 +79,27 @@ def assemble_energy(
     still going, or one whose wrapper died) the figures are ranked here from the whole-run rows,
     by the same function.
     """
+    ranked = best_figures(candidates_from_rows(rows), meters)
     if not best:
-        return best_figures(candidates_from_rows(rows), meters)
-    return {
-        domain: dict(best[domain])
-        if best.get(domain)
-        else {"energy_j": None, "reason": no_figure_reason(domain, meters)}
-        for domain in DOMAINS
-    }
+        return ranked
+    out = {}
+    for domain in DOMAINS:
+        entry = best.get(domain)
+        if not entry:
+            out[domain] = {"energy_j": None, "reason": no_figure_reason(domain, meters)}
+        elif not _valid_figure(entry):  # malformed stored choice: rank the rows instead
+            out[domain] = ranked[domain]
+        else:
+            out[domain] = dict(entry)
+    return out
+
+
+def _valid_figure(entry: Any) -> bool:
+    if not isinstance(entry, Mapping):
+        return False
+    if entry.get("energy_j") is None:
+        return isinstance(entry.get("reason", ""), str)
+    return _number(entry.get("energy_j")) is not None and isinstance(entry.get("source"), str)
 
 
 def _net_energy_j(
@@ -65,12 +109,14 @@ def _net_energy_j(
     duration_s: float | None,
 ) -> float | None:
     """Energy less the idle baseline's power x duration over the domains that were measured."""
-    if energy_j is None or not baseline or duration_s is None:
+    duration_s = _number(duration_s)
+    power = baseline.get("power_w") if isinstance(baseline, Mapping) else None
+    if energy_j is None or not isinstance(power, Mapping) or duration_s is None:
         return None
     idle_j = sum(
-        float(baseline["power_w"][d]) * duration_s
+        (_number(power.get(d)) or 0.0) * duration_s
         for d, e in energy.items()
-        if e.get("energy_j") is not None and d in baseline.get("power_w", {})
+        if e.get("energy_j") is not None
     )
     return energy_j - idle_j
 
@@ -92,7 +138,7 @@ def _metric(m: Mapping[str, Any]) -> dict[str, Any]:
     written before the client renamed them) gets the client's ``user_`` prefix."""
     payload = loads(m["payload"], {})
     entry = {"step": m["step"], "window": m["window"], "time_s": m["time_s"]}
-    for name, value in payload.items() if isinstance(payload, dict) else ():
+    for name, value in payload.items():
         entry[f"user_{name}" if name in RESERVED_METRICS else name] = value
     return entry
 
@@ -111,7 +157,7 @@ def assemble_run(
     (:func:`greentrain.record.split.attribute`), applied to the run's energy.
     """
     meter_list = meter_statuses(meters)
-    best = loads(row["best"], None)
+    best = loads(row["best"], {}) or None
     run_rows = [e for e in energy if e["window_idx"] == RUN_SCOPE]
     energy_obj = assemble_energy(run_rows, best, meter_list)
     if split:
@@ -123,15 +169,18 @@ def assemble_run(
             else "the wrapper process ended before the final meter reading"
         )
         energy_obj = {d: {"energy_j": None, "reason": why} for d in DOMAINS}
-    figures = [d["energy_j"] for d in energy_obj.values() if d.get("energy_j") is not None]
+    figures = [_number(d.get("energy_j")) for d in energy_obj.values()]
+    figures = [f for f in figures if f is not None]
     energy_j = sum(figures) if figures else None
     energy_kwh = joules_to_kwh(energy_j) if energy_j is not None else None
-    carbon = loads(row["carbon"], None)
-    co2 = None
-    if energy_j is not None and carbon and carbon.get("intensity_g_per_kwh") is not None:
-        co2 = co2_g(energy_j, carbon["intensity_g_per_kwh"], carbon.get("pue", 1.0))
-    baseline = loads(row["baseline"], None)
-    sources = {d: e["source"].split(":", 1)[0] for d, e in energy_obj.items() if e.get("source")}
+    carbon = loads(row["carbon"], {}) or None
+    co2 = _co2_g(energy_j, carbon)
+    baseline = loads(row["baseline"], {}) or None
+    sources = {
+        d: e["source"].split(":", 1)[0]
+        for d, e in energy_obj.items()
+        if isinstance(e.get("source"), str)
+    }
     return {
         "id": row["id"],
         "name": row["name"],

@@ -38,6 +38,16 @@ def dumps(value: Any, **kwargs: Any) -> str:
     return json.dumps(to_jsonable(value), allow_nan=False, **kwargs)
 
 
-def loads(text: str | None, default: Any = None) -> Any:
-    """``json.loads(text)``, or ``default`` when ``text`` is None."""
-    return default if text is None else json.loads(text)
+def loads(text: Any, default: Any = None) -> Any:
+    """A stored JSON column: ``json.loads(text)``, or ``default`` when ``text`` is None, is not
+    valid JSON, or (for a dict or list ``default``) is valid JSON of another shape. Reading
+    never fails on one bad column."""
+    if text is None:
+        return default
+    try:
+        value = json.loads(text) if isinstance(text, (str, bytes, bytearray)) else text
+    except ValueError:
+        return default
+    if isinstance(default, (dict, list)) and not isinstance(value, type(default)):
+        return default
+    return value
