@@ -35,6 +35,7 @@ from greentrain.record.readings import (
     sample_readings,
 )
 from greentrain.record.vocabulary import RUN_SCOPE
+from greentrain.run.listeners import Fanout
 from greentrain.run.meterset import MeterSet
 from greentrain.run.writes import WriteQueue
 from greentrain.store import Store
@@ -76,13 +77,21 @@ class Recorder:
     """Writes one run's record; implements :class:`greentrain.protocol.Sink`."""
 
     def __init__(
-        self, store: Store, run_id: str, meters: MeterSet, *, sample_s: float = SAMPLE_S
+        self,
+        store: Store,
+        run_id: str,
+        meters: MeterSet,
+        *,
+        sample_s: float = SAMPLE_S,
+        listeners: Sequence[Any] = (),
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.meters = meters
         self.sample_s = sample_s
         self.writes = WriteQueue(store, run_id)
+        self.fanout = Fanout(listeners)
+        self._window_metrics: dict[str, list[dict[str, Any]]] = {}
         self.t0 = time.time()
         self.offset: Readings | None = None
         self.cpu: JobCPU | None = None
@@ -90,7 +99,7 @@ class Recorder:
         self.ended: float | None = None
         self.final: Readings | None = None
         self._lock = threading.RLock()
-        self._windows: dict[str, tuple[int, str, float, Readings]] = {}
+        self._windows: dict[str, tuple[int, str, float, Readings, dict]] = {}
         self._next_window = 0
         self._metrics: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
@@ -130,19 +139,17 @@ class Recorder:
     # -- client sink ----------------------------------------------------------------------------
     def on_config(self, params: dict[str, Any]) -> None:
         self.writes.submit("update_config", run_id=self.run_id, params=params)
+        self.fanout.emit("on_config", {"run_id": self.run_id, "params": params})
 
     def on_log(
         self, step: int | None, metrics: dict[str, Any], window: str | None, t: float
     ) -> None:
+        entry = {"step": step, "window": window, "time_s": max(0.0, t - self.t0),
+                 "metrics": metrics}  # fmt: skip
         with self._lock:
-            self._metrics.append(
-                {
-                    "step": step,
-                    "window": window,
-                    "time_s": max(0.0, t - self.t0),
-                    "metrics": metrics,
-                }
-            )
+            self._metrics.append(entry)
+            for logged in self._window_metrics.values():  # for listeners of open windows
+                logged.append(entry)
             if (
                 len(self._metrics) >= METRIC_FLUSH_N
                 or time.monotonic() - self._last_flush > METRIC_FLUSH_S
@@ -164,7 +171,8 @@ class Recorder:
         with self._lock:
             idx = self._next_window
             self._next_window += 1
-            self._windows[key] = (idx, name, t, readings)
+            self._windows[key] = (idx, name, t, readings, info)
+            self._window_metrics[key] = []
         self.flush_metrics()
         self.writes.submit(
             "begin_window", run_id=self.run_id, idx=idx, name=name, started_unix=t, info=info
@@ -175,15 +183,21 @@ class Recorder:
             readings = self.meters.read()
         with self._lock:
             opened = self._windows.pop(key, None)
+            logged = self._window_metrics.pop(key, [])
         if opened is None:
             return
-        idx, _name, t_begin, begin = opened
-        rows = readings_rows(diff_readings(readings, begin))
+        idx, name, t_begin, begin, info = opened
+        energy = diff_readings(readings, begin)
         self.flush_metrics()
         self.writes.submit(
             "end_window", run_id=self.run_id, idx=idx, ended_unix=t,
-            duration_s=max(0.0, t - t_begin), energy_rows=rows,
+            duration_s=max(0.0, t - t_begin), energy_rows=readings_rows(energy),
         )  # fmt: skip
+        self.fanout.emit("on_window", {
+            "run_id": self.run_id, "index": idx, "name": name, "info": info,
+            "started_unix": t_begin, "ended_unix": t, "duration_s": max(0.0, t - t_begin),
+            "energy": select_best(energy, self.meters.statuses()), "metrics": logged,
+        })  # fmt: skip
 
     # -- life cycle -----------------------------------------------------------------------------
     def baseline(self, seconds: float, should_stop: threading.Event | None = None) -> None:
@@ -295,13 +309,16 @@ class Recorder:
         for error in self.writes.errors:
             print(f"greentrain: a write of run {self.run_id} failed: {error}", file=sys.stderr)
         self._rescue_if_replaced()
-        if spooled is not None:
-            return {}
-        try:
-            return self.store.get_run(self.run_id)
-        except StoreError as err:
-            print(f"greentrain: cannot read run {self.run_id} back: {err}", file=sys.stderr)
-            return {}
+        record: dict[str, Any] = {}
+        if spooled is None:
+            try:
+                record = self.store.get_run(self.run_id)
+            except StoreError as err:
+                print(f"greentrain: cannot read run {self.run_id} back: {err}", file=sys.stderr)
+        self.fanout.emit("on_end", {"run_id": self.run_id, "status": status,
+                                    "exit_code": exit_code, "record": record})  # fmt: skip
+        self.fanout.close()
+        return record
 
     def _rescue_if_replaced(self) -> None:
         """The store file was deleted or replaced mid-run: save what this connection holds."""

@@ -132,6 +132,7 @@ def run_command(
     options: RunOptions | None = None,
     *,
     meter_objects: Sequence[Meter] = (),
+    listeners: Sequence[Any] = (),
     summary: bool = True,
     **fields: Any,
 ) -> RunResult:
@@ -141,6 +142,7 @@ def run_command(
         options: how to meter and record (or its fields as keywords, see
             :meth:`RunOptions.build`): meters None -> every available default meter, never
             ``fake``; ``meter_objects`` adds ready meter instances (tests).
+        listeners: objects following the run as it goes (:mod:`greentrain.run.listeners`).
         summary: print the end-of-run summary on stderr.
     """
     if not command or not command[0]:
@@ -164,7 +166,7 @@ def run_command(
     try:
         run_id = new_run_id()
         meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
-        recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s)
+        recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s, listeners=listeners)
         recorder.create(command, opts.name, opts.tags, carbon)
         meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready)
         recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())

@@ -112,6 +112,7 @@ def track(
     *,
     options: RunOptions | None = None,
     meter_objects: Sequence[Meter] = (),
+    listeners: Sequence[Any] = (),
     summary: bool = False,
     **fields: Any,
 ) -> Iterator[Run]:
@@ -123,6 +124,7 @@ def track(
             ``meters=``, ``country=``, ``region=``, ``carbon_intensity=``, ``pue=``; see
             :class:`~greentrain.run.options.RunOptions`).
         meter_objects: ready meter instances, in addition to ``meters`` (tests).
+        listeners: objects following the run as it goes (:mod:`greentrain.run.listeners`).
         summary: print the end-of-run summary on stderr.
 
     On exit the record is finalized: ``finished``; ``interrupted`` on KeyboardInterrupt, and on
@@ -140,7 +142,7 @@ def track(
     command = list(sys.argv) if sys.argv and sys.argv[0] else ["python"]
     run_id = new_run_id()
     meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
-    recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s)
+    recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s, listeners=listeners)
     recorder.create(command, name or opts.name, opts.tags, carbon)
     handle = Run(run_id, recorder)
     status, exit_code = "failed", 1

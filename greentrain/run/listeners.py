@@ -1,0 +1,70 @@
+"""Others who follow a run as it goes: mirrors to trackers (MLflow, W&B), forecasts, budgets.
+
+A listener is any object with some of these methods, each taking one event dict:
+
+* ``on_config(event)``: ``{"run_id", "params"}`` -- what the script passed to ``client.config``;
+* ``on_window(event)``: ``{"run_id", "index", "name", "info", "started_unix", "ended_unix",
+  "duration_s", "energy": {domain: figure}, "metrics": [entries logged in it]}`` when a window
+  (an epoch, an evaluation) closes; ``energy`` has the best figure per domain
+  (:func:`greentrain.record.ranking.select_best`), joules;
+* ``on_end(event)``: ``{"run_id", "status", "exit_code", "record"}`` when the run is final.
+
+Events are delivered in order by one thread of their own (:class:`Fanout`), so a slow listener
+(a tracker writing files) never delays the job, the meters or the store. A listener that raises
+is reported once on stderr and gets no further events; the others carry on.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+KINDS = ("on_config", "on_window", "on_end")
+
+
+class Fanout:
+    """Delivers events to listeners from one background thread."""
+
+    def __init__(self, listeners: Iterable[Any] = ()) -> None:
+        self.listeners = list(listeners)
+        self.failed: dict[int, str] = {}  # id(listener) -> what went wrong
+        self._queue: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        if self.listeners:
+            self._thread = threading.Thread(target=self._loop, name="greentrain-fanout",
+                                            daemon=True)  # fmt: skip
+            self._thread.start()
+
+    def emit(self, kind: str, event: dict[str, Any]) -> None:
+        """Queue ``event`` for every listener's ``kind`` method; returns at once."""
+        if self._thread is not None:
+            self._queue.put((kind, event))
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            kind, event = item
+            for listener in self.listeners:
+                handler = getattr(listener, kind, None)
+                if handler is None or id(listener) in self.failed:
+                    continue
+                try:
+                    handler(event)
+                except Exception as err:  # noqa: BLE001 - one listener must not stop the rest
+                    self.failed[id(listener)] = f"{type(err).__name__}: {err}"
+                    print(
+                        f"greentrain: {type(listener).__name__} stopped following the run "
+                        f"({self.failed[id(listener)]})",
+                        file=sys.stderr,
+                    )
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Deliver what is queued (waiting at most ``timeout_s``), then stop."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout_s)
