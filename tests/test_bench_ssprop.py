@@ -233,9 +233,10 @@ def test_energy_blocks_give_joules_per_step_from_whole_blocks_with_even_step_cou
 
     import torch
 
+    from greentrain.bench import task
     from greentrain.bench.config import BenchConfig
     from greentrain.bench.rounds import energy_block_steps, run_energy_blocks
-    from greentrain.bench.variants import build_base_model, make_variants
+    from greentrain.bench.variants import make_variants
 
     cfg = BenchConfig(
         model="resnet18", batch_size=2, input_shape=(3, 8, 8), drops=(0.8,), steps=1,
@@ -244,7 +245,7 @@ def test_energy_blocks_give_joules_per_step_from_whole_blocks_with_even_step_cou
     assert energy_block_steps(cfg, [0.01, 0.01, 0.01]) == 6  # 5 steps last 0.05 s -> even: 6
     assert energy_block_steps(cfg, [1.0]) == 2  # never fewer than 2
     device = torch.device("cpu")
-    variants = make_variants(cfg, build_base_model(cfg), device)
+    variants = make_variants(cfg, task.build(cfg), device)
     for v in variants:
         v.step_s = [0.02]  # dense's median sets the block length: 0.05 s / 0.02 s -> 3 -> 4
 
@@ -256,8 +257,27 @@ def test_energy_blocks_give_joules_per_step_from_whole_blocks_with_even_step_cou
             self.j += 1.5
             return self.j
 
-    batch = (torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8), torch.tensor([0, 1]))
+    batch = task.make_batch(cfg, device)
     steps = run_energy_blocks(cfg, variants, batch, lambda: None, contextlib.nullcontext, Counter())
     assert steps == 4
     for v in variants:
         assert v.energy_j == [pytest.approx(1.5 / 4)] * 2  # one figure per round, J per step
+
+
+def test_the_ddpm_unet_benches_with_its_noise_prediction_loss(capsys):
+    pytest.importorskip("diffusers")
+    code, out, err = _run_cli(
+        capsys,
+        ["bench", "ssprop", "--model", "ddpm", "--input", "1,8,8", "--unet-base", "16",
+         "--batch-size", "2", "--drops", "0.8", "--steps", "1", "--warmup", "0",
+         "--layer-reps", "1", "--threads", "1", "--quiet", "--no-record", "--json"],
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["config"]["model"] == "ddpm" and result["config"]["unet_base"] == 16
+    assert [v["name"] for v in result["variants"]] == [
+        "dense",
+        "dense[channels_last]",
+        "sparse@0.8",
+    ]
+    assert len(result["layers"]) > 10  # every conv of the UNet is timed

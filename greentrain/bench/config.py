@@ -27,7 +27,10 @@ class BenchConfig:
     """Settings of one ``bench ssprop`` run (all variants share them).
 
     Attributes:
-        model: model-zoo name (``greentrain.jobs.models.build_model``), e.g. ``"resnet18"``.
+        model: model-zoo name (``greentrain.jobs.models.build_model``), e.g. ``"resnet18"``, or
+            ``"ddpm"``: the paper's DDPM UNet with its noise-prediction loss.
+        unet_base: the UNet's base channels with ``ddpm`` (None: the paper's for the image
+            size: 128 at 64x64).
         stem: ``"cifar"`` (3x3 stride-1 first conv, no max-pool) or ``"imagenet"``.
         num_classes: classifier width (the loss uses random labels in ``[0, num_classes)``).
         batch_size: images per step.
@@ -62,6 +65,7 @@ class BenchConfig:
     """
 
     model: str = "resnet18"
+    unet_base: int | None = None
     stem: str = "cifar"
     num_classes: int = 10
     batch_size: int = 64
@@ -150,8 +154,11 @@ def validate(cfg: BenchConfig) -> BenchConfig:
         raise ConfigError(
             f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {cfg.optimizer!r})"
         )
-    if cfg.model not in MODEL_NAMES:
-        raise ConfigError(f"--model must be one of {', '.join(MODEL_NAMES)} (got {cfg.model!r})")
+    models = (*MODEL_NAMES, "ddpm")
+    if cfg.model not in models:
+        raise ConfigError(f"--model must be one of {', '.join(models)} (got {cfg.model!r})")
+    if cfg.unet_base is not None and cfg.unet_base < 8:
+        raise ConfigError(f"--unet-base must be >= 8 channels (got {cfg.unet_base})")
     if cfg.stem not in STEMS:
         raise ConfigError(f"--stem must be cifar or imagenet (got {cfg.stem!r})")
     if cfg.batch_size < 1:

@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from greentrain.bench import task
 from greentrain.bench.clock import graph_replay_seconds
 from greentrain.bench.config import BenchConfig
 from greentrain.bench.rounds import rotated
@@ -40,10 +40,8 @@ def capture_conv_io(cfg: BenchConfig, base, device, batch, autocast) -> list[tup
                 output.register_hook(lambda g, rec=rec: rec.__setitem__("grad_output", g.detach()))
 
         handles.append(module.register_forward_hook(hook))
-    x, x_cl, y = batch
     with autocast():
-        out = model(x_cl if cfg.channels_last else x)
-        loss = F.cross_entropy(out.float(), y)
+        loss = task.loss(model, batch, cfg.channels_last)
     loss.backward()
     for h in handles:
         h.remove()

@@ -8,25 +8,23 @@ from __future__ import annotations
 import gc
 import math
 
-import torch.nn.functional as F
-
+from greentrain.bench import task
 from greentrain.bench.clock import StepClock
 from greentrain.bench.config import BenchConfig
 from greentrain.bench.stats import quantiles
 from greentrain.bench.variants import Log, Variant, current_rate, noop
 
 
-def train_step(variant: Variant, batch, autocast, clock: StepClock | None = None) -> None:
+def train_step(
+    variant: Variant, batch: task.Batch, autocast, clock: StepClock | None = None
+) -> None:
     """One train step (zero_grad, forward + loss, backward, optimizer step), then one scheduler
     step; ``clock`` marks its phases."""
-    x, x_cl, y = batch
-    xin = x_cl if variant.channels_last else x
     if clock is not None:
         clock.start()
     variant.optimizer.zero_grad(set_to_none=True)
     with autocast():
-        out = variant.run_model(xin)
-        loss = F.cross_entropy(out.float(), y)
+        loss = task.loss(variant.run_model, batch, variant.channels_last)
     if clock is not None:
         clock.mark()
     loss.backward()

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import torch
 
+from greentrain.bench import task
 from greentrain.bench.config import SCHEDULE_DROP_RATE, BenchConfig, validate
 from greentrain.bench.energy import open_step_energy
 from greentrain.bench.layers import capture_conv_io, layer_totals, time_layers
@@ -54,7 +55,6 @@ from greentrain.bench.rounds import run_energy_blocks, run_rounds
 from greentrain.bench.variants import (
     Log,
     autocast_fn,
-    build_base_model,
     layout_name,
     make_variants,
     noop,
@@ -131,11 +131,8 @@ def _run(cfg: BenchConfig, log: Log) -> dict:
         counter = None
         energy_info = {"available": False, "source": None, "reason": err.reason, "fix": err.fix}
 
-    base = build_base_model(cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    x = torch.randn(cfg.batch_size, *cfg.input_shape, generator=gen).to(device)
-    y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), generator=gen).to(device)
-    batch = (x, x.contiguous(memory_format=torch.channels_last), y)
+    base = task.build(cfg)
+    batch = task.make_batch(cfg, device)
 
     log(f"building {2 + len(cfg.drops) + int(cfg.schedule_check)} variants of {cfg.model}")
     variants = make_variants(cfg, base, device)

@@ -17,7 +17,6 @@ import torch
 
 from greentrain.bench.config import SCHEDULE_DROP_RATE, SCHEDULE_PERIOD_EPOCHS, BenchConfig
 from greentrain.errors import ConfigError
-from greentrain.jobs.models import build_model
 from ssprop import schedulers
 from ssprop.convert import convert, sparse_modules
 
@@ -71,14 +70,6 @@ def autocast_fn(cfg: BenchConfig, device) -> Callable[[], Any]:
     if cfg.dtype == "bfloat16":
         return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
-
-
-def build_base_model(cfg: BenchConfig):
-    """The one seeded model every variant is copied from (eager, CPU, fp32)."""
-    torch.manual_seed(cfg.seed)
-    return build_model(
-        cfg.model, num_classes=cfg.num_classes, in_channels=cfg.input_shape[0], stem=cfg.stem
-    )
 
 
 def _optimizer(cfg: BenchConfig, model):

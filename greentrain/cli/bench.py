@@ -19,7 +19,12 @@ app.add_typer(bench_app, name="bench")
 
 @bench_app.command("ssprop")
 def bench_ssprop(
-    model: str = typer.Option("resnet18", "--model", help="Model-zoo name (resnet18/26/50)."),
+    model: str = typer.Option(
+        "resnet18", "--model", help="resnet18/26/50, or ddpm (the paper's DDPM UNet)."
+    ),
+    unet_base: int = typer.Option(
+        None, "--unet-base", help="ddpm: UNet base channels (default: the paper's, 128 at 64x64)."
+    ),
     stem: str = typer.Option("cifar", "--stem", help="cifar (3x3 stride-1 stem) or imagenet."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per step."),
     input_shape: str = typer.Option("3,32,32", "--input", help="One image's shape C,H,W."),
@@ -91,6 +96,7 @@ def bench_ssprop(
     cfg = validate(
         BenchConfig(
             model=model,
+            unet_base=unet_base,
             stem=stem,
             batch_size=batch_size,
             input_shape=parse_input_shape(input_shape),
