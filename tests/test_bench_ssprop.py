@@ -281,3 +281,63 @@ def test_the_ddpm_unet_benches_with_its_noise_prediction_loss(capsys):
         "sparse@0.8",
     ]
     assert len(result["layers"]) > 10  # every conv of the UNet is timed
+
+
+def test_phases_time_each_phase_alone_and_flag_joules_unavailable_on_cpu(capsys):
+    from greentrain.bench.report import to_markdown
+
+    code, out, err = _run_cli(
+        capsys,
+        [*TINY, "--drops", "0.8", "--no-layers", "--phases", "--energy-rounds", "2",
+         "--energy-block-s", "0.01", "--no-record", "--json"],
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    phases = result["phases"]
+    assert phases["baseline"] == "dense" and phases["rounds"] == 2
+    assert phases["joules_reason"].startswith("n/a: no NVML")
+    rows = {row["variant"]: row for row in phases["variants"]}
+    assert set(rows) == {"dense", "dense[channels_last]", "sparse@0.8"}
+    for row in rows.values():
+        for phase in ("forward", "backward", "optimizer"):
+            assert _positive_finite(row[phase]["seconds"])
+            assert row[phase]["joules"] is None  # never 0 where nothing measured
+            assert row[phase]["repetitions"] >= 2
+    assert rows["dense"]["backward_flops_ratio"] == 1.0
+    assert 0 < rows["sparse@0.8"]["backward_flops_ratio"] < 1
+    assert "Per phase (each alone)" in to_markdown(result)
+
+
+def test_phase_joules_come_from_the_counter_per_repetition():
+    import contextlib
+
+    import torch
+
+    from greentrain.bench import task
+    from greentrain.bench.config import BenchConfig
+    from greentrain.bench.phases import measure_phases
+    from greentrain.bench.variants import make_variants
+
+    cfg = BenchConfig(
+        model="resnet18", batch_size=2, input_shape=(3, 8, 8), drops=(0.8,), steps=1,
+        warmup=0, energy_rounds=1, energy_block_s=1e-9, per_layer=False,
+    )  # fmt: skip
+    device = torch.device("cpu")
+    variants = make_variants(cfg, task.build(cfg), device)
+
+    class Counter:  # cumulative joules: 3 J between two reads
+        def __init__(self):
+            self.j = 0.0
+
+        def read_j(self):
+            self.j += 3.0
+            return self.j
+
+    batch = task.make_batch(cfg, device)
+    result = measure_phases(cfg, variants, batch, device, contextlib.nullcontext, Counter(), None)
+    for row in result["variants"]:
+        for phase in ("forward", "backward", "optimizer"):
+            reps = row[phase]["repetitions"]
+            assert reps == 2  # a block shorter than one repetition still repeats twice
+            assert row[phase]["joules"] == pytest.approx(3.0 / reps)
+            assert row[phase]["joules_ratio"] == pytest.approx(1.0)

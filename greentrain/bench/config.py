@@ -52,6 +52,9 @@ class BenchConfig:
         warmup: untimed rounds before the timed ones (every variant steps in each).
         schedule_check: also time a model driven by the paper's bar schedule.
         per_layer: time each conv layer's backward in isolation.
+        phases: also measure forward, backward and optimizer step of each steady variant alone,
+            seconds and (on CUDA) joules per phase, next to analytic backward FLOPs
+            (``greentrain.bench.phases``).
         layer_reps: timed repetitions per layer and variant (default: ``steps``).
         optimizer: ``"adam"`` (the paper's, lr 2e-4) or ``"sgd"`` (momentum 0.9).
         selection, dims: passed to ``ssprop.convert``.
@@ -83,6 +86,7 @@ class BenchConfig:
     warmup: int = 3
     schedule_check: bool = False
     per_layer: bool = True
+    phases: bool = False
     layer_reps: int | None = None
     optimizer: str = "adam"
     selection: str = "topk"

@@ -138,6 +138,38 @@ def _layer_rows(result: dict) -> list[list[str]]:
     return rows
 
 
+PHASE_HEADERS = [
+    "variant",
+    "bwd FLOPs x",
+    "fwd ms",
+    "bwd ms",
+    "opt ms",
+    "fwd s x",
+    "bwd s x",
+    "opt s x",
+    "fwd J",
+    "bwd J",
+    "opt J",
+    "bwd J x",
+]
+
+
+def _phase_rows(result: dict) -> list[list[str]]:
+    """One row per steady variant of the ``--phases`` section (ratios to same-settings dense)."""
+    rows = []
+    for v in (result.get("phases") or {}).get("variants", []):
+        seconds = [v[p]["seconds"] for p in ("forward", "backward", "optimizer")]
+        joules = [v[p]["joules"] for p in ("forward", "backward", "optimizer")]
+        rows.append(
+            [v["variant"], _x(v["backward_flops_ratio"])]
+            + ["-" if s is None else f"{s * 1e3:.2f}" for s in seconds]
+            + [_x(v[p]["seconds_ratio"]) for p in ("forward", "backward", "optimizer")]
+            + ["n/a" if j is None else f"{j:.3f}" for j in joules]
+            + [_x(v["backward"]["joules_ratio"])]
+        )
+    return rows
+
+
 def schedule_line(result: dict) -> str | None:
     """The bar-schedule check in one sentence, or None if it was not run."""
     s = result.get("schedule")
@@ -175,6 +207,14 @@ def footnotes(result: dict) -> list[str]:
             "Per layer: backward (torch.autograd.grad) of each conv alone on a captured input and "
             "grad_output, eager, median of layer_reps interleaved repetitions."
         )
+    if result.get("phases"):
+        ph = result["phases"]
+        why = f" Joules: n/a, {ph['joules_reason']}." if ph.get("joules_reason") else ""
+        notes.append(
+            "Per phase: forward, backward and optimizer step of each variant alone, median of "
+            f"{ph['rounds']} rotated rounds of blocks; x = ratio to {ph['baseline']}; backward "
+            f"FLOPs analytic (ssprop.flops).{why}"
+        )
     if result.get("run_id"):
         notes.append(f"Recorded as run {result['run_id']}.")
     return notes
@@ -199,6 +239,13 @@ def print_rich(result: dict, console: Any = None) -> None:
         for row in _layer_rows(result):
             lt.add_row(*(escape(c) for c in row))
         console.print(lt)
+    if result.get("phases"):
+        pt = Table(title="Per phase (each alone)", title_justify="left")
+        for h in PHASE_HEADERS:
+            pt.add_column(escape(h), justify="left" if h == "variant" else "right")
+        for row in _phase_rows(result):
+            pt.add_row(*(escape(c) for c in row))
+        console.print(pt)
     line = schedule_line(result)
     if line:
         console.print(escape(line))
@@ -218,6 +265,8 @@ def to_markdown(result: dict, *, command: str | None = None, per_layer: bool = T
     line = schedule_line(result)
     if line:
         parts += ["", line]
+    if result.get("phases"):
+        parts += ["", "Per phase (each alone):", "", _md_table(PHASE_HEADERS, _phase_rows(result))]
     if per_layer and result["layers"]:
         parts += ["", "Per-layer conv backward (isolated):", ""]
         parts.append(_md_table(_layer_headers(result), _layer_rows(result)))

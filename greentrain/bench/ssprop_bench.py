@@ -44,6 +44,7 @@ from greentrain.bench import task
 from greentrain.bench.config import SCHEDULE_DROP_RATE, BenchConfig, validate
 from greentrain.bench.energy import open_step_energy
 from greentrain.bench.layers import capture_conv_io, layer_totals, time_layers
+from greentrain.bench.phases import measure_phases
 from greentrain.bench.result import (
     environment,
     fastest_dense,
@@ -100,6 +101,12 @@ METHOD = {
         "dense layer's weights; grad_input skipped where the real input needed none; same "
         "layout/autocast"
     ),
+    "phases": (
+        "--phases: forward, backward (torch.autograd.grad of one retained graph) and "
+        "optimizer.step of each steady variant, each alone in blocks of >= energy_block_s, "
+        "energy_rounds rotated rounds; seconds and NVML joules per repetition (None off CUDA); "
+        "backward FLOPs analytic (ssprop.flops); ratios to same-settings dense"
+    ),
     "schedule": (
         "bar schedule (period 2 epochs, drop 0.8) with 1 step per epoch, so phases alternate "
         "every step; ratio = mean over steps of its per-round step-time ratio to dense "
@@ -148,6 +155,11 @@ def _run(cfg: BenchConfig, log: Log) -> dict:
         captured = capture_conv_io(cfg, base, device, batch, autocast)
         layers = time_layers(cfg, variants, captured, device, sync, autocast, log)
 
+    phases = None
+    if cfg.phases:
+        reason = None if counter is not None else energy_info["reason"]
+        phases = measure_phases(cfg, variants, batch, device, autocast, counter, reason, log)
+
     by_name = {v.name: v for v in variants}
     dense = by_name["dense"]
     fastest = fastest_dense(variants)
@@ -166,6 +178,7 @@ def _run(cfg: BenchConfig, log: Log) -> dict:
         "layers": layers,
         "layers_total": layer_totals(layers),
         "schedule": None,
+        "phases": phases,
         "run_id": None,
     }
     if cfg.schedule_check:

@@ -43,6 +43,11 @@ def bench_ssprop(
     layers: bool = typer.Option(
         True, "--layers/--no-layers", help="Per-layer conv backward table."
     ),
+    phases: bool = typer.Option(
+        False,
+        "--phases",
+        help="Also time forward, backward and optimizer step alone (joules on CUDA).",
+    ),
     layer_reps: int = typer.Option(
         None, "--layer-reps", help="Repetitions per layer (default: --steps)."
     ),
@@ -109,6 +114,7 @@ def bench_ssprop(
             warmup=warmup,
             schedule_check=schedule_check,
             per_layer=layers,
+            phases=phases,
             layer_reps=layer_reps,
             optimizer=optimizer,
             seed=seed,
