@@ -120,3 +120,15 @@ def test_compile_flags_wrap_the_training_model_in_one_fullgraph_compile(monkeypa
     cfg = TrainConfig(cuda_graphs=True)
     with pytest.raises(Exception, match="--cuda-graphs needs a CUDA device"):
         compiled(torch.nn.Linear(2, 2), cfg, torch.device("cpu"))
+
+
+def test_the_flops_plan_in_the_config_matches_each_epochs_logged_backward_flops(tmp_path):
+    from greentrain.studies.launch import launch
+
+    cfg = TrainConfig(epochs=4, drop=0.8, schedule="bar", period=2, **TINY)
+    outcome = launch(cfg, RunOptions(store=str(tmp_path / "s.db"), meters=["fake"]))
+    run = Store(str(tmp_path / "s.db")).get_run(outcome.run_id)
+    plan = run["config"]["backward_flops_per_epoch"]
+    logged = [m["backward_flops_per_iter"] for m in run["metrics"] if m.get("epoch") is not None]
+    assert plan == pytest.approx(logged)
+    assert plan[0] != plan[1] and plan[0] == plan[2]  # a bar schedule: dear and cheap epochs

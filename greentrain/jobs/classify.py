@@ -44,6 +44,7 @@ from greentrain.jobs.loop import (
     build_drop_scheduler,
     compiled,
     deterministic,
+    epoch_flops_plan,
     seed_everything,
     train_steps,
 )
@@ -156,14 +157,16 @@ def train_classifier(
     ctx: DistContext | None = None,
     data: DataBundle | None = None,
     power_w: Callable[[], float | None] | None = None,
+    forecast: Callable[[], str | None] | None = None,
     stop_after_epoch: int | None = None,
 ) -> ClassifyResult:
     """Train (or resume) the classification job described by ``cfg``.
 
     ``ctx`` is the process's place in DDP (default: one process on ``cfg.device``). Metering is
     the caller's business (see :func:`greentrain.jobs.distributed`/``launch``); the job only talks
-    to :mod:`greentrain.client`, a no-op outside a run. ``stop_after_epoch`` (1-based) ends the
-    session after that epoch as if interrupted -- for tests of ``--resume``.
+    to :mod:`greentrain.client`, a no-op outside a run. ``power_w`` and ``forecast`` feed the
+    progress bar (:class:`~greentrain.jobs.progress.EpochProgress`). ``stop_after_epoch``
+    (1-based) ends the session after that epoch as if interrupted -- for tests of ``--resume``.
     """
     cfg = resolve(cfg)
     if ctx is None:
@@ -224,12 +227,14 @@ def train_classifier(
             result.best_test_acc = extra.get("best_test_acc")
             result.epochs_done = start_epoch
         if ctx.is_main:
+            plan = epoch_flops_plan(scheduler, flops_at, cfg.epochs, steps_per_epoch)
             client.config(
-                **cfg.record(), steps_per_epoch=steps_per_epoch, world_size=ctx.world_size
-            )
+                **cfg.record(), steps_per_epoch=steps_per_epoch, world_size=ctx.world_size,
+                **({"backward_flops_per_epoch": plan} if plan else {}),
+            )  # fmt: skip
 
         top5 = cfg.dataset == "imagenet"
-        with EpochProgress(cfg.progress and ctx.is_main, power_w=power_w) as bar:
+        with EpochProgress(cfg.progress and ctx.is_main, power_w=power_w, forecast=forecast) as bar:
             for e in range(start_epoch, cfg.epochs):
                 epoch = e + 1
                 window = client.window("epoch", index=e) if ctx.is_main else None

@@ -35,6 +35,7 @@ from greentrain.jobs.loop import (
     build_drop_scheduler,
     compiled,
     deterministic,
+    epoch_flops_plan,
     seed_everything,
     train_steps,
 )
@@ -98,6 +99,7 @@ def train_ddpm(
     data: Any = None,
     proxy_steps: int = 500,
     power_w: Callable[[], float | None] | None = None,
+    forecast: Callable[[], str | None] | None = None,
     stop_after_epoch: int | None = None,
 ) -> DDPMResult:
     """Train the paper's DDPM on ``cfg.dataset``, then sample and compute the FID.
@@ -157,9 +159,13 @@ def train_ddpm(
             )  # fmt: skip
             result.history = list(extra.get("history", []))
             result.epochs_done = start_epoch
-        client.config(**cfg.record(), steps_per_epoch=steps_per_epoch)
+        plan = epoch_flops_plan(scheduler, flops_at, cfg.epochs, steps_per_epoch)
+        client.config(
+            **cfg.record(), steps_per_epoch=steps_per_epoch,
+            **({"backward_flops_per_epoch": plan} if plan else {}),
+        )  # fmt: skip
 
-        with EpochProgress(cfg.progress, power_w=power_w) as bar:
+        with EpochProgress(cfg.progress, power_w=power_w, forecast=forecast) as bar:
             for e in range(start_epoch, cfg.epochs):
                 epoch = e + 1
                 with client.window("epoch", index=e):

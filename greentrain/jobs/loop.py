@@ -8,6 +8,7 @@ written once for both.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -110,6 +111,25 @@ class FlopsAt:
                 value = float(self._model_flops.flops_at(drop_rate))
             self._memo[drop_rate] = value
         return self._memo[drop_rate]
+
+
+def epoch_flops_plan(
+    scheduler: Any, flops_at: Callable[[float], float], epochs: int, steps_per_epoch: int
+) -> list[float] | None:
+    """Mean analytic backward FLOPs per iteration of every epoch the drop scheduler will run
+    (what each epoch's ``backward_flops_per_iter`` will be), for the run's forecast; None
+    without a scheduler (every epoch alike)."""
+    if scheduler is None or steps_per_epoch < 1 or epochs < 1:
+        return None
+    plan = []
+    for e in range(epochs):
+        counts = scheduler.factor_counts(total_steps=(e + 1) * steps_per_epoch,
+                                         start=e * steps_per_epoch)  # fmt: skip
+        plan.append(
+            math.fsum(flops_at(scheduler.nominal_rate * f) * n for f, n in counts.items())
+            / steps_per_epoch
+        )
+    return plan
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """Rich progress bars for the training loops: one bar per epoch with loss, accuracy, drop rate
-and, when the run is metered and the meter reports it, the current power in watts.
+and, when the run is metered, the current power in watts and the forecast of the run's energy
+at its end (``≈ 0.42 kWh at end, ±0.03``, :mod:`greentrain.run.forecasting`).
 
 Quiet (no output at all) when stderr is not a terminal, when disabled, or on ranks other than 0.
 """
@@ -20,11 +21,20 @@ class EpochProgress:
 
     ``power_w`` is an optional callable returning the current power draw in watts (or None when
     unknown); it is polled at most once a second and shown only when it returns a number.
+    ``forecast`` returns the run's forecast as text (or None before there is one); it is
+    asked at each epoch's start and end.
     """
 
-    def __init__(self, enabled: bool = True, power_w: Callable[[], float | None] | None = None):
+    def __init__(
+        self,
+        enabled: bool = True,
+        power_w: Callable[[], float | None] | None = None,
+        forecast: Callable[[], str | None] | None = None,
+    ):
         self.enabled = bool(enabled) and sys.stderr.isatty()
         self._power_w = power_w
+        self._forecast = forecast
+        self._forecast_text = ""
         self._progress: Any = None
         self._task: Any = None
         self._last_power_t = 0.0
@@ -53,6 +63,7 @@ class EpochProgress:
         """Begin the bar of ``epoch`` (0-based) of ``epochs`` with ``steps`` iterations."""
         if self._progress is None:
             return
+        self._refresh_forecast()
         self._task = self._progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, info="")
 
     def _power(self) -> str:
@@ -68,11 +79,20 @@ class EpochProgress:
             self._power_text = f" power {watts:.0f} W" if watts is not None else ""
         return self._power_text
 
+    def _refresh_forecast(self) -> None:
+        if self._forecast is None:
+            return
+        try:
+            text = self._forecast()
+        except Exception:  # a forecast hiccup must never break training
+            text = None
+        self._forecast_text = f" {text}" if text else ""
+
     def advance(self, *, loss: float, drop_rate: float) -> None:
         """One iteration done."""
         if self._progress is None or self._task is None:
             return
-        info = f"loss {loss:.4f} drop {drop_rate:.2f}{self._power()}"
+        info = f"loss {loss:.4f} drop {drop_rate:.2f}{self._power()}{self._forecast_text}"
         self._progress.update(self._task, advance=1, info=info)
 
     def end_epoch(self, *, loss: float, acc: float | None, drop_rate: float) -> None:
@@ -80,6 +100,7 @@ class EpochProgress:
         if self._progress is None or self._task is None:
             return
         acc_text = f" acc {acc:.4f}" if acc is not None else ""
-        info = f"loss {loss:.4f}{acc_text} drop {drop_rate:.2f}{self._power()}"
+        self._refresh_forecast()
+        info = f"loss {loss:.4f}{acc_text} drop {drop_rate:.2f}{self._power()}{self._forecast_text}"
         self._progress.update(self._task, info=info)
         self._task = None

@@ -24,6 +24,7 @@ Pure functions of numbers; joules in, joules out.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,20 @@ class Forecast:
     @property
     def half_width_j(self) -> float | None:
         return None if self.high_j is None else (self.high_j - self.low_j) / 2
+
+    def shifted(self, outside_j: float, done_offset: int = 0) -> Forecast:
+        """The same forecast with ``outside_j`` joules spent outside the epochs seen (setup,
+        evaluations) added to every figure, and epochs counted from ``done_offset`` (a resumed
+        run's first epoch)."""
+
+        def add(v: float | None) -> float | None:
+            return None if v is None else v + outside_j
+
+        return dataclasses.replace(
+            self, epochs_done=self.epochs_done + done_offset,
+            epochs_total=self.epochs_total + done_offset, spent_j=self.spent_j + outside_j,
+            total_j=self.total_j + outside_j, low_j=add(self.low_j), high_j=add(self.high_j),
+        )  # fmt: skip
 
     def co2_g(self, intensity_g_per_kwh: float, pue: float = 1.0) -> tuple[float, ...]:
         """(total, low, high) grams CO2e; low/high NaN when there is no interval."""

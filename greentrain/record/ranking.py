@@ -20,6 +20,7 @@ or ``{"energy_j": None, "reason": str}`` for a domain nobody measured. ``disagre
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,3 +197,14 @@ def window_figures(
             "devices": dict(chosen.devices),
         }
     return out
+
+
+def total_j(figures: Mapping[str, Mapping[str, Any] | None]) -> float | None:
+    """A run's (or window's) energy: the sum of its domains' best figures, joules; None when
+    no domain has one (never 0 for "nothing measured")."""
+    values = [
+        float(f["energy_j"])
+        for f in figures.values()
+        if f is not None and isinstance(f.get("energy_j"), (int, float))
+    ]
+    return math.fsum(values) if values else None

@@ -1,0 +1,157 @@
+"""A run's forecast, kept current as epochs close: a listener (:mod:`greentrain.run.listeners`).
+
+:class:`ForecastListener` follows a run's windows named ``epoch``. After each one it forecasts
+the run's total energy with :func:`greentrain.record.forecast.forecast` from
+
+* the joules of each epoch window seen (the sum of its domains' best figures);
+* the number of epochs the run will have: given (``greentrain run --epochs``), else the first
+  of ``epochs``, ``max_epochs``, ``num_train_epochs`` the job passed to ``client.config``
+  (the built-in jobs, the Lightning and Transformers callbacks pass one);
+* each epoch's backward FLOPs where the job passed ``backward_flops_per_epoch`` (the built-in
+  jobs do when a drop scheduler is on, so a bar schedule's cheap and dear epochs are told
+  apart).
+
+Epoch windows are numbered by their ``index`` info when the job gives one (a resumed run starts
+at its first epoch left), else counted. The forecast's ``spent`` is the run's whole energy at
+the end of the latest epoch (its setup and evaluations outside epoch windows included), so the
+total is ``spent + predicted remaining epochs``; work after the last epoch (a final
+evaluation, sampling) is not forecast.
+
+Each forecast is handed to ``on_forecast`` (the recorder stores it as a ``forecast`` event with
+its time, the progress bar shows it) and kept as :attr:`ForecastListener.latest` for a budget.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from greentrain.record.forecast import Forecast, forecast
+from greentrain.record.ranking import total_j
+from greentrain.units import co2_g, joules_to_kwh
+
+EPOCH_KEYS = ("epochs", "max_epochs", "num_train_epochs")
+EPOCH_WINDOW = "epoch"
+
+
+def epochs_from_config(params: Mapping[str, Any]) -> int | None:
+    """The run's number of epochs from a job's ``client.config`` params, if it gave one."""
+    for key in EPOCH_KEYS:
+        value = params.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(value) and value >= 1:
+            return math.ceil(value)
+    return None
+
+
+class ForecastListener:
+    """Forecasts a run's total energy after every epoch (see the module docstring).
+
+    Args:
+        epochs: epochs the run will have (None: from the job's config).
+        intensity_g_per_kwh, pue: the run's carbon factors, for the CO2e of a forecast.
+        on_forecast: called with each new :class:`Forecast` (from the listener thread).
+    """
+
+    def __init__(
+        self,
+        epochs: int | None = None,
+        *,
+        intensity_g_per_kwh: float | None = None,
+        pue: float = 1.0,
+        on_forecast: Callable[[Forecast], None] | None = None,
+    ) -> None:
+        self.given_epochs = epochs
+        self.config_epochs: int | None = None
+        self.flops: list[float] | None = None
+        self.intensity = intensity_g_per_kwh
+        self.pue = pue
+        self.on_forecast = on_forecast
+        self.epoch_j: list[float] = []
+        self.first_index: int | None = None
+        self.last_index = -1
+        self.run_spent_j: float | None = None
+        self._lock = threading.Lock()
+        self._latest: Forecast | None = None
+
+    @property
+    def latest(self) -> Forecast | None:
+        """The newest forecast, or None before the first epoch (or without an epoch count)."""
+        with self._lock:
+            return self._latest
+
+    @property
+    def epochs(self) -> int | None:
+        return self.given_epochs if self.given_epochs is not None else self.config_epochs
+
+    # -- listener events ------------------------------------------------------------------------
+    def on_config(self, event: Mapping[str, Any]) -> None:
+        params = event.get("params") or {}
+        self.config_epochs = epochs_from_config(params) or self.config_epochs
+        flops = params.get("backward_flops_per_epoch")
+        if isinstance(flops, list) and all(isinstance(f, (int, float)) for f in flops):
+            self.flops = [float(f) for f in flops]
+
+    def on_window(self, event: Mapping[str, Any]) -> None:
+        if event.get("name") != EPOCH_WINDOW:
+            return
+        energy = total_j(event.get("energy") or {})
+        if energy is None:
+            return  # nothing measured this epoch: no forecast rather than a wrong one
+        info = event.get("info") if isinstance(event.get("info"), Mapping) else {}
+        index = info.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or index <= self.last_index:
+            index = self.last_index + 1
+        if self.first_index is None:
+            self.first_index = index
+        self.last_index = index
+        self.epoch_j.append(energy)
+        run_energy = event.get("run_energy")
+        self.run_spent_j = total_j(run_energy) if isinstance(run_energy, Mapping) else None
+        made = self.update()
+        if made is not None and self.on_forecast is not None:
+            self.on_forecast(made)
+
+    # -- the forecast -----------------------------------------------------------------------------
+    def update(self) -> Forecast | None:
+        """Forecast from the epochs seen so far (None without an epoch count)."""
+        epochs = self.epochs
+        if epochs is None or not self.epoch_j or self.first_index is None:
+            return None
+        first = self.first_index
+        total = max(epochs - first, self.last_index + 1 - first)
+        flops = self.flops[first:epochs] if self.flops and len(self.flops) >= epochs else None
+        made = forecast(self.epoch_j, total, flops)
+        outside = 0.0
+        if self.run_spent_j is not None:
+            outside = max(0.0, self.run_spent_j - made.spent_j)
+        made = made.shifted(outside, done_offset=first)
+        with self._lock:
+            self._latest = made
+        return made
+
+    def event(self, made: Forecast) -> dict[str, Any]:
+        """The ``forecast`` event's fields: joules, kWh and (with an intensity) gCO2e."""
+        out: dict[str, Any] = made.to_dict()
+        out["total_kwh"] = joules_to_kwh(made.total_j)
+        if self.intensity is not None:
+            out["total_gco2"] = co2_g(made.total_j, self.intensity, self.pue)
+        return out
+
+
+def progress_text(made: Forecast | None) -> str | None:
+    """``≈ 0.42 kWh at end, ±0.03`` for a progress bar (None without a forecast); small runs
+    in Wh or J, the interval's half-width in the same unit."""
+    if made is None:
+        return None
+    kwh = joules_to_kwh(made.total_j)
+    unit, scale = ("kWh", 3.6e6) if kwh >= 0.01 else ("Wh", 3.6e3) if kwh >= 1e-3 else ("J", 1.0)
+    value = made.total_j / scale
+    digits = max(0, 2 - math.floor(math.log10(value))) if value > 0 else 0
+    text = f"≈ {value:.{digits}f} {unit} at end"
+    if made.half_width_j is not None:
+        text += f", ±{made.half_width_j / scale:.{digits}f}"
+    return text
