@@ -1,0 +1,159 @@
+"""Back-test of the energy forecast on recorded runs: how close it came, early, to the truth.
+
+For every finished run with at least two measured epoch windows, the forecast
+(:func:`greentrain.record.forecast.forecast`) is replayed as it would have been made after
+``fraction`` of the run's epochs (at least one epoch, fewer than all), from the joules of the
+epochs seen and -- where the run logged them -- every epoch's backward FLOPs (the config's
+``backward_flops_per_epoch``, else each epoch's logged ``backward_flops_per_iter``: the two
+agree, the job logs what it planned). It is compared with the energy all the run's epochs
+really took (the sum of its epoch windows): the part of a run the forecast predicts. Work
+outside epoch windows (setup, a final evaluation) is the same in forecast and truth at the
+end of a live run, so it is left out of both here.
+
+Per run and fraction: predicted and actual joules, the relative error, and whether the 95%
+interval held the actual figure (None when there was no interval).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from greentrain.record.forecast import forecast
+from greentrain.record.ranking import total_j
+from greentrain.report.reading import RunReader
+
+FRACTIONS = (0.10, 0.25)
+
+
+@dataclass(frozen=True)
+class BacktestRow:
+    """One run's forecast after ``epochs_seen`` of ``epochs`` epochs against the actual."""
+
+    run: str
+    name: str
+    fraction: float
+    epochs_seen: int
+    epochs: int
+    predicted_j: float
+    actual_j: float
+    low_j: float | None
+    high_j: float | None
+    method: str
+
+    @property
+    def error(self) -> float:
+        """(predicted - actual) / actual."""
+        return (self.predicted_j - self.actual_j) / self.actual_j
+
+    @property
+    def covered(self) -> bool | None:
+        if self.low_j is None or self.high_j is None:
+            return None
+        return self.low_j <= self.actual_j <= self.high_j
+
+
+def _epoch_series(run: Mapping[str, Any]) -> tuple[list[float], list[float] | None] | None:
+    """(joules per epoch, backward FLOPs per epoch or None), or None if not usable."""
+    reader = RunReader(run)
+    epochs = [w for _, w in reader.windows() if w.get("name") == "epoch"]
+    joules = [total_j(reader.mapping(w.get("energy"), "windows.energy")) for w in epochs]
+    if len(joules) < 2 or any(j is None or not 0 < j < math.inf for j in joules):
+        return None
+    cfg = reader.config()
+    plan = cfg.get("backward_flops_per_epoch")
+    flops: list[float] | None = None
+    if isinstance(plan, list) and len(plan) >= len(joules):
+        flops = [reader.number(v, "config.backward_flops_per_epoch") for v in plan[: len(joules)]]
+    else:
+        by_epoch = {}
+        for _, m in reader.metrics():
+            epoch = reader.integer(m.get("epoch"), "metrics.epoch")
+            value = reader.number(m.get("backward_flops_per_iter"), "metrics.flops", True)
+            if epoch is not None and value is not None:
+                by_epoch[epoch] = value
+        flops = [by_epoch.get(i + 1) for i in range(len(joules))]
+    if flops is None or any(f is None for f in flops):
+        flops = None
+    return [float(j) for j in joules], flops  # type: ignore[misc]
+
+
+def backtest_run(
+    run: Mapping[str, Any], fractions: Sequence[float] = FRACTIONS
+) -> list[BacktestRow]:
+    """The run's rows, one per fraction that leaves at least one epoch seen and one to come."""
+    if run.get("status") != "finished":
+        return []
+    series = _epoch_series(run)
+    if series is None:
+        return []
+    joules, flops = series
+    total = len(joules)
+    rows = []
+    for fraction in fractions:
+        seen = max(1, math.ceil(fraction * total - 1e-9))
+        if seen >= total:
+            continue
+        made = forecast(joules[:seen], total, flops)
+        rows.append(
+            BacktestRow(
+                run=str(run.get("id")),
+                name=str(run.get("name")),
+                fraction=fraction,
+                epochs_seen=seen,
+                epochs=total,
+                predicted_j=made.total_j,
+                actual_j=math.fsum(joules),
+                low_j=made.low_j,
+                high_j=made.high_j,
+                method=made.method,
+            )  # fmt: skip
+        )
+    return rows
+
+
+def backtest(runs: Iterable[Mapping[str, Any]], fractions: Sequence[float] = FRACTIONS):
+    """Rows of every usable run (see :func:`backtest_run`)."""
+    return [row for run in runs for row in backtest_run(run, fractions)]
+
+
+def summarize(rows: Sequence[BacktestRow]) -> list[dict[str, Any]]:
+    """Per fraction: runs, median and worst absolute error, interval coverage."""
+    out = []
+    for fraction in sorted({r.fraction for r in rows}):
+        these = [r for r in rows if r.fraction == fraction]
+        errors = [abs(r.error) for r in these]
+        judged = [r.covered for r in these if r.covered is not None]
+        out.append({
+            "fraction": fraction, "runs": len(these),
+            "epochs_seen": sorted({r.epochs_seen for r in these}),
+            "median_abs_error": statistics.median(errors), "max_abs_error": max(errors),
+            "covered": sum(judged), "with_interval": len(judged),
+        })  # fmt: skip
+    return out
+
+
+def markdown(rows: Sequence[BacktestRow], title: str) -> str:
+    """A summary table and one row per run and fraction."""
+    lines = [f"**{title}**", "",
+             "| after | runs | epochs seen | median abs. error | worst | 95% interval held |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for s in summarize(rows):
+        held = f"{s['covered']}/{s['with_interval']}" if s["with_interval"] else "no interval"
+        seen = ",".join(str(e) for e in s["epochs_seen"])
+        lines.append(
+            f"| {s['fraction']:.0%} | {s['runs']} | {seen} | {s['median_abs_error']:.1%} "
+            f"| {s['max_abs_error']:.1%} | {held} |"
+        )
+    lines += ["", "| run | after | seen/epochs | predicted J | actual J | error | 95% interval |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        interval = "-" if r.low_j is None else f"{r.low_j:.1f}-{r.high_j:.1f}"
+        lines.append(
+            f"| {r.name.replace('|', '/')} | {r.fraction:.0%} | {r.epochs_seen}/{r.epochs} "
+            f"| {r.predicted_j:.1f} | {r.actual_j:.1f} | {r.error:+.1%} | {interval} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,57 @@
+"""The forecast back-test replays forecasts on recorded runs and scores them exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from greentrain.report.backtest import backtest, backtest_run, markdown, summarize
+
+
+def _run(epoch_j, *, flops=None, plan=None, status="finished", run_id="r1"):
+    windows = [{"name": "epoch", "index": i, "energy": {"cpu": {"energy_j": j}, "gpu": None}}
+               for i, j in enumerate(epoch_j)]  # fmt: skip
+    windows.append({"name": "eval", "energy": {"cpu": {"energy_j": 1e6}}})  # not an epoch
+    metrics = [{"epoch": i + 1, "backward_flops_per_iter": f} for i, f in enumerate(flops or [])]
+    config = {"epochs": len(epoch_j)}
+    if plan is not None:
+        config["backward_flops_per_epoch"] = plan
+    return {"id": run_id, "name": run_id, "status": status, "windows": windows,
+            "metrics": metrics, "config": config}  # fmt: skip
+
+
+def test_the_forecast_after_a_fraction_of_epochs_is_scored_against_all_epochs():
+    rows = backtest_run(_run([10.0, 12.0, 11.0, 13.0] + [11.0] * 16))  # 20 epochs
+    assert [(r.fraction, r.epochs_seen) for r in rows] == [(0.1, 2), (0.25, 5)]
+    first = rows[0]
+    assert first.predicted_j == pytest.approx(11.0 * 20)  # mean of 10 and 12, x 20 epochs
+    assert first.actual_j == pytest.approx(10 + 12 + 11 + 13 + 11 * 16)
+    assert first.error == pytest.approx((220 - first.actual_j) / first.actual_j)
+    assert first.covered is True
+
+
+def test_a_bar_schedule_is_replayed_with_the_logged_flops_per_epoch():
+    flops = [100.0, 20.0] * 6
+    joules = [5.0 + 0.1 * f for f in flops]
+    (row,) = backtest_run(_run(joules, flops=flops), fractions=[0.25])
+    assert row.epochs_seen == 3 and "FLOPs" in row.method
+    assert row.error == pytest.approx(0.0, abs=1e-12)
+    (planned,) = backtest_run(_run(joules, plan=flops), fractions=[0.25])
+    assert planned.predicted_j == pytest.approx(row.predicted_j)
+
+
+def test_unusable_runs_are_left_out_not_scored_as_zero():
+    assert backtest_run(_run([10.0, 11.0], status="failed")) == []
+    assert backtest_run(_run([10.0])) == []  # one epoch: nothing to forecast
+    assert backtest_run(_run([10.0, None, 12.0])) == []  # an epoch nobody measured
+    assert backtest_run(_run([10.0, float("nan"), 12.0])) == []
+
+
+def test_the_summary_counts_errors_and_interval_coverage_per_fraction():
+    runs = [_run([10.0, 11.0, 12.0, 10.0], run_id="a"), _run([5.0, 5.0, 9.0, 5.0], run_id="b")]
+    rows = backtest(runs, fractions=[0.5])
+    (summary,) = summarize(rows)
+    assert summary["runs"] == 2 and summary["epochs_seen"] == [2]
+    assert summary["max_abs_error"] == pytest.approx(max(abs(r.error) for r in rows))
+    assert summary["covered"] + (summary["with_interval"] - summary["covered"]) == 2
+    text = markdown(rows, "t")
+    assert "| 50% | 2 | 2 |" in text and "| a | 50% | 2/4 |" in text
