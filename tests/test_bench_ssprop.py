@@ -341,3 +341,22 @@ def test_phase_joules_come_from_the_counter_per_repetition():
             assert reps == 2  # a block shorter than one repetition still repeats twice
             assert row[phase]["joules"] == pytest.approx(3.0 / reps)
             assert row[phase]["joules_ratio"] == pytest.approx(1.0)
+
+
+def test_bench_where_tabulates_each_result_with_a_verdict_from_its_ratios(bench_result, capsys,
+                                                                          tmp_path):  # fmt: skip
+    from greentrain.bench.where import row, verdict
+
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(bench_result))
+    code, out, err = _run_cli(capsys, ["bench", "where", str(path), "--markdown"])
+    assert code == 0, err
+    r = row(bench_result)
+    sparse = next(v for v in bench_result["variants"] if v["name"] == "sparse@0.8")
+    assert r["sparse_step"] == sparse["ratios_vs_fastest_dense"]["step_time"]["median"]
+    assert r["sparse_energy"] is None  # CPU: no NVML, and the table says so
+    assert "n/a (no NVML)" in out and r["verdict"] in out
+    assert verdict(0.9, 0.95) == "saves energy (10%)" and verdict(None, 1.005) == "no gain (time)"
+    assert verdict(None, 1.2) == "costs time (+20%)"
+    code, _, err = _run_cli(capsys, ["bench", "where", str(tmp_path / "missing.json")])
+    assert code == 2 and err.startswith("error: cannot read bench result")

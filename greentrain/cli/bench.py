@@ -140,3 +140,42 @@ def bench_ssprop(
         print(json.dumps(result, indent=2))
     else:
         print_rich(result)
+
+
+@bench_app.command("where")
+def bench_where(
+    files: list[str] = typer.Argument(..., help="JSON results of `greentrain bench ssprop`."),
+    drop: float = typer.Option(0.8, "--drop", help="The sparse variant's drop rate."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print Markdown (for READMEs)."),
+) -> None:
+    """Where ssProp saves energy and where it does not: one row per bench result."""
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from greentrain.bench.where import HEADERS, cells, row
+    from greentrain.bench.where import markdown as to_markdown
+    from greentrain.errors import ConfigError
+
+    results = []
+    for name in files:
+        try:
+            data = json.loads(Path(name).read_text())
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"cannot read bench result {name}: {err}") from None
+        if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(
+            "greentrain.bench.ssprop/"
+        ):
+            raise ConfigError(f"{name} is not a `greentrain bench ssprop --json` result")
+        results.append(data)
+    if markdown:
+        print(to_markdown(results, drop), end="")
+        return
+    table = Table(title="Where ssProp saves energy", title_justify="left")
+    for h in HEADERS:
+        table.add_column(escape(h))
+    for r in results:
+        table.add_row(*(escape(c) for c in cells(row(r, drop))))
+    Console().print(table)
