@@ -12,6 +12,8 @@ from fixtures.runs import NASTY, make_run, study  # noqa: E402
 from fixtures.store import write_store  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from greentrain.report.formatting import FORMATS  # noqa: E402
+
 APP = Path(__file__).resolve().parents[1] / "app"
 PAGES = ["runs", "compare", "run", "export"]
 
@@ -123,11 +125,13 @@ def test_run_page_warns_about_estimated_energy(data_store):
 
 def test_export_page_offers_every_format_as_download(data_store):
     at = _run("export")
-    assert len(at.get("download_button")) == 5
+    assert len(at.get("download_button")) == len(FORMATS)
     at.radio[0].set_value("latex").run()
     assert r"\toprule" in at.code[0].value
     at.radio[0].set_value("statement").run()
-    assert "kWh in total" in at.code[0].value
+    assert "of electricity in total" in at.code[0].value
+    at.radio[0].set_value("model-card").run()
+    assert "co2_eq_emissions:" in at.code[0].value
 
 
 def test_main_script_opens_the_runs_page(data_store):

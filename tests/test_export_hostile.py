@@ -159,7 +159,8 @@ def test_a_bad_metric_is_flagged_in_every_format_and_the_rest_still_renders(fmt)
     bad = hostile_run("x1", {"metrics[-1].final_test_acc": "0.9"}, schedule="bar", drop_rate=0.8)
     text = tables.render(study() + [bad], fmt)
     assert "final" in text and "test" in text and "0.9" in text  # which key, which value
-    assert "resnet18 / cifar10 / dense" in text or fmt == "statement"
+    tables_of_configurations = fmt in ("latex", "markdown", "csv", "json")
+    assert "resnet18 / cifar10 / dense" in text or not tables_of_configurations
     if fmt in ("markdown", "latex"):
         assert "not a number" in text and ("†" in text or r"\dagger" in text)
 
