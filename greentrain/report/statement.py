@@ -194,19 +194,26 @@ def _sources(items: list[tuple[str, int]], total_runs: int) -> str:
 
 
 def _measurement_sentence(study: Study) -> str:
+    """``GPU energy was measured by nvml:counter and CPU and DRAM energy was estimated by
+    estimate:estimated.`` -- domains described alike are named together."""
     n = len(study.runs)
     measured, estimated = study.measured(False), study.measured(True)
-    parts = []
-    for domain in sorted(set(measured) | set(estimated)):
+    by_desc: dict[str, list[str]] = {}
+    for domain in sorted(set(measured) | set(estimated), key=_domain_order):
         bits = []
         if domain in measured:
             bits.append("measured by " + _sources(measured[domain], n))
         if domain in estimated:
             bits.append("estimated by " + _sources(estimated[domain], n))
-        parts.append(f"{domain.upper()} energy was " + " and ".join(bits))
-    if not parts:
+        by_desc.setdefault(" and ".join(bits), []).append(domain.upper())
+    if not by_desc:
         return "No meter measured any energy."
-    return _join(parts) + "."
+    return _join([f"{_join(d)} energy was {desc}" for desc, d in by_desc.items()]) + "."
+
+
+def _domain_order(domain: str) -> tuple[int, str]:
+    order = ("gpu", "cpu", "dram")
+    return (order.index(domain) if domain in order else len(order), domain)
 
 
 def statement(runs: Iterable[dict]) -> str:
@@ -230,8 +237,12 @@ def statement(runs: Iterable[dict]) -> str:
         + (f", located in {places}." if places else "."),
         f"A cumulative {fmt_duration_s(allt['duration_s'])} of computation was performed over "
         f"{_runs(n)} ({by_status}), using {fmt_energy_kwh(allt['energy_kwh'])} of electricity in "
-        f"total, failed and interrupted runs included ({fmt_energy_kwh(wasted)} of it in runs "
-        "that did not finish).",
+        + (
+            f"total, failed and interrupted runs included ({fmt_energy_kwh(wasted)} of it in "
+            "runs that did not finish)."
+            if any(s in totals.index for s in ("failed", "interrupted"))
+            else "total."
+        ),
     ]
     if allt["unmeasured_runs"]:
         out.append(
@@ -253,7 +264,7 @@ def statement(runs: Iterable[dict]) -> str:
     else:
         out.append("No carbon intensity was recorded, so no emissions are stated.")
     sentence = _measurement_sentence(study)
-    down = sorted({d.upper() for d, _ in study.unmeasured})
+    down = [d.upper() for d in sorted({d for d, _ in study.unmeasured}, key=_domain_order)]
     if down:
         runs_down = sum(study.unmeasured.values())
         sentence = sentence[:-1] + (
