@@ -90,7 +90,7 @@ def test_the_lightning_snippet_under_greentrain_run_shows_energy_next_to_accurac
         a for _, a in accs
     ]
 
-    # the app's Run page: energy per epoch and the accuracy curve's data
+    # the app's Run page: energy per epoch and the accuracy the script logged
     pytest.importorskip("streamlit")
     from streamlit.testing.v1 import AppTest
 
@@ -100,6 +100,7 @@ def test_the_lightning_snippet_under_greentrain_run_shows_energy_next_to_accurac
     assert not at.exception
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("Energy per epoch" in t for t in titles)
+    assert any("val_acc (%)" in t for t in titles)
 
     # the export lines, as written
     for line in blocks("bash")[0].splitlines()[1:]:

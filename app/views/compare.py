@@ -67,7 +67,7 @@ elif not groups.empty:
             aspect="auto",
             color_continuous_scale="Greens",
             labels={"x": "drop rate", "y": "schedule", "color": "accuracy (%) per kWh"},
-            title="Accuracy (%) per kWh (mean over seeds)",
+            title="Accuracy per kWh (mean over seeds)",
         )
         fig.update_traces(text=labels.to_numpy(), texttemplate="%{text}",
                           hovertemplate="%{y}, drop %{x}: %{text}<extra></extra>")  # fmt: skip
@@ -112,7 +112,7 @@ elif not groups.empty:
             )
         )
         fig.update_layout(
-            xaxis_title=f"energy per run ({unit})", yaxis_title=ylab, title="Accuracy vs energy"
+            xaxis_title=f"energy per run ({unit})", yaxis_title=ylab, title="Accuracy vs kWh"
         )
         fig.update_xaxes(tickformat=sh.TICKS)
         st.plotly_chart(fig, key="pareto")

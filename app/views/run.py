@@ -22,6 +22,8 @@ from greentrain.report.formatting import (  # noqa: E402
 from greentrain.report.reading import check_number  # noqa: E402
 from greentrain.units import joules_to_kwh, kwh_to_joules  # noqa: E402
 
+ACCURACY_METRICS = ("test_acc", "val_acc", "eval_accuracy", "accuracy")
+
 
 def energy_text(joules: object) -> str | None:
     """Joules as readable energy (``56.2 Wh``); None for a value that is not a number."""
@@ -125,16 +127,23 @@ if runs:
         st.plotly_chart(fig, key="epoch_p")
     else:
         st.info("This run recorded no epoch windows (the script did not call client.window).")
-    curve = [m for m in run.get("metrics") or [] if m.get("test_acc") is not None]
+    # the accuracy the script logged: greentrain's jobs log test_acc, Lightning scripts val_acc,
+    # the Hugging Face Trainer eval_accuracy
+    logged = [m for m in run.get("metrics") or [] if isinstance(m, dict)]
+    metric = next(
+        (k for k in ACCURACY_METRICS if any(check_number(m.get(k))[0] is not None for m in logged)),
+        None,
+    )
+    curve = [m for m in logged if metric and check_number(m.get(metric))[0] is not None]
     if curve:
         adf = pd.DataFrame(
             {
                 "epoch": [m.get("epoch", m.get("step")) for m in curve],
-                "test accuracy (%)": [m["test_acc"] * 100 for m in curve],
+                f"{metric} (%)": [m[metric] * 100 for m in curve],
             }
         )
         st.plotly_chart(
-            px.line(adf, x="epoch", y="test accuracy (%)", markers=True, title="Accuracy"),
+            px.line(adf, x="epoch", y=f"{metric} (%)", markers=True, title="Accuracy"),
             key="epoch_acc",
         )
 
