@@ -14,9 +14,18 @@ import pytest
 pytest.importorskip("lightning")
 import lightning.pytorch as L  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
+from test_integrations_training import OFFLINE_ENV  # noqa: E402
 
 from greentrain.integrations.lightning import EnergyCallback  # noqa: E402
 from greentrain.store import Store  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _nothing_leaves_the_machine(monkeypatch):
+    """The libraries' own telemetry, crash reports and hub look-ups off (subprocesses too)."""
+    for name, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(name, value)
+
 
 # The module and data of the tests (and, as text, of the README snippet's test).
 TINY = """

@@ -16,10 +16,19 @@ pytest.importorskip("lightning")
 pytest.importorskip("transformers")
 mlflow = pytest.importorskip("mlflow")
 from test_integrations_lightning import TINY as TINY_LIGHTNING  # noqa: E402
+from test_integrations_training import OFFLINE_ENV  # noqa: E402
 from test_integrations_transformers import tiny_source  # noqa: E402
 
 from greentrain.cli import main  # noqa: E402
 from greentrain.store import Store  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _nothing_leaves_the_machine(monkeypatch):
+    """The libraries' own telemetry, crash reports and hub look-ups off (subprocesses too)."""
+    for name, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(name, value)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Where you already work: Lightning, Transformers, MLflow, W&B"

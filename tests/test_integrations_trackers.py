@@ -13,10 +13,19 @@ from pathlib import Path
 import pytest
 from fixtures.runs import BAD_VALUES, NASTY_TEXTS, make_run, study
 from fixtures.store import write_store
+from test_integrations_training import OFFLINE_ENV  # noqa: E402
 
 from greentrain.cli import main
 from greentrain.integrations import payload
 from greentrain.report.reading import check_number
+
+
+@pytest.fixture(autouse=True)
+def _nothing_leaves_the_machine(monkeypatch):
+    """The libraries' own telemetry, crash reports and hub look-ups off (subprocesses too)."""
+    for name, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(name, value)
+
 
 PY = sys.executable
 JOB = (
@@ -175,6 +184,7 @@ def test_mirror_mlflow_follows_a_run_live(tmp_path, mlflow_uri, monkeypatch, cap
         (["--to", "neptune", "d0"], 2, "--to 'neptune': use one of mlflow, wandb"),
         (["--to", "wandb", "d0", "--tracking-uri", "sqlite:///x.db"], 2, "MLflow's"),
         (["--tracking-uri", "sqlite:///x.db"], 2, "goes with --to mlflow"),
+        (["--to", "mlflow", "d0", "-o", "x.md"], 2, "-o and --plot go with --format"),
     ],
 )  # fmt: skip
 def test_export_bad_input_is_a_one_line_error(store_path, capsys, args, code, message):

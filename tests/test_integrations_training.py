@@ -5,6 +5,8 @@ when another process meters), the status it leaves, and that bad options fail be
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -13,6 +15,23 @@ from greentrain.errors import ConfigError
 from greentrain.integrations.training import TrainingRun, window_energy
 from greentrain.run import track
 from greentrain.store import Store
+
+OFFLINE_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "WANDB_ERROR_REPORTING": "false",
+    "WANDB_MODE": "offline",
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+
+
+@pytest.fixture(autouse=True)
+def _nothing_leaves_the_machine(monkeypatch):
+    """The libraries' own telemetry, crash reports and hub look-ups off (subprocesses too)."""
+    for name, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(name, value)
+
 
 # Each read adds 2 J on the CPU and 1 J on the GPU: a window (begin and end, one read apart)
 # is 3 J.
@@ -114,3 +133,14 @@ def test_a_window_without_any_measured_domain_has_no_energy_not_zero():
     event = {"name": "epoch", "info": {"index": 2}, "energy": {"gpu": {"energy_j": None}}}
     energy = window_energy(event, 475.0, 1.0)
     assert energy.energy_j is None and energy.co2_g is None and energy.metrics() == {}
+
+
+def test_importing_greentrain_and_its_cli_loads_none_of_the_integration_libraries():
+    code = (
+        "import sys, greentrain, greentrain.cli, greentrain.integrations.trackers, "
+        "greentrain.integrations.training\n"
+        "print(','.join(m for m in ('lightning', 'pytorch_lightning', 'transformers', 'mlflow',"
+        " 'wandb') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -13,10 +13,19 @@ import pytest
 
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
+from test_integrations_training import OFFLINE_ENV  # noqa: E402
 from transformers import TrainerState  # noqa: E402
 
 from greentrain.integrations.transformers import EnergyCallback  # noqa: E402
 from greentrain.store import Store  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _nothing_leaves_the_machine(monkeypatch):
+    """The libraries' own telemetry, crash reports and hub look-ups off (subprocesses too)."""
+    for name, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(name, value)
+
 
 # The model, data and arguments of the tests (and, as text, of the README snippet's test).
 TINY = """

@@ -90,6 +90,8 @@ def export_cmd(
 
     run = [*(runs_arg or []), *(run or [])]
     if to is not None:
+        if output is not None or plot is not None:
+            raise ConfigError("-o and --plot go with --format; --to writes into the tracker")
         _export_to_tracker(to, store, run, tag, sweep, status, tracking_uri, project)
         return
     if tracking_uri is not None:

@@ -14,9 +14,12 @@ mlflow|wandb``). What is sent is :mod:`greentrain.integrations.payload`'s.
   Each window's values are plotted against ``<window>/index``, the script's metrics against
   ``greentrain/step``.
 
-The libraries are imported on first use (:func:`~greentrain.integrations.libraries.require`):
-without them, a one-line :class:`~greentrain.errors.ConfigError` names the extra to install.
-Anything the tracker refuses (unreachable, unauthorised, a rejected value) is one line of
+Neither library sends its own usage or crash reports from greentrain
+(``MLFLOW_DISABLE_TELEMETRY`` and ``WANDB_ERROR_REPORTING`` are set unless you set them): the
+tracking server or W&B is the only place data goes. The libraries are imported on first use
+(:func:`~greentrain.integrations.libraries.require`): without them, a one-line
+:class:`~greentrain.errors.ConfigError` names the extra to install. Anything the tracker
+refuses (unreachable, unauthorised, a rejected value) is one line of
 :class:`~greentrain.errors.StoreError`.
 
 A :class:`Mirror` is a listener (:mod:`greentrain.run.listeners`): it runs in the run's own
@@ -85,6 +88,7 @@ class MlflowTracker:
     label = "MLflow"
 
     def __init__(self, tracking_uri: str | None = None, experiment: str | None = None) -> None:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # MLflow's own usage reports
         mlflow = require("mlflow", "--to/--mirror mlflow")
         self._entities = require("mlflow.entities", "--to/--mirror mlflow", "mlflow")
         self.uri = tracking_uri or mlflow.get_tracking_uri()
@@ -160,6 +164,7 @@ class WandbTracker:
     label = "W&B"
 
     def __init__(self, project: str | None = None) -> None:
+        os.environ.setdefault("WANDB_ERROR_REPORTING", "false")  # W&B's own crash reports
         self._wandb = require("wandb", "--to/--mirror wandb")
         self.project = project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
         self.run: Any = None
