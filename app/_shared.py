@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from greentrain.report.formatting import fmt_energy_kwh
 from greentrain.report.grouping import runs_frame
 from greentrain.store import Store, StoreError, default_path
 
@@ -78,11 +79,16 @@ def empty_state(path: Path | None, what: str = "runs") -> None:
 
 
 def fmt_kwh(value: float | None, estimated: bool) -> str:
-    """``"0.150 kWh"``; estimates are marked ``"≈0.150 kWh (estimated)"``."""
+    """``"0.150 kWh"``, ``"56.2 Wh"``; estimates are marked ``"≈56.2 Wh (estimated)"``."""
     if value is None or pd.isna(value):
         return "not measured"
-    text = f"{value:.3g} kWh"
+    text = fmt_energy_kwh(value)
     return f"≈{text} (estimated)" if estimated else text
+
+
+# d3-format for plotly axes and colour bars: 3 significant digits with thousands separators,
+# never 1.57e+4 or SI suffixes (a "m" on an energy axis would read as milli-kWh or metres).
+TICKS = ",.3~r"
 
 
 def page_header(title: str) -> list[dict]:

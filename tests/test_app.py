@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ pytest.importorskip("plotly")
 from fixtures.runs import NASTY, make_run, study  # noqa: E402
 from fixtures.store import write_store  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from greentrain.report.formatting import FORMATS  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "app"
 PAGES = ["runs", "compare", "run", "export"]
@@ -86,7 +90,7 @@ def test_compare_page_draws_heatmap_pareto_energy_to_accuracy_and_savings(data_s
     assert _plotly_count(at) == 4
     assert "Pareto-optimal: resnet18 / cifar10 / bar / 0.8, resnet18 / cifar10 / dense" in _text(at)
     e2a = at.dataframe[0].value
-    assert {"configuration", "kWh to target", "reached"} <= set(e2a.columns)
+    assert {"configuration", "energy to target", "reached"} <= set(e2a.columns)
 
 
 def test_compare_page_switches_model_dataset_scope(data_store):
@@ -123,11 +127,13 @@ def test_run_page_warns_about_estimated_energy(data_store):
 
 def test_export_page_offers_every_format_as_download(data_store):
     at = _run("export")
-    assert len(at.get("download_button")) == 5
+    assert len(at.get("download_button")) == len(FORMATS)
     at.radio[0].set_value("latex").run()
     assert r"\toprule" in at.code[0].value
     at.radio[0].set_value("statement").run()
-    assert "kWh in total" in at.code[0].value
+    assert "of electricity in total" in at.code[0].value
+    at.radio[0].set_value("model-card").run()
+    assert "co2_eq_emissions:" in at.code[0].value
 
 
 def test_main_script_opens_the_runs_page(data_store):
@@ -144,3 +150,55 @@ def test_app_never_writes_the_store(data_store):
     for page in PAGES:
         _run(page)
     assert data_store.read_bytes() == before
+
+
+# -- readable numbers (issue 15) ----------------------------------------------------------------
+
+SCIENTIFIC = re.compile(r"\d\.?\d*e[+-]?\d", re.IGNORECASE)
+
+
+@pytest.fixture
+def small_store(tmp_path, monkeypatch):
+    """Runs as short as the CPU demo's: tens of joules, so kWh figures are about 1e-5."""
+    runs = [
+        make_run("s0", accs=[0.5, 0.9], epoch_energy_j=[100.0, 100.0], co2_per_kwh_g=475.0),
+        make_run("s1", drop_rate=0.8, schedule="bar", accs=[0.5, 0.8], epoch_energy_j=[50.0] * 2),
+    ]
+    path = write_store(tmp_path / "small.db", runs)
+    monkeypatch.setenv("GREENTRAIN_APP_STORE", str(path))
+    return path
+
+
+def _shown(at: AppTest) -> str:
+    """Every text a person reads on the page: markdown, metrics, tables, chart labels."""
+    parts = [_text(at)]
+    parts += [f"{m.label} {m.value}" for m in at.get("metric")]
+    parts += [d.value.to_csv(index=False) for d in at.dataframe]
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        for trace in spec["data"]:
+            parts += [str(t) for t in trace.get("text") or [] if t is not None]
+            parts.append(str(trace.get("texttemplate", "")))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_shows_a_figure_in_scientific_notation(small_store, page):
+    at = AppTest.from_file(str(APP / "views" / f"{page}.py"), default_timeout=30)
+    if page == "run":
+        at.query_params["run"] = "s0"
+    at.run()
+    assert not at.exception
+    shown = _shown(at)
+    assert not SCIENTIFIC.search(shown.replace("e-mail", "")), SCIENTIFIC.findall(shown)
+
+
+def test_accuracy_per_kwh_reads_as_percent_per_kwh_with_thousands_separators(small_store):
+    at = _run("compare")
+    heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    cells = [c for row in heat["text"] for c in row if c]
+    # dense: 0.9 / (200 J = 5.56e-5 kWh) = 16,200 per kWh, i.e. 1,620,000 %/kWh
+    assert "1,620,000 %/kWh" in cells
+    runs_page = _run("runs")
+    energies = set(runs_page.dataframe[0].value["energy"])
+    assert "0.0556 Wh" in energies  # 200 J, not 5.56e-05 kWh

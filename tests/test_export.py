@@ -129,20 +129,37 @@ def test_json_has_stable_sorted_keys_and_null_for_undefined():
 
 def test_statement_reports_hardware_totals_carbon_meters_estimates_and_uncertainty():
     text = tables.render(study(), "statement")
-    assert "1x NVIDIA H100 80GB HBM3" in text
-    assert "8 runs" in text and "1.50 kWh in total" in text
+    assert text.count("\n") == 1  # one paragraph to paste
+    assert "1x NVIDIA H100 80GB HBM3" in text and "located in DEU" in text
+    assert "A cumulative 3.50 minutes of computation was performed over 8 runs" in text
+    assert "1.50 kWh of electricity in total" in text
     assert "failed and interrupted runs included" in text and "0.150 kWh" in text
-    assert "400 gCO2e/kWh (Ember, 2023, DEU) with a PUE of 1.2" in text
-    assert "GPU by nvml:counter in 7 runs" in text
-    assert "1 of 8 runs includes estimated" in text
-    assert "Fermi and Kepler" in text and "stated assumption" in text
-    assert "order of magnitude" in text
+    assert "400 gCO2e/kWh (Ember, 2023, DEU) and a PUE of 1.2" in text
+    assert "total emissions come to 600 g CO2e" in text
+    # which figures were measured and which estimated, by which meter: one sentence
+    assert (
+        "GPU energy was measured by nvml:counter in 7 runs and estimated by "
+        "estimate:estimated in 1 run." in text
+    )
+    assert "appendix" in text
+    # the details are in the appendix, not in the paragraph
+    assert "Fermi and Kepler" not in text
+    appendix = tables.render(study(), "statement-appendix")
+    assert "| GPU | nvml | counter | 7 | 1.20 kWh | measured |" in appendix
+    assert "| GPU | estimate | estimated | 1 | 0.300 kWh | estimated |" in appendix
+    assert "Fermi and Kepler" in appendix and "stated assumption" in appendix
+    assert "order of magnitude" in appendix
+    assert "| rapl | 8 | no RAPL | run on Linux |" in appendix
 
 
 def test_statement_names_unmeasured_domains_and_empty_selection():
     text = statement.statement([make_run("x", cpu_unavailable=True)])
-    assert "CPU in 1 runs (RAPL not readable (permission))" in text
-    assert "No figure in these totals is an estimate" in text
+    assert "CPU energy was not measured in 1 run" in text
+    assert "RAPL not readable" not in text  # a meter's reason: in the appendix only
+    assert "| CPU | 1 | RAPL not readable \\(permission\\) |" in statement.appendix_markdown(
+        [make_run("x", cpu_unavailable=True)]
+    )
+    assert "estimated" not in text.split("appendix")[0]
     assert "No runs" in statement.statement([])
 
 

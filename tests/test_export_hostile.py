@@ -159,7 +159,8 @@ def test_a_bad_metric_is_flagged_in_every_format_and_the_rest_still_renders(fmt)
     bad = hostile_run("x1", {"metrics[-1].final_test_acc": "0.9"}, schedule="bar", drop_rate=0.8)
     text = tables.render(study() + [bad], fmt)
     assert "final" in text and "test" in text and "0.9" in text  # which key, which value
-    assert "resnet18 / cifar10 / dense" in text or fmt == "statement"
+    tables_of_configurations = fmt in ("latex", "markdown", "csv", "json")
+    assert "resnet18 / cifar10 / dense" in text or not tables_of_configurations
     if fmt in ("markdown", "latex"):
         assert "not a number" in text and ("†" in text or r"\dagger" in text)
 
@@ -322,3 +323,40 @@ def hostile_studies(draw) -> list[dict]:
 @given(hostile_studies())
 def test_any_text_and_any_value_render_well_formed_in_every_format(runs):
     check_every_format(runs)
+
+
+# -- the statement's appendix and the model card (issue 15) -------------------------------------
+
+
+@needs_pdflatex
+@pytest.mark.parametrize("preamble", ["\\usepackage[T1]{fontenc}\n", ""], ids=["T1", "OT1"])
+def test_the_latex_appendix_of_the_nasty_study_compiles(tmp_path, preamble):
+    tex = tables.render(nasty_text_study(), "statement-appendix-latex")
+    assert r"\begin{tabular}" in tex and "Fermi and Kepler" in tex
+    proc = _compile(tmp_path, tex, preamble)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_the_model_card_of_the_nasty_study_is_valid_yaml_with_a_number_of_grams():
+    yaml = pytest.importorskip("yaml")
+    runs = nasty_text_study()
+    doc = yaml.safe_load(tables.render(runs, "model-card"))
+    block = doc["co2_eq_emissions"]
+    assert isinstance(block["emissions"], (int, float)) and block["emissions"] > 0
+    for key in ("source", "training_type", "geographical_location", "hardware_used"):
+        assert isinstance(block[key], str) and raw_controls(block[key]) == [], key
+    assert block["training_type"] == "pre-training"
+    card = tables.render(runs, "model-card", training_type="fine-tuning")
+    assert yaml.safe_load(card)["co2_eq_emissions"]["training_type"] == "fine-tuning"
+
+
+def test_the_statement_paragraph_never_quotes_a_meters_error_text():
+    error = "nvml: NVML init failed: NVML Shared Library Not Found (no NVIDIA driver?)"
+    runs = study()
+    for run in runs:
+        run["energy"]["dram"] = {"energy_j": None, "reason": f"no meter measured dram ({error})"}
+        run["meters"].append({"meter": "nvml", "available": False, "reason": error, "fix": "x"})
+    paragraph = tables.render(runs, "statement")
+    assert "NVML" not in paragraph and "DRAM energy was not measured in 8 runs" in paragraph
+    appendix = tables.render(runs, "statement-appendix")
+    assert "NVML Shared Library Not Found" in appendix

@@ -39,8 +39,9 @@ ALLOWED: dict[str, set[str]] = {
     "studies": {"jobs", "run", "report", "meters", "store", "client", "protocol", "record",
                 "units", "errors"},
     "bench": {"jobs", "run", "meters", "client", "envinfo", "record", "units", "errors"},
+    "integrations": {"client", "run", "report", "record", "store", "units", "errors", "protocol"},
     "cli": {"studies", "bench", "jobs", "run", "report", "meters", "store", "client", "record",
-            "carbon", "envinfo", "protocol", "units", "errors"},
+            "carbon", "envinfo", "protocol", "units", "errors", "integrations"},
     "__init__": {"run", "client"},
     "__main__": {"cli"},
 }  # fmt: skip

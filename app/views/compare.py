@@ -16,6 +16,7 @@ import _shared as sh  # noqa: E402
 
 from greentrain.report import grouping, study  # noqa: E402
 from greentrain.report import runs as run_figures  # noqa: E402
+from greentrain.report.formatting import energy_unit, fmt_energy_kwh, readable  # noqa: E402
 
 runs = sh.page_header("Compare")
 finished = [r for r in runs if r.get("status") == "finished"]
@@ -53,17 +54,24 @@ elif not groups.empty:
         drop=g["drop_rate"].map(lambda r: "n/a" if pd.isna(r) else f"{r:g}"),
     )
     if heat["acc_per_kwh_mean"].notna().any():
+        # accuracy in percent per kWh: "16,600 %/kWh", never 1.66e+4
+        heat = heat.assign(pct_per_kwh=heat["acc_per_kwh_mean"] * 100.0)
         pivot = heat.pivot_table(
-            index="schedule_label", columns="drop", values="acc_per_kwh_mean", aggfunc="mean"
+            index="schedule_label", columns="drop", values="pct_per_kwh", aggfunc="mean"
+        )
+        labels = pivot.apply(
+            lambda col: col.map(lambda v: "" if pd.isna(v) else f"{readable(v)} %/kWh")
         )
         fig = px.imshow(
             pivot,
-            text_auto=".3g",
             aspect="auto",
             color_continuous_scale="Greens",
-            labels={"x": "drop rate", "y": "schedule", "color": "accuracy / kWh"},
+            labels={"x": "drop rate", "y": "schedule", "color": "accuracy (%) per kWh"},
             title="Accuracy per kWh (mean over seeds)",
         )
+        fig.update_traces(text=labels.to_numpy(), texttemplate="%{text}",
+                          hovertemplate="%{y}, drop %{x}: %{text}<extra></extra>")  # fmt: skip
+        fig.update_layout(coloraxis_colorbar=dict(tickformat=sh.TICKS))
         fig.update_xaxes(type="category")
         fig.update_yaxes(type="category")
         st.plotly_chart(fig, key="heatmap")
@@ -75,6 +83,7 @@ elif not groups.empty:
     scale = 100.0 if metric == "accuracy" else 1.0
     ylab = "final test accuracy (%)" if metric == "accuracy" else "FID (lower is better)"
     pts = g.dropna(subset=[f"{metric}_mean", "energy_kwh_mean"])
+    unit, per_kwh = energy_unit(g["energy_kwh_mean"].max())  # Wh for small runs, not 5.6e-5
     st.subheader("Accuracy vs energy, with the Pareto front")
     if not pts.empty:
         front = study.pareto_front(pts, metric)
@@ -82,9 +91,11 @@ elif not groups.empty:
         for _, row in pts.iterrows():
             fig.add_trace(
                 go.Scatter(
-                    x=[row["energy_kwh_mean"]],
+                    x=[row["energy_kwh_mean"] * per_kwh],
                     y=[row[f"{metric}_mean"] * scale],
-                    error_x=dict(type="data", array=[row["energy_kwh_std"]], visible=True),
+                    error_x=dict(
+                        type="data", array=[row["energy_kwh_std"] * per_kwh], visible=True
+                    ),
                     error_y=dict(type="data", array=[row[f"{metric}_std"] * scale], visible=True),
                     mode="markers",
                     marker=dict(size=12, symbol="circle-open" if row["estimated"] else "circle"),
@@ -93,7 +104,7 @@ elif not groups.empty:
             )
         fig.add_trace(
             go.Scatter(
-                x=front["energy_kwh_mean"],
+                x=front["energy_kwh_mean"] * per_kwh,
                 y=front[f"{metric}_mean"] * scale,
                 mode="lines",
                 line=dict(shape="hv", dash="dash", color="black"),
@@ -101,8 +112,9 @@ elif not groups.empty:
             )
         )
         fig.update_layout(
-            xaxis_title="energy per run (kWh)", yaxis_title=ylab, title="Accuracy vs kWh"
+            xaxis_title=f"energy per run ({unit})", yaxis_title=ylab, title="Accuracy vs kWh"
         )
+        fig.update_xaxes(tickformat=sh.TICKS)
         st.plotly_chart(fig, key="pareto")
         st.caption(
             "Pareto-optimal: " + ", ".join(front["configuration"]) + ". Hollow markers (≈): "
@@ -124,7 +136,7 @@ elif not groups.empty:
                     {
                         "run": f"{r['name']} ({r['id'][:8]})",
                         "configuration": grouping.config_label(grouping.config_key(r)),
-                        "kWh": rec["cum_energy_kwh"],
+                        unit: rec["cum_energy_kwh"] * per_kwh,
                         "test accuracy (%)": rec["test_acc"] * 100.0,
                     }
                 )
@@ -132,13 +144,14 @@ elif not groups.empty:
         cdf = pd.DataFrame(curves)
         fig = px.line(
             cdf,
-            x="kWh",
+            x=unit,
             y="test accuracy (%)",
             color="configuration",
             line_group="run",
             markers=True,
             title="Test accuracy vs cumulative energy",
         )
+        fig.update_xaxes(title=f"cumulative energy ({unit})", tickformat=sh.TICKS)
         st.plotly_chart(fig, key="e2a")
         best = float(cdf["test accuracy (%)"].max())
         target = st.slider("Target accuracy (%)", 0.0, 100.0, round(best * 0.9, 1), 0.5)
@@ -149,7 +162,7 @@ elif not groups.empty:
                 {
                     "configuration": grouping.config_label(grouping.config_key(r)),
                     "run": r["name"],
-                    "kWh to target": e,
+                    "energy to target": "not reached" if e is None else fmt_energy_kwh(e),
                     "reached": e is not None,
                 }
             )

@@ -13,13 +13,25 @@ import _shared as sh  # noqa: E402
 from greentrain.report.formatting import FORMATS  # noqa: E402
 from greentrain.report.tables import render  # noqa: E402
 
-SUFFIX = {"latex": "tex", "markdown": "md", "csv": "csv", "json": "json", "statement": "txt"}
+SUFFIX = {
+    "latex": "tex",
+    "markdown": "md",
+    "csv": "csv",
+    "json": "json",
+    "statement": "txt",
+    "statement-appendix": "md",
+    "statement-appendix-latex": "tex",
+    "model-card": "yaml",
+}
 MIME = {
     "latex": "text/x-tex",
     "markdown": "text/markdown",
     "csv": "text/csv",
     "json": "application/json",
     "statement": "text/plain",
+    "statement-appendix": "text/markdown",
+    "statement-appendix-latex": "text/x-tex",
+    "model-card": "application/yaml",
 }
 
 runs = sh.page_header("Export")
@@ -41,9 +53,11 @@ if runs:
         col.download_button(
             f"Download {fmt}",
             texts[fmt],
-            file_name=f"greentrain.{SUFFIX[fmt]}",
+            file_name=f"greentrain-{fmt}.{SUFFIX[fmt]}",
             mime=MIME[fmt],
             key=f"dl_{fmt}",
         )
     show = st.radio("Preview", FORMATS, horizontal=True)
-    st.code(texts[show], language={"latex": "latex", "json": "json"}.get(show, "text"))
+    languages = {"latex": "latex", "statement-appendix-latex": "latex", "json": "json",
+                 "model-card": "yaml", "statement-appendix": "markdown"}  # fmt: skip
+    st.code(texts[show], language=languages.get(show, "text"))

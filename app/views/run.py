@@ -14,7 +14,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
 from greentrain.report import runs as run_figures  # noqa: E402
-from greentrain.units import kwh_to_joules  # noqa: E402
+from greentrain.report.formatting import (  # noqa: E402
+    energy_unit,
+    fmt_co2_g,
+    fmt_energy_kwh,
+)
+from greentrain.report.reading import check_number  # noqa: E402
+from greentrain.units import joules_to_kwh, kwh_to_joules  # noqa: E402
+
+ACCURACY_METRICS = ("test_acc", "val_acc", "eval_accuracy", "accuracy")
+
+
+def energy_text(joules: object) -> str | None:
+    """Joules as readable energy (``56.2 Wh``); None for a value that is not a number."""
+    value = check_number(joules, nonnegative=True)[0]
+    return None if value is None else fmt_energy_kwh(joules_to_kwh(value))
+
 
 runs = sh.page_header("Run")
 if runs:
@@ -30,7 +45,7 @@ if runs:
     c1.metric("Status", run["status"])
     c2.metric("Energy", sh.fmt_kwh(run_figures.run_energy_kwh(run), est))
     co2 = run.get("co2_g")
-    c3.metric("CO2e", "n/a" if co2 is None else f"{co2 / 1000.0:.3g} kg")
+    c3.metric("CO2e", fmt_co2_g(check_number(co2, nonnegative=True)[0]))
     acc = run_figures.final_accuracy(run)
     c4.metric("Final accuracy", "n/a" if acc is None else f"{acc * 100:.2f} %")
     if est:
@@ -45,7 +60,7 @@ if runs:
             dom_rows.append(
                 {
                     "domain": domain,
-                    "energy (J)": None,
+                    "energy": None,
                     "source": "not measured",
                     "estimated": None,
                     "note": d.get("reason", ""),
@@ -55,17 +70,19 @@ if runs:
         dom_rows.append(
             {
                 "domain": domain,
-                "energy (J)": d["energy_j"],
+                "energy": energy_text(d["energy_j"]),
                 "source": d["source"],
                 "estimated": d.get("estimated"),
-                "note": ", ".join(f"{k}: {v:.4g} J" for k, v in (d.get("devices") or {}).items()),
+                "note": ", ".join(
+                    f"{k}: {energy_text(v)}" for k, v in (d.get("devices") or {}).items()
+                ),
             }
         )
         alt_rows.append(
             {
                 "domain": domain,
                 "meter": d["source"],
-                "energy (J)": d["energy_j"],
+                "energy": energy_text(d["energy_j"]),
                 "disagreement vs best (%)": 0.0,
                 "role": "best",
             }
@@ -75,7 +92,7 @@ if runs:
                 {
                     "domain": domain,
                     "meter": f"{a['meter']}:{a['method']}",
-                    "energy (J)": a["energy_j"],
+                    "energy": energy_text(a["energy_j"]),
                     "disagreement vs best (%)": a.get("disagreement_pct"),
                     "role": "alternative",
                 }
@@ -89,36 +106,44 @@ if runs:
     st.subheader("Per epoch")
     wins = run_figures.epoch_windows(run)
     if wins:
+        kwh = run_figures.epoch_energies_kwh(run)
+        unit, per_kwh = energy_unit(max((e for e in kwh if e is not None), default=None))
         wdf = pd.DataFrame(
             {
                 "epoch": [w.get("index") for w in wins],
-                "energy (kWh)": run_figures.epoch_energies_kwh(run),
+                f"energy ({unit})": [None if e is None else e * per_kwh for e in kwh],
                 "duration (s)": [w.get("duration_s") for w in wins],
             }
         )
         wdf["mean power (W)"] = [
             None if e is None or not t else kwh_to_joules(e) / t
-            for e, t in zip(wdf["energy (kWh)"], wdf["duration (s)"], strict=True)
+            for e, t in zip(kwh, wdf["duration (s)"], strict=True)
         ]
-        st.plotly_chart(
-            px.bar(wdf, x="epoch", y="energy (kWh)", title="Energy per epoch"), key="epoch_e"
-        )
-        st.plotly_chart(
-            px.line(wdf, x="epoch", y="mean power (W)", markers=True, title="Mean power"),
-            key="epoch_p",
-        )
+        fig = px.bar(wdf, x="epoch", y=f"energy ({unit})", title="Energy per epoch")
+        fig.update_yaxes(tickformat=sh.TICKS)
+        st.plotly_chart(fig, key="epoch_e")
+        fig = px.line(wdf, x="epoch", y="mean power (W)", markers=True, title="Mean power")
+        fig.update_yaxes(tickformat=sh.TICKS)
+        st.plotly_chart(fig, key="epoch_p")
     else:
         st.info("This run recorded no epoch windows (the script did not call client.window).")
-    curve = [m for m in run.get("metrics") or [] if m.get("test_acc") is not None]
+    # the accuracy the script logged: greentrain's jobs log test_acc, Lightning scripts val_acc,
+    # the Hugging Face Trainer eval_accuracy
+    logged = [m for m in run.get("metrics") or [] if isinstance(m, dict)]
+    metric = next(
+        (k for k in ACCURACY_METRICS if any(check_number(m.get(k))[0] is not None for m in logged)),
+        None,
+    )
+    curve = [m for m in logged if metric and check_number(m.get(metric))[0] is not None]
     if curve:
         adf = pd.DataFrame(
             {
                 "epoch": [m.get("epoch", m.get("step")) for m in curve],
-                "test accuracy (%)": [m["test_acc"] * 100 for m in curve],
+                f"{metric} (%)": [m[metric] * 100 for m in curve],
             }
         )
         st.plotly_chart(
-            px.line(adf, x="epoch", y="test accuracy (%)", markers=True, title="Accuracy"),
+            px.line(adf, x="epoch", y=f"{metric} (%)", markers=True, title="Accuracy"),
             key="epoch_acc",
         )
 

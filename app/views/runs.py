@@ -10,6 +10,11 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
+from greentrain.report.formatting import (  # noqa: E402
+    fmt_co2_g,
+    fmt_duration_s,
+    fmt_energy_kwh,
+)
 from greentrain.report.study import study_totals  # noqa: E402
 
 runs = sh.page_header("Runs")
@@ -37,12 +42,12 @@ if runs:
             for e, est in zip(sel["energy_kwh"], sel["estimated"], strict=True)
         ],
         accuracy_pct=sel["accuracy"] * 100.0,
-        co2_kg=sel["co2_g"] / 1000.0,
+        co2=sel["co2_g"].map(fmt_co2_g),
         tags=sel["tags"].map(lambda t: ", ".join(f"{k}={v}" for k, v in t.items())),
     )[
         [
             "id", "name", "status", "configuration", "seed", "accuracy_pct", "fid", "energy",
-            "co2_kg", "duration_s", "estimated", "energy_sources", "tags", "started_at",
+            "co2", "duration_s", "estimated", "energy_sources", "tags", "started_at",
         ]
     ]  # fmt: skip
     st.caption(
@@ -55,7 +60,8 @@ if runs:
         width="stretch",
         column_config={
             "accuracy_pct": st.column_config.NumberColumn("accuracy (%)", format="%.2f"),
-            "co2_kg": st.column_config.NumberColumn("kgCO2e", format="%.4g"),
+            "co2": st.column_config.TextColumn("CO2e"),
+            "fid": st.column_config.NumberColumn("FID", format="%.2f"),
             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
         },
     )
@@ -63,8 +69,10 @@ if runs:
     ids = set(sel["id"])
     totals = study_totals([r for r in runs if r["id"] in ids])
     st.dataframe(
-        totals.assign(co2_kg=totals["co2_g"] / 1000.0, hours=totals["duration_s"] / 3600.0)[
-            ["runs", "energy_kwh", "co2_kg", "hours", "estimated_runs", "unmeasured_runs"]
-        ],
+        totals.assign(
+            energy=totals["energy_kwh"].map(fmt_energy_kwh),
+            co2=totals["co2_g"].map(fmt_co2_g),
+            time=totals["duration_s"].map(fmt_duration_s),
+        )[["runs", "energy", "co2", "time", "estimated_runs", "unmeasured_runs"]],
         width="stretch",
     )

@@ -1,4 +1,5 @@
-"""``greentrain export``: tables, a carbon statement and plots from the run store."""
+"""``greentrain export``: tables, a carbon statement, a model card's CO2 block and plots from the
+run store; or the runs themselves into MLflow or W&B (``--to``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 from greentrain.cli._app import app
 from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
+from greentrain.integrations.trackers import TARGETS, export_runs, make_tracker
 from greentrain.report.formatting import FORMATS, PLOT_SUFFIXES
 from greentrain.store import Store, default_path
 
@@ -37,11 +39,32 @@ def select_runs(
 
 @app.command("export")
 def export_cmd(
+    runs_arg: list[str] = typer.Argument(
+        None, metavar="[RUN]...", help="Select these run ids or prefixes (as --run)."
+    ),
     fmt: str = typer.Option(
         "markdown",
         "--format",
         "-f",
-        help="latex | markdown | csv | json | statement",
+        help=" | ".join(FORMATS),
+    ),
+    to: str = typer.Option(
+        None, "--to", help="Write the selected runs into a tracker instead: mlflow | wandb."
+    ),
+    tracking_uri: str = typer.Option(
+        None, "--tracking-uri", help="MLflow tracking URI (default: MLflow's own, $MLFLOW_...)."
+    ),
+    project: str = typer.Option(
+        None,
+        "--project",
+        help="MLflow experiment or W&B project (default $MLFLOW_EXPERIMENT_NAME / "
+        "$WANDB_PROJECT, else greentrain).",
+    ),
+    training_type: str = typer.Option(
+        None,
+        "--training-type",
+        help="model-card: pre-training | fine-tuning (default: the runs' config, else "
+        "pre-training).",
     ),
     tag: list[str] = typer.Option(None, "--tag", help="Select runs with tag KEY=VALUE (repeat)."),
     run: list[str] = typer.Option(None, "--run", help="Select this run id or prefix (repeat)."),
@@ -57,13 +80,22 @@ def export_cmd(
         None, "--store", help="Run store (default: $GREENTRAIN_STORE or ./reports/greentrain.db)."
     ),
 ) -> None:
-    """Export the selected runs as a paper table, a carbon statement, CSV/JSON, and plots.
+    """Export the selected runs as a paper table, a carbon statement (and its appendix), a
+    model card's co2_eq_emissions block, CSV/JSON and plots; or into MLflow/W&B with --to.
 
     Tables pool the finished runs of each configuration (model, dataset, schedule, drop rate)
     over seeds; totals and the statement include failed and interrupted runs.
     """
     from greentrain.report import plots, tables  # pandas, matplotlib: this command only
 
+    run = [*(runs_arg or []), *(run or [])]
+    if to is not None:
+        if output is not None or plot is not None:
+            raise ConfigError("-o and --plot go with --format; --to writes into the tracker")
+        _export_to_tracker(to, store, run, tag, sweep, status, tracking_uri, project)
+        return
+    if tracking_uri is not None:
+        raise ConfigError("--tracking-uri goes with --to mlflow")
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     for flag, target in (("-o", output), ("--plot", plot)):
@@ -71,16 +103,8 @@ def export_cmd(
             raise ConfigError(f"{flag} {target} is a directory; give a file name inside it")
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise ConfigError(f"--plot {plot}: end the file name in {', '.join(PLOT_SUFFIXES)}")
-    path = Path(store) if store is not None else default_path()
-    if not path.exists():
-        raise ConfigError(
-            f"no run store at {path}; record runs first (greentrain run/train) or pass --store"
-        )
-    with Store(path, read_only=True) as st:
-        runs = select_runs(st, tags=parse_tags(tag), run_ids=run, sweep=sweep, status=status)
-    if not runs:
-        print(f"warning: no runs match the selection in {path}", file=sys.stderr)
-    text = tables.render(runs, fmt)
+    runs = _selected(store, run, tag, sweep, status)
+    text = tables.render(runs, fmt, training_type=training_type)
     if output is not None:
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -93,3 +117,46 @@ def export_cmd(
     if plot is not None:
         plots.save_plots(runs, plot)
         print(f"wrote {plot}", file=sys.stderr)
+
+
+def _selected(
+    store: Path | None,
+    run: list[str],
+    tag: list[str] | None,
+    sweep: str | None,
+    status: str | None,
+) -> list[dict]:
+    """The runs the options select (a warning on stderr when none)."""
+    path = Path(store) if store is not None else default_path()
+    if not path.exists():
+        raise ConfigError(
+            f"no run store at {path}; record runs first (greentrain run/train) or pass --store"
+        )
+    with Store(path, read_only=True) as st:
+        runs = select_runs(
+            st, tags=parse_tags(tag), run_ids=run or None, sweep=sweep, status=status
+        )
+    if not runs:
+        print(f"warning: no runs match the selection in {path}", file=sys.stderr)
+    return runs
+
+
+def _export_to_tracker(
+    to: str,
+    store: Path | None,
+    run: list[str],
+    tag: list[str] | None,
+    sweep: str | None,
+    status: str | None,
+    tracking_uri: str | None,
+    project: str | None,
+) -> None:
+    """``--to mlflow|wandb``: each selected run into the tracker; one line per run on stderr."""
+    if to not in TARGETS:
+        raise ConfigError(f"--to {to!r}: use one of {', '.join(TARGETS)}")
+    runs = _selected(store, run, tag, sweep, status)
+    if not runs:
+        return
+    tracker = make_tracker(to, tracking_uri=tracking_uri, project=project)
+    for run_record, (outcome, where) in zip(runs, export_runs(runs, tracker), strict=True):
+        print(f"{outcome} {run_record.get('id')}: {where}", file=sys.stderr)

@@ -7,7 +7,9 @@ import typer
 from greentrain.cli._app import app
 from greentrain.cli.options import parse_tags
 from greentrain.errors import ConfigError
+from greentrain.integrations.trackers import Mirror, make_tracker
 from greentrain.run import CarbonOptions, RunOptions, run_command
+from greentrain.run.recorder import default_name
 
 
 @app.command(
@@ -43,6 +45,12 @@ def run_cmd(
         "--sample-s",
         help="Seconds between samples of energy so far (0: none; a dead wrapper keeps the last).",
     ),
+    mirror: list[str] = typer.Option(
+        None,
+        "--mirror",
+        help="Mirror the run to mlflow (live, as windows close) or wandb (when it ends); "
+        "repeatable; configured by MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, WANDB_*.",
+    ),
 ) -> int:
     """Meter COMMAND's energy and carbon; stream its output; exit with its exit code."""
     argv = list(command or [])
@@ -64,5 +72,19 @@ def run_cmd(
         grace_s=grace,
         sample_s=sample_s,
     )
-    result = run_command(argv, options)
+    listeners = []
+    if mirror:
+        factors = options.carbon.factors()
+        for target in dict.fromkeys(mirror):  # the tracker is reached now, before the job starts
+            listeners.append(
+                Mirror(
+                    make_tracker(target),
+                    name=options.name or default_name(argv),
+                    tags=options.tags,
+                    intensity_g_per_kwh=factors.intensity_g_per_kwh,
+                    pue=factors.pue,
+                    live=target != "wandb",  # W&B's service would be stopped with the job
+                )
+            )
+    result = run_command(argv, options, listeners=listeners)
     raise typer.Exit(result.exit_code)

@@ -1,28 +1,41 @@
-"""The carbon statement for a paper's compute section: hardware, total energy (failed runs
-included), carbon intensity with its source and year, PUE, which meters measured what, which
-figures are estimates, and each method's uncertainty -- stated assumptions where no vendor
-figure exists.
+"""The carbon statement for a paper, its appendix, and a model card's ``co2_eq_emissions`` block.
 
-The statement is plain text: the paragraph goes through
-:func:`~greentrain.report.escape.plain_text` once, so no control character of a run's strings
-reaches it. Values that could not be read (:mod:`greentrain.report.reading`) are left out and
-listed at its end.
+* :func:`statement` -- one paragraph to paste into a paper's compute section, in the order of the
+  template of Lacoste et al., "Quantifying the Carbon Emissions of Machine Learning" (2019):
+  where and on which hardware, how many hours of computation, the energy in kWh (failed and
+  interrupted runs included), the carbon intensity with its source and year, the PUE and the
+  emissions; then one sentence on which figures were measured and which estimated, and by which
+  meter. Numbers are in readable units (Wh or kWh, g or kg). Meters' error strings never
+  appear in it: they are in the appendix.
+* :func:`appendix_markdown`, :func:`appendix_latex` -- the details as tables of their own: per
+  domain, each meter and method with its runs, energy and stated uncertainty; the domains no
+  meter measured, and the meters that were unavailable, each with why.
+* :func:`model_card` -- the Hugging Face model card metadata block (YAML): ``emissions`` in
+  grams, ``source``, ``training_type``, ``geographical_location``, ``hardware_used``.
+
+Every text from a run goes through :mod:`greentrain.report.escape` for its target (plain text
+for the paragraph, Markdown, LaTeX; plain text then a JSON-quoted YAML string for the model
+card). Values that could not be read (:mod:`greentrain.report.reading`) are left out of every
+figure and listed at the end of the paragraph and under the appendix's tables.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from greentrain.report.escape import as_str, plain_text
-from greentrain.report.formatting import fmt_sig
+from greentrain.report.escape import as_str, latex_text, markdown_text, plain_text
+from greentrain.report.formatting import fmt_co2_g, fmt_duration_s, fmt_energy_kwh, readable
 from greentrain.report.grouping import runs_frame
 from greentrain.report.reading import Issue, RunReader, issue_lines, summarize
-from greentrain.report.runs import carbon_factors, domain_energy_j, run_is_estimated
+from greentrain.report.runs import carbon_factors, domain_energy_j
 from greentrain.report.study import study_totals
+from greentrain.units import joules_to_kwh
 
-# Assumed relative uncertainty of each measurement method (stated assumptions, see statement()).
+# Assumed relative uncertainty of each measurement method (stated assumptions).
 METHOD_UNCERTAINTY: dict[str, str] = {
     "counter": (
         "GPU energy counter read through NVML: NVIDIA documents power readings as accurate to "
@@ -49,6 +62,9 @@ METHOD_UNCERTAINTY: dict[str, str] = {
     ),
     "fake": "a fake meter used in tests: not a measurement",
 }
+UNKNOWN_UNCERTAINTY = "no uncertainty is known for this method"
+APPENDIX_NAME = "the appendix (greentrain export --format statement-appendix)"
+TRAINING_TYPES = ("pre-training", "fine-tuning")
 
 
 def _join(items: Sequence[str]) -> str:
@@ -58,26 +74,111 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _hardware(runs: list[dict], issues: list[Issue]) -> str:
-    setups: Counter = Counter()
-    for run in runs:
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _method_of(source: str) -> str:
+    return source.split(":", 1)[1] if ":" in source else source
+
+
+def _meter_of(source: str) -> str:
+    return source.split(":", 1)[0]
+
+
+@dataclass
+class _Figures:
+    """One domain's figures from one source (``meter:method``) over the selected runs."""
+
+    runs: int = 0
+    estimated: int = 0
+    energy_j: float = 0.0
+
+
+@dataclass
+class Study:
+    """Everything the statement, its appendix and the model card say, read once from the runs."""
+
+    runs: list[dict]
+    issues: list[Issue] = field(default_factory=list)
+    hardware: Counter = field(default_factory=Counter)  # setup text -> runs
+    carbon: Counter = field(default_factory=Counter)  # (intensity, source, year, pue, place)
+    places: Counter = field(default_factory=Counter)  # "DEU", "USA CA" -> runs
+    figures: dict[tuple[str, str], _Figures] = field(default_factory=dict)  # (domain, source)
+    unmeasured: Counter = field(default_factory=Counter)  # (domain, reason) -> runs
+    meters_down: Counter = field(default_factory=Counter)  # (meter, reason, fix) -> runs
+
+    @classmethod
+    def read(cls, runs: Iterable[dict]) -> Study:
+        study = cls(list(runs))
+        if study.runs:
+            study.issues = [i for found in runs_frame(study.runs)["issues"] for i in found]
+        for run in study.runs:
+            study._read_run(run)
+        return study
+
+    def _read_run(self, run: dict) -> None:
+        issues = self.issues
         r = RunReader(run, issues)
-        env = r.mapping(r.run.get("env"), "env")
-        models = env.get("gpu_models")
-        if isinstance(models, str) or not isinstance(models, (list, tuple, type(None))):
-            r.flag("env.gpu_models", models, "shown as one GPU model", "not a list")
-            models = [models]
-        gpus = Counter(
-            as_str(r.text(m, f"env.gpu_models[{i}]")) for i, m in enumerate(models or [])
+        self.hardware[_hardware_of(r)] += 1
+        c = r.mapping(r.run.get("carbon"), "carbon")
+        intensity, pue, _ = carbon_factors(run, issues)
+        place = " ".join(
+            r.text(c.get(k), f"carbon.{k}") or "" for k in ("country", "region") if c.get(k)
         )
-        gdesc = " + ".join(f"{n}x {m}" for m, n in sorted(gpus.items())) or "no GPU"
-        cpu = r.text(env.get("cpu_model"), "env.cpu_model") or "of unrecorded model"
-        setups[f"{gdesc}, CPU {cpu}"] += 1
-    return _join([f"{s} ({n} runs)" for s, n in sorted(setups.items())]) or "not recorded"
+        if place:
+            self.places[place] += 1
+        if intensity is not None:
+            year = c.get("year")
+            if isinstance(year, int) and not isinstance(year, bool):
+                year = str(year)
+            year = "year not stated" if year is None else r.text(year, "carbon.year")
+            source = r.text(c.get("source"), "carbon.source") or "unknown source"
+            self.carbon[(intensity, source, year, pue, place)] += 1
+        for domain, dom in r.energy().items():
+            if dom.get("energy_j") is None:
+                why = r.text(dom.get("reason"), f"energy.{domain}.reason")
+                self.unmeasured[(domain, why or "no reason recorded")] += 1
+                continue
+            joules = domain_energy_j(run, domain, dom, issues)
+            if joules is None:
+                continue
+            src = r.text(dom.get("source"), f"energy.{domain}.source") or "unknown"
+            fig = self.figures.setdefault((domain, src), _Figures())
+            fig.runs += 1
+            fig.energy_j += joules
+            fig.estimated += r.flag_true(dom.get("estimated"), f"energy.{domain}.estimated")
+        for _, m in r.records(r.run.get("meters"), "meters"):
+            if m.get("available") and not m.get("error"):
+                continue
+            meter = r.text(m.get("meter"), "meters.meter") or "unnamed meter"
+            if m.get("error"):
+                why = "failed: " + (r.text(m.get("error"), "meters.error") or "")
+            else:
+                why = r.text(m.get("reason"), "meters.reason") or "no reason recorded"
+            self.meters_down[(meter, why, r.text(m.get("fix"), "meters.fix") or "")] += 1
+
+    def measured(self, estimated: bool) -> dict[str, list[tuple[str, int]]]:
+        """domain -> [(source, runs)] of the figures that are (not) estimates."""
+        out: dict[str, list[tuple[str, int]]] = {}
+        for (domain, src), fig in sorted(self.figures.items()):
+            n = fig.estimated if estimated else fig.runs - fig.estimated
+            if n:
+                out.setdefault(domain, []).append((src, n))
+        return out
 
 
-def _energy_issues(issues: list[Issue]) -> bool:
-    return any(i.field.startswith(("energy.", "energy_kwh", "energy_j")) for i in issues)
+def _hardware_of(r: RunReader) -> str:
+    env = r.mapping(r.run.get("env"), "env")
+    models = env.get("gpu_models")
+    if isinstance(models, str) or not isinstance(models, (list, tuple, type(None))):
+        r.flag("env.gpu_models", models, "shown as one GPU model", "not a list")
+        models = [models]
+    gpus = Counter(as_str(r.text(m, f"env.gpu_models[{i}]")) for i, m in enumerate(models or []))
+    gdesc = " + ".join(f"{n}x {m}" for m, n in sorted(gpus.items()))
+    cpu = r.text(env.get("cpu_model"), "env.cpu_model")
+    cdesc = (cpu if "cpu" in cpu.lower() else f"{cpu} CPU") if cpu else "a CPU of unrecorded model"
+    return f"{gdesc} and {cdesc}" if gdesc else f"{cdesc}, no GPU"
 
 
 def _carbon_order(item: tuple[tuple, int]) -> tuple:
@@ -85,127 +186,290 @@ def _carbon_order(item: tuple[tuple, int]) -> tuple:
     return (intensity, source, year, math.inf if pue is None else pue, place)
 
 
-def _method_of(source: str) -> str:
-    return source.split(":", 1)[1] if ":" in source else source
+def _sources(items: list[tuple[str, int]], total_runs: int) -> str:
+    """``nvml:counter`` (all runs) or ``nvml:counter in 7 runs and zeus:zeus in 1 run``."""
+    if len(items) == 1 and items[0][1] == total_runs:
+        return items[0][0]
+    return _join([f"{src} in {_runs(n)}" for src, n in items])
+
+
+def _measurement_sentence(study: Study) -> str:
+    """``GPU energy was measured by nvml:counter and CPU and DRAM energy was estimated by
+    estimate:estimated.`` -- domains described alike are named together."""
+    n = len(study.runs)
+    measured, estimated = study.measured(False), study.measured(True)
+    by_desc: dict[str, list[str]] = {}
+    for domain in sorted(set(measured) | set(estimated), key=_domain_order):
+        bits = []
+        if domain in measured:
+            bits.append("measured by " + _sources(measured[domain], n))
+        if domain in estimated:
+            bits.append("estimated by " + _sources(estimated[domain], n))
+        by_desc.setdefault(" and ".join(bits), []).append(domain.upper())
+    if not by_desc:
+        return "No meter measured any energy."
+    return _join([f"{_join(d)} energy was {desc}" for desc, d in by_desc.items()]) + "."
+
+
+def _domain_order(domain: str) -> tuple[int, str]:
+    order = ("gpu", "cpu", "dram")
+    return (order.index(domain) if domain in order else len(order), domain)
 
 
 def statement(runs: Iterable[dict]) -> str:
-    """A paragraph for a paper: hardware, total energy (failed runs included), carbon intensity
-    (source, year), PUE, which meters measured what, which numbers are estimates, and each
-    method's uncertainty, labelled as stated assumptions where no vendor figure exists."""
-    runs = list(runs)
-    if not runs:
+    """The paragraph (see the module docstring); one line of plain text."""
+    study = Study.read(runs)
+    if not study.runs:
         return "No runs were selected, so there is no energy to report.\n"
-    issues: list[Issue] = [i for found in runs_frame(runs)["issues"] for i in found]
-    totals = study_totals(runs)
+    n = len(study.runs)
+    totals = study_totals(study.runs)
     allt = totals.loc["all"]
-    by_status = ", ".join(
-        f"{int(t['runs'])} {status} ({fmt_sig(t['energy_kwh'])} kWh)"
-        for status, t in totals.iterrows()
-        if status != "all"
-    )
     wasted = sum(
         float(totals.loc[s, "energy_kwh"]) for s in ("failed", "interrupted") if s in totals.index
     )
+    by_status = ", ".join(
+        f"{int(t['runs'])} {status}" for status, t in totals.iterrows() if status != "all"
+    )
+    places = _join([p for p, _ in study.places.most_common()])
+    hardware = _join([f"{s} ({_runs(k)})" for s, k in sorted(study.hardware.items())])
     out = [
-        f"Experiments ran on the following hardware: {_hardware(runs, issues)}.",
-        f"The study comprised {int(allt['runs'])} runs ({by_status}) that used "
-        f"{fmt_sig(allt['energy_kwh'])} kWh in total, failed and interrupted runs included "
-        f"({fmt_sig(wasted)} kWh of it in runs that did not finish), and emitted "
-        f"{fmt_sig(allt['co2_g'] / 1000.0)} kg CO2e over {fmt_sig(allt['duration_s'] / 3600.0)} "
-        "hours of run time.",
+        f"Experiments were conducted on {hardware}"
+        + (f", located in {places}." if places else "."),
+        f"A cumulative {fmt_duration_s(allt['duration_s'])} of computation was performed over "
+        f"{_runs(n)} ({by_status}), using {fmt_energy_kwh(allt['energy_kwh'])} of electricity in "
+        + (
+            f"total, failed and interrupted runs included ({fmt_energy_kwh(wasted)} of it in "
+            "runs that did not finish)."
+            if any(s in totals.index for s in ("failed", "interrupted"))
+            else "total."
+        ),
     ]
     if allt["unmeasured_runs"]:
         out.append(
-            f"{int(allt['unmeasured_runs'])} runs have no energy figure (no meter was available"
-            + (", or its figure could not be read" if _energy_issues(issues) else "")
-            + ") and are not included in these totals, which are therefore lower bounds."
+            f"{_runs(int(allt['unmeasured_runs']))} have no energy figure and are not included "
+            "in these totals, which are therefore lower bounds."
         )
-    carbon = Counter()
-    for run in runs:
-        r = RunReader(run, issues)
-        c = r.mapping(r.run.get("carbon"), "carbon")
-        intensity, pue, _ = carbon_factors(run, issues)
-        if intensity is not None:
-            year = c.get("year")
-            if isinstance(year, int) and not isinstance(year, bool):
-                year = str(year)
-            place = " ".join(
-                r.text(c.get(k), f"carbon.{k}") or "" for k in ("country", "region") if c.get(k)
-            )
-            carbon[
-                (
-                    intensity,
-                    r.text(c.get("source"), "carbon.source") or "unknown source",
-                    "year not recorded" if year is None else r.text(year, "carbon.year"),
-                    pue,
-                    place,
-                )
-            ] += 1
-    if carbon:
+    if study.carbon:
         descs = [
-            f"{i:g} gCO2e/kWh ({src}, {year}{', ' + place if place else ''}) with "
+            f"{readable(i)} gCO2e/kWh ({src}, {year}{', ' + place if place else ''}) and "
             + ("an unreadable PUE" if pue is None else f"a PUE of {pue:g}")
-            + f" ({n} runs)"
-            for (i, src, year, pue, place), n in sorted(carbon.items(), key=_carbon_order)
+            + ("" if len(study.carbon) == 1 else f" ({_runs(k)})")
+            for (i, src, year, pue, place), k in sorted(study.carbon.items(), key=_carbon_order)
         ]
         out.append(
-            "Emissions were computed from the metered energy with a carbon intensity of "
-            + _join(descs)
-            + "; these are average intensities, and the marginal intensity at the time of the "
-            "runs may differ substantially."
+            f"With a carbon intensity of {_join(descs)}, total emissions come to "
+            f"{fmt_co2_g(allt['co2_g'])}; the intensity is an average for the grid, and the "
+            "marginal intensity at the time of the runs may differ substantially."
         )
     else:
         out.append("No carbon intensity was recorded, so no emissions are stated.")
-    measured: dict[tuple[str, str], int] = Counter()
-    unavailable: dict[tuple[str, str], int] = Counter()
-    methods: set[str] = set()
-    n_est = 0
-    for run in runs:
-        if run_is_estimated(run, issues):
-            n_est += 1
-        r = RunReader(run, issues)
-        for domain, dom in r.energy().items():
-            if dom.get("energy_j") is None:
-                why = r.text(dom.get("reason"), f"energy.{domain}.reason")
-                unavailable[(domain, why or "no reason recorded")] += 1
-            elif domain_energy_j(run, domain, dom, issues) is not None:
-                src = r.text(dom.get("source"), f"energy.{domain}.source") or "unknown"
-                measured[(domain, src)] += 1
-                methods.add(_method_of(src))
-    if measured:
-        out.append(
-            "Energy was metered per domain as follows: "
-            + _join(
-                [f"{d.upper()} by {src} in {n} runs" for (d, src), n in sorted(measured.items())]
-            )
-            + "."
+    sentence = _measurement_sentence(study)
+    down = [d.upper() for d in sorted({d for d, _ in study.unmeasured}, key=_domain_order)]
+    if down:
+        runs_down = sum(study.unmeasured.values())
+        sentence = sentence[:-1] + (
+            f"; {_join(down)} energy was not measured in {_runs(runs_down)} and is missing from "
+            "the totals, not counted as zero."
         )
-    if unavailable:
-        out.append(
-            "Not measured: "
-            + _join(
-                [f"{d.upper()} in {n} runs ({why})" for (d, why), n in sorted(unavailable.items())]
-            )
-            + "; those domains are missing from the totals, not counted as zero."
-        )
-    if n_est:
-        out.append(
-            f"The energy of {n_est} of {len(runs)} runs includes estimated (not measured) figures;"
-            " they are marked in every table."
-        )
-    else:
-        out.append("No figure in these totals is an estimate.")
-    unc = [METHOD_UNCERTAINTY[m] for m in sorted(methods) if m in METHOD_UNCERTAINTY]
-    unknown = sorted(m for m in methods if m not in METHOD_UNCERTAINTY)
-    if unc:
-        out.append("Measurement uncertainty by method: " + "; ".join(unc) + ".")
-    if unknown:
-        out.append(f"No uncertainty is known for the method(s) {_join(unknown)}.")
-    listed = issue_lines(summarize(issues))
+    out.append(sentence)
+    out.append(
+        "Each meter's method and stated uncertainty, and the meters that were unavailable and "
+        f"why, are listed in {APPENDIX_NAME}."
+    )
+    listed = issue_lines(summarize(study.issues))
     if listed:
         out.append(
             "Values that could not be read were left out of these figures (never counted as "
             "0): " + "; ".join(line.rstrip(".") for line in listed) + "."
         )
     return plain_text(" ".join(out)) + "\n"
+
+
+# -- the appendix -------------------------------------------------------------------------------
+
+FIGURE_HEADERS = ("Domain", "Meter", "Method", "Runs", "Energy", "Measured or estimated",
+                  "Stated uncertainty")  # fmt: skip
+DOWN_HEADERS = ("Not measured", "Runs", "Why")
+METER_HEADERS = ("Unavailable meter", "Runs", "Why", "Fix")
+
+
+def _figure_rows(study: Study) -> list[list[str]]:
+    rows = []
+    for (domain, src), fig in sorted(study.figures.items()):
+        method = _method_of(src)
+        kind = (
+            "estimated"
+            if fig.estimated == fig.runs
+            else "measured"
+            if not fig.estimated
+            else f"estimated in {fig.estimated} of {fig.runs}"
+        )
+        rows.append([
+            domain.upper(), _meter_of(src), method, str(fig.runs),
+            fmt_energy_kwh(joules_to_kwh(fig.energy_j)), kind,
+            METHOD_UNCERTAINTY.get(method, UNKNOWN_UNCERTAINTY),
+        ])  # fmt: skip
+    return rows
+
+
+def _down_rows(study: Study) -> list[list[str]]:
+    return [[d.upper(), str(k), why] for (d, why), k in sorted(study.unmeasured.items())]
+
+
+def _meter_rows(study: Study) -> list[list[str]]:
+    return [[m, str(k), why, fix or "-"] for (m, why, fix), k in sorted(study.meters_down.items())]
+
+
+def _md_table(headers: Sequence[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(":---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(markdown_text(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def appendix_markdown(runs: Iterable[dict]) -> str:
+    """The statement's appendix as Markdown tables (see the module docstring)."""
+    study = Study.read(runs)
+    if not study.runs:
+        return "No runs were selected, so there is no energy to report.\n"
+    lines = [
+        "**Energy measurement.** Per domain: the meter and method of each run's best figure, "
+        "the runs and energy they account for, and the method's stated uncertainty.",
+        "",
+        *_md_table(FIGURE_HEADERS, _figure_rows(study) or [["-"] * len(FIGURE_HEADERS)]),
+    ]
+    if study.unmeasured:
+        lines += ["", "**Domains not measured** (missing from the totals, not counted as 0).", ""]
+        lines += _md_table(DOWN_HEADERS, _down_rows(study))
+    if study.meters_down:
+        lines += ["", "**Meters that were unavailable or failed.**", ""]
+        lines += _md_table(METER_HEADERS, _meter_rows(study))
+    listed = issue_lines(summarize(study.issues))
+    if listed:
+        lines += ["", markdown_text("Values that could not be read were left out:"), ""]
+        lines += ["- " + markdown_text(line) for line in listed]
+    return "\n".join(lines) + "\n"
+
+
+def _latex_table(
+    headers: Sequence[str], rows: list[list[str]], spec: str, caption: str
+) -> list[str]:
+    lines = [
+        r"\begin{tabular}{" + spec + "}",
+        r"\multicolumn{" + str(len(headers)) + r"}{l}{\textbf{" + latex_text(caption) + r"}} \\",
+        r"\toprule",
+        " & ".join(latex_text(h) for h in headers) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(latex_text(c) for c in row) + r" \\" for row in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return lines
+
+
+def appendix_latex(runs: Iterable[dict]) -> str:
+    """The statement's appendix as booktabs tables for ``\\input`` (needs booktabs)."""
+    study = Study.read(runs)
+    head = "% Generated by greentrain export --format statement-appendix-latex; needs booktabs."
+    if not study.runs:
+        return head + "\nNo runs were selected, so there is no energy to report.\n"
+    lines = [head]
+    lines += _latex_table(
+        FIGURE_HEADERS,
+        _figure_rows(study) or [["--"] * len(FIGURE_HEADERS)],
+        r"lllrllp{0.3\linewidth}",
+        "Energy measurement per domain",
+    )
+    if study.unmeasured:
+        lines += ["", r"\medskip", ""]
+        lines += _latex_table(
+            DOWN_HEADERS, _down_rows(study), r"lrp{0.6\linewidth}",
+            "Domains not measured (missing from the totals, not counted as 0)",
+        )  # fmt: skip
+    if study.meters_down:
+        lines += ["", r"\medskip", ""]
+        lines += _latex_table(
+            METER_HEADERS, _meter_rows(study), r"lrp{0.45\linewidth}p{0.25\linewidth}",
+            "Meters that were unavailable or failed",
+        )  # fmt: skip
+    listed = issue_lines(summarize(study.issues))
+    if listed:
+        lines += ["", r"\medskip", "", latex_text("Values that could not be read were left out:")]
+        lines += [r"\begin{itemize}"] + [r"\item " + latex_text(x) for x in listed]
+        lines += [r"\end{itemize}"]
+    return "\n".join(lines) + "\n"
+
+
+# -- the model card -----------------------------------------------------------------------------
+
+
+def _yaml_str(value: object) -> str:
+    """A YAML double-quoted scalar (JSON's string syntax is a subset of it) of plain text."""
+    return json.dumps(plain_text(value), ensure_ascii=False)
+
+
+def _emissions_number(grams: float) -> str:
+    """Grams to 3 significant digits, as a YAML number (never in e-notation when avoidable)."""
+    return readable(grams).replace(",", "")
+
+
+def _model_card_source(study: Study) -> str:
+    measured, estimated = study.measured(False), study.measured(True)
+    bits = []
+    for what, by in (("measured", measured), ("estimated", estimated)):
+        if by:
+            bits.append(
+                f"{what}: "
+                + ", ".join(
+                    f"{d.upper()} by {'/'.join(src for src, _ in items)}" for d, items in by.items()
+                )
+            )
+    carbon = "; ".join(
+        f"{readable(i)} gCO2e/kWh ({src}, {year})" + ("" if pue is None else f", PUE {pue:g}")
+        for (i, src, year, pue, _), _ in sorted(study.carbon.items(), key=_carbon_order)
+    )
+    return (
+        "greentrain ("
+        + "; ".join(bits or ["no energy measured"])
+        + ")"
+        + (f"; carbon intensity {carbon}" if carbon else "")
+    )
+
+
+def model_card(runs: Iterable[dict], training_type: str | None = None) -> str:
+    """The Hugging Face model card's ``co2_eq_emissions`` metadata (YAML), for the selected
+    runs together; ``training_type`` defaults to the runs' ``config.training_type`` when they
+    agree on one, else ``pre-training``."""
+    study = Study.read(runs)
+    header = "# co2_eq_emissions for the model card's YAML metadata (greentrain export)"
+    if not study.runs:
+        return header + "\n# No runs were selected, so there is no emissions figure.\n"
+    totals = study_totals(study.runs).loc["all"]
+    if training_type is None:
+        found = {
+            RunReader(run).config().get("training_type")
+            for run in study.runs
+            if isinstance(run, dict)
+        }
+        found.discard(None)
+        only = found.pop() if len(found) == 1 else None
+        training_type = only if isinstance(only, str) and only else TRAINING_TYPES[0]
+    places = _join([p for p, _ in study.places.most_common()]) or "not recorded"
+    hardware = _join([s for s, _ in sorted(study.hardware.items())])
+    hardware += f"; {fmt_duration_s(totals['duration_s'])} over {_runs(len(study.runs))}"
+    co2 = totals["co2_g"]
+    has_co2 = bool(study.carbon) and co2 is not None and math.isfinite(co2)
+    lines = [header, "co2_eq_emissions:"]
+    if has_co2:
+        lines.append(f"  emissions: {_emissions_number(float(co2))}")
+    else:
+        lines.append("  emissions: null  # no run has a carbon intensity, so no emissions figure")
+    lines += [
+        f"  source: {_yaml_str(_model_card_source(study))}",
+        f"  training_type: {_yaml_str(training_type)}",
+        f"  geographical_location: {_yaml_str(places)}",
+        f"  hardware_used: {_yaml_str(hardware)}",
+    ]
+    listed = issue_lines(summarize(study.issues))
+    if listed:
+        lines.append("# values that could not be read were left out (never counted as 0):")
+        lines += ["# " + plain_text(line) for line in listed]
+    return "\n".join(lines) + "\n"

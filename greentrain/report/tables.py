@@ -25,7 +25,7 @@ from greentrain.report.escape import as_str, csv_cell
 from greentrain.report.formatting import FORMATS, fmt_sig, latex_escape, markdown_escape, pm
 from greentrain.report.grouping import QUANTITIES, group_runs, runs_frame
 from greentrain.report.reading import ISSUES_HEADING, Issue, issue_lines
-from greentrain.report.statement import statement
+from greentrain.report.statement import appendix_latex, appendix_markdown, model_card, statement
 from greentrain.report.stats import missing
 from greentrain.report.study import pareto_front, savings_vs_dense, study_totals
 
@@ -224,14 +224,18 @@ def to_json(runs: Iterable[dict]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-def render(runs: Iterable[dict], fmt: str) -> str:
-    """The export of ``runs`` in format ``fmt`` (one of :data:`FORMATS`) as text."""
+def render(runs: Iterable[dict], fmt: str, *, training_type: str | None = None) -> str:
+    """The export of ``runs`` in format ``fmt`` (one of :data:`FORMATS`) as text;
+    ``training_type`` is the model card's (see :func:`~greentrain.report.statement.model_card`)."""
     funcs = {
         "latex": to_latex,
         "markdown": to_markdown,
         "csv": to_csv,
         "json": to_json,
         "statement": statement,
+        "statement-appendix": appendix_markdown,
+        "statement-appendix-latex": appendix_latex,
+        "model-card": lambda runs: model_card(runs, training_type),
     }
     if fmt not in funcs:
         raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
