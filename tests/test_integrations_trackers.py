@@ -256,8 +256,7 @@ def _history_rows(records: dict) -> list[dict]:
 
 
 def greentrain(*args: str) -> subprocess.CompletedProcess:
-    """The command in a process of its own: W&B keeps one service per process, and `greentrain
-    run` stops the service of the process it runs in when its job ends (see Mirror's live)."""
+    """The command in a process of its own: W&B keeps one service per process."""
     return subprocess.run([PY, "-m", "greentrain", *args], capture_output=True, text=True,
                           timeout=240)  # fmt: skip
 
@@ -292,7 +291,7 @@ def test_export_to_wandb_offline_writes_windows_metrics_summary_and_config(
     assert records["exit"][0].exit.exit_code == 0
 
 
-def test_mirror_wandb_offline_writes_the_run_when_it_ends(tmp_path, wandb_offline):
+def test_mirror_wandb_offline_follows_a_run_live_and_survives_the_jobs_end(tmp_path, wandb_offline):
     out = greentrain("run", "--store", str(tmp_path / "g.db"), "--meter", "fake",
                      "--sample-s", "0", "--mirror", "wandb", "--", PY, "-c", JOB)  # fmt: skip
     assert out.returncode == 0, out.stderr

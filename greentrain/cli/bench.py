@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from greentrain.cli._app import app
+from greentrain.errors import ConfigError
 
 bench_app = typer.Typer(
     name="bench",
@@ -149,15 +154,8 @@ def bench_where(
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown (for READMEs)."),
 ) -> None:
     """Where ssProp saves energy and where it does not: one row per bench result."""
-    from pathlib import Path
-
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
     from greentrain.bench.where import HEADERS, cells, row
     from greentrain.bench.where import markdown as to_markdown
-    from greentrain.errors import ConfigError
 
     results = []
     for name in files:

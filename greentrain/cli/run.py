@@ -48,7 +48,7 @@ def run_cmd(
     mirror: list[str] = typer.Option(
         None,
         "--mirror",
-        help="Mirror the run to mlflow (live, as windows close) or wandb (when it ends); "
+        help="Mirror the run to mlflow or wandb, live as windows close; "
         "repeatable; configured by MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, WANDB_*.",
     ),
 ) -> int:
@@ -83,7 +83,6 @@ def run_cmd(
                     tags=options.tags,
                     intensity_g_per_kwh=factors.intensity_g_per_kwh,
                     pue=factors.pue,
-                    live=target != "wandb",  # W&B's service would be stopped with the job
                 )
             )
     result = run_command(argv, options, listeners=listeners)

@@ -24,8 +24,8 @@ refuses (unreachable, unauthorised, a rejected value) is one line of
 
 A :class:`Mirror` is a listener (:mod:`greentrain.run.listeners`): it runs in the run's own
 listener thread, opens its tracker run at the first event, and a failure stops only the mirror
-(reported once on stderr), never the job. Under ``greentrain run`` a W&B mirror writes at the
-run's end (see :class:`Mirror`'s ``live``).
+(reported once on stderr), never the job. ``live=False`` (:class:`Mirror`) keeps the events
+until the run's end instead.
 """
 
 from __future__ import annotations

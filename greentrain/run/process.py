@@ -32,6 +32,8 @@ from collections.abc import Iterator, Sequence
 
 import psutil
 
+from greentrain.protocol import ENV_RUN
+
 RESET_TO_DEFAULT = (signal.SIGPIPE, signal.SIGXFSZ)
 TERMINATING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 DEFAULT_GRACE_S = 10.0
@@ -197,20 +199,29 @@ class Job:
     def _leftovers(self, spare: set[int]) -> list[psutil.Process]:
         """The job's processes still around: its process group, and descendants of this
         wrapper outside the wrapper's own group (job processes that left theirs, re-parented
-        here). The wrapper's own helpers (``git``, a meter's subprocess) share its group and
-        are never touched."""
+        here). The wrapper's own helpers are never touched: ``git`` or a meter's subprocess
+        share its group, and a helper in a session of its own (W&B's service, started by a
+        ``--mirror``) lacks the job's ``GREENTRAIN_RUN``."""
         own_group = os.getpgrp()
         found: dict[int, psutil.Process] = {}
         with contextlib.suppress(psutil.Error):
             for p in psutil.Process().children(recursive=True):
                 with contextlib.suppress(psutil.Error, OSError):
-                    if os.getpgid(p.pid) != own_group:
+                    if os.getpgid(p.pid) != own_group and self._started_by_job(p):
                         found[p.pid] = p
         for p in psutil.process_iter():
             with contextlib.suppress(psutil.Error, OSError):
                 if os.getpgid(p.pid) == self.pid:
                     found[p.pid] = p
         return [p for pid, p in found.items() if pid not in spare]
+
+    def _started_by_job(self, p: psutil.Process) -> bool:
+        """A descendant outside our group came from the job if it carries the job's
+        ``GREENTRAIN_RUN``; one whose environment cannot be read counts as the job's."""
+        try:
+            return p.environ().get(ENV_RUN) == self.env.get(ENV_RUN)
+        except psutil.Error:
+            return True
 
     def stop_leftovers(self, spare: Sequence[int] = ()) -> int:
         """SIGTERM what the command left running, SIGKILL after the grace period; reap them.
