@@ -43,6 +43,12 @@ def run_cmd(
         "--sample-s",
         help="Seconds between samples of energy so far (0: none; a dead wrapper keeps the last).",
     ),
+    group: str = typer.Option(
+        None,
+        "--group",
+        help="Run group id, the same on every node of a multi-node job (default: SLURM's job "
+        "step or torchrun's --rdzv-id).",
+    ),
 ) -> int:
     """Meter COMMAND's energy and carbon; stream its output; exit with its exit code."""
     argv = list(command or [])
@@ -63,6 +69,7 @@ def run_cmd(
         baseline_s=baseline,
         grace_s=grace,
         sample_s=sample_s,
+        group=group,
     )
     result = run_command(argv, options)
     raise typer.Exit(result.exit_code)

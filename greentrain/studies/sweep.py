@@ -11,6 +11,13 @@ that command, so a point can be re-run by hand), one after another or ``jobs`` a
 with one GPU (``CUDA_VISIBLE_DEVICES``) when GPUs exist; ``slurm`` submits :func:`run_point`
 through submitit (``cluster="local"`` runs submitit's LocalExecutor, for tests and single
 machines).
+
+The store may be a PostgreSQL URL (``--store postgresql://...``), which the points of a cluster
+share. A password in it never reaches a command line: the local executor hands the store to
+each point in its environment; the slurm executor, which writes each point to submitit's
+folder, refuses such a URL (give the password through ``PGPASSWORD`` or ``~/.pgpass``). A
+point whose run is itself a group (several nodes) is one run in the store, so it is finished
+or not like any other.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from greentrain.jobs.config import (
 )
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.run import RunOptions
-from greentrain.store import Store
+from greentrain.store import ENV_STORE, Store, redact
 from greentrain.studies.launch import launch
 
 GRID_KEYS = ("model", "dataset", "drop", "schedule", "seed")
@@ -201,8 +208,17 @@ def finished_points(sweep_id: str, store: Any) -> dict[str, str]:
     return {r["tags"]["point"]: r["id"] for r in runs if "point" in r.get("tags", {})}
 
 
-def _child_env(gpu: int | None) -> dict[str, str]:
+def _secret_store(run: RunOptions) -> str | None:
+    """The store of ``run`` when it is a URL holding a password, else None."""
+    store = run.store if isinstance(run.store, str) else None
+    return store if store is not None and redact(store) != store else None
+
+
+def _child_env(gpu: int | None, point: Point | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    secret = _secret_store(point.run) if point is not None else None
+    if secret is not None:  # in the environment, not on a command line others can read
+        env[ENV_STORE] = secret
     # each point is its own metered run, even if the sweep itself runs under `greentrain run`
     for name in (ENV_RUN, ENV_CHANNEL):
         env.pop(name, None)
@@ -212,8 +228,12 @@ def _child_env(gpu: int | None) -> dict[str, str]:
 
 
 def train_command(point: Point) -> list[str]:
-    """The ``python -m greentrain train ...`` command of one point."""
-    return [sys.executable, "-m", "greentrain", "train", *train_args(point.cfg, point.run)]
+    """The ``python -m greentrain train ...`` command of one point (a store URL holding a
+    password is left out: :func:`_child_env` passes it)."""
+    run = point.run
+    if _secret_store(run) is not None:
+        run = dataclasses.replace(run, store=None)
+    return [sys.executable, "-m", "greentrain", "train", *train_args(point.cfg, run)]
 
 
 def _gpu_count() -> int:
@@ -240,7 +260,8 @@ def _run_local(plan_: SweepPlan, todo: list[str], jobs: int, echo: Callable) -> 
                 f"sweep {plan_.sweep_id}: running {key}"
                 + (f" on GPU {gpu}" if gpu is not None else "")
             )
-            proc = subprocess.run(train_command(plan_.points[key]), env=_child_env(gpu))
+            point = plan_.points[key]
+            proc = subprocess.run(train_command(point), env=_child_env(gpu, point))
             return key, proc.returncode
         finally:
             slots.put(slot)
@@ -259,6 +280,12 @@ def _run_submitit(
 ) -> dict[str, int]:
     import submitit  # optional at run time: only the slurm executor needs it
 
+    if todo and _secret_store(plan_.points[todo[0]].run) is not None:
+        raise ConfigError(
+            f"--store {redact(plan_.points[todo[0]].run.store)} holds a password, which the "
+            "slurm executor would write into its job folder; give it with PGPASSWORD or "
+            "~/.pgpass instead and drop it from the URL"
+        )
     ex = submitit.AutoExecutor(folder=folder, cluster=cluster)
     params = dict(slurm_params or {})
     if ex.cluster != "slurm":
