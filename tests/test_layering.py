@@ -55,7 +55,7 @@ APP_FORBIDDEN_TOP = ("torch", "torchvision", "ssprop", "pynvml", "zeus", "codeca
 HEAVY_EXTERNAL = {
     "torch", "torchvision", "triton", "ssprop", "numpy", "pandas", "scipy", "sklearn",
     "matplotlib", "plotly", "streamlit", "submitit", "diffusers", "torch_fidelity", "PIL",
-    "pynvml", "zeus", "codecarbon", "psutil", "markdown_it",
+    "pynvml", "zeus", "codecarbon", "psutil", "markdown_it", "psycopg",
 }  # fmt: skip
 # A package facade may import lazily so that ``import greentrain`` stays light for training
 # scripts that only use greentrain.client.
