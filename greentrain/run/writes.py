@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ from typing import Any
 from greentrain.errors import StoreBusy, StoreError
 from greentrain.record.jsonable import dumps
 from greentrain.store import Store
+from greentrain.store.location import ENV_SPOOL
 
 RETRY_PAUSE_S = 1.0  # between attempts while the store is locked
 ATTEMPT_S = 2.0  # how long one attempt waits for the lock
@@ -127,7 +129,17 @@ class WriteQueue:
             rest = list(self._ops)
             self._ops.clear()
         if rest:
-            self.spooled = self._spool(rest)
+            try:
+                self.spooled = self._spool(rest)
+            except OSError as err:
+                self.errors.append(f"{len(rest)} writes could not be spooled either ({err})")
+                print(
+                    f"greentrain: the store {self.store.path} stayed busy and the spool folder "
+                    f"cannot be written ({err}); {len(rest)} writes of run {self.run_id} are "
+                    f"lost (set {ENV_SPOOL} to a writable folder)",
+                    file=sys.stderr,
+                )
+                self.spooled = Path(os.devnull)
         return self.spooled
 
     def _spool(self, ops: list[tuple[str, dict[str, Any]]]) -> Path:

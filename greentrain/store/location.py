@@ -101,9 +101,10 @@ def default_target() -> str:
 def default_path() -> Path:
     """The default store as a path (``$GREENTRAIN_STORE`` or ``./reports/greentrain.db``).
 
-    Kept for callers that only handle files; :func:`default_target` also returns URLs.
+    For callers that only handle files; :func:`default_target` also returns URLs. A URL in
+    ``$GREENTRAIN_STORE`` comes back without its password (as a path it names no file).
     """
-    return Path(default_target())
+    return Path(redact(default_target()))
 
 
 def locate(store: str | os.PathLike[str] | StoreLocation | None) -> StoreLocation:

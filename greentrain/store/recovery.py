@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from greentrain.errors import StoreError
+from greentrain.errors import StoreBusy, StoreError
 from greentrain.record.jsonable import dumps, loads, to_jsonable
 from greentrain.store.location import StoreLocation, locate
 from greentrain.store.reader import StoreReader
@@ -58,7 +59,11 @@ class StoreRecovery(StoreReader):
         self._conn.save_copy(Path(target))
 
     def import_spools(self) -> int:
-        """Apply the writes runs spooled while this store was locked; returns how many."""
+        """Apply the writes runs spooled while this store was locked; returns how many.
+
+        A spool the store refuses (its run is not there: deleted, or lost by the server) is
+        kept aside as ``RUN.jsonl.failed``, with one line on stderr, so it never stops the
+        store from opening."""
         folder = self.location.spool_dir()
         if not folder.is_dir():
             return 0
@@ -66,10 +71,22 @@ class StoreRecovery(StoreReader):
         for spool in sorted(folder.glob("*.jsonl")):
             with contextlib.suppress(OSError, ValueError):
                 ops = [json.loads(line) for line in spool.read_text("utf-8").splitlines() if line]
-                for entry in ops:
-                    if entry.get("op") in _SPOOLABLE:
-                        getattr(self, entry["op"])(**entry.get("kwargs") or {})
-                        applied += 1
+                try:
+                    for entry in ops:
+                        if entry.get("op") in _SPOOLABLE:
+                            getattr(self, entry["op"])(**entry.get("kwargs") or {})
+                            applied += 1
+                except StoreBusy:
+                    raise
+                except StoreError as err:
+                    kept = spool.with_name(spool.name + ".failed")
+                    spool.rename(kept)
+                    print(
+                        f"greentrain: the writes in {spool} could not be applied to "
+                        f"{self.path} ({err}); they are kept in {kept}",
+                        file=sys.stderr,
+                    )
+                    continue
                 spool.unlink()
         with contextlib.suppress(OSError):
             folder.rmdir()  # only when empty

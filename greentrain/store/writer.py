@@ -29,6 +29,9 @@ _SETTABLE = frozenset(
 )
 
 
+METRIC_ROWS = 100  # metrics entries per INSERT statement (500 parameters)
+
+
 def now_iso(t: float | None = None) -> str:
     """ISO-8601 UTC timestamp of ``t`` (unix seconds; default now)."""
     return iso_utc(time.time() if t is None else t)
@@ -58,12 +61,22 @@ class Store(StoreRecovery):
         return self
 
     def _write(self, statements: Iterable[tuple[str, tuple | list]]) -> None:
-        """Run ``statements`` (sql, params) in one transaction."""
-        stmts = list(statements)
+        """Run ``statements`` (sql, params) in one transaction; runs of the same statement
+        (a batch of metrics, a reading's energy rows) go as one ``executemany`` (one round trip
+        to a PostgreSQL server instead of one per row)."""
+        batches: list[tuple[str, list]] = []
+        for sql, params in statements:
+            if batches and batches[-1][0] == sql:
+                batches[-1][1].append(params)
+            else:
+                batches.append((sql, [params]))
 
         def run(tx: Any) -> None:
-            for sql, params in stmts:
-                tx.execute(sql, params)
+            for sql, rows in batches:
+                if len(rows) == 1:
+                    tx.execute(sql, rows[0])
+                else:
+                    tx.executemany(sql, rows)
 
         self._conn.write(run)
 
@@ -227,21 +240,21 @@ class Store(StoreRecovery):
         self.add_energy(run_id, idx, energy_rows)
 
     def add_metrics(self, run_id: str, entries: Iterable[Mapping[str, Any]]) -> None:
-        """Append logged metrics: each entry has step, window, time_s and a metrics dict."""
-        stmts = [
-            (
-                'INSERT INTO metrics (run_id, step, "window", time_s, payload)'
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    e.get("step"),
-                    e.get("window"),
-                    float(e["time_s"]),
-                    dumps(dict(e.get("metrics") or {})),
-                ),
-            )
+        """Append logged metrics: each entry has step, window, time_s and a metrics dict.
+
+        One multi-row INSERT per :data:`METRIC_ROWS` entries, kept in order (one round trip to
+        a PostgreSQL server for a whole batch)."""
+        rows = [
+            (run_id, e.get("step"), e.get("window"), float(e["time_s"]),
+             dumps(dict(e.get("metrics") or {})))
             for e in entries
-        ]
+        ]  # fmt: skip
+        stmts = []
+        for start in range(0, len(rows), METRIC_ROWS):
+            chunk = rows[start : start + METRIC_ROWS]
+            values = ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
+            sql = f'INSERT INTO metrics (run_id, step, "window", time_s, payload) VALUES {values}'
+            stmts.append((sql, [v for row in chunk for v in row]))
         if stmts:
             self._write(stmts)
 
