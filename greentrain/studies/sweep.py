@@ -12,12 +12,9 @@ with one GPU (``CUDA_VISIBLE_DEVICES``) when GPUs exist; ``slurm`` submits :func
 through submitit (``cluster="local"`` runs submitit's LocalExecutor, for tests and single
 machines).
 
-The store may be a PostgreSQL URL (``--store postgresql://...``), which the points of a cluster
-share. A password in it never reaches a command line: the local executor hands the store to
-each point in its environment; the slurm executor, which writes each point to submitit's
-folder, refuses such a URL (give the password through ``PGPASSWORD`` or ``~/.pgpass``). A
-point whose run is itself a group (several nodes) is one run in the store, so it is finished
-or not like any other.
+A PostgreSQL store's password never reaches a command line: the local executor passes such a
+URL in each point's environment, the slurm executor (which pickles points into submitit's
+folder) refuses it. A point whose run is a group (several nodes) is one run in the store.
 """
 
 from __future__ import annotations
@@ -210,15 +207,14 @@ def finished_points(sweep_id: str, store: Any) -> dict[str, str]:
 
 def _secret_store(run: RunOptions) -> str | None:
     """The store of ``run`` when it is a URL holding a password, else None."""
-    store = run.store if isinstance(run.store, str) else None
-    return store if store is not None and redact(store) != store else None
+    store = run.store
+    return store if isinstance(store, str) and redact(store) != store else None
 
 
 def _child_env(gpu: int | None, point: Point | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    secret = _secret_store(point.run) if point is not None else None
-    if secret is not None:  # in the environment, not on a command line others can read
-        env[ENV_STORE] = secret
+    if point is not None and (secret := _secret_store(point.run)) is not None:
+        env[ENV_STORE] = secret  # in the environment, not on a command line others can read
     # each point is its own metered run, even if the sweep itself runs under `greentrain run`
     for name in (ENV_RUN, ENV_CHANNEL):
         env.pop(name, None)
@@ -228,11 +224,9 @@ def _child_env(gpu: int | None, point: Point | None = None) -> dict[str, str]:
 
 
 def train_command(point: Point) -> list[str]:
-    """The ``python -m greentrain train ...`` command of one point (a store URL holding a
-    password is left out: :func:`_child_env` passes it)."""
-    run = point.run
-    if _secret_store(run) is not None:
-        run = dataclasses.replace(run, store=None)
+    """The ``python -m greentrain train ...`` command of one point (no password URL)."""
+    secret = _secret_store(point.run) is not None  # then _child_env passes the store
+    run = dataclasses.replace(point.run, store=None) if secret else point.run
     return [sys.executable, "-m", "greentrain", "train", *train_args(point.cfg, run)]
 
 
@@ -280,12 +274,10 @@ def _run_submitit(
 ) -> dict[str, int]:
     import submitit  # optional at run time: only the slurm executor needs it
 
-    if todo and _secret_store(plan_.points[todo[0]].run) is not None:
-        raise ConfigError(
-            f"--store {redact(plan_.points[todo[0]].run.store)} holds a password, which the "
-            "slurm executor would write into its job folder; give it with PGPASSWORD or "
-            "~/.pgpass instead and drop it from the URL"
-        )
+    secret = _secret_store(plan_.points[todo[0]].run) if todo else None
+    if secret is not None:
+        why = "the slurm executor would write it to its folder; use PGPASSWORD or ~/.pgpass"
+        raise ConfigError(f"--store {redact(secret)} holds a password: {why}")
     ex = submitit.AutoExecutor(folder=folder, cluster=cluster)
     params = dict(slurm_params or {})
     if ex.cluster != "slurm":
