@@ -156,8 +156,8 @@ class Election:
 
 class DeviceGate:
     """Keeps a meter set's readings to the devices its wrapper won, each counted only while
-    held: a device taken over mid-run counts from then (cumulative values minus what it used
-    while another wrapper metered it)."""
+    held: a device taken over mid-run counts from then (its cumulative joules minus the joules
+    it used while another wrapper metered it)."""
 
     def __init__(self, election: Election) -> None:
         self.election = election
