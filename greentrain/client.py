@@ -10,8 +10,11 @@ Routing:
   ``GREENTRAIN_CHANNEL`` (a UNIX socket path); each call writes one JSON line on a
   per-process connection and does not wait for a reply (tens of microseconds). Child
   processes (DataLoader workers, torchrun ranks) inherit both variables;
-* under DDP only rank 0 (``RANK``, else ``LOCAL_RANK``) reports, unless
-  ``GREENTRAIN_LOG_ALL_RANKS=1`` (then each metric entry carries its ``rank``).
+* under DDP only global rank 0 (``RANK``, else ``SLURM_PROCID``, else ``LOCAL_RANK``) reports
+  config and metrics, unless ``GREENTRAIN_LOG_ALL_RANKS=1`` (then each metric entry carries its
+  ``rank``). Windows are marked by each node's local rank 0 (``LOCAL_RANK``, else ``RANK``):
+  on a multi-node job every node's ``greentrain run`` reads its meters at the windows of its
+  own node, and only the node of global rank 0 records metrics.
 
 Values are made JSON-safe (:func:`greentrain.record.jsonable.to_jsonable`): tensors and numpy
 scalars become numbers, NaN and infinities None, other objects their ``str()``. Arguments are
@@ -62,14 +65,29 @@ def unbind(sink: Sink) -> None:
             _local_sinks.remove(sink)
 
 
-def _rank_enabled() -> bool:
+def _rank_zero(*names: str) -> bool:
+    """Whether the first of the environment variables ``names`` that is set says rank 0 (or
+    ``GREENTRAIN_LOG_ALL_RANKS=1``); True when none is set."""
     if os.environ.get(ENV_ALL_RANKS, "") == "1":
         return True
-    rank = os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")).strip() or "0"
-    try:
-        return int(rank) == 0
-    except ValueError:
-        return True
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            try:
+                return int(value) == 0
+            except ValueError:
+                return True
+    return True
+
+
+def _rank_enabled() -> bool:
+    """Config and metrics: global rank 0 only."""
+    return _rank_zero("RANK", "SLURM_PROCID", "LOCAL_RANK")
+
+
+def _node_leader() -> bool:
+    """Windows: each node's (each wrapper's) local rank 0."""
+    return _rank_zero("LOCAL_RANK", "RANK")
 
 
 def _rank() -> int | None:
@@ -121,11 +139,12 @@ class _Channel:
 _channel = _Channel()
 
 
-def _target() -> tuple[Sink | None, str | None]:
-    """(in-process sink, channel path); both None -> no-op."""
+def _target(windows: bool = False) -> tuple[Sink | None, str | None]:
+    """(in-process sink, channel path); both None -> no-op. ``windows``: for a window
+    boundary (sent by every node's local rank 0), else for config and metrics (rank 0)."""
     if _local_sinks:
         return _local_sinks[-1], None
-    if not _rank_enabled():
+    if not (_node_leader() if windows else _rank_enabled()):
         return None, None
     path = os.environ.get(ENV_CHANNEL)
     if path and os.environ.get(ENV_RUN):
@@ -238,7 +257,7 @@ def window(name: str, **info: Any) -> Iterator[None]:
 
     Windows may nest; metrics logged inside carry the innermost window's name.
     """
-    sink, path = _target()
+    sink, path = _target(windows=True)
     if sink is None and path is None:
         yield
         return

@@ -1,4 +1,7 @@
-"""The harness: exit codes, signals, crashed children and meters, windows, exact fake readings."""
+"""The harness: exit codes, signals, crashed children and meters, windows, exact fake readings.
+
+Tests that take ``store_target`` run against both store backends (an SQLite file and a
+PostgreSQL database on a throwaway server)."""
 
 from __future__ import annotations
 
@@ -52,8 +55,8 @@ def _cli_run(store, *command, extra=(), env=None, **popen):
 
 
 @pytest.mark.parametrize("code", [0, 1, 3])
-def test_child_exit_code_propagates_and_sets_status(tmp_path, code):
-    store = tmp_path / "g.db"
+def test_child_exit_code_propagates_and_sets_status(store_target, code):
+    store = store_target
     proc = _cli_run(store, PY, "-c", f"raise SystemExit({code})")
     assert proc.wait(timeout=60) == code
     run = Store(store).list_runs()[0]
@@ -62,8 +65,8 @@ def test_child_exit_code_propagates_and_sets_status(tmp_path, code):
     assert run["energy"]["gpu"]["source"] == "fake:fake"
 
 
-def test_command_not_found_exits_127_and_records_failed_run(tmp_path):
-    store = tmp_path / "g.db"
+def test_command_not_found_exits_127_and_records_failed_run(store_target):
+    store = store_target
     proc = _cli_run(store, "no-such-command-greentrain", stderr=subprocess.PIPE, text=True)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 127
@@ -72,8 +75,10 @@ def test_command_not_found_exits_127_and_records_failed_run(tmp_path):
     assert (run["status"], run["exit_code"]) == ("failed", 127)
 
 
-def test_sigint_to_harness_reaches_child_once_and_marks_run_interrupted_with_energy(tmp_path):
-    store = tmp_path / "g.db"
+def test_sigint_to_harness_reaches_child_once_and_marks_run_interrupted_with_energy(
+    store_target, tmp_path
+):
+    store = store_target
     marker = tmp_path / "sigints"
     child = (
         "import signal, sys, time\n"
@@ -116,8 +121,8 @@ def test_plain_python_child_interrupted_by_sigint_exits_130(tmp_path):
     assert Store(store).list_runs()[0]["status"] == "interrupted"
 
 
-def test_sigkilled_child_leaves_complete_failed_record(tmp_path):
-    store = tmp_path / "g.db"
+def test_sigkilled_child_leaves_complete_failed_record(store_target):
+    store = store_target
     child = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
     proc = _cli_run(store, PY, "-c", child)
     assert proc.wait(timeout=60) == 137
@@ -128,10 +133,10 @@ def test_sigkilled_child_leaves_complete_failed_record(tmp_path):
     assert run["meters"][0]["meter"] == "fake" and run["meters"][0]["error"] is None
 
 
-def test_fake_readings_arrive_exactly_per_window_and_device(tmp_path):
+def test_fake_readings_arrive_exactly_per_window_and_device(store_target):
     result = run_command(
         [PY, "-c", EPOCHS_CHILD],
-        store=tmp_path / "g.db",
+        store=store_target,
         meter_objects=[FakeMeter(FAKE_SCRIPT)],
         summary=False,
     )
@@ -277,18 +282,18 @@ def test_secret_environment_values_never_reach_the_store(tmp_path):
     assert b"MY_API_TOKEN" not in blobs
 
 
-def test_track_records_windows_metrics_and_finishes(tmp_path):
+def test_track_records_windows_metrics_and_finishes(store_target):
     meter = FakeMeter({"channels": [{"domain": "gpu", "device": "gpu:0", "per_read_j": 2.0}]})
     from greentrain import client
 
     assert not client.active()
-    with track("nb", store=tmp_path / "g.db", meter_objects=[meter], tags={"a": "b"}) as run:
+    with track("nb", store=store_target, meter_objects=[meter], tags={"a": "b"}) as run:
         assert client.active()
         client.config(lr=0.1)
         with client.window("epoch"):
             client.log(step=1, test_acc=0.5)
     assert not client.active()
-    rec = Store(tmp_path / "g.db").get_run(run.id)
+    rec = Store(store_target).get_run(run.id)
     assert (rec["name"], rec["status"], rec["exit_code"]) == ("nb", "finished", 0)
     assert rec["windows"][0]["energy"]["gpu"]["energy_j"] == 2.0
     assert rec["energy"]["gpu"]["energy_j"] == 6.0
@@ -329,14 +334,14 @@ def test_track_leaves_signal_handlers_as_it_found_them(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_track_under_outer_run_binds_to_it_and_meters_once(tmp_path):
+def test_track_under_outer_run_binds_to_it_and_meters_once(store_target):
     child = (
         "from greentrain import track, client\n"
         "with track('inner') as run:\n"
         "    client.log(step=0, test_acc=0.9)\n"
         "    print(run.id, run.outer)\n"
     )
-    store = tmp_path / "g.db"
+    store = store_target
     proc = _cli_run(store, PY, "-c", child, stdout=subprocess.PIPE, text=True)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
@@ -359,8 +364,8 @@ for i in range(5):
 """
 
 
-def test_eight_concurrent_wrappers_times_five_runs_lose_nothing(tmp_path):
-    store = tmp_path / "g.db"
+def test_eight_concurrent_wrappers_times_five_runs_lose_nothing(store_target):
+    store = store_target
     procs = [subprocess.Popen([PY, "-c", CONCURRENT_WORKER, str(store), str(k)]) for k in range(8)]
     assert [p.wait(timeout=120) for p in procs] == [0] * 8
     runs = Store(store).list_runs()
@@ -373,9 +378,9 @@ def test_eight_concurrent_wrappers_times_five_runs_lose_nothing(tmp_path):
     assert all(c["energy_j"] == 1.0 or c["split"]["measured_j"] == pytest.approx(1.0) for c in cpu)
 
 
-def test_show_json_of_recorded_run_is_valid_json(tmp_path):
+def test_show_json_of_recorded_run_is_valid_json(store_target):
     result = run_command(
-        [PY, "-c", "pass"], store=tmp_path / "g.db", meter_objects=[FakeMeter()], summary=False
+        [PY, "-c", "pass"], store=store_target, meter_objects=[FakeMeter()], summary=False
     )
     out = subprocess.run(
         [
@@ -385,7 +390,7 @@ def test_show_json_of_recorded_run_is_valid_json(tmp_path):
             "show",
             result.run_id[:6],
             "--store",
-            str(tmp_path / "g.db"),
+            store_target,
             "--json",
         ],
         capture_output=True,

@@ -56,8 +56,8 @@ APP_FORBIDDEN_TOP = ("torch", "torchvision", "ssprop", "pynvml", "zeus", "codeca
 HEAVY_EXTERNAL = {
     "torch", "torchvision", "triton", "ssprop", "numpy", "pandas", "scipy", "sklearn",
     "matplotlib", "plotly", "streamlit", "submitit", "diffusers", "torch_fidelity", "PIL",
-    "pynvml", "zeus", "codecarbon", "psutil", "markdown_it", "lightning", "pytorch_lightning",
-    "transformers", "mlflow", "wandb",
+    "pynvml", "zeus", "codecarbon", "psutil", "markdown_it", "psycopg", "lightning",
+    "pytorch_lightning", "transformers", "mlflow", "wandb",
 }  # fmt: skip
 # A package facade may import lazily so that ``import greentrain`` stays light for training
 # scripts that only use greentrain.client.

@@ -140,9 +140,10 @@ def test_a_read_only_folder_is_named_as_the_cause_not_a_damaged_store(tmp_path):
 
 
 def test_sqlite_saying_readonly_is_reported_as_a_read_only_place_not_damage(tmp_path):
-    from greentrain.store.connection import Connection
+    from greentrain.store.location import locate
+    from greentrain.store.sqlite import SQLiteConnection
 
-    conn = Connection(tmp_path / "g.db")
+    conn = SQLiteConnection(locate(tmp_path / "g.db"))
     try:
         message = conn._explain(sqlite3.OperationalError("attempt to write a readonly database"))
         assert "read-only" in message and "damaged" not in message

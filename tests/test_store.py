@@ -1,4 +1,5 @@
-"""The run store: schema, foreign/damaged files, stale runs, read-only use, secrets never stored."""
+"""The run store, on both backends (SQLite file, PostgreSQL database): schema, foreign/damaged
+files, stale runs, read-only use, prefixes, deletion, the run object's keys."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from fixtures.pgserver import raw_rows
 
 from greentrain.errors import StoreError
 from greentrain.store import SCHEMA_VERSION, Store
@@ -79,31 +81,28 @@ def test_read_only_store_that_does_not_exist_raises(tmp_path):
     assert not (tmp_path / "missing.db").exists()
 
 
-def test_stale_running_run_with_dead_wrapper_pid_reads_as_interrupted(tmp_path):
-    path = tmp_path / "g.db"
-    with Store(path) as st:
+def test_stale_running_run_with_dead_wrapper_pid_reads_as_interrupted(store_target):
+    with Store(store_target) as st:
         _make_run(st, "dead00000001", pid=_dead_pid())
         _make_run(st, "live00000001")  # this process: alive
-    with Store(path, read_only=True) as ro:
+    with Store(store_target, read_only=True) as ro:
         assert ro.get_run("dead")["status"] == "interrupted"
         assert ro.get_run("live")["status"] == "running"
-    raw = sqlite3.connect(path).execute("SELECT status FROM runs WHERE id LIKE 'dead%'")
-    assert raw.fetchone()[0] == "running", "a read-only store must never write"
-    with Store(path) as st:
+    status = "SELECT status FROM runs WHERE id = 'dead00000001'"
+    assert raw_rows(store_target, status) == [("running",)], "a read-only store must never write"
+    with Store(store_target) as st:
         assert st.list_runs(status="interrupted")[0]["id"] == "dead00000001"
-    raw = sqlite3.connect(path).execute("SELECT status FROM runs WHERE id LIKE 'dead%'")
-    assert raw.fetchone()[0] == "interrupted"
+    assert raw_rows(store_target, status) == [("interrupted",)]
 
 
-def test_read_only_store_refuses_writes(tmp_path):
-    path = tmp_path / "g.db"
-    Store(path).close()
-    with Store(path, read_only=True) as ro, pytest.raises(StoreError, match="read-only"):
+def test_read_only_store_refuses_writes(store_target):
+    Store(store_target).close()
+    with Store(store_target, read_only=True) as ro, pytest.raises(StoreError, match="read-only"):
         _make_run(ro)
 
 
-def test_run_prefix_resolution_unique_ambiguous_and_missing(tmp_path):
-    with Store(tmp_path / "g.db") as st:
+def test_run_prefix_resolution_unique_ambiguous_and_missing(store_target):
+    with Store(store_target) as st:
         _make_run(st, "abc100000000")
         _make_run(st, "abc200000000")
         assert st.get_run("abc1")["id"] == "abc100000000"
@@ -111,10 +110,12 @@ def test_run_prefix_resolution_unique_ambiguous_and_missing(tmp_path):
             st.get_run("abc")
         with pytest.raises(StoreError, match="no run"):
             st.get_run("zzz")
+        with pytest.raises(StoreError, match="no run"):
+            st.get_run("ab%")  # LIKE's wildcards are literal characters in a prefix
 
 
-def test_delete_run_removes_run_and_its_rows(tmp_path):
-    with Store(tmp_path / "g.db") as st:
+def test_delete_run_removes_run_and_its_rows(store_target):
+    with Store(store_target) as st:
         rid = _make_run(st)
         st.add_energy(
             rid, -1, [dict(meter="fake", domain="cpu", device="h", method="fake", energy_j=1.0)]
@@ -122,13 +123,27 @@ def test_delete_run_removes_run_and_its_rows(tmp_path):
         st.add_metrics(rid, [{"step": 1, "window": None, "time_s": 0.1, "metrics": {"a": 1}}])
         st.delete_run(rid[:6])
         assert st.list_runs() == []
-    with sqlite3.connect(tmp_path / "g.db") as db:  # the file itself, not the API
-        assert db.execute("SELECT COUNT(*) FROM energy").fetchone()[0] == 0
-        assert db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 0
+    # the store itself, not the API
+    assert raw_rows(store_target, "SELECT COUNT(*) FROM energy") == [(0,)]
+    assert raw_rows(store_target, "SELECT COUNT(*) FROM metrics") == [(0,)]
 
 
-def test_run_object_has_contract_keys_and_no_silent_zeros(tmp_path):
-    with Store(tmp_path / "g.db") as st:
+def test_text_round_trips_exactly_whatever_it_holds(store_target):
+    """NUL, the private-use character the PostgreSQL backend escapes it with, and the rest."""
+    nasty = "nul\x00byte \ue000 \ue0000 ' \" % ? \\ %s $1 é 😀"
+    with Store(store_target) as st:
+        rid = _make_run(st, name=nasty, tags={nasty: nasty})
+        st.begin_window(rid, 0, nasty, 1.0, {nasty: nasty})
+        st.add_metrics(rid, [{"step": 1, "window": nasty, "time_s": 0.1, "metrics": {nasty: 1}}])
+        run = st.get_run(rid)
+        assert st.list_runs(name=nasty)[0]["id"] == rid
+    assert run["name"] == nasty and run["tags"] == {nasty: nasty}
+    assert run["windows"][0]["name"] == nasty and run["metrics"][0]["window"] == nasty
+    assert run["metrics"][0][nasty] == 1
+
+
+def test_run_object_has_contract_keys_and_no_silent_zeros(store_target):
+    with Store(store_target) as st:
         rid = _make_run(
             st,
             tags={"study": "x"},
@@ -175,8 +190,11 @@ def test_run_object_has_contract_keys_and_no_silent_zeros(tmp_path):
         "metrics",
         "baseline",
         "net_energy_j",
+        "group",
+        "nodes",
     ):
         assert key in run
+    assert run["group"] is None and run["nodes"] == []
     gpu = run["energy"]["gpu"]
     assert gpu["energy_j"] == 3.6e6 and gpu["source"] == "fake:counter"
     assert gpu["alternatives"][0]["disagreement_pct"] == pytest.approx(-50.0)
@@ -184,3 +202,43 @@ def test_run_object_has_contract_keys_and_no_silent_zeros(tmp_path):
     assert run["energy_kwh"] == pytest.approx(1.0)
     assert run["co2_g"] == pytest.approx(750.0)  # 1 kWh x 500 g/kWh x PUE 1.5
     assert run["tags"] == {"study": "x"}
+
+
+def test_concurrent_read_modify_writes_of_one_run_lose_nothing(store_target):
+    """update_config and add_events read, change and write back a run's row: two stores doing
+    it at once (as the wrapper's writer and a reaper might) keep every change."""
+    import threading
+
+    with Store(store_target) as st:
+        rid = _make_run(st)
+
+    def worker(k: int) -> None:
+        with Store(store_target) as mine:
+            for i in range(15):
+                mine.update_config(rid, {f"w{k}_{i}": i})
+                mine.add_events(rid, [{"t": 0.0, "event": f"w{k}_{i}"}])
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with Store(store_target) as st:
+        run = st.get_run(rid)
+    assert len(run["config"]) == 60 and len(run["events"]) == 60
+
+
+def test_a_spool_the_store_refuses_is_kept_aside_and_never_blocks_opening(store_target, capsys):
+    from greentrain.store import spool_dir
+
+    Store(store_target).close()
+    folder = spool_dir(store_target)
+    folder.mkdir(parents=True)
+    (folder / "gone00000001.jsonl").write_text(
+        '{"op": "add_events", "kwargs": {"run_id": "gone00000001", "events": []}}\n'
+        '{"op": "add_events", "kwargs": {"run_id": "gone00000001", "events": [{"t": 1}]}}\n'
+    )
+    with Store(store_target) as st:
+        assert st.list_runs() == []
+    assert (folder / "gone00000001.jsonl.failed").is_file()
+    assert "could not be applied" in capsys.readouterr().err

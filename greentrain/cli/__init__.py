@@ -12,7 +12,7 @@ from greentrain.cli._app import app, main
 
 # isort: off
 from greentrain.cli import run, runs, doctor, flops, train, sweep  # noqa: F401 - registers
-from greentrain.cli import demo, export, app_cmd, bench  # noqa: F401 - registers
+from greentrain.cli import demo, export, app_cmd, bench, store_cmd  # noqa: F401 - registers
 # isort: on
 
 __all__ = ["app", "main"]

@@ -51,6 +51,12 @@ def run_cmd(
         help="Mirror the run to mlflow or wandb, live as windows close; "
         "repeatable; configured by MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, WANDB_*.",
     ),
+    group: str = typer.Option(
+        None,
+        "--group",
+        help="Run group id, the same on every node of a multi-node job (default: SLURM's job "
+        "step or torchrun's --rdzv-id).",
+    ),
 ) -> int:
     """Meter COMMAND's energy and carbon; stream its output; exit with its exit code."""
     argv = list(command or [])
@@ -71,6 +77,7 @@ def run_cmd(
         baseline_s=baseline,
         grace_s=grace,
         sample_s=sample_s,
+        group=group,
     )
     listeners = []
     if mirror:

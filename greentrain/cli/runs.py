@@ -1,5 +1,9 @@
 """``greentrain runs`` (list), ``greentrain show RUN`` (detail) and ``greentrain rm RUN``.
 
+A run group (a multi-node job, one wrapper per node) is one row of ``runs``, with its number of
+nodes; ``show GROUP`` adds a table of its nodes (host, rank, status, the devices each metered,
+its energy, and what was counted elsewhere); ``rm GROUP`` deletes every node's run.
+
 Whatever a run record holds, these print it: every text from the record goes to the terminal
 through :func:`greentrain.report.escape.terminal_text` (control characters, escape sequences
 and line breaks shown escaped, never raw; rich markup and emoji codes never interpreted), a
@@ -27,6 +31,8 @@ from greentrain.report.reading import check_number, describe
 from greentrain.report.runs import run_is_estimated
 from greentrain.store import Store
 from greentrain.units import format_energy
+
+STORE_HELP = "Store file or postgresql:// URL (default $GREENTRAIN_STORE)."
 
 
 def _invalid(value: object) -> str:
@@ -65,7 +71,7 @@ def _console() -> Console:
 
 @app.command("runs")
 def runs_cmd(
-    store: str = typer.Option(None, "--store", help="Store file (default $GREENTRAIN_STORE)."),
+    store: str = typer.Option(None, "--store", help=STORE_HELP),
     tag: list[str] = typer.Option(None, "--tag", help="Only runs with tag KEY=VALUE (repeat)."),
     status: str = typer.Option(None, "--status", help="running|finished|failed|interrupted"),
     name: str = typer.Option(None, "--name", help="Only runs with this name."),
@@ -80,10 +86,12 @@ def runs_cmd(
         _print_json(runs)
         return
     table = Table(box=None, header_style="bold")
-    for col in ("id", "name", "status", "exit", "started (UTC)", "s", "kWh", "gCO2e", "tags"):
+    columns = ("id", "name", "status", "nodes", "exit", "started (UTC)", "s", "kWh", "gCO2e",
+               "tags")  # fmt: skip
+    for col in columns:
         table.add_column(
             col,
-            justify="right" if col in ("exit", "s", "kWh", "gCO2e") else "left",
+            justify="right" if col in ("nodes", "exit", "s", "kWh", "gCO2e") else "left",
             no_wrap=col != "tags",
         )
     any_estimated = False
@@ -95,6 +103,7 @@ def runs_cmd(
             r.get("id"),
             r.get("name"),
             r.get("status"),
+            str(len(_list(r.get("nodes")))) if _list(r.get("nodes")) else "",
             "-" if r.get("exit_code") is None else r["exit_code"],
             started[5:16].replace("T", " ") if isinstance(started, str) else started,
             _fmt(r.get("duration_s"), ".1f"),
@@ -115,7 +124,7 @@ def runs_cmd(
 @app.command("show")
 def show_cmd(
     run: str = typer.Argument(..., help="Run id or unique prefix."),
-    store: str = typer.Option(None, "--store", help="Store file (default $GREENTRAIN_STORE)."),
+    store: str = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
 ) -> None:
     """Show one run: energy per domain with sources, windows, metrics, factors."""
@@ -208,12 +217,42 @@ def show_cmd(
     if metrics:
         heading(f"metrics ({len(metrics)} entries; last shown)")
         say("  " + dumps(metrics[-1]))
+    _show_nodes(r, say, heading)
+
+
+def _show_nodes(r: Mapping[str, Any], say: Any, heading: Any) -> None:
+    """A group's nodes: one line each, then what each left to another wrapper."""
+    nodes = [_map(n) for n in _list(r.get("nodes"))]
+    if not nodes:
+        if r.get("group") is not None:
+            say(f"  part of group {r['group']} (greentrain show {r['group']} for the whole run)")
+        return
+    heading(f"nodes ({len(nodes)}; group {terminal_text(r.get('group'))})")
+    for n in nodes:
+        parts = []
+        for domain, e in _map(n.get("energy")).items():
+            e = _map(e)
+            if e.get("energy_j") is None:
+                continue
+            note = "" if e.get("counted", True) else f" (covered by {e.get('covered_by')})"
+            parts.append(f"{domain} {_energy(e.get('energy_j'))}{note}")
+        say(
+            f"  {str(n.get('label')):<16} rank {n.get('rank')}  {n.get('status')}  exit "
+            f"{n.get('exit_code')}  {_fmt(n.get('duration_s'), '.1f')} s  "
+            + (", ".join(parts) or "no energy")
+        )
+        devices = _list(n.get("devices"))
+        if devices:
+            say("      metered " + ", ".join(map(str, devices)))
+        elsewhere = _map(n.get("metered_elsewhere"))
+        if elsewhere:
+            say("      left to " + ", ".join(f"{k} -> run {v}" for k, v in elsewhere.items()))
 
 
 @app.command("rm")
 def rm_cmd(
     run: str = typer.Argument(..., help="Run id or unique prefix."),
-    store: str = typer.Option(None, "--store", help="Store file (default $GREENTRAIN_STORE)."),
+    store: str = typer.Option(None, "--store", help=STORE_HELP),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     force: bool = typer.Option(
         False, "--force", help="Delete even a run that is still going (its wrapper is alive)."
@@ -222,15 +261,17 @@ def rm_cmd(
     """Delete a run and everything recorded for it (a running one only with --force)."""
     with Store(store, create=False) as st:
         full = st.resolve_id(run)
+        what = f"group {full}" if st.is_group(full) else f"run {full}"
         if not force and st.get_run(full)["status"] == "running":
             raise ConfigError(
-                f"run {full} is still going; wait for it to end, or pass --force to delete it "
-                "(its wrapper then records nothing more)"
+                f"{what} is still going; wait for it to end, or pass --force to delete it "
+                "(its wrappers then record nothing more)"
             )
         if not yes:
             if not sys.stdin.isatty():
-                raise ConfigError(f"refusing to delete run {full} without --yes (no terminal)")
-            if not typer.confirm(f"delete run {full}?", default=False):
+                raise ConfigError(f"refusing to delete {what} without --yes (no terminal)")
+            if not typer.confirm(f"delete {terminal_text(what)}?", default=False):
                 raise typer.Exit(1)
-        st.delete_run(full)
-    print(f"deleted {full}")
+        deleted = st.delete_run(full)
+    extra = f" ({len(deleted)} runs)" if len(deleted) > 1 else ""
+    print(terminal_text(f"deleted {full}{extra}"))

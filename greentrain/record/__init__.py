@@ -4,6 +4,8 @@
 * :mod:`~greentrain.record.readings`: meter readings and their differences.
 * :mod:`~greentrain.record.ranking`: THE best-figure choice per domain (live and stored runs).
 * :mod:`~greentrain.record.assemble`: store rows -> the documented run object.
+* :mod:`~greentrain.record.group`: a run group's member runs -> one run object with its nodes.
+* :mod:`~greentrain.record.split`: a shared machine's energy among concurrent runs.
 * :mod:`~greentrain.record.jsonable`: the one JSON cleaning.
 
 Imports only :mod:`greentrain.units` and :mod:`greentrain.errors`; meters, the store, the

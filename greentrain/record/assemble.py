@@ -24,7 +24,7 @@ from greentrain.record.ranking import (
     window_figures,
 )
 from greentrain.record.split import apply as apply_split
-from greentrain.record.vocabulary import DOMAINS, RESERVED_METRICS, RUN_SCOPE
+from greentrain.record.vocabulary import DOMAINS, RESERVED_METRICS, RUN_SCOPE, key_domains
 from greentrain.units import co2_g, joules_to_kwh
 
 
@@ -39,7 +39,7 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _co2_g(energy_j: float | None, carbon: Any) -> float | None:
+def co2_of(energy_j: float | None, carbon: Any) -> float | None:
     """CO2e (g) of ``energy_j`` under the run's carbon factors; None without energy or an
     intensity, or when a factor is not a finite number >= 0. A PUE that is absent is 1.0; one
     that is null (the writer stores NaN and infinities as null) is unknown, not 1.0."""
@@ -169,12 +169,14 @@ def assemble_run(
             else "the wrapper process ended before the final meter reading"
         )
         energy_obj = {d: {"energy_j": None, "reason": why} for d in DOMAINS}
+    election = loads(row.get("election"), {})
+    _metered_elsewhere(energy_obj, election, row.get("group_id"))
     figures = [_number(d.get("energy_j")) for d in energy_obj.values()]
     figures = [f for f in figures if f is not None]
     energy_j = sum(figures) if figures else None
     energy_kwh = joules_to_kwh(energy_j) if energy_j is not None else None
     carbon = loads(row["carbon"], {}) or None
-    co2 = _co2_g(energy_j, carbon)
+    co2 = co2_of(energy_j, carbon)
     baseline = loads(row["baseline"], {}) or None
     sources = {
         d: e["source"].split(":", 1)[0]
@@ -209,4 +211,22 @@ def assemble_run(
         "baseline": baseline,
         "net_energy_j": _net_energy_j(energy_j, energy_obj, baseline, row["duration_s"]),
         "events": loads(row.get("events"), []),
+        "group": row.get("group_id"),
+        "nodes": [],
     }
+
+
+def _metered_elsewhere(energy: dict[str, dict], election: Any, group: Any) -> None:
+    """A domain without a figure whose devices another wrapper of the run's group metered says
+    so (the group's record counts them once, there) instead of "no meter measured"."""
+    elsewhere = election.get("elsewhere") if isinstance(election, Mapping) else None
+    if not isinstance(elsewhere, Mapping):
+        return
+    for key, holder in elsewhere.items():
+        for domain in key_domains(str(key)):
+            figure = energy.get(domain)
+            if isinstance(figure, dict) and figure.get("energy_j") is None:
+                figure["reason"] = (
+                    f"{domain} metered by run {holder} of group {group} on this host "
+                    "(one meter per device; counted once, in that run)"
+                )

@@ -88,8 +88,13 @@ def sample_readings(
     """Readings as a timeline sample stores them: meter, domain, device, method, energy_j
     (cumulative joules), scope (``process`` or ``machine``) and, for GPUs, the device's uuid
     (``gpu:0`` depends on each job's CUDA_VISIBLE_DEVICES; the uuid names the physical device)
-    and ``job_on_device`` when known (whether the job had processes on it)."""
+    and ``job_on_device`` when known (whether the job had processes on it).
+
+    A GPU the job was seen on whose energy another run of its group meters (so it has no
+    reading here) gets an entry of its own, ``{"uuid", "job_on_device"}``: the split among
+    concurrent runs needs to know that the group used it."""
     out = []
+    seen: set[str] = set()
     for meter, rs in readings.items():
         for r in rs:
             entry = {
@@ -102,9 +107,13 @@ def sample_readings(
             }
             if r.detail.get("uuid"):
                 entry["uuid"] = r.detail["uuid"]
+                seen.add(entry["uuid"])
                 if job_on_device and r.detail["uuid"] in job_on_device:
                     entry["job_on_device"] = job_on_device[r.detail["uuid"]]
             out.append(entry)
+    for uuid, flag in (job_on_device or {}).items():
+        if uuid not in seen:
+            out.append({"uuid": uuid, "job_on_device": bool(flag)})
     return out
 
 

@@ -15,6 +15,11 @@ gives each run its share of every machine-scope figure, interval by interval:
   CUDA_VISIBLE_DEVICES): shared equally among the active runs whose processes were on it, or,
   when the samples do not say, among the active runs that measured it.
 * An interval in which the run was alone keeps the whole figure.
+* Runs of one *group* (the wrappers of one multi-node job, :mod:`greentrain.record.group`) are
+  one party: they never split among themselves -- on a host they elected one meter per
+  physical device instead, so each device is in one of their records only -- and against other
+  runs they share as one, with their CPU seconds added and a GPU theirs if any of their jobs
+  used it.
 
 Per interval the shares of the active runs sum to 1, so over concurrent runs the split never
 adds up to more than the meters measured (for a shared counter, exactly what it measured).
@@ -37,7 +42,10 @@ METHOD = (
 
 @dataclass
 class Timeline:
-    """One run's samples: unix seconds, job CPU seconds, cumulative readings (JSON rows)."""
+    """One run's samples: unix seconds, job CPU seconds, cumulative readings (JSON rows).
+
+    ``party``: the run's group id, else its own id (see the module docstring).
+    """
 
     run_id: str
     times: list[float]
@@ -45,14 +53,20 @@ class Timeline:
     readings: list[list[Mapping[str, Any]]]
     start: float = 0.0
     end: float = 0.0
+    party: str = ""
     _series: dict[tuple, list[float]] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        self.party = self.party or self.run_id
+
     @classmethod
-    def from_rows(cls, run_id: str, rows: Iterable[Mapping[str, Any]]) -> Timeline:
+    def from_rows(
+        cls, run_id: str, rows: Iterable[Mapping[str, Any]], party: str | None = None
+    ) -> Timeline:
         """From the store's sample rows (``t``, ``cpu_s``, ``readings``) of one run."""
         rows = sorted(rows, key=lambda r: r["t"])
         tl = cls(run_id, [r["t"] for r in rows], [r["cpu_s"] for r in rows],
-                 [list(r["readings"] or []) for r in rows])  # fmt: skip
+                 [list(r["readings"] or []) for r in rows], party=party or run_id)  # fmt: skip
         if tl.times:
             tl.start, tl.end = tl.times[0], tl.times[-1]
         return tl
@@ -64,7 +78,7 @@ class Timeline:
             values, last = [], 0.0
             for rows in self.readings:
                 for r in rows:
-                    if (r["meter"], r["domain"], r["device"]) == key:
+                    if (r.get("meter"), r.get("domain"), r.get("device")) == key:
                         last = float(r["energy_j"])
                         break
                 values.append(last)
@@ -111,10 +125,40 @@ class Timeline:
         return any(inside)
 
     def measured(self, uuid: str) -> bool:
-        return any(r.get("uuid") == uuid for rows in self.readings for r in rows)
+        return any(
+            r.get("uuid") == uuid and "energy_j" in r for rows in self.readings for r in rows
+        )
+
+    def cpu_used(self, a: float, b: float) -> float:
+        values = self.cpu_series()
+        return self.at(values, b) - self.at(values, a)
 
     def active(self, a: float, b: float) -> bool:
         return self.start < b and self.end > a
+
+
+class Party:
+    """The runs that share as one: a run alone, or the runs of one group on the host."""
+
+    def __init__(self, members: Sequence[Timeline]) -> None:
+        self.members = list(members)
+
+    def active(self, a: float, b: float) -> bool:
+        return any(m.active(a, b) for m in self.members)
+
+    def cpu_used(self, a: float, b: float) -> float:
+        return sum(max(0.0, m.cpu_used(a, b)) for m in self.members if m.active(a, b))
+
+    def gpu_users(self, uuid: str, a: float, b: float) -> bool | None:
+        flags = [m.gpu_users(uuid, a, b) for m in self.members if m.active(a, b)]
+        known = [f for f in flags if f is not None]
+        return any(known) if known else None
+
+    def measured(self, uuid: str) -> bool:
+        return any(m.measured(uuid) for m in self.members)
+
+    def run_ids(self, a: float, b: float) -> list[str]:
+        return [m.run_id for m in self.members if m.active(a, b)]
 
 
 def _grid(target: Timeline, others: Sequence[Timeline]) -> list[float]:
@@ -124,43 +168,50 @@ def _grid(target: Timeline, others: Sequence[Timeline]) -> list[float]:
     return sorted(points)
 
 
-def _share(target: Timeline, active: Sequence[Timeline], domain: str, uuid: str | None,
+def _share(target: Party, active: Sequence[Party], domain: str, uuid: str | None,
            a: float, b: float) -> float:  # fmt: skip
-    """The target's share of one interval of one machine-scope device."""
+    """The target party's share of one interval of one machine-scope device."""
     if not active:
         return 1.0
     if domain == "gpu" and uuid:
-        users = [tl for tl in (target, *active) if tl.gpu_users(uuid, a, b)]
+        users = [p for p in (target, *active) if p.gpu_users(uuid, a, b)]
         if users:
             return (1.0 / len(users)) if target in users else 0.0
-        sharing = [tl for tl in active if tl.measured(uuid)]
+        sharing = [p for p in active if p.measured(uuid)]
         return 1.0 / (1 + len(sharing))
-    used = {tl.run_id: tl.at(tl.cpu_series(), b) - tl.at(tl.cpu_series(), a)
-            for tl in (target, *active)}  # fmt: skip
-    total = sum(max(0.0, c) for c in used.values())
+    used = [p.cpu_used(a, b) for p in (target, *active)]
+    total = sum(used)
     if total <= 0:
         return 1.0 / (1 + len(active))
-    return max(0.0, used[target.run_id]) / total
+    return used[0] / total
 
 
 def attribute(target: Timeline, others: Sequence[Timeline]) -> dict[tuple[str, str], dict]:
     """The target run's share of each machine-scope (meter, domain) figure.
 
-    Returns ``{(meter, domain): {"measured_j", "attributed_j", "devices": {device: joules},
-    "shared_with": [run ids]}}``; empty when no other run overlapped or there are no samples.
+    ``others``: the other runs on the target's host; those of the target's party (its group)
+    share with it, never against it. Returns ``{(meter, domain): {"measured_j",
+    "attributed_j", "devices": {device: joules}, "shared_with": [run ids]}}``; empty when no
+    run of another party overlapped or there are no samples.
     """
     overlapping = [
         o for o in others if o.run_id != target.run_id and o.active(target.start, target.end)
     ]
-    if not overlapping or len(target.times) < 2:
+    rivals = [o for o in overlapping if o.party != target.party]
+    if not rivals or len(target.times) < 2:
         return {}
+    own = Party([target, *(o for o in overlapping if o.party == target.party)])
+    parties: dict[str, list[Timeline]] = {}
+    for o in rivals:
+        parties.setdefault(o.party, []).append(o)
+    competitors = [Party(members) for members in parties.values()]
     keys = {
         (r["meter"], r["domain"], r["device"], r.get("uuid"))
         for rows in target.readings
         for r in rows
-        if r.get("scope") == "machine"
+        if r.get("scope") == "machine" and "meter" in r
     }
-    grid = _grid(target, overlapping)
+    grid = _grid(target, rivals)
     out: dict[tuple[str, str], dict] = {}
     for meter, domain, device, uuid in sorted(keys, key=str):
         series = target.series(meter, domain, device)
@@ -168,12 +219,12 @@ def attribute(target: Timeline, others: Sequence[Timeline]) -> dict[tuple[str, s
         shared_with: set[str] = set()
         for a, b in zip(grid, grid[1:], strict=False):
             delta = target.at(series, b) - target.at(series, a)
-            active = [o for o in overlapping if o.active(a, b)]
-            share = _share(target, active, domain, uuid, a, b)
+            active = [p for p in competitors if p.active(a, b)]
+            share = _share(own, active, domain, uuid, a, b)
             measured += delta
             attributed += delta * share
             if active and share < 1.0:
-                shared_with.update(o.run_id for o in active)
+                shared_with.update(i for p in active for i in p.run_ids(a, b))
         entry = out.setdefault(
             (meter, domain),
             {"measured_j": 0.0, "attributed_j": 0.0, "devices": {}, "shared_with": set()},

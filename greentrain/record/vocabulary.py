@@ -76,3 +76,28 @@ def reading_scope(method: str, detail: Mapping[str, Any] | None = None) -> str:
     if scope in SCOPES:
         return scope
     return "process" if method in ESTIMATED_METHODS else "machine"
+
+
+# -- one meter per physical device within a run group ---------------------------------------------
+# The wrappers of one group on one host elect one meter per physical device: each GPU by its
+# uuid, and the host's CPU packages with their DRAM as one device (a whole-host figure, such as
+# CodeCarbon's model, cannot be cut by package). Process-scope figures (the job's own estimate)
+# are never elected: each wrapper counts its own job.
+HOST_CPU_KEY = "cpu"
+
+
+def election_key(domain: str, device: str, method: str, detail: Mapping[str, Any]) -> str | None:
+    """The physical device a reading measures, as the group's election names it; None for a
+    figure of the job's own processes."""
+    if reading_scope(method, detail) != "machine":
+        return None
+    if domain == "gpu":
+        return f"gpu-{detail.get('uuid') or device}"
+    return HOST_CPU_KEY if domain in ("cpu", "dram") else domain
+
+
+def key_domains(key: str) -> tuple[str, ...]:
+    """The domains an election key covers (``gpu-<uuid>`` -> gpu; ``cpu`` -> cpu and dram)."""
+    if key.startswith("gpu-"):
+        return ("gpu",)
+    return ("cpu", "dram") if key == HOST_CPU_KEY else (key,)

@@ -7,6 +7,9 @@
   (:func:`greentrain.report.stats.mean_ci`).
 * **Accuracy per kWh** is computed per run (accuracy / kWh) and then pooled like the others.
 * A configuration is estimated if any of its runs is.
+* **Run groups** (a multi-node job recorded by one wrapper per node) are one run here, with
+  ``nodes`` their number of nodes (1 for a run of one machine): the store's reader has already
+  summed them, each node once.
 * **Unreadable values** (:mod:`greentrain.report.reading`): a config value of the wrong type is
   shown as its ``repr`` (``model=3`` -> ``3``); a drop rate that is not a finite number puts the
   run in a configuration of its own value, labelled ``.../ invalid '0.8'`` with a numeric
@@ -113,6 +116,7 @@ def runs_frame(runs: Iterable[dict]) -> pd.DataFrame:
                 "id": r.run.get("id"),
                 "name": r.text(r.run.get("name"), "name"),
                 "status": r.text(r.run.get("status"), "status"),
+                "nodes": _node_count(run),
                 "started_at": r.text(r.run.get("started_at"), "started_at"),
                 "configuration": label,
                 "model": key[0],
@@ -140,8 +144,14 @@ def runs_frame(runs: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _node_count(run: Mapping) -> int:
+    """How many nodes' wrappers recorded the run (a group's ``nodes``; else 1)."""
+    nodes = run.get("nodes")
+    return len(nodes) if isinstance(nodes, list) and nodes else 1
+
+
 _RUN_COLUMNS = [
-    "id", "name", "status", "started_at", "configuration", "model", "dataset", "schedule",
+    "id", "name", "status", "nodes", "started_at", "configuration", "model", "dataset", "schedule",
     "drop_rate", "seed", "job", "accuracy", "fid", "energy_kwh", "co2_g", "duration_s",
     "backward_flops", "acc_per_kwh", "estimated", "energy_sources", "tags", "issues",
 ]  # fmt: skip

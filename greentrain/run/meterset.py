@@ -8,6 +8,10 @@ Meters that take seconds to start (``Meter.slow_start``: CodeCarbon's hardware d
 Zeus's import) can start in the background: the run starts its job once the fast meters are
 running, and a slow meter joins when ready (``on_ready``); one still starting when the job
 ends is recorded as not measured, with the reason.
+
+In a run group, :meth:`MeterSet.elect` puts a :class:`~greentrain.run.election.DeviceGate` on
+every reading: the set then reports only the physical devices its wrapper won on this host
+(see :mod:`greentrain.run.election`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from greentrain import meters as registry
 from greentrain.errors import ConfigError, MeterUnavailable
 from greentrain.meters.base import Meter
 from greentrain.record.readings import Readings
+from greentrain.run.election import DeviceGate, Election
 
 
 class MeterSet:
@@ -57,6 +62,14 @@ class MeterSet:
         self._lock = threading.Lock()
         self._stopped = False
         self._starting: dict[str, float] = {}  # slow meters still starting -> since when
+        self.gate: DeviceGate | None = None
+
+    def elect(self, election: Election) -> None:
+        """From now on, report only the devices ``election`` gives this wrapper."""
+        self.gate = DeviceGate(election)
+
+    def _gated(self, readings: Readings) -> Readings:
+        return self.gate.apply(readings) if self.gate is not None else readings
 
     def _set(self, name: str, **fields: Any) -> None:
         entry = self.status.setdefault(
@@ -157,16 +170,19 @@ class MeterSet:
             with contextlib.suppress(Exception):
                 meter.stop()
 
-    def read(self) -> Readings:
-        """Cumulative readings of every healthy meter; a meter that raises is dropped."""
+    def read(self, only: str | None = None) -> Readings:
+        """Cumulative readings of every healthy meter (or of meter ``only``); a meter that
+        raises is dropped."""
         out: Readings = {}
         with self._lock:
             for name, meter in list(self.running.items()):
+                if only is not None and name != only:
+                    continue
                 try:
                     out[name] = list(meter.read())
                 except Exception as err:  # noqa: BLE001 - record and carry on
                     self._fail(name, err, "read")
-        return out
+            return self._gated(out)
 
     def stop(self) -> Readings:
         """Final cumulative readings; every meter is stopped (errors recorded); slow meters
@@ -188,7 +204,7 @@ class MeterSet:
                 except Exception as err:  # noqa: BLE001
                     self._set(name, error=f"stop failed: {type(err).__name__}: {err}")
                 self.running.pop(name, None)
-        return out
+            return self._gated(out)
 
     def attach(self, pid: int, reaped_s: Callable[[], float] | None = None) -> None:
         """Tell meters that follow a process tree (estimate) which child to follow, and how

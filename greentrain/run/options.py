@@ -20,7 +20,8 @@ from typing import Any
 from greentrain import meters as registry
 from greentrain.carbon import CarbonFactors, resolve_factors
 from greentrain.errors import ConfigError
-from greentrain.store import Store
+from greentrain.run.group import check_group_id
+from greentrain.store import Store, redact
 
 StoreLike = Store | str | os.PathLike[str] | None
 
@@ -90,8 +91,8 @@ class RunOptions:
     """Where a run's record goes and how it is metered.
 
     Attributes:
-        store: store path (None: ``$GREENTRAIN_STORE`` or ``./reports/greentrain.db``) or an
-            open :class:`~greentrain.store.Store`.
+        store: store path or ``postgresql://`` URL (None: ``$GREENTRAIN_STORE`` or
+            ``./reports/greentrain.db``) or an open :class:`~greentrain.store.Store`.
         name: run name (None: derived from the command or the job).
         tags: KEY=VALUE labels.
         meters: meter names (None: every available default meter, never ``fake``).
@@ -101,6 +102,8 @@ class RunOptions:
             leftovers when the command exits) before they are killed.
         sample_s: seconds between samples of the run's timeline (energy so far and the job's
             CPU time; 0 = none).
+        group: the run group this run is one node's part of (``--group``; None: ``greentrain
+            run`` finds SLURM's or torchrun's job id, see :mod:`greentrain.run.group`).
     """
 
     store: StoreLike = None
@@ -111,6 +114,7 @@ class RunOptions:
     baseline_s: float = 0.0
     grace_s: float = 10.0
     sample_s: float = 10.0
+    group: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.baseline_s < math.inf:
@@ -120,6 +124,8 @@ class RunOptions:
         if not 0 <= self.sample_s < math.inf:
             raise ConfigError(f"sample_s must be >= 0 seconds (got {self.sample_s})")
         object.__setattr__(self, "tags", {str(k): str(v) for k, v in (self.tags or {}).items()})
+        if self.group is not None:
+            object.__setattr__(self, "group", check_group_id(str(self.group)))
         if self.meters:
             object.__setattr__(self, "meters", resolve_meter_names(self.meters))
 
@@ -142,10 +148,11 @@ class RunOptions:
         return [] if with_objects else resolve_meter_names(None)
 
     def recorded(self) -> dict[str, Any]:
-        """The flat fields a job records in its run's config (the ``greentrain train`` flags)."""
+        """The flat fields a job records in its run's config (the ``greentrain train`` flags);
+        a store URL's password is never among them."""
         store = self.store if not isinstance(self.store, Store) else str(self.store.path)
         return {
-            "store": None if store is None else str(store),
+            "store": None if store is None else redact(str(store)),
             "name": self.name,
             "tags": dict(self.tags),
             "meters": list(self.meters) if self.meters is not None else None,

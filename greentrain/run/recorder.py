@@ -8,6 +8,10 @@ wrapper die) and when the job ends; the best figure per domain is decided by
 :func:`greentrain.record.ranking.select_best`, the function readers use too. Store writes go
 through a :class:`~greentrain.run.writes.WriteQueue`, so a busy store never delays the job, a
 window's reading or the run's end time.
+
+A run of a group (one node's part of a multi-node job) takes part in its group's device
+election on this host (:mod:`greentrain.run.election`): its meter set reports only the devices
+it won, and the record says which it left to whom.
 """
 
 from __future__ import annotations
@@ -16,9 +20,7 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from greentrain.envinfo import git_info, machine_info
@@ -35,42 +37,17 @@ from greentrain.record.readings import (
     sample_readings,
 )
 from greentrain.record.vocabulary import RUN_SCOPE
+from greentrain.run.election import Election, Retrier
+from greentrain.run.group import GroupInfo
+from greentrain.run.identity import default_name
 from greentrain.run.listeners import Fanout
 from greentrain.run.meterset import MeterSet
-from greentrain.run.writes import WriteQueue
-from greentrain.store import Store
+from greentrain.run.writes import WriteQueue, rescue_if_replaced
+from greentrain.store import Store, redact_all
 
 METRIC_FLUSH_N = 64  # metrics buffered before a store write ...
 METRIC_FLUSH_S = 1.0  # ... or seconds since the last one
 SAMPLE_S = 10.0  # seconds between samples of the run's timeline (0: none)
-
-
-def new_run_id() -> str:
-    """A 12-hex-digit random id (48 bits; prefixes identify runs on the command line)."""
-    return uuid.uuid4().hex[:12]
-
-
-def default_name(command: Sequence[str]) -> str:
-    """A run's name from its command: the script's stem for ``python x.py``, else the program."""
-    if not command:
-        return "run"
-    exe = Path(command[0]).name
-    if exe.startswith("python"):
-        for arg in command[1:]:
-            if arg == "-c":
-                return "python-c"
-            if arg == "-m":
-                continue
-            if not arg.startswith("-"):
-                return Path(arg).stem
-    return exe
-
-
-def open_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store, bool]:
-    """(the store, whether the caller owns it and must close it)."""
-    if isinstance(store, Store):
-        return store, False
-    return Store(store), True
 
 
 class Recorder:
@@ -84,8 +61,14 @@ class Recorder:
         *,
         sample_s: float = SAMPLE_S,
         listeners: Sequence[Any] = (),
+        group: GroupInfo | None = None,
     ) -> None:
         self.store = store
+        self.group = group
+        self.election = Election(group.id, run_id) if group is not None else None
+        self._retrier: Retrier | None = None
+        if self.election is not None:
+            meters.elect(self.election)
         self.run_id = run_id
         self.meters = meters
         self.sample_s = sample_s
@@ -116,20 +99,23 @@ class Recorder:
         carbon: dict[str, Any] | None,
     ) -> None:
         """Queue the ``running`` record of ``command`` (first write of the run; a busy store
-        does not delay the job's start)."""
+        does not delay the job's start). A store URL's password in the command or a tag is
+        hidden."""
         cwd = os.getcwd()
         self.writes.submit(
             "create_run",
             run_id=self.run_id,
             name=name or default_name(command),
-            command=list(command),
+            command=redact_all(list(command)),
             cwd=cwd,
-            tags={str(k): str(v) for k, v in (tags or {}).items()},
+            tags=redact_all({str(k): str(v) for k, v in (tags or {}).items()}),
             git=git_info(cwd),
             env=machine_info(),
             carbon=carbon,
             started_unix=time.time(),
             pid=os.getpid(),
+            group_id=self.group.id if self.group else None,
+            group_rank=self.group.rank if self.group else None,
         )
 
     def event(self, event: str, **detail: Any) -> None:
@@ -138,6 +124,7 @@ class Recorder:
 
     # -- client sink ----------------------------------------------------------------------------
     def on_config(self, params: dict[str, Any]) -> None:
+        params = redact_all(params)  # a store URL's password, say, is never recorded
         self.writes.submit("update_config", run_id=self.run_id, params=params)
         self.fanout.emit("on_config", {"run_id": self.run_id, "params": params})
 
@@ -235,6 +222,10 @@ class Recorder:
         self.t0 = time.time()
         self.cpu = cpu
         self._submit_sample(self.t0, self.offset)
+        if self.election is not None:
+            self.writes.submit("set_run_fields", run_id=self.run_id,
+                               election=self.election.summary())  # fmt: skip
+            self._retrier = Retrier(self.election, self._taken_over)
         if self.sample_s > 0:
             self._sampler = Poller(self.sample, self.sample_s, "greentrain-samples")
             self._sampler.start()
@@ -242,12 +233,19 @@ class Recorder:
     def on_meter_ready(self, name: str, meter: Any) -> None:
         """A slow meter became ready after the job started: count it from now (its head is
         extrapolated at the end, and labelled so)."""
-        reading = list(meter.read())
+        reading = self.meters.read(only=name).get(name, [])
         with self._lock:
             if self.offset is None or name in self.offset:
                 return  # before launch: the launch reading covers it
             self.offset[name] = reading
             self._late[name] = time.time()
+
+    def _taken_over(self, keys: list[str]) -> None:
+        """Devices another wrapper of the group metered until now: count them from here."""
+        self.meters.read()  # the device's counter from this instant on
+        taken = self.election.summary()["taken_over"] if self.election else {}
+        for key in keys:
+            self.event("device taken over", device=key, **{"from": taken.get(key, {}).get("from")})
 
     def sample(self) -> None:
         """Read every meter now; store the run's totals so far and one timeline sample."""
@@ -276,7 +274,11 @@ class Recorder:
         self.ended = time.time()
         if self._sampler is not None:
             self._sampler.stop()
+        if self._retrier is not None:
+            self._retrier.stop()
         self.final = self.meters.stop()
+        if self.election is not None:
+            self.election.close()  # after the final readings: a sibling may take over now
 
     def finalize(self, status: str, exit_code: int | None) -> dict[str, Any]:
         """Write energy (whole run + open windows), best figures, events, status; wait for the
@@ -300,6 +302,12 @@ class Recorder:
         best = to_jsonable(select_best(totals, self.meters.statuses()))
         self.writes.submit("set_run_fields", run_id=self.run_id, best=best)
         self.writes.submit("set_meters", run_id=self.run_id, meters=self.meters.statuses())
+        if self.election is not None:
+            summary = self.election.summary()
+            self.writes.submit("set_run_fields", run_id=self.run_id, election=summary)
+            if summary["elsewhere"]:
+                self.event("devices metered by another run of the group",
+                           devices=dict(summary["elsewhere"]))  # fmt: skip
         self.writes.submit("add_events", run_id=self.run_id, events=self.events)
         self.writes.submit(
             "finish_run", run_id=self.run_id, status=status, exit_code=exit_code,
@@ -308,7 +316,7 @@ class Recorder:
         spooled = self.writes.close()
         for error in self.writes.errors:
             print(f"greentrain: a write of run {self.run_id} failed: {error}", file=sys.stderr)
-        self._rescue_if_replaced()
+        rescue_if_replaced(self.store, self.run_id)
         record: dict[str, Any] = {}
         if spooled is None:
             try:
@@ -319,24 +327,3 @@ class Recorder:
                                     "exit_code": exit_code, "record": record})  # fmt: skip
         self.fanout.close()
         return record
-
-    def _rescue_if_replaced(self) -> None:
-        """The store file was deleted or replaced mid-run: save what this connection holds."""
-        if not self.store.replaced():
-            return
-        path = Path(self.store.path)
-        target = path if not path.exists() else path.with_name(f"{path.name}.{self.run_id}.db")
-        try:
-            self.store.save_copy(target)
-        except Exception as err:  # noqa: BLE001 - report, never hide the job's exit code
-            print(
-                f"greentrain: the store {path} was deleted or replaced while run {self.run_id} "
-                f"was going, and saving a copy failed ({err}); the record is lost",
-                file=sys.stderr,
-            )
-            return
-        print(
-            f"greentrain: the store {path} was deleted or replaced while run {self.run_id} was "
-            f"going; everything it held, this run included, was saved to {target}",
-            file=sys.stderr,
-        )

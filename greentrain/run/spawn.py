@@ -11,6 +11,9 @@ Exit codes follow the shell: the job's own code; ``128 + N`` when it was killed 
 126 when it cannot be executed. A failure of greentrain itself (a locked or vanished store)
 is reported on stderr and never replaces the job's code.
 
+Several nodes' wrappers of one job (SLURM's job step, torchrun's rendezvous id, or ``--group``)
+join one run group (:mod:`greentrain.run.group`): each records its node's part.
+
 Status: ``finished`` (exit 0), ``failed`` (non-zero exit, SIGKILL, command not found),
 ``interrupted`` (the wrapper received SIGINT/SIGTERM/SIGHUP/SIGQUIT, or the job was killed by
 one of them). A job that *exits* with 130 or 143 by itself is ``failed``, not interrupted.
@@ -32,10 +35,12 @@ from greentrain.meters.base import Meter
 from greentrain.meters.proctree import JobCPU
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.run.channel import ChannelServer
+from greentrain.run.group import detect_group
+from greentrain.run.identity import new_run_id, open_store
 from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
 from greentrain.run.process import TERMINATING, Job, become_subreaper, exit_code_of
-from greentrain.run.recorder import Recorder, new_run_id, open_store
+from greentrain.run.recorder import Recorder
 from greentrain.run.summary import print_summary
 from greentrain.run.watchdog import Watchdog
 
@@ -148,6 +153,9 @@ def run_command(
     if not command or not command[0]:
         raise ConfigError("no command given; usage: greentrain run [OPTIONS] -- COMMAND ...")
     opts = options if options is not None else RunOptions.build(**fields)
+    group, warning = detect_group(command, opts.group)
+    if warning:
+        _say(warning)
     names = opts.meter_names(with_objects=bool(meter_objects))
     carbon = opts.carbon.factors().to_dict()
     ensure_standard_fds()
@@ -166,7 +174,8 @@ def run_command(
     try:
         run_id = new_run_id()
         meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
-        recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s, listeners=listeners)
+        recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s, listeners=listeners,
+                            group=group)  # fmt: skip
         recorder.create(command, opts.name, opts.tags, carbon)
         meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready)
         recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())
@@ -178,7 +187,7 @@ def run_command(
         if watcher.event.is_set():  # interrupted before the command started
             exit_code, killed_by = 128 + watcher.received[0], watcher.received[0]
         else:
-            watchdog = Watchdog(st.path, run_id, opts.grace_s)
+            watchdog = Watchdog(st.location, run_id, opts.grace_s)
             job = Job(command, env, opts.grace_s)
             recorder.align_start(None)
             cannot_start = job.start()

@@ -22,9 +22,11 @@ from greentrain.meters.base import Meter
 from greentrain.meters.proctree import JobCPU
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.record.ranking import select_best
+from greentrain.run.group import GroupInfo
+from greentrain.run.identity import new_run_id, open_store
 from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
-from greentrain.run.recorder import Recorder, new_run_id, open_store
+from greentrain.run.recorder import Recorder
 from greentrain.run.summary import print_summary
 
 
@@ -142,7 +144,9 @@ def track(
     command = list(sys.argv) if sys.argv and sys.argv[0] else ["python"]
     run_id = new_run_id()
     meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
-    recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s, listeners=listeners)
+    group = GroupInfo(opts.group, None, "--group") if opts.group else None
+    recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s, listeners=listeners,
+                        group=group)  # fmt: skip
     recorder.create(command, name or opts.name, opts.tags, carbon)
     handle = Run(run_id, recorder)
     status, exit_code = "failed", 1

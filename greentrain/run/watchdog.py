@@ -9,7 +9,9 @@ after the grace period) and marks the run ``interrupted`` in the store, with an 
 so; its energy is the last sample the wrapper stored (every few seconds).
 
 The watchdog starts as a few lines of plain Python (:data:`BOOTSTRAP`, fast to start, holding
-no module of the wrapper) and imports this module only when it has to act.
+no module of the wrapper) and imports this module only when it has to act. It gets the store
+in its environment (:data:`ENV_WATCHDOG_STORE`), not on its command line, which every user of
+the machine can read: a PostgreSQL URL may hold a password.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
-from greentrain.store import Store
+from greentrain.store import Store, StoreLocation
 
-# Runs as `python -c BOOTSTRAP STORE RUN_ID GRACE_S` with the pipe's read end as fd 3.
+ENV_WATCHDOG_STORE = "GREENTRAIN_WATCHDOG_STORE"
+
+# Runs as `python -c BOOTSTRAP RUN_ID GRACE_S` with the pipe's read end as fd 3 and the store
+# in $GREENTRAIN_WATCHDOG_STORE.
 BOOTSTRAP = """
 import os, sys
 buf, pgid = b"", None
@@ -43,14 +47,14 @@ while True:
         elif line == b"ok":
             sys.exit(0)
 from greentrain.run.watchdog import rescue
-rescue(sys.argv[1], sys.argv[2], pgid, float(sys.argv[3]))
+rescue(os.environ["GREENTRAIN_WATCHDOG_STORE"], sys.argv[1], pgid, float(sys.argv[2]))
 """
 
 
 class Watchdog:
     """The wrapper's side: start the watchdog, tell it the job, tell it all went well."""
 
-    def __init__(self, store_path: Path, run_id: str, grace_s: float) -> None:
+    def __init__(self, store: StoreLocation, run_id: str, grace_s: float) -> None:
         read_end, self._write_end = os.pipe()  # both close-on-exec: the job never holds them
         if read_end == 3:  # dup2(3, 3) would keep close-on-exec set
             read_end, old = os.dup(read_end), read_end
@@ -58,8 +62,8 @@ class Watchdog:
         try:
             self.pid = os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-c", BOOTSTRAP, str(store_path), run_id, str(grace_s)],
-                dict(os.environ),
+                [sys.executable, "-c", BOOTSTRAP, run_id, str(grace_s)],
+                dict(os.environ, **{ENV_WATCHDOG_STORE: store.target}),
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, read_end, 3),
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),

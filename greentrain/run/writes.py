@@ -4,17 +4,20 @@ Every write of a run's record (config, metrics, windows, energy, the final statu
 :class:`WriteQueue`: the caller (the channel's receiver, or a training loop under ``track()``)
 only enqueues, so a busy store never stretches the job or delays a window's meter reading.
 The writer thread applies the writes in order; while another process holds the store's write
-lock it waits and retries, and says so once on stderr. At the end :meth:`WriteQueue.close`
-waits up to ``final_wait_s`` for the store; what still cannot be written is appended to a spool
-file beside the store (``<store>.spool/<run id>.jsonl``), reported on stderr, and imported by
-the next process that opens the store for writing (:meth:`greentrain.store.Store.import_spools`).
-Nothing is dropped.
+lock, or a PostgreSQL server does not answer, it waits and retries, and says so once on stderr.
+At the end :meth:`WriteQueue.close` waits up to ``final_wait_s`` for the store; what still
+cannot be written is appended to a spool file (``<store>.spool/<run id>.jsonl`` beside an
+SQLite file; a local folder per database for PostgreSQL, see
+:meth:`~greentrain.store.StoreLocation.spool_dir`), reported on stderr, and imported by the next
+process on this machine that opens the store for writing
+(:meth:`greentrain.store.Store.import_spools`). Nothing is dropped.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import os
 import sys
 import threading
 import time
@@ -23,7 +26,8 @@ from typing import Any
 
 from greentrain.errors import StoreBusy, StoreError
 from greentrain.record.jsonable import dumps
-from greentrain.store import Store, spool_dir
+from greentrain.store import Store
+from greentrain.store.location import ENV_SPOOL
 
 RETRY_PAUSE_S = 1.0  # between attempts while the store is locked
 ATTEMPT_S = 2.0  # how long one attempt waits for the lock
@@ -125,18 +129,28 @@ class WriteQueue:
             rest = list(self._ops)
             self._ops.clear()
         if rest:
-            self.spooled = self._spool(rest)
+            try:
+                self.spooled = self._spool(rest)
+            except OSError as err:
+                self.errors.append(f"{len(rest)} writes could not be spooled either ({err})")
+                print(
+                    f"greentrain: the store {self.store.path} stayed busy and the spool folder "
+                    f"cannot be written ({err}); {len(rest)} writes of run {self.run_id} are "
+                    f"lost (set {ENV_SPOOL} to a writable folder)",
+                    file=sys.stderr,
+                )
+                self.spooled = Path(os.devnull)
         return self.spooled
 
     def _spool(self, ops: list[tuple[str, dict[str, Any]]]) -> Path:
-        folder = spool_dir(self.store.path)
+        folder = self.store.location.spool_dir()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.run_id}.jsonl"
         note = {
             "t": time.time(),
             "event": "spooled",
             "writes": len(ops),
-            "why": "the store stayed locked by another process",
+            "why": "the store stayed locked by another process or unreachable",
         }
         with open(path, "a", encoding="utf-8") as fh:
             for op, kwargs in ops:
@@ -144,9 +158,32 @@ class WriteQueue:
             marker = {"op": "add_events", "kwargs": {"run_id": self.run_id, "events": [note]}}
             fh.write(json.dumps(marker) + "\n")
         print(
-            f"greentrain: the store {self.store.path} stayed locked; {len(ops)} writes of run "
+            f"greentrain: the store {self.store.path} stayed busy; {len(ops)} writes of run "
             f"{self.run_id} are saved in {path} and land in the store the next time a greentrain "
             "command opens it for writing (e.g. `greentrain runs`)",
             file=sys.stderr,
         )
         return path
+
+
+def rescue_if_replaced(store: Store, run_id: str) -> None:
+    """The store file was deleted or replaced mid-run: save what this connection holds (every
+    run it saw, this one included) to the file's place, or beside it if a new file is there."""
+    if not store.replaced():
+        return
+    path = Path(store.path)
+    target = path if not path.exists() else path.with_name(f"{path.name}.{run_id}.db")
+    try:
+        store.save_copy(target)
+    except Exception as err:  # noqa: BLE001 - report, never hide the job's exit code
+        print(
+            f"greentrain: the store {path} was deleted or replaced while run {run_id} "
+            f"was going, and saving a copy failed ({err}); the record is lost",
+            file=sys.stderr,
+        )
+        return
+    print(
+        f"greentrain: the store {path} was deleted or replaced while run {run_id} was "
+        f"going; everything it held, this run included, was saved to {target}",
+        file=sys.stderr,
+    )

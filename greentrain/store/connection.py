@@ -1,214 +1,252 @@
-"""One SQLite connection to a run store: find the file, refuse foreign ones, retry when busy.
+"""One connection to a run store, whatever the backend: one transaction at a time, retries while
+the store is busy, backend errors as one-line :class:`~greentrain.errors.StoreError`.
 
-Several processes may write one store at once. Every write runs inside
-:meth:`Connection.transaction`: ``BEGIN IMMEDIATE`` takes the write lock up front (retried
-with back-off while another writer holds it, up to :data:`RETRY_S` seconds, on top of SQLite's
-own 30 s busy timeout), so the statements inside never meet a busy database; the block
-commits, or rolls back on any error.
-Reads retry the same way. SQLite errors become :class:`~greentrain.errors.StoreError` with a
-one-line message; a file that is not SQLite is never touched.
+Two backends implement :class:`Connection`: SQLite (:mod:`greentrain.store.sqlite`, the
+embedded default, a file many processes share) and PostgreSQL (:mod:`greentrain.store.postgres`,
+a server many machines share). Both speak the same SQL (``?`` placeholders; PostgreSQL's
+adapter translates), the same schema and the same semantics:
+
+* :meth:`Connection.write` runs a function in one transaction and commits it, or rolls back on
+  any error. While the store is *busy* -- another writer holds SQLite's lock, a PostgreSQL row
+  or table lock, or the server does not answer -- the whole transaction is retried with
+  back-off for up to :attr:`Connection.patience_s` seconds (default :data:`RETRY_S`), then
+  :class:`~greentrain.errors.StoreBusy` is raised (callers spool what they could not write).
+* :meth:`Connection.query` reads, retried the same way.
+* A store that is damaged, foreign, read-only, full, or refuses our credentials raises
+  StoreError, with the cause and the fix in one line, and is never written.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import sqlite3
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from greentrain.errors import StoreBusy, StoreError
+from greentrain.store.location import (
+    DEFAULT_PATH,
+    ENV_STORE,
+    StoreLocation,
+    default_path,
+    default_target,
+)
 
-DEFAULT_PATH = Path("reports") / "greentrain.db"
-ENV_STORE = "GREENTRAIN_STORE"
 RETRY_S = 60.0
-BUSY_TIMEOUT_MS = 30_000
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 T = TypeVar("T")
 
+__all__ = [
+    "DEFAULT_PATH",
+    "ENV_STORE",
+    "RETRY_S",
+    "Connection",
+    "Cursor",
+    "Tx",
+    "default_path",
+    "default_target",
+]
 
-def default_path() -> Path:
-    """``$GREENTRAIN_STORE`` if set, else ``./reports/greentrain.db``."""
-    env = os.environ.get(ENV_STORE, "").strip()
-    return Path(env) if env else DEFAULT_PATH
+
+class Cursor(Protocol):
+    """What :meth:`Tx.execute` returns (sqlite3's and psycopg's cursors both fit)."""
+
+    description: Any
+
+    def fetchone(self) -> tuple | None: ...
+
+    def fetchall(self) -> list[tuple]: ...
 
 
-def _is_busy(err: sqlite3.OperationalError) -> bool:
-    msg = str(err).lower()
-    return "locked" in msg or "busy" in msg
+class Tx(Protocol):
+    """The handle a transaction's function gets: ``execute(sql, params)`` with ``?``
+    placeholders, and ``executemany``."""
+
+    def execute(self, sql: str, params: tuple | list = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: list) -> Any: ...
 
 
 class Connection:
-    """A store file's connection, shared by the threads of one process (calls are serialised).
+    """A store's connection, shared by the threads of one process (calls are serialised).
 
-    Args:
-        path: the SQLite file. Created (with its directory) unless ``read_only`` or not
-            ``create``.
-        read_only: open with ``mode=ro``; :meth:`transaction` then refuses to write.
-        create: create a missing file (commands that only read pass False, so a mistyped
-            ``--store`` is an error, not a new empty store).
-
-    Raises:
-        StoreError: the path is a directory, is not an SQLite file, cannot be created or
-            read, or does not exist and may not be created.
+    Subclasses implement the backend hooks (``_begin``, ``_commit``, ``_rollback``, ``_busy``,
+    ``_failure``, ``_tables_sql``, ...). Args as for :func:`greentrain.store.backend.connect`.
     """
 
-    def __init__(self, path: Path, *, read_only: bool = False, create: bool = True) -> None:
-        self.path = path
+    kind = "?"
+    for_update = ""  # appended to a SELECT that a transaction then updates (row lock)
+
+    def __init__(self, location: StoreLocation, *, read_only: bool = False, create: bool = True):
+        self.location = location
+        self.path: Path | str = location.path if location.path is not None else location.shown
         self.read_only = read_only
         self.create = create and not read_only
-        self.patience_s = RETRY_S  # how long a write waits for another writer's lock
+        self.patience_s = RETRY_S  # how long a write waits for a busy store
         self._lock = threading.RLock()
-        self._check_file()
-        self.db = self._connect()
-        self._identity = self._file_identity()
 
-    def _file_identity(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_dev, st.st_ino
+    # -- what a backend provides ----------------------------------------------------------------
+    @property
+    def tx(self) -> Tx:
+        """The handle statements run on (inside and outside transactions)."""
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def _busy(self, err: BaseException) -> str | None:
+        """Why ``err`` means "try again later" (locked, unreachable), else None."""
+        raise NotImplementedError
+
+    def _failure(self, err: BaseException, reading: bool) -> StoreError | None:
+        """``err`` (a backend error) as a one-line StoreError; None if it is not one."""
+        raise NotImplementedError
+
+    def tables(self, tx: Tx | None = None) -> set[str]:
+        """Names of the tables in the store (in the store's schema, for PostgreSQL)."""
+        raise NotImplementedError
+
+    def columns(self, table: str) -> list[str]:
+        """Column names of ``table`` (empty if it does not exist)."""
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        """Backend settings applied once a writable store is open (SQLite: WAL mode)."""
+
+    def lock_schema(self, tx: Tx) -> None:
+        """Serialise schema migrations between processes inside ``tx`` (PostgreSQL)."""
+
+    def ddl(self, statement: str) -> str:
+        """A CREATE/ALTER statement written for SQLite, in this backend's types."""
+        return statement
 
     def replaced(self) -> bool:
-        """Whether the file was deleted or replaced since it was opened (writes go nowhere)."""
-        return self._identity is not None and self._file_identity() != self._identity
+        """Whether the store was deleted or replaced since it was opened (SQLite files)."""
+        return False
 
     def save_copy(self, target: Path) -> None:
-        """Write the whole database as it is on this connection to ``target`` (a new file)."""
-        with self._lock:
-            self.db.execute("VACUUM INTO ?", (str(target),))
+        """Write the whole database as this connection sees it to ``target`` (SQLite only)."""
+        raise StoreError(f"store {self.path}: saving a copy is only possible for SQLite files")
 
+    def damaged(self, err: BaseException) -> str:
+        """The one-line message for a store that cannot be read."""
+        return (
+            f"store {self.path} cannot be read ({one_line(err)}); it is damaged or not a "
+            "greentrain store: pass another --store (it was left untouched)"
+        )
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- shared behaviour -----------------------------------------------------------------------
     @contextlib.contextmanager
     def patience(self, seconds: float) -> Iterator[None]:
-        """Writes in the block wait at most ``seconds`` for another writer, then StoreBusy."""
+        """Writes in the block wait at most ``seconds`` for a busy store, then StoreBusy."""
         previous, self.patience_s = self.patience_s, seconds
         try:
             yield
         finally:
             self.patience_s = previous
 
-    def damaged(self, err: BaseException) -> str:
-        """The one-line message for a file SQLite cannot read."""
-        return (
-            f"store {self.path} cannot be read ({err}); it is damaged or not a greentrain "
-            "store: pass another --store path (the file was left untouched)"
-        )
-
-    def _check_file(self) -> None:
-        p = self.path
-        if p.exists() and p.is_dir():
-            raise StoreError(f"store {p} is a directory; pass a file path with --store")
-        if not p.exists():
-            if not self.create:
-                raise StoreError(f"no store at {p}; run `greentrain run` first or pass --store")
-            try:
-                p.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise StoreError(f"cannot create the store directory {p.parent}: {err}") from err
-            return
-        try:
-            with open(p, "rb") as fh:
-                head = fh.read(len(SQLITE_MAGIC))
-        except OSError as err:
-            raise StoreError(f"cannot read store {p}: {err}") from err
-        if head and head != SQLITE_MAGIC:
-            raise StoreError(
-                f"{p} is not a greentrain store (not an SQLite file); pass another --store "
-                "path (the file was left untouched)"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            if self.read_only:
-                uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
-                target, uri_mode = uri, True
-            else:
-                target, uri_mode = str(self.path), False
-            db = sqlite3.connect(
-                target,
-                uri=uri_mode,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        except sqlite3.Error as err:
-            raise StoreError(f"cannot open store {self.path}: {err}") from err
-        return db
-
-    def retry(self, fn: Callable[[], T], patience_s: float | None = None) -> T:
-        """``fn()``, retried with back-off while the database is busy (up to ``patience_s``,
-        default :attr:`patience_s`), then :class:`~greentrain.errors.StoreBusy`."""
-        deadline = time.monotonic() + (self.patience_s if patience_s is None else patience_s)
+    def retry(
+        self, fn: Callable[[], T], patience_s: float | None = None, *, reading: bool = False
+    ) -> T:
+        """``fn()``, retried with back-off while the store is busy (up to ``patience_s``,
+        default :attr:`patience_s`), then StoreBusy; other backend errors become StoreError."""
+        wait_s = self.patience_s if patience_s is None else patience_s
+        deadline = time.monotonic() + wait_s
         delay = 0.01
         while True:
             try:
                 return fn()
-            except sqlite3.OperationalError as err:
-                if not _is_busy(err):
-                    raise StoreError(self._explain(err)) from err
+            except StoreError:
+                raise
+            except Exception as err:
+                why = self._busy(err)
+                if why is None:
+                    mapped = self._failure(err, reading)
+                    if mapped is None:
+                        raise
+                    raise mapped from err
                 if time.monotonic() > deadline:
-                    raise StoreBusy(
-                        f"store {self.path} is locked by another process ({err}); gave up "
-                        f"after {self.patience_s:g} s"
-                    ) from err
+                    raise StoreBusy(f"store {self.path} {why}; gave up after {wait_s:g} s") from err
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
 
-    def _explain(self, err: sqlite3.Error) -> str:
-        """A one-line message naming the real cause (a read-only place, a full disk, ...)."""
-        text = str(err)
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        if "readonly" in text.replace(" ", "").lower() or not os.access(folder, os.W_OK):
-            return (
-                f"store {self.path} cannot be written ({text}): the file or its folder "
-                f"{folder} is read-only; pass a writable --store path"
-            )
-        if "full" in text.lower():
-            return f"store {self.path}: the disk is full ({text}); free space and run again"
-        return f"store {self.path}: {text}"
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: ``BEGIN IMMEDIATE`` (retried while busy), then COMMIT, or
-        ROLLBACK if the block raises. SQLite errors inside become StoreError."""
+    def _check_writable(self) -> None:
         if self.read_only:
             raise StoreError(f"store {self.path} was opened read-only")
+
+    def _once(self, fn: Callable[[Tx], T]) -> T:
         with self._lock:
-            wait_ms = int(min(BUSY_TIMEOUT_MS, max(self.patience_s, 0.0) * 1000))
-            self.db.execute(f"PRAGMA busy_timeout = {wait_ms}")
-            self.retry(lambda: self.db.execute("BEGIN IMMEDIATE"))
             try:
-                yield self.db
-                self.db.execute("COMMIT")
+                self._begin()
+                result = fn(self.tx)
+                self._commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._rollback()
+                raise
+            return result
+
+    def _begin_or_undo(self) -> None:
+        try:
+            self._begin()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._rollback()
+            raise
+
+    def write(self, fn: Callable[[Tx], T]) -> T:
+        """``fn(tx)`` in one transaction, committed; the whole transaction is retried while
+        the store is busy (see the module docstring). Returns what ``fn`` returns."""
+        self._check_writable()
+        return self.retry(lambda: self._once(fn))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """A write transaction as a block: begun (retried while busy), then committed, or
+        rolled back if the block raises. Unlike :meth:`write`, a store that becomes busy
+        inside the block is not retried (StoreBusy)."""
+        self._check_writable()
+        with self._lock:
+            self.retry(self._begin_or_undo)
+            try:
+                yield self.tx
+                self._commit()
             except BaseException as err:
-                if self.db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self.db.execute("ROLLBACK")
-                if isinstance(err, sqlite3.DatabaseError):
-                    raise StoreError(self._explain(err)) from err
+                with contextlib.suppress(Exception):
+                    self._rollback()
+                if isinstance(err, StoreError):
+                    raise
+                why = self._busy(err)
+                if why is not None:
+                    raise StoreBusy(f"store {self.path} {why}") from err
+                mapped = self._failure(err, False)
+                if mapped is not None:
+                    raise mapped from err
                 raise
 
     def query(self, sql: str, params: tuple | list = ()) -> list[dict[str, Any]]:
-        """Rows of ``sql`` as dicts (column name -> value); a damaged file -> StoreError."""
+        """Rows of ``sql`` as dicts (column name -> value)."""
 
         def run() -> list[dict[str, Any]]:
             with self._lock:
-                cur = self.db.execute(sql, params)
+                cur = self.tx.execute(sql, params)
                 cols = [c[0] for c in cur.description]
                 return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
-        try:
-            return self.retry(run)
-        except sqlite3.DatabaseError as err:
-            raise StoreError(self.damaged(err)) from err
+        return self.retry(run, reading=True)
 
-    def close(self) -> None:
-        with self._lock:
-            self.db.close()
+
+def one_line(err: BaseException | str) -> str:
+    """An error's text on one line (backends' messages span several)."""
+    return " ".join(str(err).split()) or type(err).__name__

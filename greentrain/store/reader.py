@@ -1,13 +1,15 @@
-"""Reading runs back: ids and prefixes, one run, filtered lists, and dead wrappers reaped.
+"""Reading runs back: ids and prefixes, one run or group, filtered lists, dead wrappers reaped.
 
-The rows are turned into the documented run object by :mod:`greentrain.record.assemble`.
+The rows are turned into the documented run object by :mod:`greentrain.record.assemble`; the
+runs of one group (one multi-node job, a wrapper per node) are shown as one run object by
+:mod:`greentrain.record.group`, with a ``nodes`` list. A group's id names it wherever a run id
+does (``show``, ``rm``, ``export --run``); a member's own id still reads that member alone.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -15,10 +17,12 @@ from typing import Any
 
 from greentrain.errors import StoreError
 from greentrain.record.assemble import assemble_run
+from greentrain.record.group import assemble_group, member_of
 from greentrain.record.jsonable import loads
 from greentrain.record.split import Timeline, attribute
-from greentrain.store.connection import Connection, default_path
+from greentrain.store.backend import connect
 from greentrain.store.liveness import pid_alive
+from greentrain.store.location import StoreLocation, locate
 from greentrain.store.schema import SCHEMA_VERSION, check_schema, init_schema
 
 _CHUNK = 500  # ids per ``IN (...)`` query
@@ -28,40 +32,47 @@ class StoreReader:
     """A run store opened for reading (:class:`~greentrain.store.Store` adds the writes).
 
     Args:
-        path: the SQLite file; None -> ``$GREENTRAIN_STORE`` or ``./reports/greentrain.db``.
-            Created (with its directory) unless ``read_only``.
-        read_only: open with ``mode=ro``; never writes (stale ``running`` runs are *reported*
-            as interrupted without updating the file).
-        create: create a missing store (False: a missing file is a StoreError).
+        path: an SQLite file or a ``postgresql://`` URL; None -> ``$GREENTRAIN_STORE`` or
+            ``./reports/greentrain.db``. Created (a file, or the schema in an empty database)
+            unless ``read_only`` or not ``create``.
+        read_only: never writes (stale ``running`` runs are *reported* as interrupted without
+            updating the store).
+        create: create a missing store (False: a missing file or an empty database is a
+            StoreError).
 
     Raises:
-        StoreError: the file is not SQLite, is SQLite without the greentrain schema, is from a
-            newer greentrain, is damaged, or (read-only) does not exist.
+        StoreError: the store is not SQLite/PostgreSQL with the greentrain schema, is from a
+            newer greentrain, is damaged, cannot be reached, or (read-only) does not exist.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        path: str | os.PathLike[str] | StoreLocation | None = None,
         *,
         read_only: bool = False,
         create: bool = True,
     ):
-        self.path = Path(path) if path is not None else default_path()
+        self.location = locate(path)
+        self.path: Path | str = (
+            self.location.path if self.location.path is not None else self.location.shown
+        )
         self.read_only = read_only
         self.host = socket.gethostname()
-        self._conn = Connection(self.path, read_only=read_only, create=create)
+        self._conn = connect(self.location, read_only=read_only, create=create)
         try:
             if read_only:
                 self.version = check_schema(self._conn)
             else:
                 init_schema(self._conn)
                 self.version = SCHEMA_VERSION
-        except StoreError:
+        except BaseException:
             self._conn.close()
             raise
-        except sqlite3.DatabaseError as err:
-            self._conn.close()
-            raise StoreError(self._conn.damaged(err)) from err
+
+    @property
+    def kind(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.location.kind
 
     def close(self) -> None:
         """Close the connection (the object is unusable afterwards)."""
@@ -73,35 +84,57 @@ class StoreReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- ids --------------------------------------------------------------------------------------
+    def _matching(self, column: str, key: str) -> list[str]:
+        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._conn.query(
+            f"SELECT DISTINCT {column} AS k FROM runs WHERE {column} = ? OR {column} LIKE ? "
+            "ESCAPE '\\' ORDER BY k LIMIT 11",
+            (key, escaped + "%"),
+        )
+        return [r["k"] for r in rows if r["k"] is not None]
+
     def resolve_id(self, run_id_or_prefix: str) -> str:
-        """The full id of the run whose id is or starts with ``run_id_or_prefix``.
+        """The full id of the run or group whose id is or starts with ``run_id_or_prefix``.
 
         Raises:
-            StoreError: no run matches, or the prefix is ambiguous.
+            StoreError: nothing matches, or the prefix is ambiguous.
         """
         key = run_id_or_prefix.strip()
         if not key:
             raise StoreError("empty run id")
-        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._conn.query(
-            "SELECT id FROM runs WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 11",
-            (key, escaped + "%"),
-        )
-        ids = [r["id"] for r in rows]
+        ids = self._matching("id", key)
         if key in ids:
             return key
-        if not ids:
+        groups = self._matching("group_id", key) if self.version >= 3 else []
+        if key in groups:
+            return key
+        found = ids + [g for g in groups if g not in ids]
+        if not found:
             raise StoreError(f"no run {key!r} in {self.path}; list runs with `greentrain runs`")
-        if len(ids) > 1:
-            shown = ", ".join(ids[:10])
+        if len(found) > 1:
+            shown = ", ".join(found[:10])
             raise StoreError(f"run prefix {key!r} is ambiguous ({shown}); give more characters")
-        return ids[0]
+        return found[0]
 
+    def is_group(self, full_id: str) -> bool:
+        """Whether ``full_id`` (from :meth:`resolve_id`) names a group rather than one run."""
+        if self.version < 3 or self._conn.query("SELECT id FROM runs WHERE id = ?", (full_id,)):
+            return False
+        return bool(self._conn.query("SELECT id FROM runs WHERE group_id = ?", (full_id,)))
+
+    def member_ids(self, group_id: str) -> list[str]:
+        """The ids of a group's member runs, oldest first."""
+        rows = self._conn.query(
+            "SELECT id FROM runs WHERE group_id = ? ORDER BY started_unix, id", (group_id,)
+        )
+        return [r["id"] for r in rows]
+
+    # -- runs ------------------------------------------------------------------------------------
     def get_run(self, run_id_or_prefix: str) -> dict[str, Any]:
-        """The run object of one run, by id or unique prefix."""
+        """The run object of one run or group, by id or unique prefix."""
         full = self.resolve_id(run_id_or_prefix)
-        rows = self._conn.query("SELECT * FROM runs WHERE id = ?", (full,))
-        return self._assemble([self._reap(rows[0])])[0]
+        return self.list_runs(ids=[full])[0]
 
     def list_runs(
         self,
@@ -111,29 +144,52 @@ class StoreReader:
         name: str | None = None,
         ids: Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Run objects, oldest first, filtered by status, tags (all must match), name, ids."""
-        sql, params, where = "SELECT * FROM runs", [], []
-        if name is not None:
-            where.append("name = ?")
-            params.append(name)
+        """Run objects, oldest first, filtered by status, tags (all must match), name, ids.
+
+        A group's members appear as one run object (the group); ``ids`` may name groups, and
+        a member named by its own id is listed alone.
+        """
+        sql, params = "SELECT * FROM runs", []
+        singles: set[str] = set()
         if ids is not None:
-            ids = list(ids)
+            ids = list(dict.fromkeys(ids))
             if not ids:
                 return []
-            where.append(f"id IN ({','.join('?' * len(ids))})")
+            marks = ",".join("?" * len(ids))
+            sql += f" WHERE id IN ({marks})"
             params.extend(ids)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_unix, id"
-        rows = [self._reap(r) for r in self._conn.query(sql, params)]
+            if self.version >= 3:
+                sql += f" OR group_id IN ({marks})"
+                params.extend(ids)
+            singles = set(ids)
+        rows = [self._reap(r) for r in self._conn.query(sql + " ORDER BY started_unix, id", params)]
+        objects = self._objects(rows, singles)
         if status is not None:
-            rows = [r for r in rows if r["status"] == status]
+            objects = [o for o in objects if o["status"] == status]
+        if name is not None:
+            objects = [o for o in objects if o["name"] == name]
         if tags:
             want = {str(k): str(v) for k, v in tags.items()}
-            rows = [
-                r for r in rows if all(loads(r["tags"], {}).get(k) == v for k, v in want.items())
-            ]
-        return self._assemble(rows)
+            objects = [o for o in objects if _has_tags(o, want)]
+        return objects
+
+    def _objects(self, rows: list[dict[str, Any]], singles: set[str]) -> list[dict[str, Any]]:
+        """Run objects of ``rows``: members of a group joined into the group's object, except
+        members named in ``singles`` (listed alone), oldest first."""
+        runs, energy = self._assemble(rows)
+        out: list[tuple[float, str, dict]] = []
+        groups: dict[str, list] = {}
+        for row, run in zip(rows, runs, strict=True):
+            group = row.get("group_id")
+            if group is not None and (not singles or group in singles):
+                groups.setdefault(group, []).append(member_of(run, row, energy[row["id"]]))
+            if group is None or row["id"] in singles:
+                out.append((row["started_unix"], row["id"], run))
+        for group, members in groups.items():
+            start = min(m.started_unix for m in members)
+            out.append((start, group, assemble_group(group, members)))
+        out.sort(key=lambda item: (item[0], item[1]))
+        return [run for _, _, run in out]
 
     def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
         """A ``running`` run whose wrapper process is gone on this host is reported
@@ -160,14 +216,14 @@ class StoreReader:
                 out[r["run_id"]].append(r)
         return out
 
-    def _assemble(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _assemble(self, rows: list[dict[str, Any]]) -> tuple[list[dict], dict[str, list[dict]]]:
         ids = [r["id"] for r in rows]
         energy = self._children("energy", ids, "window_idx, meter, domain, device")
         windows = self._children("windows", ids, "idx")
         metrics = self._children("metrics", ids, "seq")
         meters = self._children("meters", ids, "meter")
         splits = self._splits(ids)
-        return [
+        runs = [
             assemble_run(
                 r,
                 energy[r["id"]],
@@ -178,35 +234,45 @@ class StoreReader:
             )  # fmt: skip
             for r in rows
         ]
+        return runs, energy
 
     def _splits(self, ids: list[str]) -> dict[str, dict]:
         """Each run's share of the machine-scope energy it shared with concurrent runs on its
-        host (:mod:`greentrain.record.split`); runs that overlapped no other get nothing."""
+        host (:mod:`greentrain.record.split`; a group's runs share as one party); runs that
+        overlapped no other get nothing."""
         if self.version < 2 or not ids:
             return {}
         now = time.time()
+        group = "group_id" if self.version >= 3 else "NULL AS group_id"
+        rows = self._conn.query(f"SELECT id, host, started_unix, duration_s, {group} FROM runs")
         spans = {
             r["id"]: (r["host"], r["started_unix"], r["started_unix"] + r["duration_s"]
-                      if r["duration_s"] is not None else now)
-            for r in self._conn.query("SELECT id, host, started_unix, duration_s FROM runs")
+                      if r["duration_s"] is not None else now, r["group_id"] or r["id"])
+            for r in rows
         }  # fmt: skip
         overlaps: dict[str, list[str]] = {}
         for run_id in ids:
-            host, start, end = spans[run_id]
-            others = [o for o, (h, s, e) in spans.items()
+            host, start, end, party = spans[run_id]
+            others = [o for o, (h, s, e, p) in spans.items()
                       if o != run_id and h == host and s < end and e > start]  # fmt: skip
-            if others:
+            if any(spans[o][3] != party for o in others):
                 overlaps[run_id] = others
         if not overlaps:
             return {}
         needed = sorted(set(overlaps) | {o for others in overlaps.values() for o in others})
         timelines = {
             run_id: Timeline.from_rows(
-                run_id, [dict(r, readings=loads(r["readings"], [])) for r in rows]
+                run_id, [dict(r, readings=loads(r["readings"], [])) for r in rows],
+                party=spans[run_id][3],
             )
             for run_id, rows in self._children("samples", needed, "seq").items()
-        }
+        }  # fmt: skip
         return {
             run_id: attribute(timelines[run_id], [timelines[o] for o in others])
             for run_id, others in overlaps.items()
         }
+
+
+def _has_tags(run: Mapping[str, Any], want: Mapping[str, str]) -> bool:
+    tags = run.get("tags")
+    return isinstance(tags, Mapping) and all(tags.get(k) == v for k, v in want.items())

@@ -1,9 +1,9 @@
-"""The store's tables, their version and the migrations between versions.
+"""The store's tables, their version and the migrations between versions (both backends).
 
 Tables (:data:`MIGRATIONS` has one function per version):
 
-* ``greentrain_meta``: ``app`` = ``greentrain`` and ``schema_version``; a file without it is a
-  foreign database and is never changed.
+* ``greentrain_meta``: ``app`` = ``greentrain`` and ``schema_version``; a file or database
+  without it is foreign and is never changed.
 * ``runs``: one row per run (identity, status, command, environment *description* -- never
   environment variable values --, tags, config, carbon factors, baseline, wrapper pid/host).
 * ``energy``: raw cumulative energy per scope (the whole run ``window_idx = -1`` or a window)
@@ -15,20 +15,26 @@ Tables (:data:`MIGRATIONS` has one function per version):
   stopped, writes that waited for the store, a dead wrapper), and ``samples``: the run's
   cumulative meter readings and the job's CPU seconds every few seconds, the timeline that
   splits a machine's energy among concurrent runs and gives a dead wrapper's record its energy.
+* v3: ``runs.group_id`` and ``runs.group_rank``: the run is one node's part of a run group
+  (the wrappers of one multi-node job; NULL for a run of its own) and the wrapper's rank in it
+  (SLURM task or torchrun node rank); ``runs.election``: which physical devices this wrapper
+  metered and which another wrapper of its group metered instead (JSON).
 
-A read-only reader accepts any version up to this one (missing tables and columns read as
-empty); writing needs the current schema, migrated in place by the first writable open.
+The DDL is written once, for SQLite; :meth:`Connection.ddl` turns it into PostgreSQL's types
+(``REAL`` -> ``DOUBLE PRECISION``, integers -> ``BIGINT``, an identity column for the metrics'
+sequence). A read-only reader accepts any version up to this one (missing tables and columns
+read as empty); writing needs the current schema, migrated in place by the first writable open
+(concurrent first writers of a PostgreSQL store take turns on an advisory lock).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 from greentrain.errors import StoreError
-from greentrain.store.connection import Connection
+from greentrain.store.connection import Connection, Tx
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP_ID = "greentrain"
 CHILD_TABLES = ("energy", "windows", "metrics", "meters", "samples")
 
@@ -82,7 +88,7 @@ CREATE TABLE metrics (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT NOT NULL,
     step INTEGER,
-    window TEXT,
+    "window" TEXT,
     time_s REAL NOT NULL,
     payload TEXT NOT NULL
 );
@@ -100,16 +106,16 @@ CREATE TABLE meters (
 """
 
 
-def _execute_script(db: sqlite3.Connection, script: str) -> None:
-    """Run ``;``-separated DDL inside the caller's transaction (sqlite3's executescript commits)."""
+def _execute_script(conn: Connection, tx: Tx, script: str) -> None:
+    """Run ``;``-separated DDL inside the caller's transaction, in the backend's types."""
     for statement in script.split(";"):
         if statement.strip():
-            db.execute(statement)
+            tx.execute(conn.ddl(statement))
 
 
-def _migrate_v1(db: sqlite3.Connection) -> None:
-    _execute_script(db, _V1)
-    db.execute("INSERT INTO greentrain_meta (key, value) VALUES ('app', ?)", (APP_ID,))
+def _migrate_v1(conn: Connection, tx: Tx) -> None:
+    _execute_script(conn, tx, _V1)
+    tx.execute("INSERT INTO greentrain_meta (key, value) VALUES ('app', ?)", (APP_ID,))
 
 
 _V2 = """
@@ -125,64 +131,101 @@ CREATE TABLE samples (
 """
 
 
-def _migrate_v2(db: sqlite3.Connection) -> None:
-    _execute_script(db, _V2)
+def _migrate_v2(conn: Connection, tx: Tx) -> None:
+    _execute_script(conn, tx, _V2)
+
+
+_V3 = """
+ALTER TABLE runs ADD COLUMN group_id TEXT;
+ALTER TABLE runs ADD COLUMN group_rank INTEGER;
+ALTER TABLE runs ADD COLUMN election TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX runs_group ON runs (group_id)
+"""
+
+
+def _migrate_v3(conn: Connection, tx: Tx) -> None:
+    _execute_script(conn, tx, _V3)
 
 
 # version -> function bringing the schema from version-1 to version.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_v1, 2: _migrate_v2}
+MIGRATIONS: dict[int, Callable[[Connection, Tx], None]] = {
+    1: _migrate_v1,
+    2: _migrate_v2,
+    3: _migrate_v3,
+}
 
 
-def schema_version(conn: Connection) -> int:
-    """The file's schema version (0 for an empty file); StoreError for a foreign or newer one."""
-    db, path = conn.db, conn.path
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+def _what(conn: Connection) -> str:
+    return f"database {conn.path}" if conn.kind == "postgresql" else str(conn.path)
+
+
+def schema_version(conn: Connection, tx: Tx | None = None) -> int:
+    """The store's schema version (0 when empty); StoreError for a foreign or newer one.
+
+    ``tx``: read inside this transaction (migrations); else through :meth:`Connection.query`.
+    """
+    tables = conn.tables(tx)
     if not tables:
         return 0
     if "greentrain_meta" not in tables:
+        kind = "database" if conn.kind == "postgresql" else "an SQLite file"
         raise StoreError(
-            f"{path} is an SQLite file without the greentrain schema (a foreign "
-            "database); pass another --store path (the file was left untouched)"
+            f"{_what(conn)} is {kind} without the greentrain schema (a foreign database of "
+            "another application); pass another --store (it was left untouched)"
         )
-    meta = dict(db.execute("SELECT key, value FROM greentrain_meta").fetchall())
+    sql = "SELECT key, value FROM greentrain_meta"
+    rows = tx.execute(sql).fetchall() if tx is not None else [
+        (r["key"], r["value"]) for r in conn.query(sql)
+    ]  # fmt: skip
+    meta = dict(rows)
     if meta.get("app") != APP_ID:
-        raise StoreError(f"{path} is not a greentrain store; pass another --store path")
+        raise StoreError(f"{_what(conn)} is not a greentrain store; pass another --store")
     version = int(meta.get("schema_version", "1"))
     if version > SCHEMA_VERSION:
         raise StoreError(
-            f"store {path} has schema v{version}, newer than this greentrain "
+            f"store {conn.path} has schema v{version}, newer than this greentrain "
             f"(v{SCHEMA_VERSION}); upgrade greentrain"
         )
     return version
 
 
+def _no_store(conn: Connection) -> StoreError:
+    if conn.kind == "postgresql":
+        return StoreError(
+            f"no greentrain store in database {conn.path} (it has no tables); record a run "
+            "into it first (greentrain run --store URL) or pass another --store"
+        )
+    return StoreError(f"{conn.path} is an empty file, not a greentrain store")
+
+
 def check_schema(conn: Connection) -> int:
     """For a read-only store: the schema must exist (nothing is changed); its version."""
-    version = schema_version(conn)
+    version = conn.retry(lambda: schema_version(conn), reading=True)
     if version == 0:
-        raise StoreError(f"{conn.path} is an empty file, not a greentrain store")
+        raise _no_store(conn)
     return version
 
 
 def init_schema(conn: Connection) -> None:
-    """Create or migrate the schema, in WAL mode; a foreign file is refused before any change."""
-
-    def setup() -> None:
-        schema_version(conn)
-        db = conn.db
-        if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-
-    conn.retry(setup)
-    if conn.retry(lambda: schema_version(conn)) == SCHEMA_VERSION:
+    """Create or migrate the schema; a foreign store is refused before any change. An empty
+    PostgreSQL database is only given a schema when the connection may create one."""
+    version = conn.retry(lambda: schema_version(conn), reading=True)
+    if version == 0 and conn.kind == "postgresql" and not conn.create:
+        raise _no_store(conn)
+    conn.setup()
+    if version == SCHEMA_VERSION:
         return  # current: no write lock needed, so a busy store does not delay opening it
-    with conn.transaction() as db:
-        version = schema_version(conn)
-        for v in range(version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[v](db)
-        if version < SCHEMA_VERSION:
-            db.execute(
-                "INSERT OR REPLACE INTO greentrain_meta (key, value) VALUES ('schema_version', ?)",
+
+    def migrate(tx: Tx) -> None:
+        conn.lock_schema(tx)
+        found = schema_version(conn, tx)
+        for v in range(found + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[v](conn, tx)
+        if found < SCHEMA_VERSION:
+            tx.execute(
+                "INSERT INTO greentrain_meta (key, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(SCHEMA_VERSION),),
             )
+
+    conn.write(migrate)

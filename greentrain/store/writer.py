@@ -2,8 +2,10 @@
 
 ``create_run`` (status ``running``) -> ``set_meters`` / ``update_config`` / ``begin_window`` /
 ``end_window`` / ``add_metrics`` / ``add_energy`` -> ``set_run_fields(best=...)`` ->
-``finish_run``. Each call is one short transaction; values are stored as JSON made safe by
-:mod:`greentrain.record.jsonable` (NaN and infinities become null).
+``finish_run``. Each call is one short transaction (retried whole while the store is busy);
+values are stored as JSON made safe by :mod:`greentrain.record.jsonable` (NaN and infinities
+become null). The SQL is the same for both backends (``ON CONFLICT`` upserts, ``?``
+placeholders).
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from greentrain.store.schema import CHILD_TABLES
 from greentrain.units import iso_utc
 
 _SETTABLE = frozenset(
-    {"name", "carbon", "baseline", "best", "git", "env", "tags", "command", "cwd"}
+    {"name", "carbon", "baseline", "best", "git", "env", "tags", "command", "cwd", "election"}
 )
+
+
+METRIC_ROWS = 100  # metrics entries per INSERT statement (500 parameters)
 
 
 def now_iso(t: float | None = None) -> str:
@@ -33,10 +38,12 @@ def now_iso(t: float | None = None) -> str:
 
 
 class Store(StoreRecovery):
-    """The one reader/writer of run records: an SQLite file in WAL mode.
+    """The one reader/writer of run records: an SQLite file in WAL mode, or a PostgreSQL
+    database (a ``postgresql://`` URL).
 
-    Default path: ``$GREENTRAIN_STORE`` or ``./reports/greentrain.db``. Several processes may
-    write one store at once, and nothing is lost. See :class:`StoreReader` for the arguments.
+    Default: ``$GREENTRAIN_STORE`` or ``./reports/greentrain.db``. Several processes (and, with
+    PostgreSQL, machines) may write one store at once, and nothing is lost. See
+    :class:`StoreReader` for the arguments.
     """
 
     def __init__(
@@ -54,11 +61,24 @@ class Store(StoreRecovery):
         return self
 
     def _write(self, statements: Iterable[tuple[str, tuple | list]]) -> None:
-        """Run ``statements`` (sql, params) in one transaction."""
-        stmts = list(statements)
-        with self._conn.transaction() as db:
-            for sql, params in stmts:
-                db.execute(sql, params)
+        """Run ``statements`` (sql, params) in one transaction; runs of the same statement
+        (a batch of metrics, a reading's energy rows) go as one ``executemany`` (one round trip
+        to a PostgreSQL server instead of one per row)."""
+        batches: list[tuple[str, list]] = []
+        for sql, params in statements:
+            if batches and batches[-1][0] == sql:
+                batches[-1][1].append(params)
+            else:
+                batches.append((sql, [params]))
+
+        def run(tx: Any) -> None:
+            for sql, rows in batches:
+                if len(rows) == 1:
+                    tx.execute(sql, rows[0])
+                else:
+                    tx.executemany(sql, rows)
+
+        self._conn.write(run)
 
     def create_run(
         self,
@@ -73,16 +93,19 @@ class Store(StoreRecovery):
         carbon: Mapping[str, Any] | None = None,
         started_unix: float | None = None,
         pid: int | None = None,
+        group_id: str | None = None,
+        group_rank: int | None = None,
     ) -> None:
-        """Insert a ``running`` run owned by process ``pid`` (default: this one) on this host."""
+        """Insert a ``running`` run owned by process ``pid`` (default: this one) on this host;
+        ``group_id``: the run group it is one node's part of, ``group_rank`` its rank there."""
         t = time.time() if started_unix is None else started_unix
         pid = os.getpid() if pid is None else pid
         self._write(
             [
                 (
                     "INSERT INTO runs (id, name, status, started_at, started_unix, tags, config,"
-                    " command, cwd, git, env, carbon, host, pid, pid_started)"
-                    " VALUES (?, ?, 'running', ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " command, cwd, git, env, carbon, host, pid, pid_started, group_id, group_rank)"
+                    " VALUES (?, ?, 'running', ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         run_id,
                         name,
@@ -97,6 +120,8 @@ class Store(StoreRecovery):
                         self.host,
                         pid,
                         process_started(pid),
+                        group_id,
+                        group_rank,
                     ),
                 )
             ]
@@ -104,13 +129,18 @@ class Store(StoreRecovery):
 
     def update_config(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Merge ``params`` into the run's config (later keys win), in one transaction."""
-        with self._conn.transaction() as db:
-            row = db.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
+
+        def merge(tx: Any) -> None:
+            row = tx.execute(
+                "SELECT config FROM runs WHERE id = ?" + self._conn.for_update, (run_id,)
+            ).fetchone()
             if row is None:
                 raise StoreError(f"no run {run_id} in {self.path}")
             config = loads(row[0], {})
             config.update(to_jsonable(dict(params)))
-            db.execute("UPDATE runs SET config = ? WHERE id = ?", (dumps(config), run_id))
+            tx.execute("UPDATE runs SET config = ? WHERE id = ?", (dumps(config), run_id))
+
+        self._conn.write(merge)
 
     def set_run_fields(self, run_id: str, **fields: Any) -> None:
         """Update plain columns (carbon, baseline, best, git, env, name ...); dicts -> JSON."""
@@ -127,8 +157,10 @@ class Store(StoreRecovery):
         """Record (replace) each meter's status: meter, available, reason, fix, error, devices."""
         self._write(
             (
-                "INSERT OR REPLACE INTO meters (run_id, meter, available, reason, fix, error,"
-                " devices) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO meters (run_id, meter, available, reason, fix, error, devices)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, meter) DO UPDATE SET"
+                " available = excluded.available, reason = excluded.reason, fix = excluded.fix,"
+                " error = excluded.error, devices = excluded.devices",
                 (
                     run_id,
                     m["meter"],
@@ -150,8 +182,11 @@ class Store(StoreRecovery):
         """
         stmts = [
             (
-                "INSERT OR REPLACE INTO energy (run_id, window_idx, meter, domain, device,"
-                " method, energy_j, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO energy (run_id, window_idx, meter, domain, device, method,"
+                " energy_j, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, window_idx, meter, domain, device) DO UPDATE SET"
+                " method = excluded.method, energy_j = excluded.energy_j,"
+                " detail = excluded.detail",
                 (
                     run_id,
                     window_idx,
@@ -176,8 +211,10 @@ class Store(StoreRecovery):
         self._write(
             [
                 (
-                    "INSERT OR REPLACE INTO windows (run_id, idx, name, started_at, info)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO windows (run_id, idx, name, started_at, info)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, idx) DO UPDATE SET"
+                    " name = excluded.name, started_at = excluded.started_at,"
+                    " ended_at = NULL, duration_s = NULL, info = excluded.info",
                     (run_id, idx, name, now_iso(started_unix), dumps(info or {})),
                 )
             ]
@@ -203,21 +240,21 @@ class Store(StoreRecovery):
         self.add_energy(run_id, idx, energy_rows)
 
     def add_metrics(self, run_id: str, entries: Iterable[Mapping[str, Any]]) -> None:
-        """Append logged metrics: each entry has step, window, time_s and a metrics dict."""
-        stmts = [
-            (
-                "INSERT INTO metrics (run_id, step, window, time_s, payload)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    e.get("step"),
-                    e.get("window"),
-                    float(e["time_s"]),
-                    dumps(dict(e.get("metrics") or {})),
-                ),
-            )
+        """Append logged metrics: each entry has step, window, time_s and a metrics dict.
+
+        One multi-row INSERT per :data:`METRIC_ROWS` entries, kept in order (one round trip to
+        a PostgreSQL server for a whole batch)."""
+        rows = [
+            (run_id, e.get("step"), e.get("window"), float(e["time_s"]),
+             dumps(dict(e.get("metrics") or {})))
             for e in entries
-        ]
+        ]  # fmt: skip
+        stmts = []
+        for start in range(0, len(rows), METRIC_ROWS):
+            chunk = rows[start : start + METRIC_ROWS]
+            values = ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
+            sql = f'INSERT INTO metrics (run_id, step, "window", time_s, payload) VALUES {values}'
+            stmts.append((sql, [v for row in chunk for v in row]))
         if stmts:
             self._write(stmts)
 
@@ -252,14 +289,19 @@ class Store(StoreRecovery):
         events = [dict(e) for e in events]
         if not events:
             return
-        with self._conn.transaction() as db:
-            row = db.execute("SELECT events FROM runs WHERE id = ?", (run_id,)).fetchone()
+
+        def append(tx: Any) -> None:
+            row = tx.execute(
+                "SELECT events FROM runs WHERE id = ?" + self._conn.for_update, (run_id,)
+            ).fetchone()
             if row is None:
                 raise StoreError(f"no run {run_id} in {self.path}")
-            db.execute(
+            tx.execute(
                 "UPDATE runs SET events = ? WHERE id = ?",
                 (dumps(loads(row[0], []) + to_jsonable(events)), run_id),
             )
+
+        self._conn.write(append)
 
     def add_sample(
         self,
@@ -274,17 +316,21 @@ class Store(StoreRecovery):
         self._write(
             [
                 (
-                    "INSERT OR REPLACE INTO samples (run_id, seq, t, cpu_s, readings)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO samples (run_id, seq, t, cpu_s, readings)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO UPDATE SET"
+                    " t = excluded.t, cpu_s = excluded.cpu_s, readings = excluded.readings",
                     (run_id, seq, t, cpu_s, dumps([dict(r) for r in readings])),
                 )
             ]
         )
 
-    def delete_run(self, run_id: str) -> None:
-        """Delete a run and all its rows (``run_id`` may be a unique prefix)."""
+    def delete_run(self, run_id: str) -> list[str]:
+        """Delete a run, or every run of a group, and all their rows (``run_id`` may be a
+        unique prefix); returns the ids of the runs deleted."""
         full = self.resolve_id(run_id)
+        ids = self.member_ids(full) if self.is_group(full) else [full]
         self._write(
-            [(f"DELETE FROM {table} WHERE run_id = ?", (full,)) for table in CHILD_TABLES]
-            + [("DELETE FROM runs WHERE id = ?", (full,))]
+            [(f"DELETE FROM {table} WHERE run_id = ?", (i,)) for i in ids for table in CHILD_TABLES]
+            + [("DELETE FROM runs WHERE id = ?", (i,)) for i in ids]
         )
+        return ids

@@ -11,6 +11,10 @@ that command, so a point can be re-run by hand), one after another or ``jobs`` a
 with one GPU (``CUDA_VISIBLE_DEVICES``) when GPUs exist; ``slurm`` submits :func:`run_point`
 through submitit (``cluster="local"`` runs submitit's LocalExecutor, for tests and single
 machines).
+
+A PostgreSQL store's password never reaches a command line: the local executor passes such a
+URL in each point's environment, the slurm executor (which pickles points into submitit's
+folder) refuses it. A point whose run is a group (several nodes) is one run in the store.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from greentrain.jobs.config import (
 )
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.run import RunOptions
-from greentrain.store import Store
+from greentrain.store import ENV_STORE, Store, redact
 from greentrain.studies.launch import launch
 
 GRID_KEYS = ("model", "dataset", "drop", "schedule", "seed")
@@ -201,8 +205,16 @@ def finished_points(sweep_id: str, store: Any) -> dict[str, str]:
     return {r["tags"]["point"]: r["id"] for r in runs if "point" in r.get("tags", {})}
 
 
-def _child_env(gpu: int | None) -> dict[str, str]:
+def _secret_store(run: RunOptions) -> str | None:
+    """The store of ``run`` when it is a URL holding a password, else None."""
+    store = run.store
+    return store if isinstance(store, str) and redact(store) != store else None
+
+
+def _child_env(gpu: int | None, point: Point | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if point is not None and (secret := _secret_store(point.run)) is not None:
+        env[ENV_STORE] = secret  # in the environment, not on a command line others can read
     # each point is its own metered run, even if the sweep itself runs under `greentrain run`
     for name in (ENV_RUN, ENV_CHANNEL):
         env.pop(name, None)
@@ -212,8 +224,10 @@ def _child_env(gpu: int | None) -> dict[str, str]:
 
 
 def train_command(point: Point) -> list[str]:
-    """The ``python -m greentrain train ...`` command of one point."""
-    return [sys.executable, "-m", "greentrain", "train", *train_args(point.cfg, point.run)]
+    """The ``python -m greentrain train ...`` command of one point (no password URL)."""
+    secret = _secret_store(point.run) is not None  # then _child_env passes the store
+    run = dataclasses.replace(point.run, store=None) if secret else point.run
+    return [sys.executable, "-m", "greentrain", "train", *train_args(point.cfg, run)]
 
 
 def _gpu_count() -> int:
@@ -240,7 +254,8 @@ def _run_local(plan_: SweepPlan, todo: list[str], jobs: int, echo: Callable) -> 
                 f"sweep {plan_.sweep_id}: running {key}"
                 + (f" on GPU {gpu}" if gpu is not None else "")
             )
-            proc = subprocess.run(train_command(plan_.points[key]), env=_child_env(gpu))
+            point = plan_.points[key]
+            proc = subprocess.run(train_command(point), env=_child_env(gpu, point))
             return key, proc.returncode
         finally:
             slots.put(slot)
@@ -259,6 +274,10 @@ def _run_submitit(
 ) -> dict[str, int]:
     import submitit  # optional at run time: only the slurm executor needs it
 
+    secret = _secret_store(plan_.points[todo[0]].run) if todo else None
+    if secret is not None:
+        why = "the slurm executor would write it to its folder; use PGPASSWORD or ~/.pgpass"
+        raise ConfigError(f"--store {redact(secret)} holds a password: {why}")
     ex = submitit.AutoExecutor(folder=folder, cluster=cluster)
     params = dict(slurm_params or {})
     if ex.cluster != "slurm":

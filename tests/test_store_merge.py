@@ -1,0 +1,111 @@
+"""``greentrain store merge``: per-node stores into one file or PostgreSQL database -- groups
+joined, every row copied, a copy already there counted once, conflicts and unfinished runs
+refused before anything is written."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from fixtures.pgserver import raw_rows
+
+from greentrain.cli import main
+from greentrain.errors import ConfigError
+from greentrain.store import Store
+from greentrain.store.merge import merge_stores
+
+
+def _node_store(path, run_id: str, host: str, rank: int, *, group: str = "job", finish=True):
+    with Store(path) as st:
+        st.host = host
+        st.create_run(run_id, name="t", command=["x"], cwd="/", group_id=group, group_rank=rank,
+                      started_unix=100.0 + rank)  # fmt: skip
+        st.add_energy(run_id, -1, [dict(meter="fake", domain="gpu", device="gpu:0",
+                                        method="fake", energy_j=10.0 * (rank + 1))])  # fmt: skip
+        st.begin_window(run_id, 0, "epoch", 101.0)
+        st.end_window(run_id, 0, 102.0, 1.0, [dict(meter="fake", domain="gpu", device="gpu:0",
+                                                   method="fake", energy_j=1.0)])  # fmt: skip
+        st.add_metrics(run_id, [{"step": i, "window": None, "time_s": i, "metrics": {"a": i}}
+                                for i in range(3 if rank == 0 else 0)])  # fmt: skip
+        st.add_sample(run_id, 0, 100.0, 0.0, [])
+        st.set_meters(run_id, [{"meter": "fake", "available": True}])
+        if finish:
+            st.finish_run(run_id, status="finished", exit_code=0, ended_unix=110.0)
+    return str(path)
+
+
+@pytest.fixture
+def nodes(tmp_path):
+    return [_node_store(tmp_path / "n0.db", "a00000000000", "node0", 0),
+            _node_store(tmp_path / "n1.db", "b00000000000", "node1", 1)]  # fmt: skip
+
+
+def _counts(target: str) -> dict[str, int]:
+    tables = ("runs", "energy", "windows", "metrics", "meters", "samples")
+    return {t: raw_rows(target, f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables}
+
+
+def test_merging_node_files_joins_the_group_and_copies_every_row(nodes, store_target, capsys):
+    assert main(["store", "merge", *nodes, "--into", store_target]) == 0
+    assert "merged 2 runs from 2 stores" in capsys.readouterr().out
+    assert _counts(store_target) == {"runs": 2, "energy": 4, "windows": 2, "metrics": 3,
+                                     "meters": 2, "samples": 2}  # fmt: skip
+    with Store(store_target) as st:
+        [group] = st.list_runs()
+    assert group["id"] == "job" and [n["host"] for n in group["nodes"]] == ["node0", "node1"]
+    assert group["energy"]["gpu"]["energy_j"] == 30.0
+    assert [m["a"] for m in group["metrics"]] == [0, 1, 2]
+    # merging again adds nothing and says so
+    assert main(["store", "merge", *nodes, "--into", store_target]) == 0
+    assert "merged 0 runs" in capsys.readouterr().out
+    assert _counts(store_target)["runs"] == 2
+
+
+def test_a_conflicting_duplicate_is_refused_and_nothing_is_written(nodes, tmp_path):
+    other = _node_store(tmp_path / "x.db", "b00000000000", "elsewhere", 1)  # same id, other run
+    into = tmp_path / "all.db"
+    with pytest.raises(ConfigError, match="different content"):
+        merge_stores([*nodes, other], into)
+    assert not into.exists() or _counts(str(into))["runs"] == 0
+    merge_stores(nodes[1:], into)
+    with pytest.raises(ConfigError, match="already in"):
+        merge_stores([nodes[0], other], into)  # n0's run is new, but the merge is all or nothing
+    assert _counts(str(into)) == _counts(nodes[1])
+
+
+def test_unfinished_runs_and_pending_spools_are_refused(nodes, tmp_path):
+    running = _node_store(tmp_path / "r.db", "c00000000000", "node2", 2, finish=False)
+    with pytest.raises(ConfigError, match="still running"):
+        merge_stores([*nodes, running], tmp_path / "all.db")
+    spool = tmp_path / "n0.db.spool"
+    spool.mkdir()
+    (spool / "x.jsonl").write_text("{}\n")
+    with pytest.raises(ConfigError, match="writes still waiting"):
+        merge_stores(nodes, tmp_path / "all.db")
+    with pytest.raises(ConfigError, match="both a source and the target"):
+        merge_stores(nodes[1:], nodes[1])
+
+
+def test_a_store_of_an_older_schema_merges_with_its_defaults(nodes, tmp_path):
+    old = tmp_path / "old.db"
+    _node_store(old, "d00000000000", "node3", 0, group="other")
+    db = sqlite3.connect(old)  # as a v2 store: no group columns
+    db.execute("UPDATE greentrain_meta SET value = '2' WHERE key = 'schema_version'")
+    db.execute("DROP INDEX runs_group")
+    for column in ("group_id", "group_rank", "election"):
+        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    db.commit()
+    db.close()
+    into = tmp_path / "all.db"
+    report = merge_stores([*nodes, str(old)], into)
+    assert sorted(report.added) == ["a00000000000", "b00000000000", "d00000000000"]
+    with Store(into) as st:
+        assert sorted(r["id"] for r in st.list_runs()) == ["d00000000000", "job"]
+
+
+def test_bad_sources_are_one_line_errors(tmp_path, capsys):
+    assert (
+        main(["store", "merge", str(tmp_path / "none.db"), "--into", str(tmp_path / "a.db")]) == 1
+    )
+    assert "no store at" in capsys.readouterr().err
+    assert not (tmp_path / "a.db").exists()
