@@ -1,8 +1,8 @@
 """What every page shares: which store to open (read-only), loading runs, the empty state.
 
-The store is chosen by ``greentrain app`` and passed in ``$GREENTRAIN_APP_STORE`` (with a
-human note in ``$GREENTRAIN_APP_STORE_NOTE``). Run directly (``streamlit run
-app/streamlit_app.py``), the app falls back to ``$GREENTRAIN_STORE`` or
+The store (a file, or a ``postgresql://`` URL) is chosen by ``greentrain app`` and passed in
+``$GREENTRAIN_APP_STORE`` (with a human note in ``$GREENTRAIN_APP_STORE_NOTE``). Run directly
+(``streamlit run app/streamlit_app.py``), the app falls back to ``$GREENTRAIN_STORE`` or
 ``./reports/greentrain.db``, then to the reference store shipped in ``reports/``.
 """
 
@@ -16,7 +16,7 @@ import streamlit as st
 
 from greentrain.report.formatting import fmt_energy_kwh
 from greentrain.report.grouping import runs_frame
-from greentrain.store import Store, StoreError, default_path
+from greentrain.store import Store, StoreError, default_target, is_url, redact
 
 ENV_PATH = "GREENTRAIN_APP_STORE"
 ENV_NOTE = "GREENTRAIN_APP_STORE_NOTE"
@@ -27,12 +27,16 @@ REFERENCE_CANDIDATES = (
 )
 
 
-def store_choice() -> tuple[Path | None, str]:
-    """(path or None, how it was chosen) -- never raises."""
+def store_choice() -> tuple[Path | str | None, str]:
+    """(path, URL or None, how it was chosen) -- never raises."""
     env = os.environ.get(ENV_PATH, "").strip()
     if env:
-        return Path(env), os.environ.get(ENV_NOTE, "") or "given by greentrain app"
-    default = default_path()
+        note = os.environ.get(ENV_NOTE, "") or "given by greentrain app"
+        return (env if is_url(env) else Path(env)), note
+    target = default_target()
+    if is_url(target):
+        return target, "the default store"
+    default = Path(target)
     if default.exists():
         return default, "the default store"
     for ref in REFERENCE_CANDIDATES:
@@ -47,9 +51,16 @@ def _load(path: str, mtime: float) -> list[dict]:
         return store.list_runs()
 
 
-def load_runs() -> tuple[list[dict], Path | None, str]:
-    """All runs of the chosen store, (runs, path, note); errors become an st.error + stop."""
+def load_runs() -> tuple[list[dict], Path | str | None, str]:
+    """All runs of the chosen store, (runs, path or redacted URL, note); errors become an
+    st.error + stop. A database is re-read at most every 15 s (no file time to watch)."""
     path, note = store_choice()
+    if isinstance(path, str):  # a PostgreSQL URL
+        try:
+            return _load(path, 0.0), redact(path), note
+        except StoreError as err:
+            st.error(f"Cannot read the run store: {err}")
+            st.stop()
     if path is None or not path.exists():
         return [], path, note
     try:

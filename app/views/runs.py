@@ -46,8 +46,8 @@ if runs:
         tags=sel["tags"].map(lambda t: ", ".join(f"{k}={v}" for k, v in t.items())),
     )[
         [
-            "id", "name", "status", "configuration", "seed", "accuracy_pct", "fid", "energy",
-            "co2", "duration_s", "estimated", "energy_sources", "tags", "started_at",
+            "id", "name", "status", "nodes", "configuration", "seed", "accuracy_pct", "fid",
+            "energy", "co2", "duration_s", "estimated", "energy_sources", "tags", "started_at",
         ]
     ]  # fmt: skip
     st.caption(

@@ -12,7 +12,7 @@ import typer
 from greentrain.cli._app import app
 from greentrain.errors import ConfigError
 from greentrain.run.process import supervise
-from greentrain.store import default_path
+from greentrain.store import default_path, is_url, redact
 
 DEFAULT_PORT = 8501
 ENV_PATH = "GREENTRAIN_APP_STORE"
@@ -37,11 +37,15 @@ def app_dir() -> Path:
     )
 
 
-def choose_store(given: Path | None, app_path: Path) -> tuple[Path | None, str]:
+def choose_store(given: Path | str | None, app_path: Path) -> tuple[Path | str | None, str]:
     """The store to open and why: ``--store``, else the default store, else the reference one.
 
-    Returns ``(None, why)`` when there is none (the app then shows its empty state).
+    Returns ``(None, why)`` when there is none (the app then shows its empty state); a
+    ``postgresql://`` URL is returned as it is.
     """
+    if is_url(given):
+        return given, "given with --store"
+    given = Path(given) if given is not None else None
     if given is not None:
         if not given.exists():
             raise ConfigError(f"--store {given}: no such file; give the path of a run store")
@@ -82,8 +86,10 @@ def streamlit_command(script: Path, port: int) -> list[str]:
 
 @app.command("app")
 def app_cmd(
-    store: Path = typer.Option(
-        None, "--store", help="Run store to open (default ./reports/greentrain.db)."
+    store: str = typer.Option(
+        None,
+        "--store",
+        help="Run store to open, a file or postgresql:// URL (default ./reports/greentrain.db).",
     ),
     port: int = typer.Option(DEFAULT_PORT, "--port", help="Port on 127.0.0.1."),
 ) -> None:
@@ -101,10 +107,11 @@ def app_cmd(
     if path is None:
         print(f"greentrain app: {note}; the app will show how to record runs.", file=sys.stderr)
     else:
-        print(f"greentrain app: opening {path} read-only ({note})", file=sys.stderr)
+        print(f"greentrain app: opening {redact(str(path))} read-only ({note})", file=sys.stderr)
     print(f"greentrain app: http://127.0.0.1:{port}  (Ctrl-C stops it)", file=sys.stderr)
     env = dict(os.environ)
-    env[ENV_PATH] = str(path.resolve()) if path is not None else ""
+    # a URL travels in the environment (never on a command line): its password stays private
+    env[ENV_PATH] = "" if path is None else path if isinstance(path, str) else str(path.resolve())
     env[ENV_NOTE] = note
     # Streamlit runs in a process group of its own that gets the terminal; SIGTERM or SIGHUP to
     # this command reach it too, and nothing is left holding the port.

@@ -13,7 +13,7 @@ from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
 from greentrain.integrations.trackers import TARGETS, export_runs, make_tracker
 from greentrain.report.formatting import FORMATS, PLOT_SUFFIXES
-from greentrain.store import Store, default_path
+from greentrain.store import Store, default_target, is_url, redact
 
 
 def select_runs(
@@ -76,8 +76,11 @@ def export_cmd(
     plot: Path = typer.Option(
         None, "--plot", help="Also write accuracy-vs-kWh and energy-per-epoch figures (.pdf/.png)."
     ),
-    store: Path = typer.Option(
-        None, "--store", help="Run store (default: $GREENTRAIN_STORE or ./reports/greentrain.db)."
+    store: str = typer.Option(
+        None,
+        "--store",
+        help="Run store, a file or postgresql:// URL (default: $GREENTRAIN_STORE or "
+        "./reports/greentrain.db).",
     ),
 ) -> None:
     """Export the selected runs as a paper table, a carbon statement (and its appendix), a
@@ -120,15 +123,15 @@ def export_cmd(
 
 
 def _selected(
-    store: Path | None,
+    store: str | None,
     run: list[str],
     tag: list[str] | None,
     sweep: str | None,
     status: str | None,
 ) -> list[dict]:
     """The runs the options select (a warning on stderr when none)."""
-    path = Path(store) if store is not None else default_path()
-    if not path.exists():
+    path = store if store is not None else default_target()
+    if not is_url(path) and not Path(path).exists():
         raise ConfigError(
             f"no run store at {path}; record runs first (greentrain run/train) or pass --store"
         )
@@ -137,13 +140,13 @@ def _selected(
             st, tags=parse_tags(tag), run_ids=run or None, sweep=sweep, status=status
         )
     if not runs:
-        print(f"warning: no runs match the selection in {path}", file=sys.stderr)
+        print(f"warning: no runs match the selection in {redact(path)}", file=sys.stderr)
     return runs
 
 
 def _export_to_tracker(
     to: str,
-    store: Path | None,
+    store: str | None,
     run: list[str],
     tag: list[str] | None,
     sweep: str | None,
