@@ -1,4 +1,4 @@
-"""The three exception types greentrain raises on purpose (and StoreError's busy case).
+"""The exception types greentrain raises on purpose (StoreError's busy case, a budget's stop).
 
 The CLI turns each of them into a one-line message and a non-zero exit code; a traceback
 is only ever shown for a bug, never for a user mistake or a missing sensor.
@@ -34,3 +34,17 @@ class MeterUnavailable(GreentrainError):
         self.reason = reason
         self.fix = fix
         super().__init__(f"{reason} (fix: {fix})" if fix else reason)
+
+
+EXIT_BUDGET = 124  # like timeout(1) when its limit is hit: stopped by a limit, not a failure
+
+
+class BudgetExceeded(GreentrainError):
+    """The run was stopped because it reached its energy or carbon budget (or was forecast
+    to). The CLI exits with :data:`EXIT_BUDGET`; ``detail`` has the figures that tripped it."""
+
+    exit_code = EXIT_BUDGET
+
+    def __init__(self, message: str, detail: dict | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or {}

@@ -9,7 +9,7 @@ from greentrain.cli.train import parse_train_options
 from greentrain.jobs.config import TrainConfig
 from greentrain.jobs.recipes import resolve
 from greentrain.run import RunOptions
-from greentrain.studies.sweep import train_args
+from greentrain.studies.sweep_plan import train_args
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ import pytest
 from greentrain.errors import ConfigError
 from greentrain.jobs.config import TrainConfig
 from greentrain.run import RunOptions
-from greentrain.studies.sweep import _child_env, parse_grid, plan, run_sweep, train_command
+from greentrain.studies.sweep import _child_env, run_sweep, train_command
+from greentrain.studies.sweep_plan import parse_grid, plan
 
 URL = "postgresql://me:s3cret-pw@db.example:5432/runs"
 

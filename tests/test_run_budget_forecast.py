@@ -34,7 +34,7 @@ def test_the_binding_limit_is_the_smaller_of_energy_and_carbon():
 def _guard(spent, fc=None, *, on_forecast=False, **kw):
     stops, notes, lines = [], [], []
     guard = BudgetGuard(
-        Budget(kwh=1.0, stop_on_forecast=on_forecast),
+        Budget(kwh=1.0, forecast=on_forecast),
         intensity_g_per_kwh=500.0,
         pue=1.0,
         spent_j=lambda: spent[0],
@@ -67,7 +67,7 @@ def test_a_forecast_over_budget_warns_once_and_stops_nothing_by_default():
     assert [n[0] for n in notes] == ["budget forecast crossed"]
 
 
-def test_stop_on_forecast_trips_only_when_the_whole_interval_is_over_budget():
+def test_forecast_trips_only_when_the_whole_interval_is_over_budget():
     wide = forecast([kwh_to_joules(0.05), kwh_to_joules(0.15)], 10)  # total 1 kWh, wide
     guard, stops, _, _ = _guard([kwh_to_joules(0.2)], wide, on_forecast=True)
     assert wide.low_j < guard.limit_j and guard.check() is None and not stops

@@ -9,7 +9,7 @@ from greentrain.errors import ConfigError
 from greentrain.jobs.config import TrainConfig
 from greentrain.run import RunOptions
 from greentrain.store import Store
-from greentrain.studies.sweep import compute_sweep_id, parse_grid, plan
+from greentrain.studies.sweep_plan import compute_sweep_id, parse_grid, plan
 
 
 def test_sweep_id_depends_on_grid_and_result_changing_flags_only():

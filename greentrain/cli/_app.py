@@ -7,7 +7,7 @@ import sys
 import click
 import typer
 
-from greentrain.errors import ConfigError, GreentrainError
+from greentrain.errors import BudgetExceeded, ConfigError, GreentrainError
 
 try:  # typer >= 0.2x vendors click as typer._click; older typer raises click's own classes
     from typer._click import exceptions as _typer_click
@@ -56,10 +56,14 @@ def main(argv: list[str] | None = None) -> int:
 
     Our own errors and every usage error (whatever typer version parses the command line)
     become one ``error: ...`` line on stderr: exit 2 for a usage or configuration mistake,
-    1 for a store or meter failure, 130 after Ctrl-C. A traceback means a bug.
+    1 for a store or meter failure, 130 after Ctrl-C, 124 when a budget stopped the run. A
+    traceback means a bug.
     """
     try:
         result = app(args=argv, standalone_mode=False)
+    except BudgetExceeded as err:
+        print(f"stopped: {err}", file=sys.stderr)
+        return err.exit_code
     except GreentrainError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1

@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import typer
+
 from greentrain.errors import ConfigError
 from greentrain.record.vocabulary import STATUSES
+
+BUDGET_KWH_HELP = "Stop the run cleanly when it has used this many kWh (exit code 124)."
+BUDGET_GCO2_HELP = "Stop the run cleanly when it has emitted this many gCO2e (exit code 124)."
+BUDGET_FORECAST_HELP = "Also stop when the forecast's 95% interval lies above the budget."
+
+
+def budget_options(panel: str | None = None) -> dict[str, Any]:
+    """The ``--budget-kwh``, ``--budget-gco2`` and ``--budget-forecast`` options (one
+    definition for ``run``, ``train`` and ``sweep``)."""
+    return {
+        "budget_kwh": typer.Option(None, "--budget-kwh", help=BUDGET_KWH_HELP,
+                                   rich_help_panel=panel),
+        "budget_gco2": typer.Option(None, "--budget-gco2", help=BUDGET_GCO2_HELP,
+                                    rich_help_panel=panel),
+        "budget_forecast": typer.Option(False, "--budget-forecast", help=BUDGET_FORECAST_HELP,
+                                        rich_help_panel=panel),
+    }  # fmt: skip
 
 
 def parse_tags(values: list[str] | None) -> dict[str, str]:

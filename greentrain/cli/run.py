@@ -5,11 +5,14 @@ from __future__ import annotations
 import typer
 
 from greentrain.cli._app import app
-from greentrain.cli.options import parse_tags
+from greentrain.cli.options import budget_options, parse_tags
 from greentrain.errors import ConfigError
 from greentrain.integrations.trackers import Mirror, make_tracker
 from greentrain.run import CarbonOptions, RunOptions, run_command
+from greentrain.run.budget import Budget
 from greentrain.run.recorder import default_name
+
+_BUDGET = budget_options()
 
 
 @app.command(
@@ -57,6 +60,15 @@ def run_cmd(
         help="Run group id, the same on every node of a multi-node job (default: SLURM's job "
         "step or torchrun's --rdzv-id).",
     ),
+    epochs: int = typer.Option(
+        None,
+        "--epochs",
+        help="Epochs the job will run, for the energy forecast (default: what the job's "
+        "client.config says).",
+    ),
+    budget_kwh: float = _BUDGET["budget_kwh"],
+    budget_gco2: float = _BUDGET["budget_gco2"],
+    budget_forecast: bool = _BUDGET["budget_forecast"],
 ) -> int:
     """Meter COMMAND's energy and carbon; stream its output; exit with its exit code."""
     argv = list(command or [])
@@ -78,6 +90,8 @@ def run_cmd(
         grace_s=grace,
         sample_s=sample_s,
         group=group,
+        epochs=epochs,
+        budget=Budget(budget_kwh, budget_gco2, budget_forecast),
     )
     listeners = []
     if mirror:

@@ -28,9 +28,9 @@ from greentrain.errors import ConfigError
 from greentrain.record.jsonable import dumps
 from greentrain.report.escape import terminal_text
 from greentrain.report.reading import check_number, describe
-from greentrain.report.runs import run_is_estimated
+from greentrain.report.runs import parse_time, run_is_estimated
 from greentrain.store import Store
-from greentrain.units import format_energy
+from greentrain.units import format_energy, iso_utc
 
 STORE_HELP = "Store file or postgresql:// URL (default $GREENTRAIN_STORE)."
 
@@ -202,7 +202,9 @@ def show_cmd(
         say(f"  {str(m.get('meter')):<10} {state if state else m.get('reason')}{fix}")
     windows = _list(r.get("windows"))
     if windows:
-        heading(f"windows ({len(windows)})")
+        heading(f"windows ({len(windows)}; the metrics logged in each below it)")
+        t0 = parse_time(r.get("started_at"))
+        logged = [_map(m) for m in _list(r.get("metrics"))]
         for w in map(_map, windows[:50]):
             parts = [
                 f"{d} {_energy(_map(v).get('energy_j'))}"
@@ -213,11 +215,35 @@ def show_cmd(
                 f"  {str(w.get('index')):>3} {str(w.get('name')):<10} "
                 f"{_fmt(w.get('duration_s'), '.2f')} s  " + ", ".join(parts)
             )
+            for m in _logged_in(w, logged, t0):
+                say("        " + dumps({k: v for k, v in m.items() if k != "time_s"}))
     metrics = _list(r.get("metrics"))
     if metrics:
         heading(f"metrics ({len(metrics)} entries; last shown)")
         say("  " + dumps(metrics[-1]))
+    events = _list(r.get("events"))
+    if events:
+        heading(f"events ({len(events)})")
+        for e in map(_map, events[-50:]):
+            t = check_number(e.get("t"))[0]
+            when = "?" if t is None else iso_utc(t)
+            rest = {k: v for k, v in e.items() if k not in ("t", "event")}
+            say(f"  {when}  {e.get('event')}  " + (dumps(rest) if rest else ""))
     _show_nodes(r, say, heading)
+
+
+def _logged_in(w: Mapping[str, Any], logged: list[dict], t0: Any) -> list[dict]:
+    """The metrics entries logged inside window ``w`` (same name, time within its span)."""
+    start, end = parse_time(w.get("started_at")), parse_time(w.get("ended_at"))
+    if t0 is None or start is None or end is None:
+        return []
+    lo, hi = (start - t0).total_seconds(), (end - t0).total_seconds()
+    out = []
+    for m in logged:
+        t = check_number(m.get("time_s"))[0]
+        if m.get("window") == w.get("name") and t is not None and lo <= t <= hi:
+            out.append(m)
+    return out
 
 
 def _show_nodes(r: Mapping[str, Any], say: Any, heading: Any) -> None:

@@ -36,7 +36,8 @@ def sweep(
     Any further options (e.g. --epochs 5 --store s.db --max-steps-per-epoch 10) are passed
     to every `greentrain train` point unchanged.
     """
-    from greentrain.studies.sweep import parse_grid, run_sweep  # torch: this command only
+    from greentrain.studies.sweep import run_sweep  # torch: this command only
+    from greentrain.studies.sweep_plan import parse_grid
 
     base, run = parse_train_options(list(ctx.args), resolved=False)
     grid = parse_grid(

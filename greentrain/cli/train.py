@@ -14,15 +14,17 @@ from typing import Any
 import typer
 
 from greentrain.cli._app import USAGE_ERRORS, app, usage_error_line
-from greentrain.cli.options import parse_tags
+from greentrain.cli.options import budget_options, parse_tags
 from greentrain.errors import ConfigError
 from greentrain.run import CarbonOptions, RunOptions
+from greentrain.run.budget import Budget
 
 _RECIPE = "Recipe"
 _SSPROP = "ssProp"
 _RUN = "Execution"
 _METER = "Metering and store"
 _DDPM = "DDPM"
+_BUDGET = budget_options(_METER)
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
@@ -126,6 +128,9 @@ def train(
     pue: float = typer.Option(
         1.0, rich_help_panel=_METER, help="Power usage effectiveness (>= 1)."
     ),
+    budget_kwh: float = _BUDGET["budget_kwh"],
+    budget_gco2: float = _BUDGET["budget_gco2"],
+    budget_forecast: bool = _BUDGET["budget_forecast"],
     timesteps: int = typer.Option(
         None, rich_help_panel=_DDPM, help="Default 200 (MNIST-like) / 1000 (CelebA)."
     ),
@@ -168,6 +173,7 @@ def build_config(*, resolved: bool = True, **opts: Any) -> tuple[Any, RunOptions
         carbon=CarbonOptions(
             opts.pop("country"), opts.pop("region"), opts.pop("carbon_intensity"), opts.pop("pue")
         ),
+        budget=Budget(opts.pop("budget_kwh"), opts.pop("budget_gco2"), opts.pop("budget_forecast")),
     )
     metered = opts.pop("meter_self")
     cfg = TrainConfig(**opts)

@@ -10,7 +10,8 @@ run statuses. Every other module takes them from here, so a live run and a store
 * Scopes: a figure covers the job's processes or the whole machine (:func:`reading_scope`).
   Among estimates, one attributable to the job beats a model of the whole machine.
 * Statuses: ``running`` until the run ends; then ``finished`` (exit 0), ``failed`` (non-zero
-  exit, SIGKILL, command not found) or ``interrupted`` (SIGINT/SIGTERM/SIGHUP, or the wrapper
+  exit, SIGKILL, command not found), ``budget`` (stopped by its energy or carbon budget, see
+  :mod:`greentrain.run.budget`) or ``interrupted`` (SIGINT/SIGTERM/SIGHUP, or the wrapper
   process died).
 """
 
@@ -38,7 +39,7 @@ METER_ORDER: tuple[str, ...] = ("nvml", "zeus", "rapl", "codecarbon", "estimate"
 
 ESTIMATED_METHODS: tuple[str, ...] = ("estimated",)
 
-STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
+STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted", "budget")
 
 RUN_SCOPE = -1  # window index of the whole-run energy rows in the store
 

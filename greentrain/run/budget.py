@@ -11,10 +11,11 @@ against the latest forecast of the run's total (:mod:`greentrain.run.forecasting
   the figures that triggered it and ``stop`` is called (``greentrain run`` sends SIGINT to the
   job's process group and kills it after the grace period; ``track()`` raises
   KeyboardInterrupt in the main thread);
-* with ``stop_on_forecast``, it also trips when the forecast's 95% interval lies wholly above
+* with ``forecast``, it also trips when the forecast's 95% interval lies wholly above
   the budget (its *low* end crosses it): the run would overspend with high confidence.
 
-A tripped run's status is ``budget`` and its exit code :data:`EXIT_BUDGET`.
+A tripped run's status is ``budget`` and its exit code
+:data:`greentrain.errors.EXIT_BUDGET` (124, as ``timeout`` exits when its limit is hit).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from greentrain.errors import ConfigError
 from greentrain.record.forecast import Forecast
 from greentrain.units import co2_g, joules_to_kwh, kwh_to_joules
 
-EXIT_BUDGET = 124  # like timeout(1) when its limit is hit: stopped by a limit, not by a failure
 CHECK_S = 1.0  # seconds between two checks of the spend
 
 
@@ -53,12 +53,12 @@ class Budget:
     Attributes:
         kwh: energy budget, kWh as metered (no PUE), or None.
         gco2: emissions budget, grams CO2e at the run's intensity and PUE, or None.
-        stop_on_forecast: also stop when the forecast's 95% interval lies above the budget.
+        forecast: also stop when the forecast's 95% interval lies above the budget.
     """
 
     kwh: float | None = None
     gco2: float | None = None
-    stop_on_forecast: bool = False
+    forecast: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kwh", _check("--budget-kwh", self.kwh, "kWh"))
@@ -86,7 +86,7 @@ class Budget:
         return " / ".join(parts) or "none"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kwh": self.kwh, "gco2": self.gco2, "stop_on_forecast": self.stop_on_forecast}
+        return {"kwh": self.kwh, "gco2": self.gco2, "forecast": self.forecast}
 
 
 class BudgetGuard:
@@ -172,7 +172,7 @@ class BudgetGuard:
             if spent is not None and spent >= self.limit_j:
                 reason = "spent"
             elif (
-                self.budget.stop_on_forecast
+                self.budget.forecast
                 and fc is not None
                 and fc.low_j is not None
                 and fc.low_j >= self.limit_j

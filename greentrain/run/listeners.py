@@ -6,7 +6,8 @@ A listener is any object with some of these methods, each taking one event dict:
 * ``on_window(event)``: ``{"run_id", "index", "name", "info", "started_unix", "ended_unix",
   "duration_s", "energy": {domain: figure}, "metrics": [entries logged in it]}`` when a window
   (an epoch, an evaluation) closes; ``energy`` has the best figure per domain
-  (:func:`greentrain.record.ranking.select_best`), joules;
+  (:func:`greentrain.record.ranking.select_best`), joules; ``run_energy`` the same for the
+  whole run so far (at the window's end);
 * ``on_end(event)``: ``{"run_id", "status", "exit_code", "record"}`` when the run is final.
 
 Events are delivered in order by one thread of their own (:class:`Fanout`), so a slow listener

@@ -20,6 +20,7 @@ from typing import Any
 from greentrain import meters as registry
 from greentrain.carbon import CarbonFactors, resolve_factors
 from greentrain.errors import ConfigError
+from greentrain.run.budget import Budget
 from greentrain.run.group import check_group_id
 from greentrain.store import Store, redact
 
@@ -84,6 +85,7 @@ class CarbonOptions:
 
 
 _CARBON_FIELDS = tuple(f.name for f in dataclasses.fields(CarbonOptions))
+_BUDGET_FIELDS = ("kwh", "gco2", "forecast")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,10 @@ class RunOptions:
             CPU time; 0 = none).
         group: the run group this run is one node's part of (``--group``; None: ``greentrain
             run`` finds SLURM's or torchrun's job id, see :mod:`greentrain.run.group`).
+        epochs: epochs the job will run, for the forecast of its energy (None: what the job
+            passes to ``client.config``; see :mod:`greentrain.run.forecasting`).
+        budget: what the run may spend (:class:`~greentrain.run.budget.Budget`; none by
+            default).
     """
 
     store: StoreLike = None
@@ -115,6 +121,8 @@ class RunOptions:
     grace_s: float = 10.0
     sample_s: float = 10.0
     group: str | None = None
+    epochs: int | None = None
+    budget: Budget = field(default_factory=Budget)
 
     def __post_init__(self) -> None:
         if not 0 <= self.baseline_s < math.inf:
@@ -126,13 +134,21 @@ class RunOptions:
         object.__setattr__(self, "tags", {str(k): str(v) for k, v in (self.tags or {}).items()})
         if self.group is not None:
             object.__setattr__(self, "group", check_group_id(str(self.group)))
+        if self.epochs is not None and (
+            isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1
+        ):
+            raise ConfigError(f"--epochs must be a whole number >= 1 (got {self.epochs!r})")
         if self.meters:
             object.__setattr__(self, "meters", resolve_meter_names(self.meters))
 
     @classmethod
     def build(cls, **flat: Any) -> RunOptions:
-        """From flat keywords: this class's fields plus :class:`CarbonOptions`' (``pue=``...)."""
+        """From flat keywords: this class's fields plus :class:`CarbonOptions`' (``pue=``...)
+        and :class:`Budget`'s as ``budget_kwh=``, ``budget_gco2=``, ``budget_forecast=``."""
         carbon = {k: flat.pop(k) for k in _CARBON_FIELDS if k in flat}
+        budget = {k: flat.pop(f"budget_{k}") for k in _BUDGET_FIELDS if f"budget_{k}" in flat}
+        if budget:
+            flat["budget"] = dataclasses.replace(flat.get("budget") or Budget(), **budget)
         unknown = set(flat) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
@@ -160,4 +176,7 @@ class RunOptions:
             "region": self.carbon.region,
             "carbon_intensity": self.carbon.carbon_intensity,
             "pue": self.carbon.pue,
+            "budget_kwh": self.budget.kwh,
+            "budget_gco2": self.budget.gco2,
+            "budget_forecast": self.budget.forecast,
         }

@@ -28,7 +28,7 @@ from greentrain.errors import StoreError
 from greentrain.meters.poller import Poller
 from greentrain.meters.proctree import JobCPU
 from greentrain.record.jsonable import to_jsonable
-from greentrain.record.ranking import select_best
+from greentrain.record.ranking import select_best, total_j
 from greentrain.record.readings import (
     Readings,
     diff_readings,
@@ -119,8 +119,21 @@ class Recorder:
         )
 
     def event(self, event: str, **detail: Any) -> None:
-        """Note something that happened to the run (stored in the record's ``events``)."""
+        """Note something that happened to the run (stored in the record's ``events`` at the
+        end)."""
         self.events.append({"t": time.time(), "event": event, **detail})
+
+    def event_now(self, event: str, **detail: Any) -> None:
+        """:meth:`event`, stored now (a forecast, a budget): kept should the wrapper die."""
+        self.writes.submit("add_events", run_id=self.run_id,
+                           events=[{"t": time.time(), "event": event, **detail}])  # fmt: skip
+
+    def spent_j(self) -> float | None:
+        """The run's energy so far, joules: the best figure per domain, summed (None while no
+        meter measures anything)."""
+        readings = self.meters.read()
+        totals = diff_readings(readings, self.offset) if self.offset else readings
+        return total_j(select_best(totals, self.meters.statuses()))
 
     # -- client sink ----------------------------------------------------------------------------
     def on_config(self, params: dict[str, Any]) -> None:
@@ -175,6 +188,7 @@ class Recorder:
             return
         idx, name, t_begin, begin, info = opened
         energy = diff_readings(readings, begin)
+        run_energy = diff_readings(readings, self.offset) if self.offset else None
         self.flush_metrics()
         self.writes.submit(
             "end_window", run_id=self.run_id, idx=idx, ended_unix=t,
@@ -184,6 +198,7 @@ class Recorder:
             "run_id": self.run_id, "index": idx, "name": name, "info": info,
             "started_unix": t_begin, "ended_unix": t, "duration_s": max(0.0, t - t_begin),
             "energy": select_best(energy, self.meters.statuses()), "metrics": logged,
+            "run_energy": select_best(run_energy, self.meters.statuses()) if run_energy else None,
         })  # fmt: skip
 
     # -- life cycle -----------------------------------------------------------------------------

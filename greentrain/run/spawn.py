@@ -8,15 +8,17 @@ process die.
 
 Exit codes follow the shell: the job's own code; ``128 + N`` when it was killed by signal N
 (130 after Ctrl-C, 137 after SIGKILL, 143 after SIGTERM); 127 when the command is not found,
-126 when it cannot be executed. A failure of greentrain itself (a locked or vanished store)
-is reported on stderr and never replaces the job's code.
+126 when it cannot be executed; 124 when its budget stopped it. A failure of greentrain itself
+(a locked or vanished store) is reported on stderr and never replaces the job's code.
 
 Several nodes' wrappers of one job (SLURM's job step, torchrun's rendezvous id, or ``--group``)
 join one run group (:mod:`greentrain.run.group`): each records its node's part.
 
 Status: ``finished`` (exit 0), ``failed`` (non-zero exit, SIGKILL, command not found),
 ``interrupted`` (the wrapper received SIGINT/SIGTERM/SIGHUP/SIGQUIT, or the job was killed by
-one of them). A job that *exits* with 130 or 143 by itself is ``failed``, not interrupted.
+one of them), ``budget`` (the run's budget stopped it: SIGINT to the job's group, SIGKILL after
+the grace period; exit code 124). A job that *exits* with 130 or 143 by itself is ``failed``,
+not interrupted.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from greentrain.errors import ConfigError, StoreError
+from greentrain.errors import EXIT_BUDGET, ConfigError, StoreError
 from greentrain.meters.base import Meter
 from greentrain.meters.proctree import JobCPU
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
@@ -39,6 +41,7 @@ from greentrain.run.group import detect_group
 from greentrain.run.identity import new_run_id, open_store
 from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
+from greentrain.run.oversight import Oversight
 from greentrain.run.process import TERMINATING, Job, become_subreaper, exit_code_of
 from greentrain.run.recorder import Recorder
 from greentrain.run.summary import print_summary
@@ -157,7 +160,8 @@ def run_command(
     if warning:
         _say(warning)
     names = opts.meter_names(with_objects=bool(meter_objects))
-    carbon = opts.carbon.factors().to_dict()
+    factors = opts.carbon.factors()
+    carbon = factors.to_dict()
     ensure_standard_fds()
     st, owned = open_store(opts.store)
     become_subreaper()
@@ -171,11 +175,18 @@ def run_command(
     job: Job | None = None
     exit_code, killed_by, status = 1, 0, "failed"
     record: dict[str, Any] = {}
+
+    def stop_job(detail: dict[str, Any]) -> None:  # the budget's: SIGINT, SIGKILL after grace
+        if job is not None:
+            job.forward(signal.SIGINT)
+
+    oversight = Oversight(opts, intensity_g_per_kwh=factors.intensity_g_per_kwh,
+                          pue=factors.pue, stop=stop_job)  # fmt: skip
     try:
         run_id = new_run_id()
         meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
-        recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s, listeners=listeners,
-                            group=group)  # fmt: skip
+        recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s,
+                            listeners=[*oversight.listeners, *listeners], group=group)  # fmt: skip
         recorder.create(command, opts.name, opts.tags, carbon)
         meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready)
         recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())
@@ -198,9 +209,13 @@ def run_command(
                 recorder.cpu = JobCPU(job.pid, job.reaped_cpu_s)
                 watcher.job = job
                 meter_set.attach(job.pid, job.reaped_cpu_s)
+                oversight.start(recorder)
                 exit_code, killed_by = exit_code_of(job.wait())
                 watcher.job = None
-        if watcher.terminated or killed_by in TERMINATING:
+        oversight.close()
+        if oversight.tripped is not None:
+            status, exit_code = "budget", EXIT_BUDGET
+        elif watcher.terminated or killed_by in TERMINATING:
             status = "interrupted"
         elif exit_code == 0:
             status = "finished"
@@ -214,6 +229,7 @@ def run_command(
                 if stopped and recorder is not None:
                     recorder.event("processes stopped", count=stopped,
                                    detail="still running when the command exited")  # fmt: skip
+            oversight.close()
             if recorder is not None:
                 recorder.stop()  # the end instant and final readings, before any store write
             if channel is not None:

@@ -7,7 +7,9 @@ once.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -17,15 +19,16 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from greentrain import client
-from greentrain.errors import StoreError
+from greentrain.errors import EXIT_BUDGET, BudgetExceeded, StoreError
 from greentrain.meters.base import Meter
 from greentrain.meters.proctree import JobCPU
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
-from greentrain.record.ranking import select_best
+from greentrain.record.ranking import select_best, total_j
 from greentrain.run.group import GroupInfo
 from greentrain.run.identity import new_run_id, open_store
 from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
+from greentrain.run.oversight import Oversight, say
 from greentrain.run.recorder import Recorder
 from greentrain.run.summary import print_summary
 
@@ -33,12 +36,25 @@ from greentrain.run.summary import print_summary
 class Run:
     """Handle yielded by :func:`track`: ``id`` and the same calls as :mod:`greentrain.client`."""
 
-    def __init__(self, run_id: str, recorder: Recorder | None) -> None:
+    def __init__(
+        self, run_id: str, recorder: Recorder | None, oversight: Oversight | None = None
+    ) -> None:
         self.id = run_id
         self._recorder = recorder
+        self._oversight = oversight
         self.status = "running"
         self.record: dict[str, Any] = {}
         self._last_energy: tuple[float, float] | None = None
+
+    def forecast_text(self) -> str | None:
+        """The run's latest energy forecast for a progress bar (``≈ 0.42 kWh at end, ±0.03``);
+        None before the first epoch ends, without an epoch count, or under an outer run."""
+        return self._oversight.text() if self._oversight is not None else None
+
+    @property
+    def budget_exceeded(self) -> bool:
+        """True once the run's budget asked it to stop."""
+        return self._oversight is not None and self._oversight.tripped is not None
 
     def power_w(self) -> float | None:
         """Current power draw in watts: all measured domains, best figure per domain.
@@ -50,15 +66,14 @@ class Run:
         """
         if self._recorder is None:
             return None
-        best = select_best(self._recorder.meters.read())
-        joules = [e["energy_j"] for e in best.values() if e.get("energy_j") is not None]
-        if not joules:
+        joules = total_j(select_best(self._recorder.meters.read()))
+        if joules is None:
             return None
-        now, total_j = time.monotonic(), float(sum(joules))
-        previous, self._last_energy = self._last_energy, (now, total_j)
+        now = time.monotonic()
+        previous, self._last_energy = self._last_energy, (now, joules)
         if previous is None or now <= previous[0]:
             return None
-        return max(0.0, total_j - previous[1]) / (now - previous[0])
+        return max(0.0, joules - previous[1]) / (now - previous[0])
 
     @property
     def outer(self) -> bool:
@@ -108,6 +123,27 @@ def _terminate_as_exception() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _interrupt(owner: threading.Thread, detail: dict[str, Any]) -> None:
+    """The budget's stop under ``track()``: KeyboardInterrupt in the block's thread, which
+    Python can do only for the main thread; elsewhere the block is told through
+    :attr:`Run.budget_exceeded`."""
+    if owner is threading.main_thread():
+        _thread.interrupt_main()
+    else:
+        say("track() runs outside the main thread, so it cannot interrupt the job: check "
+            "run.budget_exceeded in the loop to stop it")  # fmt: skip
+
+
+def _budget_error(run_id: str, tripped: dict[str, Any]) -> BudgetExceeded:
+    spent = tripped.get("spent") or {}
+    what = f"spent {spent['kwh']:.4g} kWh" if spent else "forecast over budget"
+    budget = tripped.get("budget") or {}
+    limit = " / ".join(
+        f"{budget[k]:g} {unit}" for k, unit in (("kwh", "kWh"), ("gco2", "gCO2e")) if budget.get(k)
+    )
+    return BudgetExceeded(f"run {run_id} stopped by its budget ({limit}): {what}", tripped)
+
+
 @contextlib.contextmanager
 def track(
     name: str | None = None,
@@ -123,7 +159,8 @@ def track(
     Args:
         name: the run's name (default: the script's name).
         options: how to meter and record, or its fields as keywords (``store=``, ``tags=``,
-            ``meters=``, ``country=``, ``region=``, ``carbon_intensity=``, ``pue=``; see
+            ``meters=``, ``country=``, ``region=``, ``carbon_intensity=``, ``pue=``,
+            ``epochs=``, ``budget_kwh=``, ``budget_gco2=``, ``budget_forecast=``; see
             :class:`~greentrain.run.options.RunOptions`).
         meter_objects: ready meter instances, in addition to ``meters`` (tests).
         listeners: objects following the run as it goes (:mod:`greentrain.run.listeners`).
@@ -131,47 +168,65 @@ def track(
 
     On exit the record is finalized: ``finished``; ``interrupted`` on KeyboardInterrupt, and on
     SIGTERM/SIGHUP (then ``SystemExit(128 + signal)`` is raised, the shell's exit code for a
-    process killed by that signal); ``failed`` on any other exception (which propagates).
+    process killed by that signal); ``failed`` on any other exception (which propagates);
+    ``budget`` when the run's budget stopped it (KeyboardInterrupt in the main thread, then
+    :class:`~greentrain.errors.BudgetExceeded` is raised; the CLI exits 124).
     """
+    opts = options if options is not None else RunOptions.build(**fields)
     outer = os.environ.get(ENV_RUN)
     if outer and os.environ.get(ENV_CHANNEL):
+        if opts.budget.active:
+            say("the budget is ignored here: under `greentrain run` the wrapper meters, so give "
+                "it the budget (greentrain run --budget-kwh ... -- ...)")  # fmt: skip
         yield Run(outer, None)
         return
-    opts = options if options is not None else RunOptions.build(**fields)
     names = opts.meter_names(with_objects=bool(meter_objects))
-    carbon = opts.carbon.factors().to_dict()
+    factors = opts.carbon.factors()
+    carbon = factors.to_dict()
+    stop = functools.partial(_interrupt, threading.current_thread())
+    oversight = Oversight(opts, intensity_g_per_kwh=factors.intensity_g_per_kwh, pue=factors.pue,
+                          stop=stop)  # fmt: skip
     st, owned = open_store(opts.store)
     command = list(sys.argv) if sys.argv and sys.argv[0] else ["python"]
     run_id = new_run_id()
     meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
     group = GroupInfo(opts.group, None, "--group") if opts.group else None
-    recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s, listeners=listeners,
-                        group=group)  # fmt: skip
+    recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s,
+                        listeners=[*oversight.listeners, *listeners], group=group)  # fmt: skip
     recorder.create(command, name or opts.name, opts.tags, carbon)
-    handle = Run(run_id, recorder)
+    handle = Run(run_id, recorder, oversight)
     status, exit_code = "failed", 1
     try:
         meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready)
         recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())
         recorder.align_start(JobCPU())
+        oversight.start(recorder)
         client.bind(recorder)
         try:
             with _terminate_as_exception():
                 yield handle
         finally:
             client.unbind(recorder)
+            oversight.close()
         status, exit_code = "finished", 0
+        if oversight.tripped is not None:  # the job caught the interrupt and returned
+            status, exit_code = "budget", EXIT_BUDGET
+            raise _budget_error(run_id, oversight.tripped)
     except _Terminated as err:
         status, exit_code = "interrupted", 128 + err.signum
         raise SystemExit(exit_code) from None
     except KeyboardInterrupt:
-        status, exit_code = "interrupted", 130
-        raise
+        if oversight.tripped is None:
+            status, exit_code = "interrupted", 130
+            raise
+        status, exit_code = "budget", EXIT_BUDGET
+        raise _budget_error(run_id, oversight.tripped) from None
     except SystemExit as err:  # sys.exit() in the block: its code decides, like a process's
         code = err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
         status, exit_code = ("finished" if code == 0 else "failed"), code
         raise
     finally:
+        oversight.close()
         try:
             handle.record = recorder.finalize(status, exit_code)
             handle.status = status
