@@ -77,6 +77,6 @@ def test_a_group_is_one_run_counting_each_node_once(both):
         assert group["energy_j"] == pytest.approx(2 * 7.2e5)
         assert group["env"]["gpu_models"] == ["NVIDIA H100 80GB HBM3"] * 2  # one per node
         statement = tables.render(runs, "statement")
-        assert "2x NVIDIA H100 80GB HBM3" in statement and "1 runs" in statement
+        assert "2x NVIDIA H100 80GB HBM3" in statement and "(1 run)" in statement
         frame = tables.render(runs, "json")
         assert '"nodes": 2' in frame
