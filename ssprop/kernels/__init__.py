@@ -1,0 +1,47 @@
+"""Fused selection kernels for the sparse backward, and the choice of backend.
+
+``backend="aten"`` runs the selection with PyTorch operators (``select.py``); ``"triton"``
+with the Triton kernels of ``ssprop.kernels.triton_select`` (one fp32 pass for the
+per-channel |grad| sums, one coalesced pass for each gather, tensor-core padding written as
+zero channels by the gather itself); ``"auto"`` picks triton for CUDA tensors when triton
+imports and aten otherwise (always aten on the CPU).
+
+Triton is imported lazily, on the first ``triton_available()`` / ``load()`` call: importing
+ssprop never imports triton.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from types import ModuleType
+
+import torch
+
+
+@functools.cache
+def triton_available() -> bool:
+    """True when the triton package can be imported (checked once, then cached)."""
+    if importlib.util.find_spec("triton") is None:
+        return False
+    try:
+        import triton  # noqa: F401
+    except Exception:  # a broken install counts as absent
+        return False
+    return True
+
+
+def load() -> ModuleType:
+    """The Triton selection kernels module (imports triton)."""
+    from ssprop.kernels import triton_select
+
+    return triton_select
+
+
+def resolve_backend(backend: str, device: torch.device | str) -> str:
+    """The backend that runs for tensors on ``device``: ``"aten"`` or ``"triton"``."""
+    if backend != "auto":
+        return backend
+    if torch.device(device).type == "cuda" and triton_available():
+        return "triton"
+    return "aten"
