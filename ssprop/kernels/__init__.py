@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from types import ModuleType
 
 import torch
@@ -39,9 +40,17 @@ def load() -> ModuleType:
 
 
 def resolve_backend(backend: str, device: torch.device | str) -> str:
-    """The backend that runs for tensors on ``device``: ``"aten"`` or ``"triton"``."""
-    if backend != "auto":
-        return backend
-    if torch.device(device).type == "cuda" and triton_available():
-        return "triton"
-    return "aten"
+    """The backend that runs for tensors on ``device``: ``"aten"`` or ``"triton"``.
+
+    ``"triton"`` on a non-CUDA device raises ValueError unless ``TRITON_INTERPRET=1`` (the
+    Triton interpreter runs the kernels on CPU tensors, for tests).
+    """
+    on_cuda = torch.device(device).type == "cuda"
+    if backend == "auto":
+        return "triton" if on_cuda and triton_available() else "aten"
+    if backend == "triton" and not on_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError(
+            f"backend='triton' runs on CUDA tensors, got {torch.device(device).type} ones "
+            "(or set TRITON_INTERPRET=1 before importing triton); use backend='auto'"
+        )
+    return backend
