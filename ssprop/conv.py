@@ -27,9 +27,12 @@ autograd Function, bit-identical gradients).
 ``torch.compile(fullgraph=True)``: the forward is ``F.conv2d`` inside an autograd Function
 whose backward is two custom ops with fake kernels, so dynamo captures the whole step with no
 graph break. It guards on ``drop_rate`` (a Python float, so K is a constant of the graph): a
-bar schedule (0 / D) compiles one graph per phase and reuses them. With ``reselect_every > 1``
-the cached selection is mutated by the selection op (declared to the compiler); its CPU
-counter keeps inductor from wrapping that backward graph in a CUDA graph.
+bar schedule (0 / D) compiles one graph per phase and reuses them (each distinct K is one more
+graph: a linear/cosine ramp with many rates can reach dynamo's recompile limit). With
+``reselect_every > 1`` the selection op mutates the layer's index cache and CPU counter
+(declared in ``mutates_args``, so the compiled step stays exact); inductor's CUDA graphs skip a
+graph with a CPU input or run that op outside them (graph partitioning): prefer
+``reselect_every=1`` with ``mode="reduce-overhead"``.
 """
 
 from __future__ import annotations

@@ -109,10 +109,12 @@ def test_fullgraph_inductor_bar_schedule_compiles_two_graphs_and_reuses_them():
     dynamo.reset()
 
 
-def test_compiled_reselect_every_reuses_the_cached_selection():
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compiled_reselect_every_reuses_the_cached_selection(backend):
     eager, compiled_model = _pair(0.5, reselect_every=3)
     dynamo.reset()
-    compiled = torch.compile(compiled_model, fullgraph=True, backend="aot_eager")
+    dynamo.utils.counters.clear()
+    compiled = torch.compile(compiled_model, fullgraph=True, backend=backend)
     layer = compiled_model[3].conv2
     torch.manual_seed(1)
     y = torch.randint(0, 10, (4,))
@@ -128,6 +130,25 @@ def test_compiled_reselect_every_reuses_the_cached_selection():
         )
         assert int(layer._reselect_state[0]) == step % 3 + 1
     assert kept[0] == kept[1] == kept[2] and kept[3] == kept[4] == kept[5]
+    assert not dynamo.utils.counters["graph_break"]
+    dynamo.reset()
+
+
+def test_fullgraph_under_cpu_autocast_matches_eager():
+    torch.manual_seed(0)
+    eager = ssprop.convert(tiny_resnet(), 0.5, linear=True).to(memory_format=torch.channels_last)
+    compiled_model = copy.deepcopy(eager)
+    x = torch.randn(4, 3, 8, 8).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (4,))
+    dynamo.reset()
+    dynamo.utils.counters.clear()
+    compiled = torch.compile(compiled_model, fullgraph=True, backend="aot_eager")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = _grads(eager, eager, x, y)
+        got = _grads(compiled_model, compiled, x, y)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, w, rtol=2e-2, atol=2e-3)
     assert not dynamo.utils.counters["graph_break"]
     dynamo.reset()
 
