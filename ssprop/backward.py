@@ -40,19 +40,18 @@ _POINTWISE_GEMM_MAX_POSITIONS = 4096
 def scatter_rows(rows_k: Tensor, idx: Tensor, like: Tensor) -> Tensor:
     """A zero tensor shaped, typed and laid out like ``like`` whose rows ``idx`` are ``rows_k``.
 
-    One zero-fill in the final dtype and one row copy (cast on the way): no full-size
-    temporary in the compute dtype.
+    One zero-fill in the final dtype and one ``index_copy_`` of the kept rows (cast first if
+    needed, K rows only): no full-size temporary in the compute dtype.
     """
-    out = torch.zeros_like(like)
-    if _channels_last(like):
-        rows_k = rows_k.contiguous(memory_format=torch.channels_last)
-    sel.weight_rows(out).index_copy_(0, idx, sel.weight_rows(rows_k).to(like.dtype))
-    return out
+    if rows_k.dtype != like.dtype:
+        rows_k = rows_k.to(like.dtype)
+    return torch.zeros_like(like).index_copy_(0, idx, rows_k)
 
 
 def scatter_entries(vals_k: Tensor, idx: Tensor, n: int, dtype: torch.dtype) -> Tensor:
     """A ``[n]`` zero vector of ``dtype`` with entries ``idx`` set to ``vals_k``."""
-    return torch.zeros(n, dtype=dtype, device=vals_k.device).index_copy_(0, idx, vals_k.to(dtype))
+    out = torch.zeros(n, dtype=dtype, device=vals_k.device)
+    return out.index_copy_(0, idx, vals_k if vals_k.dtype == dtype else vals_k.to(dtype))
 
 
 def _channels_last(t: Tensor) -> bool:
@@ -94,8 +93,11 @@ def conv2d(
             go_k, xc, w_k, [k + pad], stride, padding, dilation, False, [0, 0], groups,
             [need_x, need_w, need_b],
         )  # fmt: skip
-        gw = scatter_rows(gw_k[:k], idx, weight) if need_w else None
-        gb = scatter_entries(gb_k[:k], idx, c_out, weight.dtype) if need_b else None
+        if pad:
+            gw_k = gw_k[:k] if need_w else None
+            gb_k = gb_k[:k] if need_b else None
+        gw = scatter_rows(gw_k, idx, weight) if need_w else None
+        gb = scatter_entries(gb_k, idx, c_out, weight.dtype) if need_b else None
     if gi is not None and gi.dtype != x.dtype:
         gi = gi.to(x.dtype)
     return gi if need_x else None, gw, gb

@@ -197,10 +197,13 @@ def gather_weight_rows(
     if backend == "triton":
         from ssprop import kernels
 
-        return kernels.load().gather_rows(w, idx, pad).to(dtype)
+        rows = kernels.load().gather_rows(w, idx, pad)
+        return rows if rows.dtype == dtype else rows.to(dtype)
+    if not pad:
+        rows = gather_rows(w, idx)
+        return rows if rows.dtype == dtype else rows.to(dtype)
     rows = weight_rows(w).index_select(0, idx).to(dtype)
-    if pad:
-        rows = torch.cat([rows, rows.new_zeros(pad, rows.shape[1])])
+    rows = torch.cat([rows, rows.new_zeros(pad, rows.shape[1])])
     return rows_as_weight(rows, w)
 
 

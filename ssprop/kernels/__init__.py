@@ -45,12 +45,14 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
     ``"triton"`` on a non-CUDA device raises ValueError unless ``TRITON_INTERPRET=1`` (the
     Triton interpreter runs the kernels on CPU tensors, for tests).
     """
-    on_cuda = torch.device(device).type == "cuda"
+    if backend == "aten":
+        return backend
+    kind = device.type if isinstance(device, torch.device) else torch.device(device).type
     if backend == "auto":
-        return "triton" if on_cuda and triton_available() else "aten"
-    if backend == "triton" and not on_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+        return "triton" if kind == "cuda" and triton_available() else "aten"
+    if kind != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError(
-            f"backend='triton' runs on CUDA tensors, got {torch.device(device).type} ones "
+            f"backend='triton' runs on CUDA tensors, got {kind} ones "
             "(or set TRITON_INTERPRET=1 before importing triton); use backend='auto'"
         )
     return backend
