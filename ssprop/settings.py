@@ -20,7 +20,12 @@
 The reselect state is a cache of kept indices (a non-persistent buffer: it follows ``.to()``
 and never enters ``state_dict``) and a CPU int64 pair ``[backward passes since the last
 ranking, K of the cached selection]`` (0 = nothing cached). Both exist only when
-``reselect_every > 1``.
+``reselect_every > 1``. A cached selection serves only consecutive sparse backward passes at
+the same K: a new K, or a training forward at drop rate 0 (a dense phase of a bar schedule),
+makes the next sparse backward rank afresh. Under DDP with ``broadcast_buffers=True`` (the
+default) the cache is a buffer like any other, so between rankings every rank reuses rank
+0's last selection; at a ranking step each rank ranks its own gradient, as with
+``reselect_every=1``.
 """
 
 from __future__ import annotations

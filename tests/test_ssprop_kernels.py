@@ -94,6 +94,21 @@ def _abs_sum_check(device: str, layout_name: str, dtype: torch.dtype) -> None:
     torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=1e-6)
 
 
+def _abs_sum_large_check(device: str) -> None:
+    """Enough rows for several partial sums per program (the row loop and the final sum)."""
+    from ssprop import kernels
+
+    ts = kernels.load()
+    for g in (
+        torch.randn(4, 3, 128, 160, device=device).to(memory_format=torch.channels_last),
+        torch.randn(70001, 5, device=device),
+        torch.randn(3, 4, 64, 70, device=device),
+    ):
+        dims = (0,) if g.dim() == 2 else (0, 2, 3)
+        want = g.double().abs().sum(dims)
+        torch.testing.assert_close(ts.channel_abs_sum(g).double(), want, rtol=1e-5, atol=1e-3)
+
+
 def _gather_check(device: str, layout_name: str, pad: int) -> None:
     from ssprop import kernels
 
@@ -142,6 +157,7 @@ def _checks(device: str) -> dict[str, Callable[[], None]]:
         for dtype in (torch.float32, torch.bfloat16, torch.float64):
             name = f"abs_sum-{layout}-{str(dtype)[6:]}"
             checks[name] = lambda lay=layout, dt=dtype: _abs_sum_check(device, lay, dt)
+    checks["abs_sum-large"] = lambda: _abs_sum_large_check(device)
     for layout in ("nchw", "nhwc", "2d"):
         for pad in (0, 3):
             checks[f"gather-{layout}-pad{pad}"] = lambda lay=layout, p=pad: _gather_check(

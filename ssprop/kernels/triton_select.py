@@ -9,7 +9,8 @@ Other layouts are made contiguous first (one copy).
 * ``channel_abs_sum(t)``: ``sum |t|`` per channel (dim 1 of 4-D, last dim of 2-D), accumulated
   in float32 (float64 for float64 input) in registers: one read of ``t``, no temporary of its
   size. Each program sums a block of rows into a partial row; the few partial rows
-  (``<= _MAX_PARTIALS``) are then summed by ``torch.sum`` (deterministic, no atomics).
+  (``_PARTIALS_PER_SM`` per streaming multiprocessor, so every SM has work while the partial
+  buffer stays a few MB at most) are then summed by ``torch.sum`` (deterministic, no atomics).
 * ``gather_channels(t, idx, pad)``: the channels ``idx`` of ``t`` (``t.index_select(1, idx)``
   in ``t``'s layout) followed by ``pad`` zero channels, in one pass.
 * ``gather_rows(w, idx, pad)``: rows ``idx`` of a weight (any trailing shape) followed by
@@ -29,7 +30,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-_MAX_PARTIALS = 512  # row blocks summed separately, then reduced by torch.sum
+_PARTIALS_PER_SM = 8  # row blocks summed separately per SM, then reduced by torch.sum
 _TILE = 4096  # elements per program tile (fp32 accumulators: 32 per thread with 4 warps)
 
 
@@ -105,6 +106,12 @@ def _acc_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
+def _max_partials(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 8 * _PARTIALS_PER_SM  # the interpreter: any small grid
+    return torch.cuda.get_device_properties(device).multi_processor_count * _PARTIALS_PER_SM
+
+
 def _channels_last_only(t: Tensor) -> bool:
     return (
         t.dim() == 4
@@ -119,7 +126,7 @@ def _col_abs_sum(x2: Tensor, acc: torch.dtype) -> Tensor:
     block_c = min(128, triton.next_power_of_2(c))
     block_r = max(1, min(_TILE // block_c, triton.next_power_of_2(r)))
     blocks = triton.cdiv(r, block_r)
-    rows_per_prog = triton.cdiv(blocks, min(blocks, _MAX_PARTIALS)) * block_r
+    rows_per_prog = triton.cdiv(blocks, min(blocks, _max_partials(x2.device))) * block_r
     progs = triton.cdiv(r, rows_per_prog)
     part = torch.empty(progs, c, dtype=acc, device=x2.device)
     grid = (progs, triton.cdiv(c, block_c))
