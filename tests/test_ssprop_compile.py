@@ -134,6 +134,32 @@ def test_compiled_reselect_every_reuses_the_cached_selection(backend):
     dynamo.reset()
 
 
+def test_compiled_bar_schedule_with_reselect_every_matches_eager():
+    """The dense phase's forward resets the cache (a mutation inside the dense graph)."""
+    eager, compiled_model = _pair(0.5, reselect_every=4)
+    dynamo.reset()
+    dynamo.utils.counters.clear()
+    compiled = torch.compile(compiled_model, fullgraph=True, backend="aot_eager")
+    sched = ssprop.schedulers.build(
+        "bar", compiled_model, 0.5, total_steps=8, steps_per_epoch=2, period=2
+    )
+    torch.manual_seed(2)
+    y = torch.randint(0, 10, (4,))
+    for _ in range(8):  # dense, dense, sparse, sparse, dense, dense, sparse, sparse
+        ssprop.set_drop_rate(eager, compiled_model[0].drop_rate)
+        x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
+        want = _grads(eager, eager, x, y)
+        got = _grads(compiled_model, compiled, x, y)
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+        state = compiled_model[3].conv2._reselect_state
+        assert state.tolist() == eager[3].conv2._reselect_state.tolist()
+        sched.step()
+    assert int(state[0]) == 2  # the second sparse phase ranked afresh, then reused once
+    assert not dynamo.utils.counters["graph_break"]
+    dynamo.reset()
+
+
 def test_fullgraph_under_cpu_autocast_matches_eager():
     torch.manual_seed(0)
     eager = ssprop.convert(tiny_resnet(), 0.5, linear=True).to(memory_format=torch.channels_last)
