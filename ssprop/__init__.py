@@ -9,7 +9,7 @@ Depends on torch only; knows nothing of greentrain.
 
 from __future__ import annotations
 
-from ssprop import flops, schedulers, select
+from ssprop import flops, kernels, ops, schedulers, select, settings
 from ssprop.conv import SparseConv2d
 from ssprop.convert import convert, revert, set_drop_rate, sparse_modules
 from ssprop.linear import SparseLinear
@@ -22,9 +22,12 @@ __all__ = [
     "__version__",
     "convert",
     "flops",
+    "kernels",
+    "ops",
     "revert",
     "schedulers",
     "select",
+    "settings",
     "set_drop_rate",
     "sparse_modules",
 ]

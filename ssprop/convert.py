@@ -13,26 +13,42 @@ from collections.abc import Callable, Mapping
 
 from torch import nn
 
-from ssprop import select as sel
+from ssprop import settings
 from ssprop.conv import SparseConv2d
 from ssprop.linear import SparseLinear
 
 RatesArg = Mapping[str, float] | Callable[[str, nn.Module], "float | None"] | None
 IncludeArg = Callable[[str, nn.Module], bool] | None
 
-_SPARSE_ONLY = ("_drop_rate", "target_drop_rate", "selection", "dims")
+_SPARSE_ONLY = (
+    "_drop_rate", "target_drop_rate", "selection", "dims", "backend", "min_channels",
+    "_always_dense", "_reselect_every", "_reselect_state",
+)  # fmt: skip
 _SWAPS: dict[type, type] = {nn.Conv2d: SparseConv2d, nn.Linear: SparseLinear}
 
 
-def _swap(module: nn.Module, new_cls: type, *, drop_rate: float, selection: str, dims: str):
-    """A ``new_cls`` instance that takes over ``module``'s state (params, buffers, hooks)."""
+def _swap(module: nn.Module, new_cls: type, **sparse) -> nn.Module:
+    """A ``new_cls`` instance that takes over ``module``'s state (params, buffers, hooks).
+
+    ``sparse``: the ``_configure_sparse`` settings when ``new_cls`` is a sparse layer.
+    """
     new = new_cls.__new__(new_cls)
     new.__dict__.update(module.__dict__)
+    # own buffer containers: the reselect cache must not appear in (or vanish from) the other
+    new._buffers = dict(module._buffers)
+    new._non_persistent_buffers_set = set(module._non_persistent_buffers_set)
     if new_cls in (SparseConv2d, SparseLinear):
-        new._configure_sparse(drop_rate, selection, dims)
+        drop_rate, selection, dims = (
+            sparse.pop("drop_rate"),
+            sparse.pop("selection"),
+            sparse.pop("dims"),
+        )
+        new._configure_sparse(drop_rate, selection, dims, **sparse)
     else:
         for key in _SPARSE_ONLY:
             new.__dict__.pop(key, None)
+        new._buffers.pop(settings.CACHE_BUFFER, None)
+        new._non_persistent_buffers_set.discard(settings.CACHE_BUFFER)
     return new
 
 
@@ -51,18 +67,26 @@ def convert(
     linear: bool = False,
     include: IncludeArg = None,
     rates: RatesArg = None,
+    backend: str = "auto",
+    reselect_every: int = 1,
+    min_channels: int = 0,
 ) -> nn.Module:
     """Replace every ``nn.Conv2d`` (and ``nn.Linear`` if ``linear``) of ``model`` in place.
 
     ``include(name, module) -> bool`` keeps a layer dense when it returns False (e.g. the stem).
     ``rates``: dict qualified-name -> drop rate, or callable ``(name, module) -> rate | None``
     (None = use ``drop_rate``); each layer's rate becomes its ``drop_rate`` and
-    ``target_drop_rate``. Linear layers always use ``dims="channel"``. Returns ``model`` (or
-    the new module if ``model`` itself is a convertible layer).
+    ``target_drop_rate``. Linear layers always use ``dims="channel"``. ``backend``,
+    ``reselect_every`` and ``min_channels`` are passed to every converted layer (see
+    ``ssprop.settings``; layers under ``min_channels`` are converted but run dense). Returns
+    ``model`` (or the new module if ``model`` itself is a convertible layer).
     """
-    sel.validate_drop_rate(drop_rate)
-    sel.validate_selection(selection)
-    sel.validate_dims(dims)
+    settings.validate_drop_rate(drop_rate)
+    settings.validate_selection(selection)
+    settings.validate_dims(dims)
+    settings.validate_backend(backend)
+    settings.validate_reselect_every(reselect_every)
+    settings.validate_min_channels(min_channels)
     if include is not None and not callable(include):
         raise ValueError("include must be a callable (name, module) -> bool; got a non-callable")
     if isinstance(rates, Mapping):
@@ -74,7 +98,7 @@ def convert(
                 "model.named_modules()"
             )
         for rate in rates.values():
-            sel.validate_drop_rate(rate)
+            settings.validate_drop_rate(rate)
     elif rates is not None and not callable(rates):
         raise ValueError("rates must be a dict name->rate or a callable (name, module) -> rate")
 
@@ -90,13 +114,16 @@ def convert(
         elif rates is not None:
             chosen = rates(name, module)
             rate = drop_rate if chosen is None else chosen
-        rate = sel.validate_drop_rate(rate)
+        rate = settings.validate_drop_rate(rate)
         new = _swap(
             module,
             _SWAPS[type(module)],
             drop_rate=rate,
             selection=selection,
             dims=dims if isinstance(module, nn.Conv2d) else "channel",
+            backend=backend,
+            reselect_every=reselect_every,
+            min_channels=min_channels,
         )
         if name == "":
             return new
@@ -112,9 +139,9 @@ def revert(model: nn.Module) -> nn.Module:
     """
     for name, module in list(model.named_modules()):
         if type(module) is SparseConv2d:
-            new = _swap(module, nn.Conv2d, drop_rate=0.0, selection="topk", dims="channel")
+            new = _swap(module, nn.Conv2d)
         elif type(module) is SparseLinear:
-            new = _swap(module, nn.Linear, drop_rate=0.0, selection="topk", dims="channel")
+            new = _swap(module, nn.Linear)
         else:
             continue
         if name == "":
@@ -144,7 +171,7 @@ def set_drop_rate(
     if (rate is None) == (factor is None):
         raise ValueError("set_drop_rate needs exactly one of rate=... or factor=...")
     if rate is not None:
-        rate = sel.validate_drop_rate(rate)
+        rate = settings.validate_drop_rate(rate)
     elif not (0.0 <= float(factor) <= 1.0):
         raise ValueError(f"factor must be in [0, 1], got {factor}; it scales target_drop_rate")
     layers = sparse_modules(model)

@@ -31,6 +31,13 @@ GEMMs and the bias sum, and ranking the channels costs the summation of |grad_Y|
 D is the nominal rate: the implementation keeps ``max(1, floor((1 - D) * C_out))`` channels,
 so the executed count can be slightly lower (``executed_backward_flops``).
 
+The opt-in variants of ``ssprop.settings`` change the count, and ``analyze`` reads them from
+each layer: with ``reselect_every=N`` the channels are ranked on one backward in N (the others
+reuse the cached indices), so the selection term is amortised to ``(M - 1) * C_out / N`` per
+iteration (nominal: the first sparse backward after a dense phase ranks afresh, so a run may
+rank up to once more per sparse phase); a layer with fewer output channels than its
+``min_channels`` runs dense and is counted dense (``LayerFlops.sparse`` is False).
+
 Linear layers are the same with ``M`` = number of rows (the product of all but the last input
 dimension), ``N = in_features``, ``C_out = out_features``. The paper only counts convolution,
 BatchNorm and Dropout; we add linear layers (a classifier head is < 0.1 % of a ResNet's total)
@@ -81,6 +88,16 @@ def _check_drop(drop_rate: float) -> float:
     return float(drop_rate)
 
 
+def _check_every(reselect_every: int) -> int:
+    if (
+        isinstance(reselect_every, bool)
+        or not isinstance(reselect_every, int)
+        or reselect_every < 1
+    ):
+        raise ValueError(f"reselect_every must be an integer >= 1, got {reselect_every!r}")
+    return reselect_every
+
+
 def conv_gemm_terms(
     batch: int,
     out_spatial: Iterable[int],
@@ -103,13 +120,16 @@ def conv_backward_flops(m: int, n: int, c_out: int, bias: bool) -> int:
     return 4 * m * n * c_out + (m * c_out if bias else 0)
 
 
-def sparse_conv_backward_flops(m: int, n: int, c_out: int, bias: bool, drop_rate: float) -> float:
-    """Eq. 9 right-hand side with the paper's ``(M - 1) * C_out`` selection sum; dense at 0."""
+def sparse_conv_backward_flops(
+    m: int, n: int, c_out: int, bias: bool, drop_rate: float, reselect_every: int = 1
+) -> float:
+    """Eq. 9 right-hand side with the paper's ``(M - 1) * C_out`` selection sum (amortised over
+    ``reselect_every`` iterations); dense at 0."""
     d = _check_drop(drop_rate)
     dense = conv_backward_flops(m, n, c_out, bias)
     if d == 0.0:
         return float(dense)
-    return dense * (1.0 - d) + (m - 1) * c_out
+    return dense * (1.0 - d) + (m - 1) * c_out / _check_every(reselect_every)
 
 
 def linear_backward_flops(rows: int, in_features: int, out_features: int, bias: bool) -> int:
@@ -134,9 +154,10 @@ class LayerFlops:
     """One counted layer of a model at a given input shape (FLOPs per iteration).
 
     ``gemm_flops`` (4*M*N*C_out), ``bias_flops`` (M*C_out or 0) and ``selection_flops``
-    ((M-1)*C_out) are filled for convolutions and linear layers; ``dense_flops`` is the
-    layer's Eq. 6/7/8 figure. ``sparse`` is True for ssprop sparse layers, whose
-    ``target_drop_rate`` is the rate ``convert`` configured.
+    ((M-1)*C_out, one ranking) are filled for convolutions and linear layers; ``dense_flops``
+    is the layer's Eq. 6/7/8 figure. ``sparse`` is True for ssprop sparse layers that run
+    sparse (False for one kept dense by ``min_channels``); ``target_drop_rate`` is the rate
+    ``convert`` configured and ``reselect_every`` the number of iterations one ranking serves.
     """
 
     name: str
@@ -149,13 +170,16 @@ class LayerFlops:
     selection_flops: int = 0
     sparse: bool = False
     target_drop_rate: float | None = None
+    reselect_every: int = 1
 
     def flops_at(self, drop_rate: float) -> float:
-        """Backward FLOPs of this layer when it runs at ``drop_rate`` (ignored if not sparse)."""
+        """Backward FLOPs of this layer when it runs at ``drop_rate`` (ignored if not sparse);
+        the selection sum is amortised over ``reselect_every`` iterations."""
         d = _check_drop(drop_rate)
         if not self.sparse or d == 0.0:
             return float(self.dense_flops)
-        return (self.gemm_flops + self.bias_flops) * (1.0 - d) + self.selection_flops
+        gemm = (self.gemm_flops + self.bias_flops) * (1.0 - d)
+        return gemm + self.selection_flops / self.reselect_every
 
     def scheduled_rate(self, factor: float, drop_rate: float | None = None) -> float:
         """The rate a scheduler at ``factor`` gives this layer (``ssprop.schedulers`` rule):
@@ -215,6 +239,13 @@ class ModelFlops:
         return sum(row.flops_at(row.scheduled_rate(factor, drop_rate)) for row in self.layers)
 
 
+def _variant(mod: nn.Module, sparse: bool) -> tuple[bool, float | None, int]:
+    """``(runs sparse, target_drop_rate, reselect_every)`` of a layer (ssprop.settings)."""
+    if not sparse or getattr(mod, "_always_dense", False):
+        return False, None, 1
+    return True, float(mod.target_drop_rate), int(getattr(mod, "reselect_every", 1))
+
+
 def _conv_row(
     name: str, mod: nn.Module, x: torch.Tensor, y: torch.Tensor, sparse: bool
 ) -> LayerFlops:
@@ -236,6 +267,7 @@ def _conv_row(
         bias_f = m * mod.out_channels if bias else 0
         sel = (m - 1) * mod.out_channels
         kind = "conv"
+    runs_sparse, target, every = _variant(mod, sparse)
     return LayerFlops(
         name,
         kind,
@@ -245,8 +277,9 @@ def _conv_row(
         gemm,
         bias_f,
         sel,
-        sparse,
-        float(mod.target_drop_rate) if sparse else None,
+        runs_sparse,
+        target,
+        every,
     )
 
 
@@ -256,6 +289,7 @@ def _linear_row(
     rows = math.prod(x.shape[:-1])
     gemm = 4 * rows * mod.in_features * mod.out_features
     bias_f = rows * mod.out_features if mod.bias is not None else 0
+    runs_sparse, target, every = _variant(mod, sparse)
     return LayerFlops(
         name,
         "linear",
@@ -265,8 +299,9 @@ def _linear_row(
         gemm,
         bias_f,
         (rows - 1) * mod.out_features,
-        sparse,
-        float(mod.target_drop_rate) if sparse else None,
+        runs_sparse,
+        target,
+        every,
     )
 
 

@@ -216,3 +216,34 @@ def test_bad_drop_rates_and_models_are_rejected():
         F.analyze("resnet18", (1, 3, 5, 5))
     with pytest.raises(ValueError, match="at least one iteration"):
         F.schedule_mean_flops(mf, [])
+
+
+# -- opt-in variants: stale selection and dense small layers --------------------------------
+def test_reselect_every_amortises_the_selection_sum_and_leaves_the_gemms():
+    # M=50, N=27, C=8 as above; one ranking ((M-1)*C = 392) serves 4 iterations
+    conv = convert(nn.Conv2d(3, 8, 3, padding=1), drop_rate=0.5, reselect_every=4)
+    (row,) = F.analyze(conv, (2, 3, 5, 5)).layers
+    assert row.sparse and row.reselect_every == 4 and row.selection_flops == 392
+    assert row.flops_at(0.5) == pytest.approx(43600 * 0.5 + 392 / 4)
+    assert F.sparse_conv_backward_flops(50, 27, 8, True, 0.5, reselect_every=4) == pytest.approx(
+        43600 * 0.5 + 98
+    )
+    assert row.flops_at(0.0) == 43600
+    with pytest.raises(ValueError, match="reselect_every"):
+        F.sparse_conv_backward_flops(50, 27, 8, True, 0.5, reselect_every=0)
+    x = torch.randn(2, 3, 5, 5, requires_grad=True)
+    executed = [F.executed_backward_flops(conv, x) for _ in range(3)]  # rank, reuse, reuse
+    assert executed == [row.gemm_flops // 2] * 3  # FlopCounterMode: GEMMs on 4 of 8 channels
+
+
+def test_layers_under_min_channels_count_dense_and_execute_dense():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.Conv2d(8, 16, 3, bias=False))
+    convert(model, drop_rate=0.75, min_channels=16)
+    mf = F.analyze(model, (2, 3, 9, 9))
+    small, big = mf.layers
+    assert not small.sparse and small.target_drop_rate is None and big.sparse
+    assert mf.flops_at(0.75) == pytest.approx(small.dense_flops + big.flops_at(0.75))
+    assert mf.sparse_layers == [big]
+    x = torch.randn(2, 3, 9, 9, requires_grad=True)
+    # the 8-channel layer runs its dense GEMMs, the 16-channel one keeps 4 of 16 channels
+    assert F.executed_backward_flops(model, x) == small.gemm_flops + big.gemm_flops // 4
