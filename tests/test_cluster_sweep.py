@@ -8,7 +8,7 @@ import pytest
 from greentrain.errors import ConfigError
 from greentrain.jobs.config import TrainConfig
 from greentrain.run import RunOptions
-from greentrain.studies.sweep import _child_env, run_sweep, train_command
+from greentrain.studies.sweep import child_env, run_sweep, train_command
 from greentrain.studies.sweep_plan import parse_grid, plan
 
 URL = "postgresql://me:s3cret-pw@db.example:5432/runs"
@@ -19,7 +19,7 @@ def test_a_local_point_gets_a_password_url_in_its_environment_not_its_command():
     [point] = plan(grid, TrainConfig(epochs=1), RunOptions(store=URL)).points.values()
     command = train_command(point)
     assert not any("s3cret-pw" in arg for arg in command) and "--store" not in command
-    assert _child_env(None, point)["GREENTRAIN_STORE"] == URL
+    assert child_env(None, point)["GREENTRAIN_STORE"] == URL
     plain = "postgresql://me@db.example/runs"
     [point] = plan(grid, TrainConfig(epochs=1), RunOptions(store=plain)).points.values()
     assert plain in train_command(point)  # nothing secret: the command keeps its --store

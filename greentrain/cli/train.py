@@ -107,6 +107,13 @@ def train(
         rich_help_panel=_RUN,
         help="Compile with CUDA graphs (reduce-overhead): one graph per drop-rate phase.",
     ),
+    stop_after_epoch: int = typer.Option(
+        None,
+        "--stop-after-epoch",
+        rich_help_panel=_RUN,
+        help="Train only the first N epochs of the run, exactly as the full run would (a "
+        "probe; sweep --dry-run-forecast uses it).",
+    ),
     store: str = typer.Option(
         None, rich_help_panel=_METER, help="Run store (default ./reports/greentrain.db)."
     ),

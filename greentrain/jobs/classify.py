@@ -168,6 +168,8 @@ def train_classifier(
     (1-based) ends the session after that epoch as if interrupted -- for tests of ``--resume``.
     """
     cfg = resolve(cfg)
+    if stop_after_epoch is None:
+        stop_after_epoch = cfg.stop_after_epoch
     if ctx is None:
         ctx = DistContext(device=pick_device(cfg.device))
     device = ctx.device

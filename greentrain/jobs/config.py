@@ -137,11 +137,13 @@ class ExecutionOptions:
     progress: bool = True  # rich progress bars (silent anyway when stderr is not a terminal)
     compile: bool = False  # torch.compile(fullgraph=True) the training model
     cuda_graphs: bool = False  # compile with mode="reduce-overhead": CUDA graphs (CUDA only)
+    stop_after_epoch: int | None = None  # train only the run's first N epochs (a probe)
 
     def validate_execution(self) -> None:
         _at_least_one(
             ("--max-steps-per-epoch", self.max_steps_per_epoch),
             ("--limit-eval-batches", self.limit_eval_batches),
+            ("--stop-after-epoch", self.stop_after_epoch),
         )
         if self.resume and not self.out:
             raise ConfigError("--resume needs --out DIR (where the checkpoints are)")

@@ -122,6 +122,8 @@ def train_ddpm(
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("the DDPM job runs in one process; launch it without torchrun")
     cfg = resolve(cfg)
+    if stop_after_epoch is None:
+        stop_after_epoch = cfg.stop_after_epoch
     device = pick_device(cfg.device)
     out_dir = Path(cfg.out) if cfg.out else default_out_dir(cfg)
     result = DDPMResult(out_dir=out_dir)

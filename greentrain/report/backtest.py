@@ -56,18 +56,24 @@ class BacktestRow:
         return self.low_j <= self.actual_j <= self.high_j
 
 
-def _epoch_series(run: Mapping[str, Any]) -> tuple[list[float], list[float] | None] | None:
-    """(joules per epoch, backward FLOPs per epoch or None), or None if not usable."""
+def epoch_series(
+    run: Mapping[str, Any], min_epochs: int = 2
+) -> tuple[list[float], list[float] | None] | None:
+    """(joules of each epoch window, backward FLOPs of every planned epoch or None), or None
+    with fewer than ``min_epochs`` epochs or an epoch nothing measured.
+
+    The FLOPs are the config's whole ``backward_flops_per_epoch`` plan (every epoch of the
+    run, also those a probe did not train), else those the epochs logged."""
     reader = RunReader(run)
     epochs = [w for _, w in reader.windows() if w.get("name") == "epoch"]
     joules = [total_j(reader.mapping(w.get("energy"), "windows.energy")) for w in epochs]
-    if len(joules) < 2 or any(j is None or not 0 < j < math.inf for j in joules):
+    if len(joules) < min_epochs or any(j is None or not 0 < j < math.inf for j in joules):
         return None
     cfg = reader.config()
     plan = cfg.get("backward_flops_per_epoch")
     flops: list[float] | None = None
     if isinstance(plan, list) and len(plan) >= len(joules):
-        flops = [reader.number(v, "config.backward_flops_per_epoch") for v in plan[: len(joules)]]
+        flops = [reader.number(v, "config.backward_flops_per_epoch") for v in plan]
     else:
         by_epoch = {}
         for _, m in reader.metrics():
@@ -87,7 +93,7 @@ def backtest_run(
     """The run's rows, one per fraction that leaves at least one epoch seen and one to come."""
     if run.get("status") != "finished":
         return []
-    series = _epoch_series(run)
+    series = epoch_series(run)
     if series is None:
         return []
     joules, flops = series

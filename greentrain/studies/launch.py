@@ -59,8 +59,14 @@ def launch(cfg: TrainConfig, run: RunOptions | None = None, **job_kwargs: Any) -
         with run_cm as handle:
             if handle is not None:
                 client.config(**run.recorded(), meter=True)
-            power = getattr(handle, "power_w", None)  # shown in progress bars when available
-            kwargs: dict = {"power_w": power if callable(power) else None, **job_kwargs}
+            # shown in progress bars when available: live power, the energy forecast
+            power = getattr(handle, "power_w", None)
+            fc = getattr(handle, "forecast_text", None)
+            kwargs: dict = {
+                "power_w": power if callable(power) else None,
+                "forecast": fc if callable(fc) else None,
+                **job_kwargs,
+            }
             if cfg.model == "ddpm":
                 result = train_ddpm(cfg, **kwargs)
             else:

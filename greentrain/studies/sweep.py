@@ -30,12 +30,13 @@ from typing import Any
 
 import torch
 
-from greentrain.errors import ConfigError
+from greentrain.errors import EXIT_BUDGET, ConfigError
 from greentrain.jobs.config import TrainConfig
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.run import RunOptions
 from greentrain.store import ENV_STORE, Store, redact
 from greentrain.studies.launch import launch
+from greentrain.studies.sweep_budget import SweepBudget
 from greentrain.studies.sweep_plan import Point, PointOutcome, SweepPlan, plan, train_args
 
 
@@ -52,7 +53,7 @@ def _secret_store(run: RunOptions) -> str | None:
     return store if isinstance(store, str) and redact(store) != store else None
 
 
-def _child_env(gpu: int | None, point: Point | None = None) -> dict[str, str]:
+def child_env(gpu: int | None, point: Point | None = None) -> dict[str, str]:
     env = dict(os.environ)
     if point is not None and (secret := _secret_store(point.run)) is not None:
         env[ENV_STORE] = secret  # in the environment, not on a command line others can read
@@ -66,7 +67,7 @@ def _child_env(gpu: int | None, point: Point | None = None) -> dict[str, str]:
 
 def train_command(point: Point) -> list[str]:
     """The ``python -m greentrain train ...`` command of one point (no password URL)."""
-    secret = _secret_store(point.run) is not None  # then _child_env passes the store
+    secret = _secret_store(point.run) is not None  # then child_env passes the store
     run = dataclasses.replace(point.run, store=None) if secret else point.run
     return [sys.executable, "-m", "greentrain", "train", *train_args(point.cfg, run)]
 
@@ -81,7 +82,11 @@ def run_point(point: Point) -> int:
     return 0
 
 
-def _run_local(plan_: SweepPlan, todo: list[str], jobs: int, echo: Callable) -> dict[str, int]:
+def _run_local(
+    plan_: SweepPlan, todo: list[str], jobs: int, echo: Callable, gate: Callable | None = None
+) -> dict[str, int]:
+    """Each point as a ``greentrain train`` process, ``jobs`` at a time; ``gate(point)`` (a
+    sweep budget) gives the point to run, or None to skip it (its code is then 124)."""
     n_gpu = _gpu_count()
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(jobs):
@@ -91,12 +96,12 @@ def _run_local(plan_: SweepPlan, todo: list[str], jobs: int, echo: Callable) -> 
         slot = slots.get()  # a free slot; with GPUs, slot i owns GPU i % n_gpu
         try:
             gpu = slot % n_gpu if n_gpu and jobs > 1 else None
-            echo(
-                f"sweep {plan_.sweep_id}: running {key}"
-                + (f" on GPU {gpu}" if gpu is not None else "")
-            )
-            point = plan_.points[key]
-            proc = subprocess.run(train_command(point), env=_child_env(gpu, point))
+            point = plan_.points[key] if gate is None else gate(plan_.points[key])
+            if point is None:
+                return key, EXIT_BUDGET
+            on_gpu = f" on GPU {gpu}" if gpu is not None else ""
+            echo(f"sweep {plan_.sweep_id}: running {key}{on_gpu}")
+            proc = subprocess.run(train_command(point), env=child_env(gpu, point))
             return key, proc.returncode
         finally:
             slots.put(slot)
@@ -154,9 +159,13 @@ def run_sweep(
     ``executor`` "local" (``jobs`` processes at a time) or "slurm" (submitit; ``cluster`` None
     auto-detects, "local" forces submitit's LocalExecutor; ``slurm_params`` go to
     ``update_parameters``, e.g. ``timeout_min``, ``gpus_per_node``, ``slurm_partition``).
+    ``run.budget`` is the whole sweep's (:mod:`greentrain.studies.sweep_budget`): points past
+    it are not started and, like a point it stopped, have the outcome ``budget``.
     """
     if executor not in ("local", "slurm"):
         raise ConfigError(f"unknown executor {executor!r}; choose local or slurm")
+    if run is not None and run.budget.active and executor != "local":
+        raise ConfigError("a sweep budget needs --executor local (slurm gets every point at once)")
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     run = run or RunOptions()
@@ -179,13 +188,13 @@ def run_sweep(
     )
     codes: dict[str, int] = {}
     if todo and executor == "local":
-        codes = _run_local(the_plan, todo, jobs, echo)
+        gate = SweepBudget(run, sid, echo).gate if run.budget.active else None
+        codes = _run_local(the_plan, todo, jobs, echo, gate)
     elif todo:
         codes = _run_submitit(the_plan, todo, cluster, folder, slurm_params, echo)
     after = finished_points(sid, run.store)
     for key in todo:
-        ok = key in after
-        outcomes[key] = PointOutcome(
-            key, "finished" if ok else "failed", after.get(key), f"exit code {codes.get(key)}"
-        )
+        code = codes.get(key)
+        status = "finished" if key in after else "budget" if code == EXIT_BUDGET else "failed"
+        outcomes[key] = PointOutcome(key, status, after.get(key), f"exit code {code}")
     return sid, [outcomes[k] for k in the_plan.points]

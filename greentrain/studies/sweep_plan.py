@@ -26,6 +26,7 @@ from greentrain.jobs.config import (
     to_cli_args,
 )
 from greentrain.run import RunOptions
+from greentrain.run.budget import Budget
 
 GRID_KEYS = ("model", "dataset", "drop", "schedule", "seed")
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -36,12 +37,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "seed": int,
 }
 # Options that do not change what a point computes (left out of the sweep id).
-_TRAIN_NOT_IN_ID = ("progress", "out", "resume")
+_TRAIN_NOT_IN_ID = ("progress", "out", "resume", "stop_after_epoch")
 
 
 @dataclass
 class PointOutcome:
-    """One grid point after a sweep: ``status`` is skipped | finished | failed."""
+    """One grid point after a sweep: ``status`` is skipped | finished | failed | budget."""
 
     key: str
     status: str
@@ -86,6 +87,12 @@ def run_flags(run: RunOptions) -> list[str]:
             args += [flag, str(value)]
     if carbon.pue != 1.0:
         args += ["--pue", str(carbon.pue)]
+    budget = run.budget
+    for flag, value in (("--budget-kwh", budget.kwh), ("--budget-gco2", budget.gco2)):
+        if value is not None:
+            args += [flag, repr(value)]
+    if budget.forecast:
+        args.append("--budget-forecast")
     return args
 
 
@@ -128,12 +135,12 @@ def compute_sweep_id(
     grid: Mapping[str, list[Any]], base: TrainConfig, run: RunOptions | None = None
 ) -> str:
     """12 hex digits of sha1 over the grid and the fixed options that change results (the
-    store, names, tags, progress and checkpoint options do not)."""
+    store, names, tags, budgets, progress and checkpoint options do not)."""
     run = run or RunOptions()
     fixed_cfg = dataclasses.replace(
         base, **{k: getattr(TrainConfig(), k) for k in _TRAIN_NOT_IN_ID}
     )
-    fixed_run = dataclasses.replace(run, store=None, name=None, tags={})
+    fixed_run = dataclasses.replace(run, store=None, name=None, tags={}, budget=Budget())
     payload = json.dumps(
         {"grid": {k: grid[k] for k in sorted(grid)}, "fixed": train_args(fixed_cfg, fixed_run)},
         sort_keys=True,
