@@ -118,9 +118,7 @@ def _probe_point(point: Point, sweep_id: str, key: str, epochs: int) -> Point:
     cfg = dataclasses.replace(point.cfg, stop_after_epoch=min(epochs, point.cfg.epochs))
     tags = {k: v for k, v in point.run.tags.items() if k not in ("sweep", "point")}
     tags.update({PROBE_TAG: sweep_id, "point": key, "probe-epochs": str(cfg.stop_after_epoch)})
-    run = dataclasses.replace(
-        point.run, name=f"{point.run.name}-probe", tags=tags, budget=Budget()
-    )
+    run = dataclasses.replace(point.run, name=f"{point.run.name}-probe", tags=tags, budget=Budget())
     return Point(cfg, run)
 
 
