@@ -26,7 +26,10 @@ def test_defaults_are_resnet18_cifar_batch128_bar_08_period_2_epochs(capsys):
     assert report["input"] == [128, 3, 32, 32] and report["num_classes"] == 10
     assert (report["schedule"], report["drop_rate"], report["period"]) == ("bar", 0.8, 2)
     assert report["epochs"] == 50 and report["period_unit"] == "epoch"
-    expected = F.analyze(build_model("resnet18", num_classes=10), (128, 3, 32, 32)).dense_flops
+    every = F.analyze(build_model("resnet18", num_classes=10), (128, 3, 32, 32))
+    expected = every.paper().dense_flops
+    assert report["convention"] == "paper"
+    assert report["head_flops_per_iter"] == every.dense_flops - expected > 0
     assert report["dense_flops_per_iter"] == expected
     # bar period 2 over 50 epochs: half the iterations dense, half at 0.8
     mean = (report["dense_flops_per_iter"] + report["flops_at_drop_per_iter"]) / 2
@@ -37,9 +40,35 @@ def test_defaults_are_resnet18_cifar_batch128_bar_08_period_2_epochs(capsys):
     assert len(convs) == 20 and all(r["sparse"] for r in convs)
     fc = [r for r in report["layers"] if r["kind"] == "linear"]
     assert len(fc) == 1 and not fc[0]["sparse"]  # the head stays dense
-    assert sum(r["sparse_flops_per_iter"] for r in report["layers"]) == pytest.approx(
+    assert not fc[0]["counted"]  # and the paper does not count it
+    counted = [r for r in report["layers"] if r["counted"]]
+    assert sum(r["sparse_flops_per_iter"] for r in counted) == pytest.approx(
         report["sparse_flops_per_iter"]
     )
+
+
+def test_the_paper_convention_reproduces_its_resnet50_figure_with_the_head_apart(
+    capsys, monkeypatch
+):
+    # the paper's ResNet-50 (CIFAR stem) at 16x3x224x224: 4,102.22 billion backward FLOPs per
+    # iteration; the 1000-class head's 0.13 G is shown on its own row, not in the figure
+    args = ["--model", "resnet50", "--input", "16,3,224,224", "--num-classes", "1000"]
+    report = run_json(capsys, *args)
+    assert f"{report['dense_flops_per_iter'] / 1e9:,.2f}" == "4,102.22"
+    assert f"{report['head_flops_per_iter'] / 1e9:.2f}" == "0.13"
+    everything = run_json(capsys, *args, "--convention", "all")
+    assert f"{everything['dense_flops_per_iter'] / 1e9:,.2f}" == "4,102.35"
+    assert all(r["counted"] for r in everything["layers"])
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    assert main(["flops", *args]) == 0
+    table = capsys.readouterr().out
+    assert "4,102.22" in table and "not in the paper's count" in table
+
+
+def test_an_unknown_convention_is_a_one_line_error(capsys):
+    assert main(["flops", "--convention", "some"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "--convention" in err and "\n" not in err
 
 
 def test_linear_schedule_over_iterations_and_run_totals(capsys):

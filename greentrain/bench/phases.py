@@ -104,7 +104,8 @@ def measure_phases(
     rows = []
     dense = steady[0].name
     for v in steady:
-        analysis = ssprop_flops.analyze(v.model, shape) if not task.is_diffusion(cfg) else None
+        diffusion = task.is_diffusion(cfg)
+        analysis = None if diffusion else ssprop_flops.analyze(v.model, shape).paper()
         bwd_flops = None
         if analysis is not None:
             rate = v.drop_rate or 0.0

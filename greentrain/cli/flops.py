@@ -44,6 +44,11 @@ def human(flops: float | None) -> str:
     return f"{flops:,.0f} FLOPs"
 
 
+def billions(flops: float) -> str:
+    """``4,102.22``: billions of FLOPs with two decimals, as the paper's tables print them."""
+    return f"{flops / 1e9:,.2f}"
+
+
 def short(flops: float) -> str:
     """Compact ``1.234G``-style text for table cells."""
     for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -66,21 +71,31 @@ def print_report(report: dict, per_layer: bool) -> None:
     table = Table(title=title)
     table.add_column("figure")
     table.add_column("FLOPs / iter", justify="right")
+    table.add_column("B. / iter", justify="right")  # the paper's tables: billions, 2 decimals
     table.add_column("vs dense", justify="right")
     dense = report["dense_flops_per_iter"]
 
     def pct(v: float) -> str:
         return f"{100 * v / dense:.1f} %" if dense else "-"
 
-    table.add_row("dense", human(dense), "100.0 %")
+    table.add_row("dense", human(dense), billions(dense), "100.0 %")
+    if report["convention"] == "paper" and report["head_flops_per_iter"]:
+        table.add_row(
+            "classifier head, dense (linear; not in the paper's count)",
+            human(report["head_flops_per_iter"]),
+            billions(report["head_flops_per_iter"]),
+            pct(report["head_flops_per_iter"]),
+        )
     table.add_row(
         f"ssProp at drop {report['drop_rate']:g}",
         human(report["flops_at_drop_per_iter"]),
+        billions(report["flops_at_drop_per_iter"]),
         pct(report["flops_at_drop_per_iter"]),
     )
     table.add_row(
         f"ssProp schedule mean ({sched}; {report['epochs']} epochs)",
         human(report["sparse_flops_per_iter"]),
+        billions(report["sparse_flops_per_iter"]),
         pct(report["sparse_flops_per_iter"]),
     )
     ex = report["executed"]
@@ -88,11 +103,13 @@ def print_report(report: dict, per_layer: bool) -> None:
         table.add_row(
             "executed dense (FlopCounterMode)",
             human(ex["dense_backward_flops"]),
+            billions(ex["dense_backward_flops"]),
             pct(ex["dense_backward_flops"]),
         )
         table.add_row(
             f"executed at drop {ex['drop_rate']:g} (FlopCounterMode)",
             human(ex["sparse_backward_flops"]),
+            billions(ex["sparse_backward_flops"]),
             pct(ex["sparse_backward_flops"]),
         )
     console.print(table)
@@ -108,7 +125,10 @@ def print_report(report: dict, per_layer: bool) -> None:
             f"{ex['scaled_to_batch']}; they omit BatchNorm and the first conv's grad_input"
         )
     if per_layer:
-        console.print("* = sparse layer (ssprop); output = C x H x W; mean = schedule mean")
+        console.print(
+            "* = sparse layer (ssprop); ( ) = not in the paper's count; output = C x H x W; "
+            "mean = schedule mean"
+        )
     if per_layer:
         layers = Table(title="per layer (FLOPs per iteration)", box=box.SIMPLE)
         layers.add_column("layer", no_wrap=True)
@@ -117,7 +137,7 @@ def print_report(report: dict, per_layer: bool) -> None:
             layers.add_column(col, justify="right", no_wrap=True)
         for row in report["layers"]:
             layers.add_row(
-                row["name"],
+                row["name"] if row["counted"] else f"({row['name']})",
                 KIND_SHORT.get(row["kind"], row["kind"]) + ("*" if row["sparse"] else ""),
                 "x".join(map(str, row["output_shape"][1:])),
                 short(row["dense_flops"]),
@@ -158,6 +178,12 @@ def flops_cmd(
     executed: bool = typer.Option(
         False, "--executed", help="Also count one real CPU backward with FlopCounterMode."
     ),
+    convention: str = typer.Option(
+        "paper",
+        "--convention",
+        help="paper: convolutions, BatchNorm and Dropout, as the paper counts (its tables; "
+        "the head shown apart); all: the linear head too.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> int:
     """Backward FLOPs per iteration of a paper model: dense vs ssProp under a drop schedule."""
@@ -176,6 +202,7 @@ def flops_cmd(
         steps_per_epoch=steps_per_epoch,
         warmup=warmup,
         executed=executed,
+        convention=convention,
     )
     if as_json:
         print(dumps(report))

@@ -1,9 +1,12 @@
 """Backward FLOPs per iteration of a paper model, dense vs ssProp under a drop schedule.
 
 Analytic figures follow the paper (Eq. 6 convolution, Eq. 7 BatchNorm, Eq. 8 Dropout, Eq. 9
-sparse convolution with the selection's summation; see ``ssprop.flops``); every Conv2d is made
-sparse (``ssprop.convert``), the classifier head stays dense. The model is built on the meta
-device, so even ResNet-50 at 224x224 is instant and allocates nothing.
+sparse convolution with the selection's summation; see ``ssprop.flop_counts``); every Conv2d is
+made sparse (``ssprop.convert``), the classifier head stays dense. ``convention="paper"`` (the
+default) counts what the paper counts -- convolutions, BatchNorm, Dropout -- and reproduces its
+tables; the head's backward is reported beside it (``head_flops_per_iter``).
+``convention="all"`` adds the head (and any other linear layer) into every figure. The model
+is built on the meta device, so even ResNet-50 at 224x224 is instant and allocates nothing.
 
 - ``dense_flops_per_iter``: every layer dense.
 - ``sparse_flops_per_iter``: the mean over the schedule's iterations (``epochs`` x
@@ -27,6 +30,8 @@ from ssprop import flops as F
 from ssprop import schedulers
 from ssprop.convert import convert, sparse_modules
 
+CONVENTIONS = ("paper", "all")
+
 
 def flops_report(
     *,
@@ -42,11 +47,14 @@ def flops_report(
     steps_per_epoch: int | None,
     warmup: int,
     executed: bool,
+    convention: str = "paper",
 ) -> dict:
     """The ``greentrain flops --json`` object (FLOPs per iteration; see the module docstring).
 
     Raises ConfigError for bad values.
     """
+    if convention not in CONVENTIONS:
+        raise ConfigError(f"--convention must be paper or all, got {convention!r}")
     if period_unit not in PERIOD_UNITS:
         raise ConfigError(f"--period-unit must be 'epoch' or 'iter', got {period_unit!r}")
     if not 0.0 <= drop < 1.0:
@@ -81,16 +89,19 @@ def flops_report(
             period_unit=period_unit,
             warmup=warmup,
         )
-        mf = F.analyze(net, input_shape)
+        every = F.analyze(net, input_shape)
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    mf = every.paper() if convention == "paper" else every
+    head = every.dense_flops - every.paper().dense_flops  # linear layers, always dense
     dense = mf.dense_flops
     sparse_mean = F.schedule_mean_flops(mf, sched)
-    layer_means = F.schedule_layer_flops(mf, sched)
+    layer_means = F.schedule_layer_flops(every, sched)
     iterations = epochs * spe
     layers = []
-    for row, mean in zip(mf.layers, layer_means, strict=True):
+    for row, mean in zip(every.layers, layer_means, strict=True):
         item = row.to_dict()
+        item["counted"] = convention == "all" or row.kind in F.PAPER_KINDS
         item["flops_at_drop"] = row.flops_at(drop if row.sparse else 0.0)
         item["sparse_flops_per_iter"] = mean
         layers.append(item)
@@ -106,17 +117,24 @@ def flops_report(
         "epochs": epochs,
         "steps_per_epoch": steps_per_epoch,
         "warmup": warmup,
+        "convention": convention,
         "dense_flops_per_iter": dense,
+        "head_flops_per_iter": head,
         "sparse_flops_per_iter": sparse_mean,
         "flops_at_drop_per_iter": mf.flops_at(drop),
         "mean_drop_rate": sched.mean_rate(),
         "saving_fraction": 1.0 - sparse_mean / dense if dense else None,
         "total_dense_flops": dense * iterations if steps_per_epoch is not None else None,
         "total_sparse_flops": sparse_mean * iterations if steps_per_epoch is not None else None,
-        "by_kind": mf.by_kind(),
+        "by_kind": every.by_kind(),
         "layers": layers,
         "executed": None,
-        "method": "analytic backward FLOPs, ssProp paper Eq. 6-9 (1 FLOP per add/mul)",
+        "method": "analytic backward FLOPs, ssProp paper Eq. 6-9 (1 FLOP per add/mul); "
+        + (
+            "convolutions, BatchNorm and Dropout, as the paper counts (head apart)"
+            if convention == "paper"
+            else "every counted layer, the linear head included"
+        ),
     }
     if executed:
         report["executed"] = executed_report(

@@ -97,10 +97,11 @@ def train_steps(
 
 
 class FlopsAt:
-    """Analytic backward FLOPs per iteration at a given mean drop rate (paper Eq. 6-8)."""
+    """Analytic backward FLOPs per iteration at a given mean drop rate, as the paper counts
+    them (Eq. 6-9: convolutions, BatchNorm, Dropout; a linear head is not counted)."""
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...]):
-        self._model_flops = flops.analyze(model, input_shape)
+        self._model_flops = flops.analyze(model, input_shape).paper()
         self._memo: dict[float, float] = {}
 
     def __call__(self, drop_rate: float) -> float:
