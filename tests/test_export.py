@@ -133,7 +133,10 @@ def test_statement_reports_hardware_totals_carbon_meters_estimates_and_uncertain
     assert "1x NVIDIA H100 80GB HBM3" in text and "located in DEU" in text
     assert "A cumulative 3.50 minutes of computation was performed over 8 runs" in text
     assert "1.50 kWh of electricity in total" in text
-    assert "failed and interrupted runs included" in text and "0.150 kWh" in text
+    assert (
+        "runs that failed, were interrupted or were stopped by a budget included" in text
+        and "0.150 kWh" in text
+    )
     assert "400 gCO2e/kWh (Ember, 2023, DEU) and a PUE of 1.2" in text
     assert "total emissions come to 600 g CO2e" in text
     # which figures were measured and which estimated, by which meter: one sentence

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from greentrain.errors import MeterUnavailable
-from greentrain.meters.nvml import NvmlMeter, parse_visible_devices
+from greentrain.meters.nvml import NvmlMeter
+from greentrain.meters.nvml_devices import parse_visible_devices
 
 
 class NVMLError(Exception):

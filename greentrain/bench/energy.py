@@ -5,10 +5,10 @@ newer). The benchmark reads it before and after each train step; the difference 
 GPU energy in joules. The counter is updated by the driver every few milliseconds, so a single
 short step is quantized: the benchmark reports the median *and* the mean over all steps.
 
-The GPU is found by :func:`greentrain.meters.nvml.gpu_for_cuda_device`, the meters' own device
-lookup (UUIDs, MIG instances through their parent GPU, ``CUDA_VISIBLE_DEVICES``). There is no
-such counter on CPU here (no RAPL on this kind of machine), and the bench never reports a
-missing figure as 0: :func:`open_step_energy` raises
+The GPU is found by :func:`greentrain.meters.nvml_devices.gpu_for_cuda_device`, the meters'
+own device lookup (UUIDs, MIG instances through their parent GPU, ``CUDA_VISIBLE_DEVICES``).
+There is no such counter on CPU here (no RAPL on this kind of machine), and the bench never
+reports a missing figure as 0: :func:`open_step_energy` raises
 :class:`~greentrain.errors.MeterUnavailable` with the reason instead. pynvml is imported lazily.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from greentrain.errors import MeterUnavailable
-from greentrain.meters import nvml
+from greentrain.meters import nvml_devices
 
 
 class StepEnergyCounter:
@@ -48,12 +48,12 @@ def open_step_energy(device: str) -> StepEnergyCounter:
             f"n/a: no NVML on device {device!r} (energy per step is measured on NVIDIA GPUs only)",
             "run with --device cuda on an NVIDIA GPU, or meter the whole run with greentrain run",
         )
-    nv = nvml.load_library()  # MeterUnavailable("... not installed", fix) without it
+    nv = nvml_devices.load_library()  # MeterUnavailable("... not installed", fix) without it
     index = int(index_text) if index_text else torch.cuda.current_device()
     uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
     try:
         nv.nvmlInit()
-        handle, name = nvml.gpu_for_cuda_device(
+        handle, name = nvml_devices.gpu_for_cuda_device(
             nv, index, str(uuid) if uuid is not None else None,
             os.environ.get("CUDA_VISIBLE_DEVICES"),
         )  # fmt: skip

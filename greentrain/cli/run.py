@@ -7,7 +7,8 @@ import typer
 from greentrain.cli._app import app
 from greentrain.cli.options import budget_options, parse_tags
 from greentrain.errors import ConfigError
-from greentrain.integrations.trackers import Mirror, make_tracker
+from greentrain.integrations.mirror import Mirror
+from greentrain.integrations.trackers import make_tracker
 from greentrain.run import CarbonOptions, RunOptions, run_command
 from greentrain.run.budget import Budget
 from greentrain.run.recorder import default_name

@@ -126,7 +126,7 @@ class TrainingRun:
     Args:
         name: the run's name when it meters itself (default: the script's name).
         listeners: more listeners for a run it opens itself (e.g. a
-            :class:`~greentrain.integrations.trackers.Mirror`).
+            :class:`~greentrain.integrations.mirror.Mirror`).
         wait_s: how long :meth:`end` waits for a window's energy.
         summary: print the end-of-run summary on stderr when it meters itself.
         **run_options: :class:`~greentrain.run.RunOptions` fields for a run it opens itself

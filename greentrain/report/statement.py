@@ -1,4 +1,4 @@
-"""The carbon statement for a paper, its appendix, and a model card's ``co2_eq_emissions`` block.
+"""The carbon statement for a paper's compute section, and the study it is written from.
 
 * :func:`statement` -- one paragraph to paste into a paper's compute section, in the order of the
   template of Lacoste et al., "Quantifying the Carbon Emissions of Machine Learning" (2019):
@@ -7,11 +7,9 @@
   emissions; then one sentence on which figures were measured and which estimated, and by which
   meter. Numbers are in readable units (Wh or kWh, g or kg). Meters' error strings never
   appear in it: they are in the appendix.
-* :func:`appendix_markdown`, :func:`appendix_latex` -- the details as tables of their own: per
-  domain, each meter and method with its runs, energy and stated uncertainty; the domains no
-  meter measured, and the meters that were unavailable, each with why.
-* :func:`model_card` -- the Hugging Face model card metadata block (YAML): ``emissions`` in
-  grams, ``source``, ``training_type``, ``geographical_location``, ``hardware_used``.
+* :class:`Study` -- what the selected runs add up to, read once; the appendix
+  (:mod:`greentrain.report.statement_appendix`) and the model card
+  (:mod:`greentrain.report.model_card`) are written from it too.
 
 Every text from a run goes through :mod:`greentrain.report.escape` for its target (plain text
 for the paragraph, Markdown, LaTeX; plain text then a JSON-quoted YAML string for the model
@@ -21,19 +19,17 @@ figure and listed at the end of the paragraph and under the appendix's tables.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from greentrain.report.escape import as_str, latex_text, markdown_text, plain_text
+from greentrain.report.escape import as_str, plain_text
 from greentrain.report.formatting import fmt_co2_g, fmt_duration_s, fmt_energy_kwh, readable
 from greentrain.report.grouping import runs_frame
 from greentrain.report.reading import Issue, RunReader, issue_lines, summarize
 from greentrain.report.runs import carbon_factors, domain_energy_j
 from greentrain.report.study import study_totals
-from greentrain.units import joules_to_kwh
 
 # Assumed relative uncertainty of each measurement method (stated assumptions).
 METHOD_UNCERTAINTY: dict[str, str] = {
@@ -65,24 +61,25 @@ METHOD_UNCERTAINTY: dict[str, str] = {
 UNKNOWN_UNCERTAINTY = "no uncertainty is known for this method"
 APPENDIX_NAME = "the appendix (greentrain export --format statement-appendix)"
 TRAINING_TYPES = ("pre-training", "fine-tuning")
+UNFINISHED = ("failed", "interrupted", "budget")  # statuses of runs that did not finish
 
 
-def _join(items: Sequence[str]) -> str:
+def join_words(items: Sequence[str]) -> str:
     items = list(items)
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _runs(n: int) -> str:
+def runs_phrase(n: int) -> str:
     return f"{n} run" if n == 1 else f"{n} runs"
 
 
-def _method_of(source: str) -> str:
+def method_of(source: str) -> str:
     return source.split(":", 1)[1] if ":" in source else source
 
 
-def _meter_of(source: str) -> str:
+def meter_of(source: str) -> str:
     return source.split(":", 1)[0]
 
 
@@ -181,7 +178,7 @@ def _hardware_of(r: RunReader) -> str:
     return f"{gdesc} and {cdesc}" if gdesc else f"{cdesc}, no GPU"
 
 
-def _carbon_order(item: tuple[tuple, int]) -> tuple:
+def carbon_order(item: tuple[tuple, int]) -> tuple:
     intensity, source, year, pue, place = item[0]
     return (intensity, source, year, math.inf if pue is None else pue, place)
 
@@ -190,7 +187,7 @@ def _sources(items: list[tuple[str, int]], total_runs: int) -> str:
     """``nvml:counter`` (all runs) or ``nvml:counter in 7 runs and zeus:zeus in 1 run``."""
     if len(items) == 1 and items[0][1] == total_runs:
         return items[0][0]
-    return _join([f"{src} in {_runs(n)}" for src, n in items])
+    return join_words([f"{src} in {runs_phrase(n)}" for src, n in items])
 
 
 def _measurement_sentence(study: Study) -> str:
@@ -208,7 +205,7 @@ def _measurement_sentence(study: Study) -> str:
         by_desc.setdefault(" and ".join(bits), []).append(domain.upper())
     if not by_desc:
         return "No meter measured any energy."
-    return _join([f"{_join(d)} energy was {desc}" for desc, d in by_desc.items()]) + "."
+    return join_words([f"{join_words(d)} energy was {desc}" for desc, d in by_desc.items()]) + "."
 
 
 def _domain_order(domain: str) -> tuple[int, str]:
@@ -224,40 +221,40 @@ def statement(runs: Iterable[dict]) -> str:
     n = len(study.runs)
     totals = study_totals(study.runs)
     allt = totals.loc["all"]
-    wasted = sum(
-        float(totals.loc[s, "energy_kwh"]) for s in ("failed", "interrupted") if s in totals.index
-    )
+    wasted = sum(float(totals.loc[s, "energy_kwh"]) for s in UNFINISHED if s in totals.index)
     by_status = ", ".join(
         f"{int(t['runs'])} {status}" for status, t in totals.iterrows() if status != "all"
     )
-    places = _join([p for p, _ in study.places.most_common()])
-    hardware = _join([f"{s} ({_runs(k)})" for s, k in sorted(study.hardware.items())])
+    places = join_words([p for p, _ in study.places.most_common()])
+    hardware = join_words([f"{s} ({runs_phrase(k)})" for s, k in sorted(study.hardware.items())])
     out = [
         f"Experiments were conducted on {hardware}"
         + (f", located in {places}." if places else "."),
         f"A cumulative {fmt_duration_s(allt['duration_s'])} of computation was performed over "
-        f"{_runs(n)} ({by_status}), using {fmt_energy_kwh(allt['energy_kwh'])} of electricity in "
+        f"{runs_phrase(n)} ({by_status}), using {fmt_energy_kwh(allt['energy_kwh'])} of "
+        "electricity in "
         + (
-            f"total, failed and interrupted runs included ({fmt_energy_kwh(wasted)} of it in "
+            f"total, runs that failed, were interrupted or were stopped by a budget included "
+            f"({fmt_energy_kwh(wasted)} of it in "
             "runs that did not finish)."
-            if any(s in totals.index for s in ("failed", "interrupted"))
+            if any(s in totals.index for s in UNFINISHED)
             else "total."
         ),
     ]
     if allt["unmeasured_runs"]:
         out.append(
-            f"{_runs(int(allt['unmeasured_runs']))} have no energy figure and are not included "
-            "in these totals, which are therefore lower bounds."
+            f"{runs_phrase(int(allt['unmeasured_runs']))} have no energy figure and are not "
+            "included in these totals, which are therefore lower bounds."
         )
     if study.carbon:
         descs = [
             f"{readable(i)} gCO2e/kWh ({src}, {year}{', ' + place if place else ''}) and "
             + ("an unreadable PUE" if pue is None else f"a PUE of {pue:g}")
-            + ("" if len(study.carbon) == 1 else f" ({_runs(k)})")
-            for (i, src, year, pue, place), k in sorted(study.carbon.items(), key=_carbon_order)
+            + ("" if len(study.carbon) == 1 else f" ({runs_phrase(k)})")
+            for (i, src, year, pue, place), k in sorted(study.carbon.items(), key=carbon_order)
         ]
         out.append(
-            f"With a carbon intensity of {_join(descs)}, total emissions come to "
+            f"With a carbon intensity of {join_words(descs)}, total emissions come to "
             f"{fmt_co2_g(allt['co2_g'])}; the intensity is an average for the grid, and the "
             "marginal intensity at the time of the runs may differ substantially."
         )
@@ -268,8 +265,8 @@ def statement(runs: Iterable[dict]) -> str:
     if down:
         runs_down = sum(study.unmeasured.values())
         sentence = sentence[:-1] + (
-            f"; {_join(down)} energy was not measured in {_runs(runs_down)} and is missing from "
-            "the totals, not counted as zero."
+            f"; {join_words(down)} energy was not measured in {runs_phrase(runs_down)} and is "
+            "missing from the totals, not counted as zero."
         )
     out.append(sentence)
     out.append(
@@ -283,193 +280,3 @@ def statement(runs: Iterable[dict]) -> str:
             "0): " + "; ".join(line.rstrip(".") for line in listed) + "."
         )
     return plain_text(" ".join(out)) + "\n"
-
-
-# -- the appendix -------------------------------------------------------------------------------
-
-FIGURE_HEADERS = ("Domain", "Meter", "Method", "Runs", "Energy", "Measured or estimated",
-                  "Stated uncertainty")  # fmt: skip
-DOWN_HEADERS = ("Not measured", "Runs", "Why")
-METER_HEADERS = ("Unavailable meter", "Runs", "Why", "Fix")
-
-
-def _figure_rows(study: Study) -> list[list[str]]:
-    rows = []
-    for (domain, src), fig in sorted(study.figures.items()):
-        method = _method_of(src)
-        kind = (
-            "estimated"
-            if fig.estimated == fig.runs
-            else "measured"
-            if not fig.estimated
-            else f"estimated in {fig.estimated} of {fig.runs}"
-        )
-        rows.append([
-            domain.upper(), _meter_of(src), method, str(fig.runs),
-            fmt_energy_kwh(joules_to_kwh(fig.energy_j)), kind,
-            METHOD_UNCERTAINTY.get(method, UNKNOWN_UNCERTAINTY),
-        ])  # fmt: skip
-    return rows
-
-
-def _down_rows(study: Study) -> list[list[str]]:
-    return [[d.upper(), str(k), why] for (d, why), k in sorted(study.unmeasured.items())]
-
-
-def _meter_rows(study: Study) -> list[list[str]]:
-    return [[m, str(k), why, fix or "-"] for (m, why, fix), k in sorted(study.meters_down.items())]
-
-
-def _md_table(headers: Sequence[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(":---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(markdown_text(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def appendix_markdown(runs: Iterable[dict]) -> str:
-    """The statement's appendix as Markdown tables (see the module docstring)."""
-    study = Study.read(runs)
-    if not study.runs:
-        return "No runs were selected, so there is no energy to report.\n"
-    lines = [
-        "**Energy measurement.** Per domain: the meter and method of each run's best figure, "
-        "the runs and energy they account for, and the method's stated uncertainty.",
-        "",
-        *_md_table(FIGURE_HEADERS, _figure_rows(study) or [["-"] * len(FIGURE_HEADERS)]),
-    ]
-    if study.unmeasured:
-        lines += ["", "**Domains not measured** (missing from the totals, not counted as 0).", ""]
-        lines += _md_table(DOWN_HEADERS, _down_rows(study))
-    if study.meters_down:
-        lines += ["", "**Meters that were unavailable or failed.**", ""]
-        lines += _md_table(METER_HEADERS, _meter_rows(study))
-    listed = issue_lines(summarize(study.issues))
-    if listed:
-        lines += ["", markdown_text("Values that could not be read were left out:"), ""]
-        lines += ["- " + markdown_text(line) for line in listed]
-    return "\n".join(lines) + "\n"
-
-
-def _latex_table(
-    headers: Sequence[str], rows: list[list[str]], spec: str, caption: str
-) -> list[str]:
-    lines = [
-        r"\begin{tabular}{" + spec + "}",
-        r"\multicolumn{" + str(len(headers)) + r"}{l}{\textbf{" + latex_text(caption) + r"}} \\",
-        r"\toprule",
-        " & ".join(latex_text(h) for h in headers) + r" \\",
-        r"\midrule",
-    ]
-    lines += [" & ".join(latex_text(c) for c in row) + r" \\" for row in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return lines
-
-
-def appendix_latex(runs: Iterable[dict]) -> str:
-    """The statement's appendix as booktabs tables for ``\\input`` (needs booktabs)."""
-    study = Study.read(runs)
-    head = "% Generated by greentrain export --format statement-appendix-latex; needs booktabs."
-    if not study.runs:
-        return head + "\nNo runs were selected, so there is no energy to report.\n"
-    lines = [head]
-    lines += _latex_table(
-        FIGURE_HEADERS,
-        _figure_rows(study) or [["--"] * len(FIGURE_HEADERS)],
-        r"lllrllp{0.3\linewidth}",
-        "Energy measurement per domain",
-    )
-    if study.unmeasured:
-        lines += ["", r"\medskip", ""]
-        lines += _latex_table(
-            DOWN_HEADERS, _down_rows(study), r"lrp{0.6\linewidth}",
-            "Domains not measured (missing from the totals, not counted as 0)",
-        )  # fmt: skip
-    if study.meters_down:
-        lines += ["", r"\medskip", ""]
-        lines += _latex_table(
-            METER_HEADERS, _meter_rows(study), r"lrp{0.45\linewidth}p{0.25\linewidth}",
-            "Meters that were unavailable or failed",
-        )  # fmt: skip
-    listed = issue_lines(summarize(study.issues))
-    if listed:
-        lines += ["", r"\medskip", "", latex_text("Values that could not be read were left out:")]
-        lines += [r"\begin{itemize}"] + [r"\item " + latex_text(x) for x in listed]
-        lines += [r"\end{itemize}"]
-    return "\n".join(lines) + "\n"
-
-
-# -- the model card -----------------------------------------------------------------------------
-
-
-def _yaml_str(value: object) -> str:
-    """A YAML double-quoted scalar (JSON's string syntax is a subset of it) of plain text."""
-    return json.dumps(plain_text(value), ensure_ascii=False)
-
-
-def _emissions_number(grams: float) -> str:
-    """Grams to 3 significant digits, as a YAML number (never in e-notation when avoidable)."""
-    return readable(grams).replace(",", "")
-
-
-def _model_card_source(study: Study) -> str:
-    measured, estimated = study.measured(False), study.measured(True)
-    bits = []
-    for what, by in (("measured", measured), ("estimated", estimated)):
-        if by:
-            bits.append(
-                f"{what}: "
-                + ", ".join(
-                    f"{d.upper()} by {'/'.join(src for src, _ in items)}" for d, items in by.items()
-                )
-            )
-    carbon = "; ".join(
-        f"{readable(i)} gCO2e/kWh ({src}, {year})" + ("" if pue is None else f", PUE {pue:g}")
-        for (i, src, year, pue, _), _ in sorted(study.carbon.items(), key=_carbon_order)
-    )
-    return (
-        "greentrain ("
-        + "; ".join(bits or ["no energy measured"])
-        + ")"
-        + (f"; carbon intensity {carbon}" if carbon else "")
-    )
-
-
-def model_card(runs: Iterable[dict], training_type: str | None = None) -> str:
-    """The Hugging Face model card's ``co2_eq_emissions`` metadata (YAML), for the selected
-    runs together; ``training_type`` defaults to the runs' ``config.training_type`` when they
-    agree on one, else ``pre-training``."""
-    study = Study.read(runs)
-    header = "# co2_eq_emissions for the model card's YAML metadata (greentrain export)"
-    if not study.runs:
-        return header + "\n# No runs were selected, so there is no emissions figure.\n"
-    totals = study_totals(study.runs).loc["all"]
-    if training_type is None:
-        found = {
-            RunReader(run).config().get("training_type")
-            for run in study.runs
-            if isinstance(run, dict)
-        }
-        found.discard(None)
-        only = found.pop() if len(found) == 1 else None
-        training_type = only if isinstance(only, str) and only else TRAINING_TYPES[0]
-    places = _join([p for p, _ in study.places.most_common()]) or "not recorded"
-    hardware = _join([s for s, _ in sorted(study.hardware.items())])
-    hardware += f"; {fmt_duration_s(totals['duration_s'])} over {_runs(len(study.runs))}"
-    co2 = totals["co2_g"]
-    has_co2 = bool(study.carbon) and co2 is not None and math.isfinite(co2)
-    lines = [header, "co2_eq_emissions:"]
-    if has_co2:
-        lines.append(f"  emissions: {_emissions_number(float(co2))}")
-    else:
-        lines.append("  emissions: null  # no run has a carbon intensity, so no emissions figure")
-    lines += [
-        f"  source: {_yaml_str(_model_card_source(study))}",
-        f"  training_type: {_yaml_str(training_type)}",
-        f"  geographical_location: {_yaml_str(places)}",
-        f"  hardware_used: {_yaml_str(hardware)}",
-    ]
-    listed = issue_lines(summarize(study.issues))
-    if listed:
-        lines.append("# values that could not be read were left out (never counted as 0):")
-        lines += ["# " + plain_text(line) for line in listed]
-    return "\n".join(lines) + "\n"

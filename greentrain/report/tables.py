@@ -24,8 +24,10 @@ from greentrain.record.jsonable import to_jsonable
 from greentrain.report.escape import as_str, csv_cell
 from greentrain.report.formatting import FORMATS, fmt_sig, latex_escape, markdown_escape, pm
 from greentrain.report.grouping import QUANTITIES, group_runs, runs_frame
+from greentrain.report.model_card import model_card
 from greentrain.report.reading import ISSUES_HEADING, Issue, issue_lines
-from greentrain.report.statement import appendix_latex, appendix_markdown, model_card, statement
+from greentrain.report.statement import statement
+from greentrain.report.statement_appendix import appendix_latex, appendix_markdown
 from greentrain.report.stats import missing
 from greentrain.report.study import pareto_front, savings_vs_dense, study_totals
 
@@ -226,7 +228,7 @@ def to_json(runs: Iterable[dict]) -> str:
 
 def render(runs: Iterable[dict], fmt: str, *, training_type: str | None = None) -> str:
     """The export of ``runs`` in format ``fmt`` (one of :data:`FORMATS`) as text;
-    ``training_type`` is the model card's (see :func:`~greentrain.report.statement.model_card`)."""
+    ``training_type`` is the model card's (see :func:`~greentrain.report.model_card.model_card`)."""
     funcs = {
         "latex": to_latex,
         "markdown": to_markdown,
