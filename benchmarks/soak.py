@@ -7,7 +7,9 @@ of its own (what the job *sent*). With probability ``--kill-rate`` the driver SI
 wrapper (its watchdog must stop the job and mark the record) or the job (the record must say
 it failed), at a random moment. Afterwards:
 
-* records lost: runs launched minus records in the store;
+* records lost: runs whose job started (it wrote its pids) or whose wrapper was not killed,
+  without a record in the store; a wrapper killed before its job started ran nothing and
+  needs none (counted apart, as ``killed_before_job_started``);
 * metrics lost: steps a job sent minus steps stored, over runs whose wrapper was not killed
   (a killed wrapper loses what was in flight by definition; its record is still marked);
 * processes left behind: job and worker pids still alive;
@@ -116,11 +118,16 @@ class Soak:
 
         with Store(self.store) as st:  # a reader marks dead wrappers' records
             runs = {r["tags"].get("soak"): r for r in st.list_runs()}
-        lost_metrics = left_behind = 0
+        lost_metrics = left_behind = lost_records = before_start = 0
         for e in self.launched:
-            if e["pids"].exists():
+            started = e["pids"].exists()
+            if started:
                 left_behind += sum(_alive(int(p)) for p in e["pids"].read_text().split())
             run = runs.get(e["tag"])
+            if run is None and not started and e["killed"] == "wrapper":
+                before_start += 1
+            elif run is None:
+                lost_records += 1
             if run is None or e["killed"] == "wrapper":
                 continue
             sent = len(e["log"].read_text().split()) if e["log"].exists() else 0
@@ -129,7 +136,8 @@ class Soak:
             "runs_launched": len(self.launched),
             "wrappers_killed": sum(e["killed"] == "wrapper" for e in self.launched),
             "jobs_killed": sum(e["killed"] == "job" for e in self.launched),
-            "records_lost": len(self.launched) - len(runs),
+            "killed_before_job_started": before_start,
+            "records_lost": lost_records,
             "metrics_lost": lost_metrics,
             "processes_left_behind": left_behind,
             "records_still_running": sum(r["status"] == "running" for r in runs.values()),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from fixtures.runs import NASTY, make_run, study  # noqa: E402
 from fixtures.store import write_store  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from greentrain.report import runs as run_figures  # noqa: E402
 from greentrain.report.formatting import FORMATS  # noqa: E402
+from greentrain.store import Store  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "app"
 PAGES = ["runs", "compare", "run", "export"]
@@ -116,6 +119,26 @@ def test_run_page_shows_provenance_meters_and_epochs(data_store):
     assert "zeus:zeus" in set(sides["meter"]) and 2.0 in set(sides["disagreement vs best (%)"])
     assert _plotly_count(at) == 3  # energy per epoch, power, accuracy
     assert any("train.py" in c.value for c in at.code)
+
+
+def test_run_page_plots_the_recorded_forecasts_against_the_actual_energy(tmp_path, monkeypatch):
+    run = make_run("f0", accs=[0.5, 0.6, 0.7, 0.8], epoch_energy_j=[1000.0] * 4)
+    t0 = datetime.fromisoformat(run["started_at"]).timestamp()
+    run["events"] = [
+        {"t": t0 + 10 * k, "event": "forecast", "epochs_done": k, "epochs_total": 4,
+         "spent_j": 1000.0 * k, "total_j": 4000.0 + 50 * k, "low_j": 3900.0, "high_j": 4300.0,
+         "method": "mean"}
+        for k in (1, 2, 3)
+    ]  # fmt: skip
+    monkeypatch.setenv("GREENTRAIN_APP_STORE", str(write_store(tmp_path / "f.db", [run])))
+    at = AppTest.from_file(str(APP / "views" / "run.py"), default_timeout=30)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Energy forecast vs actual" in [h.value for h in at.subheader]
+    assert _plotly_count(at) == 4  # energy per epoch, power, accuracy, forecast
+    points = run_figures.recorded_forecasts(Store(tmp_path / "f.db").get_run("f0"))
+    assert [p["epochs_done"] for p in points] == [1, 2, 3]
+    assert points[0]["t_s"] == pytest.approx(10.0) and points[2]["high_kwh"] == 4300.0 / 3.6e6
 
 
 def test_run_page_warns_about_estimated_energy(data_store):

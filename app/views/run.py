@@ -147,6 +147,43 @@ if runs:
             key="epoch_acc",
         )
 
+    forecasts = run_figures.recorded_forecasts(run)
+    if forecasts:
+        st.subheader("Energy forecast vs actual")
+        actual = run_figures.run_energy_kwh(run)
+        unit, per_kwh = energy_unit(max(f["total_kwh"] for f in forecasts))
+
+        def scaled(key: str) -> list[float | None]:
+            return [None if f[key] is None else f[key] * per_kwh for f in forecasts]
+
+        fdf = pd.DataFrame(
+            {
+                "after epoch": [f["epochs_done"] for f in forecasts],
+                f"forecast ({unit})": scaled("total_kwh"),
+                "low": scaled("low_kwh"),
+                "high": scaled("high_kwh"),
+            }
+        )
+        fdf["above"] = fdf["high"] - fdf[f"forecast ({unit})"]
+        fdf["below"] = fdf[f"forecast ({unit})"] - fdf["low"]
+        fig = px.line(
+            fdf,
+            x="after epoch",
+            y=f"forecast ({unit})",
+            error_y="above",
+            error_y_minus="below",
+            markers=True,
+            title="Forecast of the run's total energy, with its 95% interval",
+        )
+        if actual is not None and run.get("status") != "running":
+            fig.add_hline(
+                y=actual * per_kwh,
+                line_dash="dash",
+                annotation_text=f"actual: {fmt_energy_kwh(actual)} ({run['status']})",
+            )
+        fig.update_yaxes(tickformat=sh.TICKS)
+        st.plotly_chart(fig, key="forecast")
+
     st.subheader("Carbon factors")
     st.json(run.get("carbon") or {"note": "no carbon intensity recorded"})
     st.subheader("Command and environment")

@@ -215,6 +215,35 @@ def epoch_energies_kwh(run: dict, issues: list[Issue] | None = None) -> list[flo
     return out
 
 
+def recorded_forecasts(run: dict, issues: list[Issue] | None = None) -> list[dict]:
+    """The run's live energy forecasts (its ``forecast`` events), oldest first: each with
+    ``t_s`` (seconds since the run started), ``epochs_done``, ``epochs_total`` and
+    ``total_kwh``, ``low_kwh``, ``high_kwh`` (None without an interval). Unreadable values
+    are flagged in ``issues`` and the forecast left out."""
+    reader = RunReader(run, issues)
+    started = parse_time(run.get("started_at"))
+    out = []
+    for i, event in enumerate(run.get("events") or []):
+        if not isinstance(event, Mapping) or event.get("event") != "forecast":
+            continue
+        field = f"events[{i}]"
+        total = reader.number(event.get("total_j"), f"{field}.total_j", nonnegative=True)
+        t = reader.number(event.get("t"), f"{field}.t")
+        if total is None or t is None:
+            continue
+        low = reader.number(event.get("low_j"), f"{field}.low_j", nonnegative=True)
+        high = reader.number(event.get("high_j"), f"{field}.high_j", nonnegative=True)
+        out.append({
+            "t_s": t - started.timestamp() if started is not None else None,
+            "epochs_done": reader.integer(event.get("epochs_done"), f"{field}.epochs_done"),
+            "epochs_total": reader.integer(event.get("epochs_total"), f"{field}.epochs_total"),
+            "total_kwh": joules_to_kwh(total),
+            "low_kwh": None if low is None or high is None else joules_to_kwh(low),
+            "high_kwh": None if low is None or high is None else joules_to_kwh(high),
+        })  # fmt: skip
+    return sorted(out, key=lambda f: (f["t_s"] is None, f["t_s"] or 0.0))
+
+
 def outermost(spans: list[tuple[float, float, float]]) -> set[tuple[float, float]]:
     """The ``(start, end)`` intervals of ``spans`` not nested in a *different* interval.
 
