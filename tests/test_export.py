@@ -15,7 +15,7 @@ from fixtures.store import write_store
 
 from greentrain.cli import main
 from greentrain.errors import ConfigError
-from greentrain.report import formatting, statement, tables
+from greentrain.report import formatting, statement, statement_appendix, tables
 
 LATEX_SPECIALS = "\\{}$&#^_%~<>|"
 
@@ -159,9 +159,8 @@ def test_statement_names_unmeasured_domains_and_empty_selection():
     text = statement.statement([make_run("x", cpu_unavailable=True)])
     assert "CPU energy was not measured in 1 run" in text
     assert "RAPL not readable" not in text  # a meter's reason: in the appendix only
-    assert "| CPU | 1 | RAPL not readable \\(permission\\) |" in statement.appendix_markdown(
-        [make_run("x", cpu_unavailable=True)]
-    )
+    appendix = statement_appendix.appendix_markdown([make_run("x", cpu_unavailable=True)])
+    assert "| CPU | 1 | RAPL not readable \\(permission\\) |" in appendix
     assert "estimated" not in text.split("appendix")[0]
     assert "No runs" in statement.statement([])
 
