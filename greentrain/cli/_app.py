@@ -4,31 +4,25 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from greentrain.errors import BudgetExceeded, ConfigError, GreentrainError
 
-try:  # typer >= 0.2x vendors click as typer._click; older typer raises click's own classes
-    from typer._click import exceptions as _typer_click
-except ImportError:  # pragma: no cover - depends on the installed typer
-    _typer_click = None
+try:  # typer >= 0.29 vendors click as typer._click and raises only its classes
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - an older typer raises click's own classes
+    from click import exceptions as click_exceptions
 
-USAGE_ERRORS: tuple[type[Exception], ...] = tuple(
-    {click.ClickException, getattr(_typer_click, "ClickException", click.ClickException)}
-)
+USAGE_ERRORS: tuple[type[Exception], ...] = (click_exceptions.ClickException,)
 ABORTS: tuple[type[BaseException], ...] = tuple(
-    {click.exceptions.Abort, getattr(typer, "Abort", click.exceptions.Abort)}
+    {typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)}
 )
-EXITS: tuple[type[BaseException], ...] = tuple({typer.Exit, click.exceptions.Exit})
+EXITS: tuple[type[BaseException], ...] = tuple(
+    {typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)}
+)
 # "greentrain" alone: the help was printed already; click >= 8.2 exits 2 without a message
 HELP_SHOWN: tuple[type[Exception], ...] = tuple(
-    c
-    for c in (
-        getattr(click.exceptions, "NoArgsIsHelpError", None),
-        getattr(_typer_click, "NoArgsIsHelpError", None),
-    )
-    if c is not None
+    c for c in (getattr(click_exceptions, "NoArgsIsHelpError", None),) if c is not None
 )
 
 app = typer.Typer(

@@ -7,7 +7,11 @@ other meters carry on.
 Meters that take seconds to start (``Meter.slow_start``: CodeCarbon's hardware detection,
 Zeus's import) can start in the background: the run starts its job once the fast meters are
 running, and a slow meter joins when ready (``on_ready``); one still starting when the job
-ends is recorded as not measured, with the reason.
+ends is recorded as not measured, with the reason. ``greentrain run`` defers them further
+(:meth:`MeterSet.start_deferred`): they begin :data:`SLOW_START_DELAY_S` after the job has
+started. Their imports are CPU work that holds the GIL, so started earlier they would slow the
+wrapper's own start and, for a short job, its finish; a job shorter than the delay could not
+have had their figures anyway (they need seconds to start).
 
 In a run group, :meth:`MeterSet.elect` puts a :class:`~greentrain.run.election.DeviceGate` on
 every reading: the set then reports only the physical devices its wrapper won on this host
@@ -28,6 +32,8 @@ from greentrain.errors import ConfigError, MeterUnavailable
 from greentrain.meters.base import Meter
 from greentrain.record.readings import Readings
 from greentrain.run.election import DeviceGate, Election
+
+SLOW_START_DELAY_S = 0.3  # seconds after the job starts before slow meters begin to start
 
 
 class MeterSet:
@@ -61,7 +67,9 @@ class MeterSet:
             self._candidates.append((meter.name, meter, ""))
         self._lock = threading.Lock()
         self._stopped = False
+        self._on_ready: Callable[[str, Meter], None] | None = None
         self._starting: dict[str, float] = {}  # slow meters still starting -> since when
+        self._deferred: list[tuple[str, Meter | None, str]] = []  # slow, not begun yet
         self.gate: DeviceGate | None = None
 
     def elect(self, election: Election) -> None:
@@ -84,6 +92,7 @@ class MeterSet:
         *,
         background_slow: bool = False,
         on_ready: Callable[[str, Meter], None] | None = None,
+        defer_slow: bool = False,
     ) -> None:
         """Probe every candidate and start the available ones, all meters concurrently.
 
@@ -103,12 +112,25 @@ class MeterSet:
         for (name, _, _), meter in zip(now, started, strict=True):
             if meter is not None:
                 self.running[name] = meter
+        if defer_slow:
+            self._deferred, self._on_ready = late, on_ready
+            return
         for candidate in late:
-            self._starting[candidate[0]] = time.monotonic()
-            thread = threading.Thread(
-                target=self._start_late, args=(*candidate, on_ready), daemon=True
-            )
-            thread.start()
+            self._begin_late(candidate, on_ready, 0.0)
+
+    def start_deferred(self, delay_s: float = SLOW_START_DELAY_S) -> None:
+        """Begin the slow meters :meth:`start` deferred, each in its own thread after
+        ``delay_s`` seconds (none begins once the set is stopped)."""
+        deferred, self._deferred = self._deferred, []
+        for candidate in deferred:
+            self._begin_late(candidate, self._on_ready, delay_s)
+
+    def _begin_late(self, candidate: tuple, on_ready: Callable | None, delay_s: float) -> None:
+        self._starting[candidate[0]] = time.monotonic()
+        thread = threading.Thread(
+            target=self._start_late, args=(*candidate, on_ready, delay_s), daemon=True
+        )
+        thread.start()
 
     def _start_late(
         self,
@@ -116,7 +138,13 @@ class MeterSet:
         meter: Meter | None,
         create_error: str,
         on_ready: Callable[[str, Meter], None] | None,
+        delay_s: float = 0.0,
     ) -> None:
+        if delay_s > 0:
+            time.sleep(delay_s)
+            with self._lock:
+                if self._stopped:
+                    return  # the job ended first: stop() recorded why there is no figure
         started = self._probe_and_start(name, meter, create_error)
         with self._lock:
             self._starting.pop(name, None)
@@ -190,6 +218,9 @@ class MeterSet:
         out: Readings = {}
         with self._lock:
             self._stopped = True
+            for name, _, _ in self._deferred:  # the job never started (or ended at once)
+                self._set(name, available=False, reason="not started: the job did not run")
+            self._deferred = []
             for name, since in self._starting.items():
                 waited = time.monotonic() - since
                 self._set(

@@ -188,7 +188,8 @@ def run_command(
         recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s,
                             listeners=[*oversight.listeners, *listeners], group=group)  # fmt: skip
         recorder.create(command, opts.name, opts.tags, carbon)
-        meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready)
+        meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready,
+                        defer_slow=True)  # fmt: skip
         recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())
         if opts.baseline_s > 0 and not watcher.event.is_set():
             recorder.baseline(opts.baseline_s, watcher.event)
@@ -205,6 +206,7 @@ def run_command(
             if cannot_start is not None:
                 exit_code = cannot_start
             else:
+                meter_set.start_deferred()  # slow meters begin once the job runs
                 watchdog.watch(job.pid)
                 recorder.cpu = JobCPU(job.pid, job.reaped_cpu_s)
                 watcher.job = job
