@@ -1,6 +1,6 @@
 """Accuracy of ssprop's opt-in variants against exact ssProp and dense, on real data.
 
-    python benchmarks/variants_accuracy.py --dataset digits --epochs 10 --seeds 0,1,2
+    python benchmarks/variants_accuracy.py --dataset digits --epochs 8 --seeds 0,1,2 --threads 1
     python benchmarks/variants_accuracy.py --dataset mnist --data-dir data --epochs 5 --seeds 0,1,2
 
 Each configuration is one ``python -m greentrain train`` run per seed (the real command, metered
@@ -10,12 +10,16 @@ schedule (drop 0.8, period 2 epochs); ``--reselect-every 4`` and ``16`` (constan
 ``--min-channels 128`` (constant 0.8). ``--configs`` picks among those and ``min64``
 (``--min-channels 64``, not run by default: no ResNet-18 conv has fewer than 64 output channels,
 so it is exact ssProp). Every configuration runs on the same seeds, so the same data order and
-initial weights. A run already finished in the store (same study,
-dataset, epochs, configuration and seed) is reused, so an interrupted study resumes.
+initial weights. A run already finished in the store (same study, dataset, epochs,
+configuration and seed) is reused, so an interrupted study resumes. ``--threads N`` sets the
+runs' torch threads (``OMP_NUM_THREADS``): 1 on a shared 2-core machine, where two threads
+contending with another process for one core run many times slower.
 
-It writes ``DIR/README.md`` (the table, the command, machine and date) and ``DIR/results.json``
-(every run's figures). Columns: best test accuracy over the epochs (as the paper reports it)
-and final-epoch test accuracy, each mean ± sample std over seeds; analytic backward FLOPs per
+It writes ``DIR/README.md`` (the table, the command, machine and date), ``DIR/results.json``
+(every run's figures) and ``DIR/study.json`` (the command, machine, date and duration of the
+invocation that trained the runs: a re-run that only reuses runs re-renders the table and
+keeps those). Columns: best test accuracy over the epochs (as the paper reports it) and
+final-epoch test accuracy, each mean ± sample std over seeds; analytic backward FLOPs per
 iteration by the paper's convention (the runs' logged ``backward_flops_per_iter``, mean over
 epochs); wall seconds per epoch (training and evaluation, ``epoch_time_s``), mean over epochs
 and seeds.
@@ -142,21 +146,46 @@ def machine() -> str:
     )
 
 
-def write_report(args, results: dict[str, list[dict]], minutes: float, command: str) -> Path:
-    """``DIR/README.md`` and ``DIR/results.json``; returns the README's path."""
+def data_sizes(args: argparse.Namespace) -> tuple[str, int]:
+    """``"train/val/test"`` image counts of the dataset as the job splits it, and the test count."""
+    from greentrain.jobs.config import TrainConfig
+    from greentrain.jobs.data import load_for
+    from greentrain.jobs.recipes import resolve
+
+    cfg = TrainConfig(dataset=args.dataset, data_dir=args.data_dir or "data")
+    data = load_for(resolve(cfg))
+    n_val = len(data.val) if data.val is not None else 0
+    return f"{len(data.train)}/{n_val}/{len(data.test)}", len(data.test)
+
+
+def per_seed(results: dict[str, list[dict]]) -> list[str]:
+    """Best and final test accuracy of every run, in %, one row per configuration."""
+    seeds = [r["seed"] for r in next(iter(results.values()))]
+    lines = ["| configuration | " + " | ".join(f"seed {s}: best / final" for s in seeds) + " |",
+             "|---|" + "---|" * len(seeds)]  # fmt: skip
+    for config, runs in results.items():
+        cells = [f"{r['best_test_acc'] * 100:.2f} / {r['final_test_acc'] * 100:.2f}" for r in runs]
+        lines.append(f"| {CONFIGS[config][0]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(args: argparse.Namespace, results: dict[str, list[dict]], study: dict) -> Path:
+    """``DIR/README.md`` and ``DIR/results.json``; returns the README's path. ``study``: the
+    command, machine, date, minutes and load averages of the invocation that trained the runs."""
     out = Path(args.out)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    sizes, n_test = data_sizes(args)
     seeds = ",".join(str(s) for s in args.seeds)
     text = [
         f"# ssprop variants: accuracy on {args.dataset} (ResNet-18, CIFAR stem)",
         "",
-        f"- Command: `{command}`",
-        f"- Machine: {machine()}, device {args.device}; 1-minute load average "
-        f"{args.load_before:.2f} before the study, {os.getloadavg()[0]:.2f} after.",
-        f"- Date: {datetime.date.today().isoformat()}; the study took {minutes:.1f} min "
-        "(runs already in the store are reused, not re-timed).",
+        f"- Command: `{study['command']}`",
+        f"- Machine: {study['machine']}, device {args.device}; 1-minute load average "
+        f"{study['load_before']:.2f} before the study, {study['load_after']:.2f} after.",
+        f"- Date: {study['date']}; the study took {study['minutes']:.1f} min.",
         f"- Recipe: the dataset's default (Adam, lr 2e-4, no augmentation), {args.epochs} "
-        f"epochs, seeds {seeds}; every configuration on the same seeds.",
+        f"epochs, seeds {seeds}; every configuration on the same seeds. Train/val/test images: "
+        f"{sizes}, so one test image is {100 / n_test:.2f} points of accuracy.",
         f"- Runs: `{args.store}` (tags `study={STUDY}`, `config`, `seed`); per run in "
         "`results.json`.",
         "",
@@ -169,6 +198,10 @@ def write_report(args, results: dict[str, list[dict]], minutes: float, command: 
         "`backward_flops_per_iter`, mean over epochs.",
         "- s/epoch: wall seconds of one epoch's training and evaluation (`epoch_time_s`), mean "
         "over epochs and seeds; the runs ran one after another on the same machine.",
+        "",
+        "Per seed (test accuracy %, best / final epoch):",
+        "",
+        *per_seed(results),
     ]
     path = out / "README.md"
     path.write_text("\n".join(text) + "\n")
@@ -202,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     args.store = args.store or str(Path(args.out) / "runs.db")
     command = shlex.join(["python", "benchmarks/variants_accuracy.py", *(argv or sys.argv[1:])])
-    start, args.load_before = time.monotonic(), os.getloadavg()[0]
+    start, load_before = time.monotonic(), os.getloadavg()[0]
     results: dict[str, list[dict]] = {}
+    trained = 0
     for config in configs:
         for seed in args.seeds:
             tags = _tags(args.dataset, args.epochs, config, seed)
@@ -216,9 +250,22 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[{config} seed {seed}] failed (exit {proc.returncode})", flush=True)
                     return 1
                 run = finished_run(args.store, tags)
+                trained += 1
                 print(f"[{config} seed {seed}] {time.monotonic() - t0:.0f} s", flush=True)
             results.setdefault(config, []).append({"seed": seed, **figures(run)})
-    readme = write_report(args, results, (time.monotonic() - start) / 60, command)
+    study_file = Path(args.out) / "study.json"
+    if trained or not study_file.exists():  # a re-render keeps the training invocation's facts
+        study = {
+            "command": command,
+            "machine": machine(),
+            "runs_trained": trained,
+            "date": datetime.date.today().isoformat(),
+            "load_before": load_before,
+            "minutes": (time.monotonic() - start) / 60,
+            "load_after": os.getloadavg()[0],
+        }
+        study_file.write_text(json.dumps(study, indent=2) + "\n")
+    readme = write_report(args, results, json.loads(study_file.read_text()))
     print("\n".join(table(results)))
     print(f"written: {readme}")
     return 0
