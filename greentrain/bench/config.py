@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from greentrain.errors import ConfigError
+from greentrain.jobs.config import validate_variant_options
 from greentrain.jobs.models import MODEL_NAMES, STEMS
 
 DTYPES = ("float32", "bfloat16")
@@ -58,6 +59,12 @@ class BenchConfig:
         layer_reps: timed repetitions per layer and variant (default: ``steps``).
         optimizer: ``"adam"`` (the paper's, lr 2e-4) or ``"sgd"`` (momentum 0.9).
         selection, dims: passed to ``ssprop.convert``.
+        backend: the selection kernels of every sparse variant: ``"auto"`` (triton on CUDA
+            when installed, aten elsewhere), ``"aten"`` or ``"triton"``.
+        reselect_every: the sparse variants rank channels on one backward in N and reuse the
+            kept ones in between (1: the paper's method, every backward).
+        min_channels: layers of the sparse variants with fewer output channels stay dense
+            (0: none).
         seed: seeds the shared initial weights and the synthetic batch.
         threads: torch intra-op threads during the run (None: torch's default); restored after.
         energy_rounds: rounds of energy blocks (GPU only); each round runs one block of every
@@ -91,6 +98,9 @@ class BenchConfig:
     optimizer: str = "adam"
     selection: str = "topk"
     dims: str = "channel"
+    backend: str = "auto"
+    reselect_every: int = 1
+    min_channels: int = 0
     seed: int = 0
     threads: int | None = None
     energy_rounds: int = 5
@@ -187,6 +197,7 @@ def validate(cfg: BenchConfig) -> BenchConfig:
         raise ConfigError(f"--energy-block-s must be > 0 seconds (got {cfg.energy_block_s})")
     if cfg.layer_reps is not None and cfg.layer_reps < 1:
         raise ConfigError(f"--layer-reps must be >= 1 (got {cfg.layer_reps})")
+    validate_variant_options(cfg.backend, cfg.reselect_every, cfg.min_channels, cfg.device)
     parse_input_shape(",".join(str(v) for v in cfg.input_shape))
     parse_drops(",".join(str(d) for d in cfg.drops))
     kind = cfg.device.split(":", 1)[0]

@@ -102,7 +102,10 @@ def time_layers(
         for v in sparse_variants:
             layer = copy.deepcopy(v.model.get_submodule(name))
             layer.load_state_dict(conv.state_dict())
-            converted[v.name] = type(layer) is not type(conv)
+            # a layer under the variant's min_channels is converted but runs dense
+            converted[v.name] = type(layer) is not type(conv) and conv.out_channels >= getattr(
+                layer, "min_channels", 0
+            )
             if hasattr(layer, "drop_rate"):
                 layer.drop_rate = v.drop_rate
             entries.append((v.name, layer, cfg.channels_last))

@@ -50,8 +50,20 @@ def title(result: dict) -> str:
     return (
         f"ssprop vs dense: {c['model']} ({c['stem']} stem), batch {c['batch_size']}, {shape}, "
         f"{c['dtype']}, {layout}{comp}, {c['device']} ({env['device_name']}, "
-        f"{env['num_threads']} threads), {c['steps']} rounds"
+        f"{env['num_threads']} threads), {c['steps']} rounds{_sparse_settings(c)}"
     )
+
+
+def _sparse_settings(c: dict) -> str:
+    """The sparse variants' non-default ssprop settings (older results lack the keys)."""
+    parts = []
+    if c.get("backend", "auto") != "auto":
+        parts.append(f"backend {c['backend']}")
+    if c.get("reselect_every", 1) != 1:
+        parts.append(f"reselect every {c['reselect_every']}")
+    if c.get("min_channels", 0):
+        parts.append(f"min channels {c['min_channels']}")
+    return "; sparse: " + ", ".join(parts) if parts else ""
 
 
 def _variant_rows(result: dict) -> list[list[str]]:

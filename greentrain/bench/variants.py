@@ -2,7 +2,8 @@
 
 ``dense`` (the run's layout, dtype and compile settings), ``dense`` in the other memory layout
 (channels_last toggled), one ``ssprop.convert``-ed model per drop rate, and with
-``schedule_check`` a model driven by the paper's bar schedule.
+``schedule_check`` a model driven by the paper's bar schedule. The sparse and schedule variants
+take the config's ``selection``, ``dims``, ``backend``, ``reselect_every`` and ``min_channels``.
 """
 
 from __future__ import annotations
@@ -100,7 +101,15 @@ def _make_variant(
     model = copy.deepcopy(base)
     scheduler = None
     if kind in ("sparse", "schedule"):
-        convert(model, drop_rate=drop_rate, selection=cfg.selection, dims=cfg.dims)
+        convert(
+            model,
+            drop_rate=drop_rate,
+            selection=cfg.selection,
+            dims=cfg.dims,
+            backend=cfg.backend,
+            reselect_every=cfg.reselect_every,
+            min_channels=cfg.min_channels,
+        )
         if not sparse_modules(model):
             raise ConfigError(
                 f"ssprop.convert found no layer to make sparse in {cfg.model!r}: "

@@ -57,6 +57,19 @@ def bench_ssprop(
         None, "--layer-reps", help="Repetitions per layer (default: --steps)."
     ),
     optimizer: str = typer.Option("adam", "--optimizer", help="adam (paper's) or sgd."),
+    backend: str = typer.Option(
+        "auto", "--backend", help="Sparse variants' selection kernels: auto | aten | triton."
+    ),
+    reselect_every: int = typer.Option(
+        1,
+        "--reselect-every",
+        help="Sparse variants rank channels every N backward passes (1 = the paper's).",
+    ),
+    min_channels: int = typer.Option(
+        0,
+        "--min-channels",
+        help="Sparse variants keep layers with fewer output channels dense (0 = none).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the shared initial weights and batch."),
     threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
     compile_mode: str = typer.Option(
@@ -122,6 +135,9 @@ def bench_ssprop(
             phases=phases,
             layer_reps=layer_reps,
             optimizer=optimizer,
+            backend=backend,
+            reselect_every=reselect_every,
+            min_channels=min_channels,
             seed=seed,
             threads=threads,
             compile_mode=compile_mode,

@@ -76,6 +76,22 @@ def train(
     dropout: float = typer.Option(
         0.0, rich_help_panel=_SSPROP, help="nn.Dropout(P) after every conv (Table 6)."
     ),
+    backend: str = typer.Option(
+        "auto",
+        rich_help_panel=_SSPROP,
+        help="Selection kernels: auto (triton on CUDA when installed, else aten) | aten | triton.",
+    ),
+    reselect_every: int = typer.Option(
+        1,
+        rich_help_panel=_SSPROP,
+        help="Variant: rank channels every N sparse backward passes, reusing the kept ones "
+        "between (1 = the paper's).",
+    ),
+    min_channels: int = typer.Option(
+        0,
+        rich_help_panel=_SSPROP,
+        help="Variant: layers with fewer than C output channels stay dense (0 = none).",
+    ),
     device: str = typer.Option("auto", rich_help_panel=_RUN, help="auto | cpu | cuda | cuda:N"),
     deterministic: bool = typer.Option(
         False, "--deterministic/--no-deterministic", rich_help_panel=_RUN

@@ -98,6 +98,9 @@ def build_classifier(cfg: TrainConfig, data: DataBundle) -> nn.Module:
                 selection=cfg.selection,
                 dims=cfg.dims,
                 linear=cfg.sparse_linear,
+                backend=cfg.backend,
+                reselect_every=cfg.reselect_every,
+                min_channels=cfg.min_channels,
             )
         except ValueError as err:
             raise ConfigError(str(err)) from err

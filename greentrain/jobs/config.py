@@ -15,11 +15,12 @@ Allowed values of the ssProp fields come from :mod:`ssprop` itself.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from greentrain.errors import ConfigError
-from ssprop import schedulers, select
+from ssprop import schedulers, select, settings
 
 CLASSIFY_MODELS = ("resnet18", "resnet26", "resnet50")
 MODELS = (*CLASSIFY_MODELS, "ddpm")
@@ -36,6 +37,7 @@ DATASETS = (
 DDPM_DATASETS = ("digits", "mnist", "fashion-mnist", "celeba")
 SCHEDULES = tuple(schedulers.SCHEDULERS)
 PERIOD_UNITS = schedulers.PERIOD_UNITS
+BACKENDS = settings.BACKENDS
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -47,6 +49,38 @@ def _at_least_one(*flags: tuple[str, int | None]) -> None:
     for flag, value in flags:
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be >= 1, got {value}")
+
+
+def validate_variant_options(
+    backend: str, reselect_every: int, min_channels: int, device: str | None = None
+) -> None:
+    """Check ``--backend``, ``--reselect-every`` (integer >= 1) and ``--min-channels``
+    (integer >= 0, output channels) for ``train`` and ``bench ssprop``.
+
+    ``--backend triton`` needs triton, and with ``device="cpu"`` also ``TRITON_INTERPRET=1``
+    (a device of ``auto`` or None is resolved later, by the job). Raises ConfigError.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "triton":
+        try:
+            settings.validate_backend(backend)
+        except ValueError as err:
+            raise ConfigError(f"--backend triton: {err}") from None
+        if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+            raise ConfigError(
+                "--backend triton runs its kernels on CUDA tensors: use --device cuda, "
+                "--backend auto, or set TRITON_INTERPRET=1 (the Triton interpreter, slow)"
+            )
+    if reselect_every < 1:
+        raise ConfigError(
+            f"--reselect-every must be >= 1 (1 ranks channels on every backward), "
+            f"got {reselect_every}"
+        )
+    if min_channels < 0:
+        raise ConfigError(
+            f"--min-channels must be >= 0 (0 keeps no layer dense), got {min_channels}"
+        )
 
 
 @dataclass
@@ -97,7 +131,12 @@ class RecipeOptions:
 
 @dataclass
 class SparseOptions:
-    """ssProp: target drop rate (0 = the dense baseline), its schedule and selection."""
+    """ssProp: target drop rate (0 = the dense baseline), its schedule and selection.
+
+    ``backend`` picks the selection kernels (``ssprop.settings``); ``reselect_every`` (backward
+    passes that share one ranking) and ``min_channels`` (layers with fewer output channels stay
+    dense) are ssprop's opt-in variants; their defaults (1, 0) are the paper's method.
+    """
 
     drop: float = 0.0
     schedule: str = "bar"
@@ -108,6 +147,9 @@ class SparseOptions:
     dims: str = "channel"
     sparse_linear: bool = False  # also sparsify the final Linear layer
     dropout: float = 0.0  # nn.Dropout after each conv (paper Table 6 study)
+    backend: str = "auto"  # selection kernels: auto | aten | triton
+    reselect_every: int = 1  # backward passes that share one channel ranking (1 = the paper)
+    min_channels: int = 0  # layers with fewer output channels stay dense (0 = none)
 
     def validate_sparse(self) -> None:
         _choice("schedule", self.schedule, SCHEDULES)
@@ -122,6 +164,9 @@ class SparseOptions:
             raise ConfigError(f"--period must be > 0, got {self.period}")
         if self.warmup < 0:
             raise ConfigError(f"--warmup must be >= 0, got {self.warmup}")
+        validate_variant_options(
+            self.backend, self.reselect_every, self.min_channels, getattr(self, "device", None)
+        )
 
 
 @dataclass

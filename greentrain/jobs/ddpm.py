@@ -87,7 +87,14 @@ def build_ddpm_model(cfg: Any, input_shape: tuple[int, int, int]) -> nn.Module:
     model = build_unet(channels, base, mults, image_size=height)
     if cfg.drop > 0:
         ssprop.convert(
-            model, cfg.drop, selection=cfg.selection, dims=cfg.dims, linear=cfg.sparse_linear
+            model,
+            cfg.drop,
+            selection=cfg.selection,
+            dims=cfg.dims,
+            linear=cfg.sparse_linear,
+            backend=getattr(cfg, "backend", "auto"),
+            reselect_every=getattr(cfg, "reselect_every", 1),
+            min_channels=getattr(cfg, "min_channels", 0),
         )
     return model
 
