@@ -96,6 +96,43 @@ def test_compare_page_draws_heatmap_pareto_energy_to_accuracy_and_savings(data_s
     assert {"configuration", "energy to target", "reached"} <= set(e2a.columns)
 
 
+def test_compare_page_tabulates_where_ssprop_saves_from_recorded_bench_runs(tmp_path, monkeypatch):
+    bench = make_run("bn0", accs=[0.5])
+    bench["tags"] = {"job": "bench", "bench": "ssprop"}
+    bench["config"] = {
+        "model": "resnet50", "input_shape": [3, 224, 224], "batch_size": 64, "device": "cuda",
+        "dtype": "bfloat16", "channels_last": True, "cuda_graphs": True,
+        "bench_variants": ["dense", "dense[contiguous]", "sparse@0", "sparse@0.8", "bar@0.8"],
+    }  # fmt: skip
+    ratios = [(1.0, 1.0), (1.1, 1.1), (1.004, 1.0), (0.9, 0.85), (0.95, None)]
+    bench["metrics"] = [
+        {"step": i, "window": None, "time_s": 1.0 + i, "step_time_ratio_vs_fastest_dense": step,
+         "energy_ratio_vs_fastest_dense": energy}
+        for i, (step, energy) in enumerate(ratios)
+    ]  # fmt: skip
+    bench["env"] = {**bench["env"], "gpu_models": ["NVIDIA H200"]}
+    runs = study() + [bench]
+    monkeypatch.setenv("GREENTRAIN_APP_STORE", str(write_store(tmp_path / "b.db", runs)))
+    at = _run("compare")
+    assert "Where ssProp saves energy, and where it does not" in [h.value for h in at.subheader]
+    table = at.dataframe[-1].value
+    (row,) = table.to_dict("records")
+    assert (
+        row["device"] == "NVIDIA H200" and row["setting"] == "bfloat16, channels_last, CUDA graphs"
+    )
+    assert (row["sparse step ×"], row["sparse J/step ×"], row["bar step ×"]) == (
+        "0.900",
+        "0.850",
+        "0.950",
+    )
+    assert row["drop 0 step ×"] == "1.004" and row["verdict"] == "saves energy (15%)"
+
+
+def test_compare_page_without_bench_runs_says_how_to_get_them(data_store):
+    at = _run("compare")
+    assert "greentrain bench ssprop" in _text(at)
+
+
 def test_compare_page_switches_model_dataset_scope(data_store):
     at = _run("compare")
     labels = at.selectbox[0].options

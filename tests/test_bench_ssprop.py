@@ -8,6 +8,7 @@ import math
 import pytest
 
 from greentrain.cli import main
+from greentrain.store import Store
 
 TINY = [
     "bench", "ssprop", "--model", "resnet18", "--input", "3,8,8", "--batch-size", "4",
@@ -341,6 +342,21 @@ def test_phase_joules_come_from_the_counter_per_repetition():
             assert reps == 2  # a block shorter than one repetition still repeats twice
             assert row[phase]["joules"] == pytest.approx(3.0 / reps)
             assert row[phase]["joules_ratio"] == pytest.approx(1.0)
+
+
+def test_a_recorded_bench_run_gives_the_same_where_row_as_its_json_result(bench_result):
+    from greentrain.bench.where import row
+    from greentrain.report.where import rows_from_runs
+
+    with Store(bench_result["_store"]) as st:
+        runs = [st.get_run(r["id"]) for r in st.list_runs()]
+    (stored,) = rows_from_runs(runs)
+    from_json = row(bench_result)
+    for key in ("workload", "setting", "verdict"):
+        assert stored[key] == from_json[key], key
+    for key in ("sparse_step", "sparse_backward", "bar_step"):
+        assert stored[key] == pytest.approx(from_json[key]), key
+    assert stored["sparse_energy"] is None and stored["device"]
 
 
 def test_bench_where_tabulates_each_result_with_a_verdict_from_its_ratios(bench_result, capsys,

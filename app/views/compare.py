@@ -14,7 +14,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
-from greentrain.report import grouping, study  # noqa: E402
+from greentrain.report import grouping, study, where  # noqa: E402
 from greentrain.report import runs as run_figures  # noqa: E402
 from greentrain.report.formatting import energy_unit, fmt_energy_kwh, readable  # noqa: E402
 
@@ -199,4 +199,21 @@ elif not groups.empty:
         st.info(
             "Needs a sparse configuration and its dense baseline (same model and dataset, drop "
             "rate 0) with energy and FLOPs figures."
+        )
+
+# -- where ssProp saves energy (recorded `greentrain bench ssprop` runs) ----------------------
+if runs:
+    st.subheader("Where ssProp saves energy, and where it does not")
+    bench_rows = where.rows_from_runs(runs)
+    if bench_rows:
+        st.dataframe(
+            pd.DataFrame([where.cells(r) for r in bench_rows], columns=where.HEADERS),
+            hide_index=True,
+        )
+        st.caption(where.how_to_read())
+    else:
+        st.info(
+            "No benchmark runs in this store: `greentrain bench ssprop` records one (dense vs "
+            "ssProp step time, and joules per step on NVIDIA GPUs). The measured table is in "
+            "the project's reports/where-ssprop-saves.md."
         )
