@@ -65,6 +65,20 @@ def test_the_paper_convention_reproduces_its_resnet50_figure_with_the_head_apart
     assert "4,102.22" in table and "not in the paper's count" in table
 
 
+def test_the_opt_in_variants_are_counted_as_the_jobs_count_them(capsys):
+    exact = run_json(capsys)
+    thin_dense = run_json(capsys, "--min-channels", "128")  # the stem and layer1 stay dense
+    stale = run_json(capsys, "--reselect-every", "4")  # the ranking sum amortised over 4
+    assert (thin_dense["min_channels"], stale["reselect_every"]) == (128, 4)
+    assert thin_dense["flops_at_drop_per_iter"] > exact["flops_at_drop_per_iter"]
+    assert stale["flops_at_drop_per_iter"] < exact["flops_at_drop_per_iter"]
+    assert stale["dense_flops_per_iter"] == exact["dense_flops_per_iter"]
+    dense_layers = [r for r in thin_dense["layers"] if r["kind"] == "conv" and not r["sparse"]]
+    assert len(dense_layers) == 5  # conv1 and layer1's four 64-channel convs
+    assert main(["flops", "--reselect-every", "0"]) == 2
+    assert "--reselect-every" in capsys.readouterr().err
+
+
 def test_an_unknown_convention_is_a_one_line_error(capsys):
     assert main(["flops", "--convention", "some"]) == 2
     err = capsys.readouterr().err.strip()

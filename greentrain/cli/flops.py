@@ -184,6 +184,12 @@ def flops_cmd(
         help="paper: convolutions, BatchNorm and Dropout, as the paper counts (its tables; "
         "the head shown apart); all: the linear head too.",
     ),
+    reselect_every: int = typer.Option(
+        1, "--reselect-every", help="Opt-in variant: rank the channels every N backward passes."
+    ),
+    min_channels: int = typer.Option(
+        0, "--min-channels", help="Opt-in variant: layers with fewer output channels stay dense."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> int:
     """Backward FLOPs per iteration of a paper model: dense vs ssProp under a drop schedule."""
@@ -203,6 +209,8 @@ def flops_cmd(
         warmup=warmup,
         executed=executed,
         convention=convention,
+        reselect_every=reselect_every,
+        min_channels=min_channels,
     )
     if as_json:
         print(dumps(report))

@@ -4,7 +4,9 @@ Analytic figures follow the paper (Eq. 6 convolution, Eq. 7 BatchNorm, Eq. 8 Dro
 sparse convolution with the selection's summation; see ``ssprop.flop_counts``); every Conv2d is
 made sparse (``ssprop.convert``), the classifier head stays dense. ``convention="paper"`` (the
 default) counts what the paper counts -- convolutions, BatchNorm, Dropout -- and reproduces its
-tables; the head's backward is reported beside it (``head_flops_per_iter``).
+tables; the head's backward is reported beside it (``head_flops_per_iter``). The opt-in
+variants ``reselect_every`` and ``min_channels`` (``ssprop.settings``) are counted as the
+training jobs count them.
 ``convention="all"`` adds the head (and any other linear layer) into every figure. The model
 is built on the meta device, so even ResNet-50 at 224x224 is instant and allocates nothing.
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from greentrain.errors import ConfigError
-from greentrain.jobs.config import PERIOD_UNITS, SCHEDULES
+from greentrain.jobs.config import PERIOD_UNITS, SCHEDULES, validate_variant_options
 from greentrain.jobs.models import build_model
 from greentrain.jobs.recipes import BAR_PERIOD_EPOCHS
 from ssprop import flops as F
@@ -48,11 +50,14 @@ def flops_report(
     warmup: int,
     executed: bool,
     convention: str = "paper",
+    reselect_every: int = 1,
+    min_channels: int = 0,
 ) -> dict:
     """The ``greentrain flops --json`` object (FLOPs per iteration; see the module docstring).
 
     Raises ConfigError for bad values.
     """
+    validate_variant_options("aten", reselect_every, min_channels)
     if convention not in CONVENTIONS:
         raise ConfigError(f"--convention must be paper or all, got {convention!r}")
     if period_unit not in PERIOD_UNITS:
@@ -77,7 +82,7 @@ def flops_report(
 
     with torch.device("meta"):
         net = build_model(model, num_classes=num_classes, in_channels=channels, stem=stem)
-    convert(net, drop_rate=drop)
+    convert(net, drop_rate=drop, reselect_every=reselect_every, min_channels=min_channels)
     try:
         sched = schedulers.build(
             schedule,
@@ -126,6 +131,8 @@ def flops_report(
         "saving_fraction": 1.0 - sparse_mean / dense if dense else None,
         "total_dense_flops": dense * iterations if steps_per_epoch is not None else None,
         "total_sparse_flops": sparse_mean * iterations if steps_per_epoch is not None else None,
+        "reselect_every": reselect_every,
+        "min_channels": min_channels,
         "by_kind": every.by_kind(),
         "layers": layers,
         "executed": None,
