@@ -34,6 +34,7 @@ from greentrain.record.forecast import Forecast, forecast
 from greentrain.record.ranking import total_j
 from greentrain.report.backtest import epoch_series
 from greentrain.run.budget import Budget
+from greentrain.run.options import StoreLike
 from greentrain.store import Store
 from greentrain.studies.sweep import child_env, finished_points, train_command
 from greentrain.studies.sweep_plan import Point, SweepPlan
@@ -122,7 +123,7 @@ def _probe_point(point: Point, sweep_id: str, key: str, epochs: int) -> Point:
     return Point(cfg, run)
 
 
-def _probe_run(store, sweep_id: str, key: str, epochs: int) -> dict | None:
+def _probe_run(store: StoreLike, sweep_id: str, key: str, epochs: int) -> dict | None:
     """The newest finished probe of ``key`` with ``epochs`` epochs, from ``store``."""
     tags = {PROBE_TAG: sweep_id, "point": key, "probe-epochs": str(epochs)}
     with Store(store) as st:
@@ -145,7 +146,7 @@ def _point_forecast(run: dict, epochs: int) -> Forecast:
 
 def forecast_sweep(
     plan_: SweepPlan,
-    store,
+    store: StoreLike,
     probe_epochs: int = 3,
     *,
     intensity_g_per_kwh: float,
