@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from greentrain.cli._app import app
+from greentrain.cli.options import variant_options
 from greentrain.errors import ConfigError
 
 bench_app = typer.Typer(
@@ -20,6 +21,8 @@ bench_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(bench_app, name="bench")
+
+_VARIANTS = variant_options()
 
 
 @bench_app.command("ssprop")
@@ -57,19 +60,9 @@ def bench_ssprop(
         None, "--layer-reps", help="Repetitions per layer (default: --steps)."
     ),
     optimizer: str = typer.Option("adam", "--optimizer", help="adam (paper's) or sgd."),
-    backend: str = typer.Option(
-        "auto", "--backend", help="Sparse variants' selection kernels: auto | aten | triton."
-    ),
-    reselect_every: int = typer.Option(
-        1,
-        "--reselect-every",
-        help="Sparse variants rank channels every N backward passes (1 = the paper's).",
-    ),
-    min_channels: int = typer.Option(
-        0,
-        "--min-channels",
-        help="Sparse variants keep layers with fewer output channels dense (0 = none).",
-    ),
+    backend: str = _VARIANTS["backend"],
+    reselect_every: int = _VARIANTS["reselect_every"],
+    min_channels: int = _VARIANTS["min_channels"],
     seed: int = typer.Option(0, "--seed", help="Seed of the shared initial weights and batch."),
     threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
     compile_mode: str = typer.Option(

@@ -16,10 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from greentrain.cli._app import app
+from greentrain.cli.options import variant_options
 from greentrain.errors import ConfigError
 from greentrain.record.jsonable import dumps
 
 KIND_SHORT = {"batchnorm": "bn", "linear": "fc", "dropout": "drop", "conv_transpose": "convT"}
+
+_VARIANTS = variant_options()
 
 
 def parse_input(text: str) -> tuple[int, int, int, int]:
@@ -184,12 +187,8 @@ def flops_cmd(
         help="paper: convolutions, BatchNorm and Dropout, as the paper counts (its tables; "
         "the head shown apart); all: the linear head too.",
     ),
-    reselect_every: int = typer.Option(
-        1, "--reselect-every", help="Opt-in variant: rank the channels every N backward passes."
-    ),
-    min_channels: int = typer.Option(
-        0, "--min-channels", help="Opt-in variant: layers with fewer output channels stay dense."
-    ),
+    reselect_every: int = _VARIANTS["reselect_every"],
+    min_channels: int = _VARIANTS["min_channels"],
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> int:
     """Backward FLOPs per iteration of a paper model: dense vs ssProp under a drop schedule."""

@@ -27,6 +27,28 @@ def budget_options(panel: str | None = None) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def variant_options(panel: str | None = None) -> dict[str, Any]:
+    """ssProp's ``--backend`` and its opt-in variants ``--reselect-every`` and
+    ``--min-channels`` (one definition for ``train``, ``bench ssprop`` and ``flops``)."""
+    return {
+        "backend": typer.Option(
+            "auto", "--backend", rich_help_panel=panel,
+            help="Selection kernels: auto (triton on CUDA when installed, else aten) | aten | "
+            "triton.",
+        ),
+        "reselect_every": typer.Option(
+            1, "--reselect-every", rich_help_panel=panel,
+            help="Opt-in variant: rank channels every N sparse backward passes, reusing the "
+            "kept ones between (1 = the paper's).",
+        ),
+        "min_channels": typer.Option(
+            0, "--min-channels", rich_help_panel=panel,
+            help="Opt-in variant: layers with fewer than C output channels stay dense "
+            "(0 = none).",
+        ),
+    }  # fmt: skip
+
+
 def parse_tags(values: list[str] | None) -> dict[str, str]:
     """``["k=v", ...]`` -> ``{"k": "v"}``; ConfigError for an item without ``=``."""
     out: dict[str, str] = {}

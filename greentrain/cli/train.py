@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from greentrain.cli._app import USAGE_ERRORS, app, usage_error_line
-from greentrain.cli.options import budget_options, parse_tags
+from greentrain.cli.options import budget_options, parse_tags, variant_options
 from greentrain.errors import ConfigError
 from greentrain.run import CarbonOptions, RunOptions
 from greentrain.run.budget import Budget
@@ -25,6 +25,7 @@ _RUN = "Execution"
 _METER = "Metering and store"
 _DDPM = "DDPM"
 _BUDGET = budget_options(_METER)
+_VARIANTS = variant_options(_SSPROP)
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
@@ -76,22 +77,9 @@ def train(
     dropout: float = typer.Option(
         0.0, rich_help_panel=_SSPROP, help="nn.Dropout(P) after every conv (Table 6)."
     ),
-    backend: str = typer.Option(
-        "auto",
-        rich_help_panel=_SSPROP,
-        help="Selection kernels: auto (triton on CUDA when installed, else aten) | aten | triton.",
-    ),
-    reselect_every: int = typer.Option(
-        1,
-        rich_help_panel=_SSPROP,
-        help="Variant: rank channels every N sparse backward passes, reusing the kept ones "
-        "between (1 = the paper's).",
-    ),
-    min_channels: int = typer.Option(
-        0,
-        rich_help_panel=_SSPROP,
-        help="Variant: layers with fewer than C output channels stay dense (0 = none).",
-    ),
+    backend: str = _VARIANTS["backend"],
+    reselect_every: int = _VARIANTS["reselect_every"],
+    min_channels: int = _VARIANTS["min_channels"],
     device: str = typer.Option("auto", rich_help_panel=_RUN, help="auto | cpu | cuda | cuda:N"),
     deterministic: bool = typer.Option(
         False, "--deterministic/--no-deterministic", rich_help_panel=_RUN
