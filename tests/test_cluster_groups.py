@@ -130,6 +130,15 @@ def test_a_group_reads_as_one_run_with_totals_summed_over_its_nodes(grouped):
     assert [m["test_acc"] for m in g["metrics"]] == [0.5, 0.6]  # the lead's, once
 
 
+def test_a_node_stopped_by_its_budget_marks_the_group_budget(store_target):
+    with Store(store_target) as st:
+        _member(st, "aaaa00000000", "node-a", 0, gpu_j=3.6e6, cpu_j=1.8e6)
+        _member(st, "bbbb00000000", "node-b", 1, gpu_j=1.8e6, cpu_j=None, status="budget")
+        (group,) = st.list_runs()
+    assert group["status"] == "budget"
+    assert [n["status"] for n in group["nodes"]] == ["finished", "budget"]
+
+
 def test_filters_see_the_group_and_a_sweep_finds_a_point_that_is_a_group(store_target):
     with Store(store_target) as st:
         for k, host in enumerate(("a", "b")):

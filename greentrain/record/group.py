@@ -14,7 +14,8 @@ What the group object adds up, and how (joules, grams, seconds):
 * ``co2_g``: each member's counted energy at its own carbon factors (nodes may sit on
   different grids); ``carbon`` is the lead's.
 * ``status``: ``running`` while any member runs; then ``failed`` if any failed, else
-  ``interrupted`` if any was, else ``finished``: one failed node marks the group.
+  ``interrupted`` if any was, else ``budget`` if a node's budget stopped it, else
+  ``finished``: one node that did not finish marks the group.
 * ``started_at``/``ended_at``: the first start and the last end; ``duration_s`` between them.
 * ``windows``: matched by index (each node's wrapper numbers the windows its client opened, in
   order), energy summed over the nodes, the earliest start and the latest end.
@@ -171,7 +172,7 @@ def _alternatives(members: Sequence[Member], domain: str) -> list[dict[str, Any]
 
 def _status(members: Sequence[Member]) -> str:
     statuses = {m.run.get("status") for m in members}
-    for status in ("running", "failed", "interrupted"):
+    for status in ("running", "failed", "interrupted", "budget"):
         if status in statuses:
             return status
     return "finished"
