@@ -153,6 +153,15 @@ def test_export_a_sweep_to_mlflow_one_run_each_with_its_status(store_path, mlflo
     assert failed.info.status == "FAILED"
 
 
+def test_a_run_its_budget_stopped_is_killed_in_mlflow_not_failed(tmp_path, mlflow_uri):
+    store = write_store(tmp_path / "b.db", [make_run("s0", status="budget")])
+    args = ["export", "--to", "mlflow", "s0", "--store", str(store),
+            "--tracking-uri", mlflow_uri, "--project", "export-budget"]  # fmt: skip
+    assert main(args) == 0
+    (run,) = _mlflow_runs(mlflow_uri, "export-budget")
+    assert run.info.status == "KILLED" and run.data.tags["greentrain.status"] == "budget"
+
+
 def test_mirror_mlflow_follows_a_run_live(tmp_path, mlflow_uri, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mirror")

@@ -42,7 +42,10 @@ from greentrain.integrations.payload import Point
 TARGETS: tuple[str, ...] = ("mlflow", "wandb")
 DEFAULT_PROJECT = "greentrain"
 CONNECT_TIMEOUT_S = 5.0
-MLFLOW_STATUS = {"finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
+# a run stopped on purpose (a signal, its budget) is KILLED; anything else unfinished FAILED
+MLFLOW_STATUS = {
+    "finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "budget": "KILLED",
+}  # fmt: skip
 T = TypeVar("T")
 
 
