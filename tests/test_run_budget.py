@@ -104,14 +104,14 @@ def _fc(total: float, half: float | None) -> Forecast:
 
 def test_a_sweep_forecast_adds_seeds_linearly_and_configurations_in_quadrature():
     rows = [
-        ConfigurationForecast("a", 3, 0, "probe", _fc(100.0, 10.0)),
-        ConfigurationForecast("b", 1, 0, "probe", _fc(50.0, 40.0)),
+        ConfigurationForecast("a", 3, "probe", _fc(100.0, 10.0)),
+        ConfigurationForecast("b", 1, "probe", _fc(50.0, 40.0)),
     ]
     made = SweepForecast("sid", rows, probes_j=7.0, intensity_g_per_kwh=400.0, pue=1.5)
     assert made.total_j == 350.0
     assert made.half_width_j == pytest.approx(math.hypot(30.0, 40.0))
     assert "± " in made.lines()[-1] and "gCO2e at 400 gCO2e/kWh and PUE 1.5" in made.lines()[-1]
-    rows.append(ConfigurationForecast("c", 1, 0, "probe", _fc(5.0, None)))
+    rows.append(ConfigurationForecast("c", 1, "probe", _fc(5.0, None)))
     assert SweepForecast("sid", rows, 0.0, 400.0, 1.0).half_width_j is None
 
 

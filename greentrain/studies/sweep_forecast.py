@@ -55,7 +55,6 @@ class ConfigurationForecast:
 
     configuration: str
     points: int
-    finished: int
     source: str
     per_point: Forecast
 
@@ -182,5 +181,5 @@ def forecast_sweep(
             probes_j += total_j(run.get("energy") or {}) or 0.0
             source = f"probe run {run['id']} ({epochs} of {point.cfg.epochs} epochs)"
         per_point = _point_forecast(run, point.cfg.epochs)
-        rows.append(ConfigurationForecast(config, len(keys), len(finished), source, per_point))
+        rows.append(ConfigurationForecast(config, len(keys), source, per_point))
     return SweepForecast(plan_.sweep_id, rows, probes_j, intensity_g_per_kwh, pue)
