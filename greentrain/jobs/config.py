@@ -52,15 +52,16 @@ def _at_least_one(*flags: tuple[str, int | None]) -> None:
 
 
 def validate_variant_options(
-    backend: str, reselect_every: int, min_channels: int, device: str | None = None
+    backend: str | None, reselect_every: int, min_channels: int, device: str | None = None
 ) -> None:
     """Check ``--backend``, ``--reselect-every`` (integer >= 1) and ``--min-channels``
-    (integer >= 0, output channels) for ``train`` and ``bench ssprop``.
+    (integer >= 0, output channels) for ``train``, ``bench ssprop`` and ``flops`` (which
+    selects no kernels: ``backend`` None).
 
     ``--backend triton`` needs triton, and with ``device="cpu"`` also ``TRITON_INTERPRET=1``
     (a device of ``auto`` or None is resolved later, by the job). Raises ConfigError.
     """
-    if backend not in BACKENDS:
+    if backend is not None and backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "triton":
         try:

@@ -57,7 +57,7 @@ def flops_report(
 
     Raises ConfigError for bad values.
     """
-    validate_variant_options("aten", reselect_every, min_channels)
+    validate_variant_options(None, reselect_every, min_channels)
     if convention not in CONVENTIONS:
         raise ConfigError(f"--convention must be paper or all, got {convention!r}")
     if period_unit not in PERIOD_UNITS:
