@@ -135,6 +135,7 @@ def test_dry_run_forecast_probes_each_configuration_once_and_reuses_its_probe(
     assert all(r["name"].endswith("-probe") for r in runs)
     rows = [line for line in first.splitlines() if line.startswith("model=")]
     assert len(rows) == 2 and all(" 2 " in line for line in rows)  # two seeds each
+    assert all("gpu fake:fake" in line for line in rows)  # each figure's meter and method
     total = [line for line in first.splitlines() if "kWh" in line and "gCO2e" in line]
     assert total and "the probes spent" in total[0]
 

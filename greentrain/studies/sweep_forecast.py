@@ -130,6 +130,20 @@ def _probe_run(store: StoreLike, sweep_id: str, key: str, epochs: int) -> dict |
         return st.get_run(found[-1]["id"]) if found else None
 
 
+def _provenance(run: dict) -> str:
+    """``gpu nvml:counter, cpu estimate:estimated``: which meter and method gave each domain's
+    figure of ``run`` (an ``:estimated`` method is a model, not a measurement)."""
+    energy = run.get("energy") if isinstance(run.get("energy"), dict) else {}
+    return (
+        ", ".join(
+            f"{domain} {figure.get('source')}"
+            for domain, figure in energy.items()
+            if isinstance(figure, dict) and figure.get("energy_j") is not None
+        )
+        or "no energy measured"
+    )
+
+
 def _point_forecast(run: dict, epochs: int) -> Forecast:
     """A full point's forecast from a recorded run of its configuration (see module doc)."""
     series = epoch_series(run, min_epochs=1)
@@ -167,7 +181,7 @@ def forecast_sweep(
         if finished:
             with Store(store) as st:
                 run = st.get_run(done[finished[0]])
-            source = f"finished run {run['id']}"
+            source = f"finished run {run['id']}; {_provenance(run)}"
         else:
             probe = _probe_point(point, plan_.sweep_id, keys[0], probe_epochs)
             epochs = probe.cfg.stop_after_epoch
@@ -179,7 +193,9 @@ def forecast_sweep(
                 if run is None:
                     raise ConfigError(f"the probe of {keys[0]} failed (exit code {code})")
             probes_j += total_j(run.get("energy") or {}) or 0.0
-            source = f"probe run {run['id']} ({epochs} of {point.cfg.epochs} epochs)"
+            source = (
+                f"probe run {run['id']} ({epochs} of {point.cfg.epochs} epochs); {_provenance(run)}"
+            )
         per_point = _point_forecast(run, point.cfg.epochs)
         rows.append(ConfigurationForecast(config, len(keys), source, per_point))
     return SweepForecast(plan_.sweep_id, rows, probes_j, intensity_g_per_kwh, pue)
