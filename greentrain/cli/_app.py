@@ -7,6 +7,7 @@ import sys
 import typer
 
 from greentrain.errors import BudgetExceeded, ConfigError, GreentrainError
+from greentrain.record.secrets import redact
 
 try:  # typer >= 0.29 vendors click as typer._click and raises only its classes
     from typer._click import exceptions as click_exceptions
@@ -56,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, standalone_mode=False)
     except BudgetExceeded as err:
-        print(f"stopped: {err}", file=sys.stderr)
+        print(f"stopped: {redact(str(err))}", file=sys.stderr)
         return err.exit_code
     except GreentrainError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)  # never a credential
         return 2 if isinstance(err, ConfigError) else 1
     except EXITS as exc:  # raised by commands to set the exit code
         return exc.exit_code
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except USAGE_ERRORS as err:
         if not isinstance(err, HELP_SHOWN):
-            print(f"error: {usage_error_line(err)}", file=sys.stderr)
+            print(f"error: {redact(usage_error_line(err))}", file=sys.stderr)
         return int(getattr(err, "exit_code", 2) or 2)
     return result if isinstance(result, int) else 0
 

@@ -4,6 +4,9 @@ Pure functions, no I/O: the store reads the rows, this module decides what they 
 domain comes from :mod:`greentrain.record.ranking`, the same ranking the harness used when the run
 ended; kWh and CO2e from :mod:`greentrain.units`.
 
+Credentials are masked here too (:mod:`greentrain.record.secrets`), so a record written before
+the writer masked them, or by another tool, never shows one in ``show``, an export or the app.
+
 Reading is tolerant: each stored column is parsed on its own, and one that is not valid JSON of
 the expected shape (a store edited by hand, written by another tool, or damaged in part) reads
 as its empty default, so one bad row never takes a listing down. Numbers used in arithmetic
@@ -23,6 +26,7 @@ from greentrain.record.ranking import (
     no_figure_reason,
     window_figures,
 )
+from greentrain.record.secrets import redact, redact_all
 from greentrain.record.split import apply as apply_split
 from greentrain.record.vocabulary import DOMAINS, RESERVED_METRICS, RUN_SCOPE, key_domains
 from greentrain.units import co2_g, joules_to_kwh
@@ -185,16 +189,16 @@ def assemble_run(
     }
     return {
         "id": row["id"],
-        "name": row["name"],
+        "name": redact(row["name"]),
         "status": row["status"],
         "exit_code": row["exit_code"],
         "started_at": row["started_at"],
         "ended_at": row["ended_at"],
         "duration_s": row["duration_s"],
-        "tags": loads(row["tags"], {}),
-        "config": loads(row["config"], {}),
-        "command": loads(row["command"], []),
-        "cwd": row["cwd"],
+        "tags": redact_all(loads(row["tags"], {})),
+        "config": redact_all(loads(row["config"], {})),
+        "command": redact_all(loads(row["command"], [])),
+        "cwd": redact(row["cwd"]),
         "git": loads(row["git"], {}),
         "env": loads(row["env"], {}),
         "host": row["host"],
@@ -210,7 +214,7 @@ def assemble_run(
         "metrics": [_metric(m) for m in metrics],
         "baseline": baseline,
         "net_energy_j": _net_energy_j(energy_j, energy_obj, baseline, row["duration_s"]),
-        "events": loads(row.get("events"), []),
+        "events": redact_all(loads(row.get("events"), [])),
         "group": row.get("group_id"),
         "nodes": [],
     }

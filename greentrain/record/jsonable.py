@@ -3,6 +3,11 @@
 Tensors and numpy scalars become Python numbers (multi-element tensors and arrays lists), NaN and
 infinities become ``None``, mapping keys become strings, tuples and sets become lists, and any
 other object its ``str()``. The result always serialises with ``allow_nan=False``.
+
+Every text (and key) is made storable here, the one boundary text crosses into a record, an
+export or the client's channel: text that is not UTF-8 (a surrogate-escaped name, path or
+argument from ``os.fsdecode``) is escaped and marked by :func:`greentrain.record.text.storable`,
+never lost and never an encoding error further on.
 """
 
 from __future__ import annotations
@@ -12,15 +17,19 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from greentrain.record.text import storable
+
 
 def to_jsonable(value: Any) -> Any:
     """``value`` as plain JSON types (see the module docstring); containers recursively."""
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        return storable(value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {storable(str(k)): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_jsonable(v) for v in value]
     for convert in ("item", "tolist"):  # tensors and numpy: scalars first, then arrays

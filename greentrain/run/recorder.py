@@ -121,12 +121,12 @@ class Recorder:
     def event(self, event: str, **detail: Any) -> None:
         """Note something that happened to the run (stored in the record's ``events`` at the
         end)."""
-        self.events.append({"t": time.time(), "event": event, **detail})
+        self.events.append(redact_all({"t": time.time(), "event": event, **detail}))
 
     def event_now(self, event: str, **detail: Any) -> None:
         """:meth:`event`, stored now (a forecast, a budget): kept should the wrapper die."""
-        self.writes.submit("add_events", run_id=self.run_id,
-                           events=[{"t": time.time(), "event": event, **detail}])  # fmt: skip
+        entry = redact_all({"t": time.time(), "event": event, **detail})
+        self.writes.submit("add_events", run_id=self.run_id, events=[entry])
 
     def spent_j(self) -> float | None:
         """The run's energy so far, joules: the best figure per domain, summed (None while no

@@ -7,8 +7,9 @@ path to an SQLite file.
 
 A URL may carry a password (better: ``PGPASSWORD`` or ``~/.pgpass``, which libpq reads). It is
 used to connect and nowhere else: :attr:`StoreLocation.shown` is the URL without it, and
-:func:`redact` strips it from any text (a recorded command line, a config value, an error
-message) before that text is stored or printed.
+:func:`redact` (:mod:`greentrain.record.secrets`, re-exported here) masks it, and any other
+URL's password, token or ``--password`` value, in any text (a recorded command line, a config
+value, an error message) before that text is stored or printed.
 """
 
 from __future__ import annotations
@@ -20,37 +21,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from greentrain.errors import StoreError
+from greentrain.record.secrets import HIDDEN, redact, redact_all
+
+__all__ = [  # redact, redact_all and HIDDEN are re-exported from greentrain.record.secrets
+    "DEFAULT_PATH",
+    "ENV_SPOOL",
+    "ENV_STORE",
+    "HIDDEN",
+    "URL_SCHEMES",
+    "StoreLocation",
+    "default_path",
+    "default_target",
+    "is_url",
+    "locate",
+    "redact",
+    "redact_all",
+]
+
 DEFAULT_PATH = Path("reports") / "greentrain.db"
 ENV_STORE = "GREENTRAIN_STORE"
 ENV_SPOOL = "GREENTRAIN_SPOOL_DIR"
 URL_SCHEMES = ("postgresql://", "postgres://")
-HIDDEN = "***"
-
-_USERINFO_PASSWORD = re.compile(r"(?i)\b(postgres(?:ql)?://[^:/@\s?#]*:)([^@\s/]*)(@)")
-_QUERY_PASSWORD = re.compile(r"(?i)([?&\s]password=)('[^']*'|[^&\s]*)")
+_OTHER_URL = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def is_url(value: Any) -> bool:
     """Whether ``value`` names a PostgreSQL store (a ``postgresql://`` or ``postgres://`` URL)."""
     return isinstance(value, str) and value.strip().lower().startswith(URL_SCHEMES)
-
-
-def redact(text: Any) -> Any:
-    """``text`` with any PostgreSQL URL's password replaced by ``***`` (non-text unchanged)."""
-    if not isinstance(text, str) or "://" not in text and "password=" not in text.lower():
-        return text
-    return _QUERY_PASSWORD.sub(rf"\g<1>{HIDDEN}", _USERINFO_PASSWORD.sub(rf"\g<1>{HIDDEN}\3", text))
-
-
-def redact_all(value: Any) -> Any:
-    """:func:`redact` applied to every text in a JSON-like value (dicts, lists, strings)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact(k): redact_all(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact_all(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -115,5 +113,11 @@ def locate(store: str | os.PathLike[str] | StoreLocation | None) -> StoreLocatio
     if isinstance(value, str) and is_url(value):
         url = value.strip()
         return StoreLocation("postgresql", url, redact(url))
+    scheme = _OTHER_URL.match(str(value))
+    if scheme:
+        raise StoreError(
+            f"--store {redact(str(value))}: a {scheme.group(1)}:// URL is not a store; pass an "
+            "SQLite file path or a postgresql:// URL"
+        )
     path = Path(value)
     return StoreLocation("sqlite", str(path), str(path), path)

@@ -4,8 +4,9 @@
 ``end_window`` / ``add_metrics`` / ``add_energy`` -> ``set_run_fields(best=...)`` ->
 ``finish_run``. Each call is one short transaction (retried whole while the store is busy);
 values are stored as JSON made safe by :mod:`greentrain.record.jsonable` (NaN and infinities
-become null). The SQL is the same for both backends (``ON CONFLICT`` upserts, ``?``
-placeholders).
+become null), and plain text columns (a name, a working directory) pass through the same
+:func:`greentrain.record.text.storable` (text that is not UTF-8 is escaped and marked). The
+SQL is the same for both backends (``ON CONFLICT`` upserts, ``?`` placeholders).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from greentrain.errors import StoreError
 from greentrain.record.jsonable import dumps, loads, to_jsonable
+from greentrain.record.text import storable
 from greentrain.record.vocabulary import STATUSES
 from greentrain.store.liveness import process_started
 from greentrain.store.recovery import StoreRecovery
@@ -65,7 +67,8 @@ class Store(StoreRecovery):
         (a batch of metrics, a reading's energy rows) go as one ``executemany`` (one round trip
         to a PostgreSQL server instead of one per row)."""
         batches: list[tuple[str, list]] = []
-        for sql, params in statements:
+        for sql, raw in statements:
+            params = [storable(p) if isinstance(p, str) else p for p in raw]  # plain text columns
             if batches and batches[-1][0] == sql:
                 batches[-1][1].append(params)
             else:
