@@ -14,6 +14,7 @@ from greentrain.errors import ConfigError
 from greentrain.integrations.trackers import TARGETS, export_runs, make_tracker
 from greentrain.report.formatting import FORMATS, PLOT_SUFFIXES
 from greentrain.store import Store, default_target, is_url, redact
+from greentrain.store.guard import refuse_store_path
 
 
 def select_runs(
@@ -82,6 +83,9 @@ def export_cmd(
         help="Run store, a file or postgresql:// URL (default: $GREENTRAIN_STORE or "
         "./reports/greentrain.db).",
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Overwrite -o/--plot even when it is an SQLite database."
+    ),
 ) -> None:
     """Export the selected runs as a paper table, a carbon statement (and its appendix), a
     model card's co2_eq_emissions block, CSV/JSON and plots; or into MLflow/W&B with --to.
@@ -104,6 +108,8 @@ def export_cmd(
     for flag, target in (("-o", output), ("--plot", plot)):
         if target is not None and target.is_dir():
             raise ConfigError(f"{flag} {target} is a directory; give a file name inside it")
+        if target is not None:
+            refuse_store_path(target, flag=flag, force=force)
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise ConfigError(f"--plot {plot}: end the file name in {', '.join(PLOT_SUFFIXES)}")
     runs = _selected(store, run, tag, sweep, status)
