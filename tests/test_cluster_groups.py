@@ -170,7 +170,8 @@ def test_a_machine_figure_covers_a_process_estimate_of_another_node_on_its_host(
 def test_cli_lists_shows_and_deletes_a_group(grouped, capsys):
     assert main(["runs", "--store", grouped]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and "job-1" in lines[1] and " 2 " in lines[1]
+    assert len(lines) == 4 and "job-1" in lines[1] and " 2 " in lines[1]
+    assert lines[3].startswith("total 2 runs:")  # the listing's total line
     assert main(["show", "job-1", "--store", grouped]) == 0
     out = capsys.readouterr().out
     assert "nodes (2; group job-1)" in out and "node-b" in out and "metered gpu-node-a" in out

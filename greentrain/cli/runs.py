@@ -26,6 +26,7 @@ from greentrain.cli._app import app
 from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
 from greentrain.record.jsonable import dumps
+from greentrain.record.nesting import counted_once
 from greentrain.report.escape import terminal_text
 from greentrain.report.reading import check_number, describe
 from greentrain.report.runs import parse_time, run_is_estimated
@@ -117,8 +118,25 @@ def runs_cmd(
         console.print("no runs")
         return
     console.print(table)
+    console.print(_total_line(runs), markup=False)
     if any_estimated:
         console.print("* includes estimated figures (see `greentrain show RUN`)", markup=False)
+
+
+def _total_line(runs: list[dict]) -> str:
+    """The listing's total: energy and CO2e of the runs, each nested run counted once (inside
+    the run it ran in, :func:`greentrain.record.nesting.counted_once`)."""
+    counted = [r for r, once in zip(runs, counted_once(runs), strict=True) if once]
+    kwh = [v for v in (check_number(r.get("energy_kwh"))[0] for r in counted) if v is not None]
+    co2 = [v for v in (check_number(r.get("co2_g"))[0] for r in counted) if v is not None]
+    line = f"total {len(runs)} runs: {_fmt(sum(kwh), '.3g')} kWh, {_fmt(sum(co2), '.3g')} gCO2e"
+    nested = len(runs) - len(counted)
+    if nested:
+        line += f" ({nested} nested runs counted once, inside the runs they ran in)"
+    missing = len(counted) - len(kwh)
+    if missing:
+        line += f"; {missing} runs without an energy figure are not in it"
+    return line
 
 
 @app.command("show")
@@ -147,6 +165,11 @@ def show_cmd(
     head.append(terminal_text(r.get("status")), style="bold")
     head.append(f"  exit {terminal_text(r.get('exit_code'))}")
     c.print(head)
+    if r.get("parent"):
+        say(f"  nested in {r['parent']} (its energy is inside that run's figures; counted once)")
+    children = _list(r.get("children"))
+    if children:
+        say(f"  nested runs {' '.join(map(str, children))} (inside this run's figures)")
     command = r.get("command")
     say(f"  command   {' '.join(map(str, command)) if isinstance(command, list) else command}")
     git = _map(r.get("git"))

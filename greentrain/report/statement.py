@@ -246,6 +246,11 @@ def statement(runs: Iterable[dict]) -> str:
             f"{runs_phrase(int(allt['unmeasured_runs']))} have no energy figure and are not "
             "included in these totals, which are therefore lower bounds."
         )
+    if allt["nested_runs"]:
+        out.append(
+            f"{runs_phrase(int(allt['nested_runs']))} ran nested inside another selected run, "
+            "whose figures already hold their energy, so the totals count it once."
+        )
     if study.carbon:
         descs = [
             f"{readable(i)} gCO2e/kWh ({src}, {year}{', ' + place if place else ''}) and "

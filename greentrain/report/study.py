@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from greentrain.record.nesting import counted_once
 from greentrain.report.grouping import configuration, runs_frame
 from greentrain.report.runs import epoch_energies_kwh
 from greentrain.report.stats import missing, safe_sum
@@ -120,9 +121,13 @@ def study_totals(runs: Iterable[dict]) -> pd.DataFrame:
     ``all``. Columns: ``runs``, ``energy_kwh`` (sum of the runs that have a figure),
     ``co2_g``, ``duration_s``, ``estimated_runs`` (whose energy is an estimate) and
     ``unmeasured_runs`` (no energy figure at all: not counted in the sums, so the sums are
-    lower bounds when this is non-zero).
+    lower bounds when this is non-zero), ``nested_runs`` (runs nested in another run of the
+    selection: their energy, CO2e and time are inside that run's figures, so the sums leave them
+    out; :func:`greentrain.record.nesting.counted_once`).
     """
-    frame = runs_frame(list(runs))
+    runs = list(runs)
+    frame = runs_frame(runs)
+    frame["counted"] = pd.Series(counted_once(runs), index=frame.index, dtype=bool)
     order = ["finished", "failed", "interrupted", "running"]
     rows = {}
     statuses = [s for s in order if s in set(frame["status"])] + sorted(
@@ -130,13 +135,15 @@ def study_totals(runs: Iterable[dict]) -> pd.DataFrame:
     )
     for status in [*statuses, "all"]:
         sub = frame if status == "all" else frame[frame["status"] == status]
+        summed = sub[sub["counted"]]
         rows[status] = {
             "runs": len(sub),
-            "energy_kwh": safe_sum(sub["energy_kwh"].dropna()),
-            "co2_g": safe_sum(sub["co2_g"].dropna()),
-            "duration_s": safe_sum(sub["duration_s"].dropna()),
+            "energy_kwh": safe_sum(summed["energy_kwh"].dropna()),
+            "co2_g": safe_sum(summed["co2_g"].dropna()),
+            "duration_s": safe_sum(summed["duration_s"].dropna()),
             "estimated_runs": int(sub["estimated"].sum()) if len(sub) else 0,
-            "unmeasured_runs": int(sub["energy_kwh"].isna().sum()),
+            "unmeasured_runs": int(summed["energy_kwh"].isna().sum()),
+            "nested_runs": len(sub) - len(summed),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 

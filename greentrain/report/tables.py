@@ -157,6 +157,9 @@ def to_markdown(runs: Iterable[dict]) -> str:
                 f"| {markdown_escape(status)} | {int(t['runs'])} | {fmt_sig(t['energy_kwh'])} | "
                 f"{fmt_sig(t['co2_g'] / 1000.0)} | {fmt_sig(t['duration_s'] / 3600.0)} |"
             )
+        nested = int(totals.loc["all", "nested_runs"])
+        if nested:
+            lines += ["", f"{nested} nested run(s) are counted once, inside the run they ran in."]
     issues = issue_lines([i for issues in runs_frame(runs)["issues"] for i in issues])
     if issues:
         lines += ["", ISSUES_HEADING, ""] + ["- " + markdown_escape(i) for i in issues]

@@ -1,13 +1,17 @@
-"""A run's identity: its id, its default name, and the store it is written to."""
+"""A run's identity: its id, its default name, the run it is nested in, and its store."""
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from greentrain.protocol import ENV_RUN
 from greentrain.store import Store
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 def new_run_id() -> str:
@@ -29,6 +33,14 @@ def default_name(command: Sequence[str]) -> str:
             if not arg.startswith("-"):
                 return Path(arg).stem
     return exe
+
+
+def parent_run_id(environ: Mapping[str, str] | None = None) -> str | None:
+    """The run this process is nested in: ``GREENTRAIN_RUN``, which the wrapper of an outer
+    ``greentrain run`` sets for every process of its job (None outside any run, or when the
+    value is not a run id)."""
+    value = (os.environ if environ is None else environ).get(ENV_RUN, "").strip()
+    return value if _RUN_ID.match(value) else None
 
 
 def open_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store, bool]:

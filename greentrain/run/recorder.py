@@ -97,10 +97,11 @@ class Recorder:
         name: str | None,
         tags: Mapping[str, str] | None,
         carbon: dict[str, Any] | None,
+        parent_id: str | None = None,
     ) -> None:
         """Queue the ``running`` record of ``command`` (first write of the run; a busy store
         does not delay the job's start). A store URL's password in the command or a tag is
-        hidden."""
+        hidden. ``parent_id``: the run this one is nested in."""
         cwd = os.getcwd()
         self.writes.submit(
             "create_run",
@@ -116,6 +117,7 @@ class Recorder:
             pid=os.getpid(),
             group_id=self.group.id if self.group else None,
             group_rank=self.group.rank if self.group else None,
+            parent_id=parent_id,
         )
 
     def event(self, event: str, **detail: Any) -> None:

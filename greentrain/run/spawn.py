@@ -38,7 +38,7 @@ from greentrain.meters.proctree import JobCPU
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.run.channel import ChannelServer
 from greentrain.run.group import detect_group
-from greentrain.run.identity import new_run_id, open_store
+from greentrain.run.identity import new_run_id, open_store, parent_run_id
 from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import Oversight
@@ -187,7 +187,7 @@ def run_command(
         meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
         recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s,
                             listeners=[*oversight.listeners, *listeners], group=group)  # fmt: skip
-        recorder.create(command, opts.name, opts.tags, carbon)
+        recorder.create(command, opts.name, opts.tags, carbon, parent_id=parent_run_id())
         meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready,
                         defer_slow=True)  # fmt: skip
         recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())

@@ -25,7 +25,7 @@ from greentrain.meters.proctree import JobCPU
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.record.ranking import select_best, total_j
 from greentrain.run.group import GroupInfo
-from greentrain.run.identity import new_run_id, open_store
+from greentrain.run.identity import new_run_id, open_store, parent_run_id
 from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import Oversight, say
@@ -193,7 +193,7 @@ def track(
     group = GroupInfo(opts.group, None, "--group") if opts.group else None
     recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s,
                         listeners=[*oversight.listeners, *listeners], group=group)  # fmt: skip
-    recorder.create(command, name or opts.name, opts.tags, carbon)
+    recorder.create(command, name or opts.name, opts.tags, carbon, parent_id=parent_run_id())
     handle = Run(run_id, recorder, oversight)
     status, exit_code = "failed", 1
     try:

@@ -19,6 +19,7 @@ from greentrain.errors import StoreError
 from greentrain.record.assemble import assemble_run
 from greentrain.record.group import assemble_group, member_of
 from greentrain.record.jsonable import loads
+from greentrain.record.nesting import ancestor_chain
 from greentrain.record.split import Timeline, attribute
 from greentrain.store.backend import connect
 from greentrain.store.liveness import pid_alive
@@ -164,6 +165,7 @@ class StoreReader:
             singles = set(ids)
         rows = [self._reap(r) for r in self._conn.query(sql + " ORDER BY started_unix, id", params)]
         objects = self._objects(rows, singles)
+        self._link_nested(objects)
         if status is not None:
             objects = [o for o in objects if o["status"] == status]
         if name is not None:
@@ -190,6 +192,25 @@ class StoreReader:
             out.append((start, group, assemble_group(group, members)))
         out.sort(key=lambda item: (item[0], item[1]))
         return [run for _, _, run in out]
+
+    def _parents(self) -> dict[str, str]:
+        """Every nested run's parent id (run id -> parent id), from the whole store."""
+        if self.version < 4:
+            return {}
+        rows = self._conn.query("SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL")
+        return {r["id"]: r["parent_id"] for r in rows if isinstance(r["parent_id"], str)}
+
+    def _link_nested(self, objects: list[dict[str, Any]]) -> None:
+        """Each run object's ``parent``, ``ancestors`` and ``children``
+        (:mod:`greentrain.record.nesting`)."""
+        parents = self._parents()
+        children: dict[str, list[str]] = {}
+        for child, parent in parents.items():
+            children.setdefault(parent, []).append(child)
+        for run in objects:
+            run["parent"] = parents.get(run["id"])
+            run["ancestors"] = ancestor_chain(run["id"], parents)
+            run["children"] = sorted(children.get(run["id"], []))
 
     def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
         """A ``running`` run whose wrapper process is gone on this host is reported
@@ -245,9 +266,12 @@ class StoreReader:
         now = time.time()
         group = "group_id" if self.version >= 3 else "NULL AS group_id"
         rows = self._conn.query(f"SELECT id, host, started_unix, duration_s, {group} FROM runs")
+        parents = self._parents()  # a nested run shares its outermost ancestor's party
+        party = {r["id"]: r["group_id"] or r["id"] for r in rows}
         spans = {
             r["id"]: (r["host"], r["started_unix"], r["started_unix"] + r["duration_s"]
-                      if r["duration_s"] is not None else now, r["group_id"] or r["id"])
+                      if r["duration_s"] is not None else now,
+                      party.get((ancestor_chain(r["id"], parents) or [r["id"]])[-1], r["id"]))
             for r in rows
         }  # fmt: skip
         overlaps: dict[str, list[str]] = {}

@@ -19,6 +19,9 @@ Tables (:data:`MIGRATIONS` has one function per version):
   (the wrappers of one multi-node job; NULL for a run of its own) and the wrapper's rank in it
   (SLURM task or torchrun node rank); ``runs.election``: which physical devices this wrapper
   metered and which another wrapper of its group metered instead (JSON).
+* v4: ``runs.parent_id``: the run this one is nested in (a ``greentrain run`` or ``track()``
+  started inside another run's process tree, found through ``GREENTRAIN_RUN``; NULL for a run
+  of its own). Totals count a nested run once, in its parent (:mod:`greentrain.record.nesting`).
 
 The DDL is written once, for SQLite; :meth:`Connection.ddl` turns it into PostgreSQL's types
 (``REAL`` -> ``DOUBLE PRECISION``, integers -> ``BIGINT``, an identity column for the metrics'
@@ -34,7 +37,7 @@ from collections.abc import Callable
 from greentrain.errors import StoreError
 from greentrain.store.connection import Connection, Tx
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP_ID = "greentrain"
 CHILD_TABLES = ("energy", "windows", "metrics", "meters", "samples")
 
@@ -147,11 +150,22 @@ def _migrate_v3(conn: Connection, tx: Tx) -> None:
     _execute_script(conn, tx, _V3)
 
 
+_V4 = """
+ALTER TABLE runs ADD COLUMN parent_id TEXT;
+CREATE INDEX runs_parent ON runs (parent_id)
+"""
+
+
+def _migrate_v4(conn: Connection, tx: Tx) -> None:
+    _execute_script(conn, tx, _V4)
+
+
 # version -> function bringing the schema from version-1 to version.
 MIGRATIONS: dict[int, Callable[[Connection, Tx], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
     3: _migrate_v3,
+    4: _migrate_v4,
 }
 
 

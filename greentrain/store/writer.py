@@ -98,17 +98,20 @@ class Store(StoreRecovery):
         pid: int | None = None,
         group_id: str | None = None,
         group_rank: int | None = None,
+        parent_id: str | None = None,
     ) -> None:
         """Insert a ``running`` run owned by process ``pid`` (default: this one) on this host;
-        ``group_id``: the run group it is one node's part of, ``group_rank`` its rank there."""
+        ``group_id``: the run group it is one node's part of, ``group_rank`` its rank there;
+        ``parent_id``: the run it is nested in (:mod:`greentrain.record.nesting`)."""
         t = time.time() if started_unix is None else started_unix
         pid = os.getpid() if pid is None else pid
         self._write(
             [
                 (
                     "INSERT INTO runs (id, name, status, started_at, started_unix, tags, config,"
-                    " command, cwd, git, env, carbon, host, pid, pid_started, group_id, group_rank)"
-                    " VALUES (?, ?, 'running', ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " command, cwd, git, env, carbon, host, pid, pid_started, group_id, group_rank,"
+                    " parent_id) VALUES (?, ?, 'running', ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                    " ?, ?)",
                     (
                         run_id,
                         name,
@@ -125,6 +128,7 @@ class Store(StoreRecovery):
                         process_started(pid),
                         group_id,
                         group_rank,
+                        parent_id,
                     ),
                 )
             ]
