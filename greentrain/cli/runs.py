@@ -24,7 +24,7 @@ from rich.text import Text
 
 from greentrain.cli._app import app
 from greentrain.cli.options import check_status, parse_tags
-from greentrain.errors import ConfigError
+from greentrain.errors import ConfigError, StoreError
 from greentrain.record.jsonable import dumps
 from greentrain.record.nesting import counted_once
 from greentrain.report.escape import terminal_text
@@ -81,7 +81,7 @@ def runs_cmd(
     """List runs (oldest first)."""
     check_status(status)
     tags = parse_tags(tag)
-    with Store(store, create=False) as st:
+    with open_to_read(store) as st:
         runs = st.list_runs(status=status, tags=tags or None, name=name)
     if as_json:
         _print_json(runs)
@@ -119,8 +119,22 @@ def runs_cmd(
         return
     console.print(table)
     console.print(_total_line(runs), markup=False)
+    for r in runs:
+        for cell in map(_map, _list(r.get("unreadable"))):
+            line = f"run {r.get('id')}: {cell.get('field')} = {cell.get('value')} is unreadable"
+            console.print(Text(terminal_text(line)))
     if any_estimated:
         console.print("* includes estimated figures (see `greentrain show RUN`)", markup=False)
+
+
+def open_to_read(store: str | None) -> Store:
+    """The store for a command that only reads: writable where it can be (a dead wrapper's run
+    is then recorded as interrupted), else read-only -- a store on read-only media, or one whose
+    schema version cannot be read, is still listed and shown, never refused."""
+    try:
+        return Store(store, create=False)
+    except StoreError:
+        return Store(store, read_only=True, create=False)
 
 
 def _total_line(runs: list[dict]) -> str:
@@ -146,7 +160,7 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
 ) -> None:
     """Show one run: energy per domain with sources, windows, metrics, factors."""
-    with Store(store, create=False) as st:
+    with open_to_read(store) as st:
         r = st.get_run(run)
     if as_json:
         _print_json(r)
@@ -170,6 +184,8 @@ def show_cmd(
     children = _list(r.get("children"))
     if children:
         say(f"  nested runs {' '.join(map(str, children))} (inside this run's figures)")
+    for cell in map(_map, _list(r.get("unreadable"))):
+        say(f"  unreadable {cell.get('field')} = {cell.get('value')} (left out of the figures)")
     command = r.get("command")
     say(f"  command   {' '.join(map(str, command)) if isinstance(command, list) else command}")
     git = _map(r.get("git"))

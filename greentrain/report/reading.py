@@ -123,6 +123,11 @@ class RunReader:
         self.issues = issues
         if not isinstance(run, Mapping):
             self.flag("run", run, "ignored", f"{_kind(run)}, not a run record")
+        for cell in self.run.get("unreadable") or ():  # cells the store could not give
+            if isinstance(cell, Mapping) and self.issues is not None:
+                self.issues.append(Issue(self.id, as_str(cell.get("field")),
+                                         as_str(cell.get("value")), "ignored",
+                                         "unreadable in the store"))  # fmt: skip
 
     def flag(self, field: str, value: object, action: str, reason: str) -> None:
         """Note that ``value`` at ``field`` was not used as recorded."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from greentrain.errors import StoreError
 from greentrain.record.assemble import assemble_run
+from greentrain.record.cells import clean_row
 from greentrain.record.group import assemble_group, member_of
 from greentrain.record.jsonable import loads
 from greentrain.record.nesting import ancestor_chain
@@ -163,8 +164,13 @@ class StoreReader:
                 sql += f" OR group_id IN ({marks})"
                 params.extend(ids)
             singles = set(ids)
-        rows = [self._reap(r) for r in self._conn.query(sql + " ORDER BY started_unix, id", params)]
-        objects = self._objects(rows, singles)
+        notes: dict[str, list[dict[str, str]]] = {}
+        rows = []
+        for raw in self._conn.query(sql + " ORDER BY started_unix, id", params):
+            row, found = clean_row("runs", raw)
+            notes.setdefault(raw["id"], []).extend(found)
+            rows.append(self._reap(row))  # type: ignore[arg-type]  # runs rows are never dropped
+        objects = self._objects(rows, singles, notes)
         self._link_nested(objects)
         if status is not None:
             objects = [o for o in objects if o["status"] == status]
@@ -175,10 +181,16 @@ class StoreReader:
             objects = [o for o in objects if _has_tags(o, want)]
         return objects
 
-    def _objects(self, rows: list[dict[str, Any]], singles: set[str]) -> list[dict[str, Any]]:
+    def _objects(
+        self, rows: list[dict[str, Any]], singles: set[str], notes: dict[str, list[dict]]
+    ) -> list[dict[str, Any]]:
         """Run objects of ``rows``: members of a group joined into the group's object, except
-        members named in ``singles`` (listed alone), oldest first."""
-        runs, energy = self._assemble(rows)
+        members named in ``singles`` (listed alone), oldest first. ``notes``: the cells that
+        could not be read, per run id (:mod:`greentrain.record.cells`), completed here with the
+        child tables' and put in each run object's ``unreadable`` list."""
+        runs, energy = self._assemble(rows, notes)
+        for row, run in zip(rows, runs, strict=True):
+            run["unreadable"] = notes.get(row["id"], [])
         out: list[tuple[float, str, dict]] = []
         groups: dict[str, list] = {}
         for row, run in zip(rows, runs, strict=True):
@@ -186,10 +198,12 @@ class StoreReader:
             if group is not None and (not singles or group in singles):
                 groups.setdefault(group, []).append(member_of(run, row, energy[row["id"]]))
             if group is None or row["id"] in singles:
-                out.append((row["started_unix"], row["id"], run))
+                out.append((row["started_unix"] or 0.0, row["id"], run))
         for group, members in groups.items():
             start = min(m.started_unix for m in members)
-            out.append((start, group, assemble_group(group, members)))
+            whole = assemble_group(group, members)
+            whole["unreadable"] = [n for m in members for n in m.run["unreadable"]]
+            out.append((start, group, whole))
         out.sort(key=lambda item: (item[0], item[1]))
         return [run for _, _, run in out]
 
@@ -226,7 +240,11 @@ class StoreReader:
             and not pid_alive(row["pid"], row["pid_started"])
         )
 
-    def _children(self, table: str, ids: list[str], order: str) -> dict[str, list[dict]]:
+    def _children(
+        self, table: str, ids: list[str], order: str, notes: dict[str, list] | None = None
+    ) -> dict[str, list[dict]]:
+        """Each run's rows of ``table``, cells of the wrong type cleared (and noted in
+        ``notes``, per run id) and rows without a cell they need left out."""
         out: dict[str, list[dict]] = {i: [] for i in ids}
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
@@ -234,15 +252,21 @@ class StoreReader:
             for r in self._conn.query(
                 f"SELECT * FROM {table} WHERE run_id IN ({marks}) ORDER BY {order}", chunk
             ):
-                out[r["run_id"]].append(r)
+                row, found = clean_row(table, r)
+                if found and notes is not None:
+                    notes.setdefault(r["run_id"], []).extend(found)
+                if row is not None:
+                    out[r["run_id"]].append(row)
         return out
 
-    def _assemble(self, rows: list[dict[str, Any]]) -> tuple[list[dict], dict[str, list[dict]]]:
+    def _assemble(
+        self, rows: list[dict[str, Any]], notes: dict[str, list[dict]]
+    ) -> tuple[list[dict], dict[str, list[dict]]]:
         ids = [r["id"] for r in rows]
-        energy = self._children("energy", ids, "window_idx, meter, domain, device")
-        windows = self._children("windows", ids, "idx")
-        metrics = self._children("metrics", ids, "seq")
-        meters = self._children("meters", ids, "meter")
+        energy = self._children("energy", ids, "window_idx, meter, domain, device", notes)
+        windows = self._children("windows", ids, "idx", notes)
+        metrics = self._children("metrics", ids, "seq", notes)
+        meters = self._children("meters", ids, "meter", notes)
         splits = self._splits(ids)
         runs = [
             assemble_run(
@@ -265,7 +289,16 @@ class StoreReader:
             return {}
         now = time.time()
         group = "group_id" if self.version >= 3 else "NULL AS group_id"
-        rows = self._conn.query(f"SELECT id, host, started_unix, duration_s, {group} FROM runs")
+        rows = [
+            clean_row("runs", r)[0]
+            for r in self._conn.query(
+                f"SELECT id, host, status, started_unix, duration_s, {group} FROM runs"
+            )
+        ]
+        # a run whose start cannot be read overlaps nothing; one that ended without a readable
+        # duration is taken to have lasted no time (it shares nothing rather than everything)
+        rows = [dict(r, duration_s=0.0) if r["duration_s"] is None and r["status"] != "running"
+                else r for r in rows if r["started_unix"] is not None]  # fmt: skip
         parents = self._parents()  # a nested run shares its outermost ancestor's party
         party = {r["id"]: r["group_id"] or r["id"] for r in rows}
         spans = {
@@ -275,7 +308,7 @@ class StoreReader:
             for r in rows
         }  # fmt: skip
         overlaps: dict[str, list[str]] = {}
-        for run_id in ids:
+        for run_id in (i for i in ids if i in spans):
             host, start, end, party = spans[run_id]
             others = [o for o, (h, s, e, p) in spans.items()
                       if o != run_id and h == host and s < end and e > start]  # fmt: skip

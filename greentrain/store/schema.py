@@ -32,6 +32,7 @@ read as empty); writing needs the current schema, migrated in place by the first
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from greentrain.errors import StoreError
@@ -194,13 +195,44 @@ def schema_version(conn: Connection, tx: Tx | None = None) -> int:
     meta = dict(rows)
     if meta.get("app") != APP_ID:
         raise StoreError(f"{_what(conn)} is not a greentrain store; pass another --store")
-    version = int(meta.get("schema_version", "1"))
+    version = _version_of(meta.get("schema_version", "1"))
+    if version is None:
+        if not conn.read_only:
+            raise StoreError(
+                f"store {conn.path}: its schema_version {meta.get('schema_version')!r} cannot be "
+                "read, so it is not changed; fix greentrain_meta.schema_version or read it with "
+                "a read-only command (greentrain runs/show/export)"
+            )
+        version = _version_from_columns(conn)
+        logging.getLogger(__name__).warning(
+            "store %s: schema_version %r cannot be read; reading it as v%d (its tables' shape)",
+            conn.path, meta.get("schema_version"), version,
+        )  # fmt: skip
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"store {conn.path} has schema v{version}, newer than this greentrain "
             f"(v{SCHEMA_VERSION}); upgrade greentrain"
         )
     return version
+
+
+def _version_of(value: object) -> int | None:
+    """A stored schema version as a number (None when it is not a positive integer)."""
+    try:
+        version = int(str(value).strip())
+    except ValueError:
+        return None
+    return version if version > 0 else None
+
+
+def _version_from_columns(conn: Connection) -> int:
+    """The schema version a store's ``runs`` columns show (for a store whose stored version
+    cannot be read)."""
+    columns = set(conn.columns("runs"))
+    for version, column in ((4, "parent_id"), (3, "group_id"), (2, "events")):
+        if column in columns:
+            return version
+    return 1
 
 
 def _no_store(conn: Connection) -> StoreError:

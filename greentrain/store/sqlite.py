@@ -82,15 +82,25 @@ class SQLiteConnection(Connection):
             )
 
     def _connect(self) -> sqlite3.Connection:
+        """The connection; read-only: ``mode=ro``, and where that cannot open the file (a
+        store in WAL mode on read-only media, whose ``-shm`` file cannot be created)
+        ``immutable=1``, which reads the file as it is on disk without any lock."""
+        if not self.read_only:
+            return self._open(str(self.file), uri=False)
+        uri = "file:" + urllib.parse.quote(str(self.file.resolve())) + "?mode=ro"
+        db = self._open(uri, uri=True)
         try:
-            if self.read_only:
-                uri = "file:" + urllib.parse.quote(str(self.file.resolve())) + "?mode=ro"
-                target, uri_mode = uri, True
-            else:
-                target, uri_mode = str(self.file), False
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            db.close()
+            db = self._open(uri + "&immutable=1", uri=True)
+        return db
+
+    def _open(self, target: str, *, uri: bool) -> sqlite3.Connection:
+        try:
             db = sqlite3.connect(
                 target,
-                uri=uri_mode,
+                uri=uri,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
