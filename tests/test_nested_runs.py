@@ -42,6 +42,8 @@ def test_an_inner_run_records_its_parent_and_the_parent_lists_it(store_target):
     assert inner["parent"] == outer["id"] and inner["ancestors"] == [outer["id"]]
     assert outer["parent"] is None and outer["children"] == [inner["id"]]
     assert outer["energy_j"] > inner["energy_j"] > 0  # the outer run metered the whole tree
+    for run in (outer, inner):  # one process tree: its machine energy is not split between them
+        assert all("split" not in figure for figure in run["energy"].values())
     shown = _gt("show", "--store", store_target, inner["id"])
     assert f"nested in {outer['id']}" in shown.stdout, shown.stderr
     shown = _gt("show", "--store", store_target, outer["id"])
