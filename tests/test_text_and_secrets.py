@@ -98,6 +98,14 @@ def test_the_value_of_an_option_named_like_a_secret_is_masked(secret, option):
     assert shown == ["python", "train.py", option, HIDDEN, f"{option}={HIDDEN}", "--lr", "0.1"]
 
 
+@given(_SECRET)
+def test_a_secret_option_inside_a_shell_command_string_is_masked(secret):
+    argv = ["sh", "-c", f"python t.py --lr 0.1 --hf-token {secret} --wandb_api_key={secret} -v"]
+    shown = redact_all(argv)
+    assert secret not in json.dumps(shown)
+    assert shown[2] == f"python t.py --lr 0.1 --hf-token {HIDDEN} --wandb_api_key={HIDDEN} -v"
+
+
 def test_options_and_keys_that_only_resemble_secrets_are_kept():
     argv = ["x", "--max-tokens", "512", "--tokenizer", "gpt2", "--lr", "0.1"]
     assert redact_all(argv) == argv

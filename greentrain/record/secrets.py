@@ -12,7 +12,8 @@ run):
 * the value of a command-line option named like a secret: ``--password X``,
   ``--password=X``, ``--token``, ``--api-key``/``--api_key``, ``--secret``,
   ``--access-key``, ``--secret-key``, ``--auth-token``, ``--hf-token`` ... (see
-  :func:`secret_name`); in a list (argv) the element after such an option is the value;
+  :func:`secret_name`); in a list (argv) the element after such an option is the value, in a
+  longer text (``sh -c "python t.py --token abc"``) the word after it;
 * the value of a mapping key named like a secret (a config's ``password``, ``api_key``,
   ``wandb_token``), when that value is text.
 
@@ -44,7 +45,13 @@ _KEY_VALUE = re.compile(
     r"(?i)((?:^|[?&;\s,(])(?:ssl)?(?:password|passwd|pwd)\s*=\s*)('[^']*'|\"[^\"]*\"|[^&;\s,)]+)"
 )
 _OPTION_EQ = re.compile(r"^(--?[A-Za-z0-9][A-Za-z0-9_.-]*)=(.+)$", re.S)
-_QUICK = re.compile(r"(?i):/|passw|pwd|=")
+# an option inside a longer text (``sh -c "python t.py --token abc"``): its value, up to the
+# next blank, unless the value is itself an option
+_OPTION_IN_TEXT = re.compile(
+    rf"(?i)(?<![\w-])(--?(?:[a-z0-9]+[-_.])*(?:{_SECRET_WORDS}))(=|[ \t]+)(?!-)"
+    r"('[^']*'|\"[^\"]*\"|[^\s'\"]+)"
+)
+_QUICK = re.compile(r"(?i):/|passw|pwd|=|token|secret|key|auth|credential|passphrase")
 
 
 def secret_name(name: Any) -> bool:
@@ -63,6 +70,7 @@ def redact(text: Any) -> Any:
     if option and secret_name(option.group(1)):
         return f"{option.group(1)}={HIDDEN}"
     text = _USERINFO.sub(rf"\g<1>{HIDDEN}\3", text)
+    text = _OPTION_IN_TEXT.sub(rf"\g<1>\g<2>{HIDDEN}", text)
     return _KEY_VALUE.sub(rf"\g<1>{HIDDEN}", text)
 
 
