@@ -184,3 +184,22 @@ def test_a_store_on_read_only_media_is_listed_shown_and_exported(tmp_path, leave
     assert intact in shown and "damaged" not in shown
     assert csv.count("\n") >= 2
     assert json.loads(as_json)["totals"]["all"]["runs"] == 2
+
+
+@pytest.mark.parametrize("page", ["runs", "compare", "run", "export"])
+def test_every_app_page_reads_a_store_with_damaged_cells(tmp_path, monkeypatch, page):
+    pytest.importorskip("streamlit")
+    pytest.importorskip("plotly")
+    from fixtures.runs import study
+    from fixtures.store import write_store
+    from streamlit.testing.v1 import AppTest
+
+    path = str(write_store(tmp_path / "s.db", study()))
+    first = sqlite3.connect(path).execute("SELECT id FROM runs ORDER BY started_unix").fetchone()
+    _damage_cells(path, first[0])
+    _edit(path, "UPDATE windows SET duration_s = 'x'", "UPDATE metrics SET time_s = 'y'")
+    monkeypatch.setenv("GREENTRAIN_APP_STORE", path)
+    app = Path(__file__).resolve().parents[1] / "app" / "views" / f"{page}.py"
+    at = AppTest.from_file(str(app), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
