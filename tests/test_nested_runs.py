@@ -112,3 +112,20 @@ def test_a_v3_store_is_migrated_to_v4_and_its_runs_have_no_parent(tmp_path):
     with Store(path) as st:
         assert st.version == SCHEMA_VERSION == 4
         assert st.get_run("old1")["parent"] is None
+
+
+def test_track_in_a_process_of_another_run_without_its_channel_records_its_parent(tmp_path):
+    store = str(tmp_path / "g.db")
+    (outer,) = _nested(store, depth=1)
+    code = (
+        "from greentrain.run.track import track\n"
+        f"with track('tracked', store={store!r}, meters=['fake']):\n"
+        "    pass\n"
+    )
+    env = dict(os.environ, GREENTRAIN_RUN=outer["id"])
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = {r["name"]: r for r in Store(store, read_only=True).list_runs()}
+    assert runs["tracked"]["parent"] == outer["id"]
+    assert runs["level1"]["children"] == [runs["tracked"]["id"]]
