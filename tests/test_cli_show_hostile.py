@@ -60,7 +60,7 @@ def test_runs_prints_no_raw_control_character(nasty_store, capsys):
     out = _run(capsys, "runs", "--store", str(nasty_store))
     assert raw_controls(out) == []
     assert r"\x1b[31mred" in out  # shown, escaped
-    assert len(out.splitlines()) == 1 + len(NASTY_TEXTS)  # no name split a row
+    assert len(out.splitlines()) == 2 + len(NASTY_TEXTS)  # no name split a row (+ the total)
 
 
 @pytest.mark.parametrize("k", range(len(NASTY_TEXTS)))
