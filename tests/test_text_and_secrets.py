@@ -124,7 +124,7 @@ def test_a_config_value_under_a_secret_named_key_is_masked_and_numbers_kept():
 
 # -- real runs ----------------------------------------------------------------------------------
 
-SECRETS = ("TOKEN1a", "PW2b", "ARG3c", "EQ4d", "CFG5e", "URL6f", "TAG7g")
+SECRETS = ("TOKEN1a", "PW2b", "ARG3c", "EQ4d", "CFG5e", "URL6f", "TAG7g", "NAME8h", "SH9i")
 _JOB = (
     "from greentrain import client\n"
     "client.config(password='CFG5e', upstream='mysql://me:URL6f@db/x', lr=0.1)\n"
@@ -154,17 +154,21 @@ def _raw_pg_text(url: str) -> bytes:
 
 def test_credentials_never_land_in_the_record_exports_or_messages(store_target, tmp_path):
     code = [sys.executable, "-c", _JOB, "--token", "TOKEN1a", "--password=PW2b",
-            "https://u:ARG3c@github.com/org/repo", "--api_key", "EQ4d"]  # fmt: skip
-    done = _gt("run", "--store", store_target, "--meter", "fake", "--name", "secrets",
-               "--tag", "remote=postgresql+psycopg2://me:TAG7g@db/x", "--", *code)  # fmt: skip
+            "https://u:ARG3c@github.com/org/repo", "--api_key", "EQ4d",
+            "x --secret SH9i"]  # fmt: skip
+    done = _gt("run", "--store", store_target, "--meter", "fake", "--name",
+               "from https://u:NAME8h@host/x", "--tag",
+               "remote=postgresql+psycopg2://me:TAG7g@db/x", "--", *code)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    shown = _gt("show", "--store", store_target, "--json", "secrets")
-    record = json.loads(shown.stdout) if shown.returncode == 0 else None
-    if record is None:  # show takes an id: find it in the listing
-        record = Store(store_target).list_runs()[0]
+    run_id = Store(store_target).list_runs()[0]["id"]
+    shown = _gt("show", "--store", store_target, "--json", run_id)
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    surfaces_shown = _gt("show", "--store", store_target, run_id)
     assert record["config"]["password"] == HIDDEN and record["config"]["lr"] == 0.1
     assert HIDDEN in record["command"] and record["tags"]["remote"].count(HIDDEN) == 1
-    surfaces = [done.stdout + done.stderr, json.dumps(record).encode()]
+    surfaces = [done.stdout + done.stderr, json.dumps(record).encode(),
+                surfaces_shown.stdout + surfaces_shown.stderr]  # fmt: skip
     for fmt in ("csv", "json", "markdown", "latex", "statement", "statement-appendix"):
         out = _gt("export", "--store", store_target, "-f", fmt)
         assert out.returncode == 0, out.stderr

@@ -106,7 +106,7 @@ class Recorder:
         self.writes.submit(
             "create_run",
             run_id=self.run_id,
-            name=name or default_name(command),
+            name=redact_all(name or default_name(command)),
             command=redact_all(list(command)),
             cwd=cwd,
             tags=redact_all({str(k): str(v) for k, v in (tags or {}).items()}),
