@@ -91,7 +91,9 @@ class SQLiteConnection(Connection):
         db = self._open(uri, uri=True)
         try:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as err:
+            if "unable to open" not in str(err) and "readonly" not in str(err).lower():
+                return db  # busy or locked: the reads retry as usual
             db.close()
             db = self._open(uri + "&immutable=1", uri=True)
         return db
