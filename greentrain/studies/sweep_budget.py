@@ -19,6 +19,7 @@ import dataclasses
 import time
 from typing import Any
 
+from greentrain.record.nesting import counted_once
 from greentrain.record.ranking import total_j
 from greentrain.report.runs import parse_time
 from greentrain.run import RunOptions
@@ -46,9 +47,9 @@ class SweepBudget:
         with Store(self.store) as st:
             runs = st.list_runs(tags={"sweep": self.sweep_id})
         spent = 0.0
-        for r in runs:
+        for r, once in zip(runs, counted_once(runs), strict=True):  # a nested run: once
             started = parse_time(r.get("started_at"))
-            if started is None or started.timestamp() < self.since - 1.0:
+            if not once or started is None or started.timestamp() < self.since - 1.0:
                 continue
             energy = total_j(r.get("energy") or {})
             spent += energy or 0.0
