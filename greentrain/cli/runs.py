@@ -143,7 +143,9 @@ def _total_line(runs: list[dict]) -> str:
     counted = [r for r, once in zip(runs, counted_once(runs), strict=True) if once]
     kwh = [v for v in (check_number(r.get("energy_kwh"))[0] for r in counted) if v is not None]
     co2 = [v for v in (check_number(r.get("co2_g"))[0] for r in counted) if v is not None]
-    line = f"total {len(runs)} runs: {_fmt(sum(kwh), '.3g')} kWh, {_fmt(sum(co2), '.3g')} gCO2e"
+    kwh_text = _fmt(sum(kwh), ".3g") if kwh else "n/a"  # never a 0 standing for "unknown"
+    co2_text = _fmt(sum(co2), ".3g") if co2 else "n/a"
+    line = f"total {len(runs)} runs: {kwh_text} kWh, {co2_text} gCO2e"
     nested = len(runs) - len(counted)
     if nested:
         line += f" ({nested} nested runs counted once, inside the runs they ran in)"
