@@ -4,10 +4,11 @@ Tensors and numpy scalars become Python numbers (multi-element tensors and array
 infinities become ``None``, mapping keys become strings, tuples and sets become lists, and any
 other object its ``str()``. The result always serialises with ``allow_nan=False``.
 
-Every text (and key) is made storable here, the one boundary text crosses into a record, an
-export or the client's channel: text that is not UTF-8 (a surrogate-escaped name, path or
-argument from ``os.fsdecode``) is escaped and marked by :func:`greentrain.record.text.storable`,
-never lost and never an encoding error further on.
+Every text (and key) is made storable here, the boundary text crosses into a record's JSON, an
+export or the client's channel (the store's writer passes its plain text columns through the
+same function): text that is not UTF-8 (a surrogate-escaped name, path or argument from
+``os.fsdecode``) is escaped and marked by :func:`greentrain.record.text.storable`, never lost and
+never an encoding error further on.
 """
 
 from __future__ import annotations
