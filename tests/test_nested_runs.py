@@ -10,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from greentrain.record.nesting import ancestor_chain, counted_once, nested_in
 from greentrain.report.study import study_totals
@@ -129,3 +131,20 @@ def test_track_in_a_process_of_another_run_without_its_channel_records_its_paren
     runs = {r["name"]: r for r in Store(store, read_only=True).list_runs()}
     assert runs["tracked"]["parent"] == outer["id"]
     assert runs["level1"]["children"] == [runs["tracked"]["id"]]
+
+
+@given(st.lists(st.integers(min_value=-1, max_value=30), min_size=1, max_size=30), st.data())
+def test_counted_once_keeps_exactly_the_outermost_runs_of_any_selection(parents, data):
+    ids = [f"r{i}" for i in range(len(parents))]
+    # a forest: each run's parent is an earlier run (or none)
+    parent_of = {ids[i]: ids[p] for i, p in enumerate(parents) if 0 <= p < i}
+    runs = [{"id": i, "ancestors": ancestor_chain(i, parent_of)} for i in ids]
+    chosen = data.draw(st.lists(st.sampled_from(runs), unique_by=lambda r: r["id"], min_size=1))
+    flags = counted_once(chosen)
+    selected = {r["id"] for r in chosen}
+    counted = {r["id"] for r, once in zip(chosen, flags, strict=True) if once}
+    for run, once in zip(chosen, flags, strict=True):
+        inside = [a for a in run["ancestors"] if a in selected]
+        assert once == (not inside)  # counted exactly when no ancestor is selected
+        if not once:  # ... and then its outermost selected ancestor is counted
+            assert inside[-1] in counted
