@@ -60,13 +60,28 @@ NULLABLE = frozenset(
 
 
 def _fits(value: Any, kind: str) -> bool:
+    kind_of = type(value)
+    if kind == "text":
+        return kind_of is str or isinstance(value, str)
+    if kind_of is int or (kind_of is float and kind == "real" and math.isfinite(value)):
+        return True
     if isinstance(value, bool):
         return False
-    if kind == "text":
-        return isinstance(value, str)
     if kind == "int":
         return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     return isinstance(value, (int, float)) and math.isfinite(float(value))
+
+
+def _plan(table: str) -> tuple[tuple[str, str, bool, bool], ...]:
+    """(column, kind, may be NULL, row needs it) for each checked column of ``table``."""
+    return tuple(
+        (column, kind, f"{table}.{column}" in NULLABLE, column in REQUIRED.get(table, ()))
+        for column, kind in COLUMNS.get(table, {}).items()
+    )
+
+
+_PLANS = {table: _plan(table) for table in COLUMNS}  # constant, computed once
+_ABSENT = object()  # a column the row does not have (an older schema): nothing to check
 
 
 def _where(table: str, row: Mapping[str, Any]) -> str:
@@ -85,21 +100,24 @@ def clean_row(
 ) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
     """``row`` with each cell of the wrong type (or a NULL the schema forbids) set to None, and
     the notes saying which; None instead of the row when a cell it cannot do without is
-    unreadable. Integers stored as floats (``3.0``) come back as ints."""
-    out = dict(row)
+    unreadable. Integers stored as floats (``3.0``) come back as ints. A row whose cells are
+    all fine is returned as it is (no copy: readers go through every metrics row)."""
+    out: dict[str, Any] | None = None
     notes: list[dict[str, str]] = []
     dropped = False
-    for column, kind in COLUMNS.get(table, {}).items():
-        if column not in out:
-            continue
-        value = out[column]
-        if value is None and f"{table}.{column}" in NULLABLE:
-            continue
-        if _fits(value, kind):
-            if kind == "int" and isinstance(value, float):
+    for column, kind, nullable, required in _PLANS.get(table, ()):
+        value = row.get(column, _ABSENT)
+        if value is _ABSENT or (value is None and nullable) or _fits(value, kind):
+            if kind == "int" and type(value) is float:
+                out = dict(row) if out is None else out
                 out[column] = int(value)
             continue
+        out = dict(row) if out is None else out
         out[column] = None
         notes.append({"field": f"{table}.{column}{_where(table, row)}", "value": repr(value)})
-        dropped = dropped or column in REQUIRED.get(table, ())
-    return (None if dropped else out), notes
+        dropped = dropped or required
+    if dropped:
+        return None, notes
+    if out is None:
+        out = row if isinstance(row, dict) else dict(row)
+    return out, notes
