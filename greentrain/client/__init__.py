@@ -55,7 +55,7 @@ from greentrain.protocol import encode as encode_message
 from greentrain.record.drops import DROPS_EVENT
 from greentrain.record.vocabulary import RESERVED_METRICS
 
-__all__ = ["config", "log", "window", "active", "run_id"]
+__all__ = ["config", "log", "window", "active", "run_id", "flush"]
 
 logger = logging.getLogger("greentrain.client")
 DROP_UNSTORABLE = "unstorable value"
@@ -247,6 +247,13 @@ def log(step: int | None = None, **metrics: Any) -> None:
         sink.on_log(step, plain, current, t)
     else:
         _link.send(path, log_line(step, pieces, current, t))
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Wait up to ``timeout_s`` seconds for entries buffered while the wrapper was not taking
+    them (it happens at exit by itself); True when nothing is left to send. For a process that
+    ends with ``os._exit``."""
+    return _link.flush(timeout_s)
 
 
 @contextlib.contextmanager

@@ -191,26 +191,39 @@ class Link:
         if mp_util is not None and mp is not None and mp.parent_process() is not None:
             mp_util.Finalize(None, self.flush_at_exit, exitpriority=100)
 
-    def flush_at_exit(self, timeout_s: float = EXIT_FLUSH_S) -> None:
+    def flush(self, timeout_s: float) -> bool:
         """Write out the buffer and the drop counts, waiting at most ``timeout_s`` seconds for
-        the wrapper; spill what is left next to its socket (see the module docstring)."""
+        the wrapper; True when nothing is left to send."""
+        if not self._lock.acquire(timeout=max(0.0, timeout_s)):
+            return False
+        try:
+            return self._flush_locked(time.monotonic() + timeout_s)
+        finally:
+            self._lock.release()
+
+    def _flush_locked(self, deadline: float) -> bool:
+        while self._path:
+            if not os.path.exists(self._path):  # the wrapper has closed its socket
+                return False
+            if self._pump():
+                if dict(self.dropped) == self._reported:
+                    return True
+                self._queue_report()
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._wait_writable(min(left, 0.05))
+        return True
+
+    def flush_at_exit(self, timeout_s: float = EXIT_FLUSH_S) -> None:
+        """:meth:`flush`, then spill what is left next to the wrapper's socket (see the module
+        docstring)."""
         if not self._lock.acquire(timeout=timeout_s):
             return
         try:
-            deadline = time.monotonic() + timeout_s
-            while self._path:
-                if not os.path.exists(self._path):  # the wrapper has closed its socket
-                    break
-                if self._pump():
-                    if dict(self.dropped) == self._reported:
-                        return
-                    self._queue_report()
-                    continue
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._wait_writable(min(left, 0.05))
-            self._spill()
+            if not self._flush_locked(time.monotonic() + timeout_s):
+                self._spill()
         finally:
             self._lock.release()
 
