@@ -83,13 +83,13 @@ def test_unstorable_values_under_greentrain_run_are_left_out_and_counted_in_show
         "    client.log(step=i, loss=float(i))\n"
     )
     store = str(tmp_path / "g.db")
-    out = subprocess.run([PY, "-m", "greentrain", "run", "--store", store, "--meter", "fake",
-                          "--", PY, "-c", job], capture_output=True, text=True, timeout=120)  # fmt: skip
+    argv = [PY, "-m", "greentrain", "run", "--store", store, "--meter", "fake", "--", PY, "-c", job]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "'big' was left out" in out.stderr and "'cyc' was left out" in out.stderr
     run_id = Store(store).list_runs()[0]["id"]
-    shown = subprocess.run([PY, "-m", "greentrain", "show", run_id, "--store", store, "--json"],
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    argv = [PY, "-m", "greentrain", "show", run_id, "--store", store, "--json"]
+    shown = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     rec = json.loads(shown.stdout)
     assert [m["step"] for m in rec["metrics"]] == [0, 1, 2, 3] and rec["metrics"][0]["small"] == 1
     assert rec["client_drops"] == {"count": 2, "reasons": {"unstorable value": 2}}
