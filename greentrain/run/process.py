@@ -47,13 +47,13 @@ import psutil
 
 from greentrain.meters.proctree import tree_usage
 from greentrain.run.jobcgroup import JobCgroup
+from greentrain.run.leftovers import ENV_HELPER, alive, describe, find_leftovers
 
 RESET_TO_DEFAULT = (signal.SIGPIPE, signal.SIGXFSZ)
 TERMINATING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 DEFAULT_GRACE_S = 10.0
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
-ENV_HELPER = "GREENTRAIN_WRAPPER_PID"  # set in the wrapper's helpers, never in the job's
 
 
 def become_subreaper() -> bool:
@@ -261,38 +261,6 @@ class Job:
         self._take_terminal()
 
     # -- what the command left behind ------------------------------------------------------------
-    def _leftovers(self, spare: set[int]) -> list[psutil.Process]:
-        """The job's processes still around: its process group, and descendants of this
-        wrapper outside the wrapper's own group (job processes that left theirs, re-parented
-        here). The wrapper's own helpers are never touched: ``git`` or a meter's subprocess
-        share its group, and a helper in a session of its own (W&B's service, started by a
-        ``--mirror``) lacks the job's ``GREENTRAIN_RUN``."""
-        own_group, own_pid = os.getpgrp(), os.getpid()
-        found: dict[int, psutil.Process] = {}
-        with contextlib.suppress(psutil.Error):
-            for p in psutil.Process().children(recursive=True):
-                with contextlib.suppress(psutil.Error, OSError):
-                    if os.getpgid(p.pid) != own_group and not _helper_of(p, own_pid):
-                        found[p.pid] = p
-        for p in psutil.process_iter():
-            with contextlib.suppress(psutil.Error, OSError):
-                if os.getpgid(p.pid) == self.pid:
-                    found[p.pid] = p
-        for pid in self.cgroup.pids() if self.cgroup is not None else ():
-            with contextlib.suppress(psutil.Error):
-                found.setdefault(pid, psutil.Process(pid))
-        return [p for pid, p in found.items() if pid not in spare and pid != own_pid]
-
-    def _describe(self, p: psutil.Process) -> dict:
-        """What the record says of a stopped process: pid, name, command line, and whether it
-        had left the job's process group (escaped: ``setsid``, a daemon)."""
-        info: dict = {"pid": p.pid, "name": "", "cmdline": "", "escaped": True}
-        with contextlib.suppress(psutil.Error, OSError):
-            info["name"] = p.name()
-            info["cmdline"] = " ".join(p.cmdline())[:200]
-            info["escaped"] = os.getpgid(p.pid) != self.pid
-        return info
-
     def stop_leftovers(self, spare: Sequence[int] = ()) -> int:
         """SIGTERM what the command left running, SIGKILL after the grace period; reap them.
 
@@ -300,21 +268,22 @@ class Job:
         """
         if self.pid is None:
             return 0
-        found = self._leftovers(set(spare))
+        cgroup_pids = self.cgroup.pids() if self.cgroup is not None else []
+        found = find_leftovers(self.pid, cgroup_pids, set(spare))
         for p in found:  # exited orphans (zombies): reap them, count their CPU
-            if not _alive(p):
+            if not alive(p):
                 with contextlib.suppress(ChildProcessError, OSError):
                     self._reap(p.pid, os.WNOHANG)
-        left = [p for p in found if _alive(p)]
-        described = [self._describe(p) for p in left]
+        left = [p for p in found if alive(p)]
+        described = [describe(p, self.pid) for p in left]
         for p in left:
             with contextlib.suppress(psutil.Error):
                 p.terminate()
-        _, alive = psutil.wait_procs(left, timeout=self.grace_s)
-        for p in alive:
+        _, still = psutil.wait_procs(left, timeout=self.grace_s)
+        for p in still:
             with contextlib.suppress(psutil.Error):
                 p.kill()
-        psutil.wait_procs(alive, timeout=self.grace_s)
+        psutil.wait_procs(still, timeout=self.grace_s)
         if self.cgroup is not None:  # anything started meanwhile, then the cgroup itself
             self.cgroup.kill()
             self.cgroup.remove(self.grace_s)
@@ -324,22 +293,6 @@ class Job:
         self.leftovers_stopped += len(left)
         self.stopped.extend(described)
         return len(left)
-
-
-def _helper_of(p: psutil.Process, wrapper_pid: int) -> bool:
-    """Whether ``p`` is one of the wrapper's own helpers (:data:`ENV_HELPER`); a process whose
-    environment cannot be read is not."""
-    try:
-        return p.environ().get(ENV_HELPER) == str(wrapper_pid)
-    except psutil.Error:
-        return False
-
-
-def _alive(p: psutil.Process) -> bool:
-    try:
-        return p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def exit_code_of(wait_status: int) -> tuple[int, int]:
