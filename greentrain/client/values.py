@@ -17,6 +17,7 @@ alone, when it cannot be stored:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,8 @@ MAX_VALUE_BYTES = protocol.MAX_MESSAGE_BYTES  # one value's JSON, bytes
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _SCALARS = (str, float, bool, type(None))
 _CONTAINERS = (Mapping, list, tuple, set, frozenset)
+_NAMES_KEPT = 4096  # metric names whose JSON form is kept (a script has a few dozen)
+_names: dict[str, bytes] = {}
 _encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=True)
 
 
@@ -66,11 +69,14 @@ def storable(value: Any) -> tuple[Any, bytes]:
     """(``value`` as plain JSON types, its JSON bytes); :class:`Unstorable` if it cannot be
     stored (see the module docstring)."""
     kind = type(value)
-    if kind in _SCALARS:  # the common case: one float per metric
+    if kind is float:  # the common case, one float per metric: JSON's own float form
+        return (value, repr(value).encode()) if math.isfinite(value) else (None, b"null")
+    if kind is int:
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise Unstorable("an integer beyond 64 bits")
+        return value, str(value).encode()
+    if kind in _SCALARS:
         plain = to_jsonable(value)
-    elif kind is int:
-        _check_plain(value, 0)
-        plain = value
     else:
         _check_shape(value, 0, set())
         plain = to_jsonable(value)
@@ -84,8 +90,13 @@ def storable(value: Any) -> tuple[Any, bytes]:
 
 
 def name_json(name: str) -> bytes:
-    """A metric or parameter name as JSON bytes."""
-    return _encoder.encode(name).encode()
+    """A metric or parameter name as JSON bytes (the first :data:`_NAMES_KEPT` are kept)."""
+    encoded = _names.get(name)
+    if encoded is None:
+        encoded = _encoder.encode(name).encode()
+        if len(_names) < _NAMES_KEPT:
+            _names[name] = encoded
+    return encoded
 
 
 def _object(pieces: list[tuple[bytes, bytes]]) -> bytes:
