@@ -116,3 +116,31 @@ def test_a_dataloaders_workers_log_into_the_epoch_window(tmp_path):
     assert items == [float(i) for i in range(16)]
     assert len([m for m in run["metrics"] if "batch_sum" in m]) == 4
     assert {m["window"] for m in run["metrics"]} == {"epoch"}
+
+
+SIGNAL_HANDLER_LOGS = """
+import signal
+from greentrain import client
+
+fired = 0
+def on_alarm(signum, frame):
+    global fired
+    fired += 1
+    client.log(step=fired, alarm=1.0)
+
+signal.signal(signal.SIGALRM, on_alarm)
+signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
+for i in range(20000):
+    client.log(step=i, main=1.0)
+signal.setitimer(signal.ITIMER_REAL, 0, 0)
+signal.signal(signal.SIGALRM, signal.SIG_IGN)
+print("fired", fired)
+"""
+
+
+def test_a_signal_handler_that_logs_in_the_middle_of_a_log_call_never_deadlocks(tmp_path):
+    out, run = _run(tmp_path, SIGNAL_HANDLER_LOGS, timeout_s=180)
+    assert run["status"] == "finished", out.stderr
+    fired = int(out.stdout.split("fired")[1])
+    assert len([m for m in run["metrics"] if "main" in m]) == 20000
+    assert len([m for m in run["metrics"] if "alarm" in m]) == fired > 0

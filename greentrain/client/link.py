@@ -13,8 +13,9 @@ is non-blocking, so a client call never waits for the wrapper:
   half-written on a connection that broke is sent again whole: the wrapper discards the
   partial line of a closed connection.
 * **The buffer is full**: the new line is dropped and counted (reason ``buffer full``).
-  Counted drops reach the wrapper as a ``drops`` message once the buffer has drained, and the
-  run's record stores them as an event (``client entries dropped``) with the count per reason.
+  Counted drops reach the wrapper as a ``drops`` message once the buffer has drained (at most
+  every :data:`REPORT_EVERY_S` seconds, and at exit), and the run's record stores them as an
+  event (``client entries dropped``) with the count per reason.
 * **At exit** (``atexit``; in a ``multiprocessing`` child its exit finalizers, since such a
   child ends with ``os._exit``) the buffer is written out for up to :data:`EXIT_FLUSH_S`
   seconds. What the wrapper did not take by then is written to a spill file next to its socket
@@ -40,6 +41,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 from greentrain import protocol
 
@@ -49,6 +51,7 @@ BUFFER_BYTES = 8 << 20  # lines kept per process while the wrapper does not take
 BACKOFF_MIN_S = 0.05  # first wait before connecting again, seconds
 BACKOFF_MAX_S = 2.0  # longest wait between connection attempts, seconds
 EXIT_FLUSH_S = 5.0  # how long exit waits for the wrapper to take the buffer, seconds
+REPORT_EVERY_S = 5.0  # drop counts are reported at most this often (and always at exit)
 DROP_BUFFER_FULL = "buffer full"
 DROP_UNSENT_AT_EXIT = "unsent at exit"  # no spill file could be written either
 _TRANSIENT = (OSError,)  # every socket error is worth a retry: the wrapper may come back
@@ -74,6 +77,9 @@ class Link:
         self.source = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.dropped: collections.Counter[str] = collections.Counter()
         self._reported: dict[str, int] = {}
+        self._last_report = -REPORT_EVERY_S
+        self._inside = threading.local()  # .on: this thread is in (or waits for) the lock
+        self._nested: collections.deque[tuple[str, bytes]] = collections.deque()
 
     def after_fork_in_child(self) -> None:
         """Forget the parent's lock, connection, buffer and counts (see the module docstring)."""
@@ -86,25 +92,68 @@ class Link:
     # -- sending --------------------------------------------------------------------------------
     def send(self, path: str, line: bytes) -> None:
         """Send one message line to the wrapper at ``path`` without waiting (see the module
-        docstring); a line that finds the buffer full is dropped and counted."""
-        with self._lock:
-            if path != self._path:
-                self._switch(path)
-                self._hook_exit()
-            if self._pending:
-                self._pump()
-            if self._pending and self._pending_bytes + len(line) > BUFFER_BYTES:
-                self.dropped[DROP_BUFFER_FULL] += 1
+        docstring); a line that finds the buffer full is dropped and counted.
+
+        A call made while this thread is already inside one (a signal handler that logs) only
+        queues its line; the interrupted call sends it before it returns."""
+        if getattr(self._inside, "on", False):
+            self._nested.append((path, line))
+            return
+        with self._held():
+            self._send_locked(path, line)
+
+    @contextlib.contextmanager
+    def _held(self, timeout_s: float = -1) -> Iterator[bool]:
+        """Hold the lock (False: not got within ``timeout_s``). This thread is marked as
+        inside from before it waits for the lock until after it released it, so a nested
+        call (a signal handler) only queues its line, and lines so queued are sent while the
+        lock is held."""
+        inside = self._inside
+        inside.on = True
+        try:
+            if not self._lock.acquire(timeout=timeout_s):
+                yield False
                 return
-            self._pending.append(line)
-            self._pending_bytes += len(line)
-            if self._pump() and dict(self.dropped) != self._reported:
-                self._queue_report()
-                self._pump()
+            try:
+                self._send_nested()
+                yield True
+                self._send_nested()
+            finally:
+                self._lock.release()
+        finally:
+            inside.on = False
+
+    def _send_nested(self) -> None:
+        while self._nested:
+            self._send_locked(*self._nested.popleft())
+
+    def _send_locked(self, path: str, line: bytes) -> None:
+        if path != self._path:
+            self._switch(path)
+            self._hook_exit()
+        if self._pending:
+            self._pump()
+        if self._pending and self._pending_bytes + len(line) > BUFFER_BYTES:
+            self.dropped[DROP_BUFFER_FULL] += 1
+            return
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pump() and self._report_due():
+            self._queue_report()
+            self._pump()
+
+    def _report_due(self) -> bool:
+        """New drops to report, and the last report :data:`REPORT_EVERY_S` ago or more."""
+        if dict(self.dropped) == self._reported:
+            return False
+        return time.monotonic() - self._last_report >= REPORT_EVERY_S
 
     def count_drop(self, reason: str, n: int = 1) -> None:
         """Count ``n`` entries refused before sending (reported with the buffer's drops)."""
-        with self._lock:
+        if getattr(self._inside, "on", False):  # nested in this thread's own call
+            self.dropped[reason] += n
+            return
+        with self._held():
             self.dropped[reason] += n
 
     def _switch(self, path: str) -> None:
@@ -120,6 +169,7 @@ class Link:
         self._pending.append(line)
         self._pending_bytes += len(line)
         self._reported = counts
+        self._last_report = time.monotonic()
 
     def _connect(self) -> bool:
         now = time.monotonic()
@@ -194,12 +244,8 @@ class Link:
     def flush(self, timeout_s: float) -> bool:
         """Write out the buffer and the drop counts, waiting at most ``timeout_s`` seconds for
         the wrapper; True when nothing is left to send."""
-        if not self._lock.acquire(timeout=max(0.0, timeout_s)):
-            return False
-        try:
-            return self._flush_locked(time.monotonic() + timeout_s)
-        finally:
-            self._lock.release()
+        with self._held(max(0.0, timeout_s)) as held:
+            return held and self._flush_locked(time.monotonic() + timeout_s)
 
     def _flush_locked(self, deadline: float) -> bool:
         while self._path:
@@ -219,13 +265,9 @@ class Link:
     def flush_at_exit(self, timeout_s: float = EXIT_FLUSH_S) -> None:
         """:meth:`flush`, then spill what is left next to the wrapper's socket (see the module
         docstring)."""
-        if not self._lock.acquire(timeout=timeout_s):
-            return
-        try:
-            if not self._flush_locked(time.monotonic() + timeout_s):
+        with self._held(timeout_s) as held:
+            if held and not self._flush_locked(time.monotonic() + timeout_s):
                 self._spill()
-        finally:
-            self._lock.release()
 
     def _wait_writable(self, timeout_s: float) -> None:
         if self._sock is None:
