@@ -208,3 +208,40 @@ def test_a_hundred_processes_connecting_at_once_lose_no_entry(tmp_path):
     [run] = Store(store).list_runs()
     assert sorted(m["step"] for m in run["metrics"]) == list(range(10001))
     assert run["client_drops"]["count"] == 0
+
+
+RESUMED_JOB = (
+    STOPPED_WRAPPER_JOB
+    + """
+while not os.path.exists({resumed!r}):
+    time.sleep(0.01)
+client.log(step={entries}, last=1.0)  # the wrapper reads again: the buffer goes out first
+print("flushed", client.flush(timeout_s=60), flush=True)
+"""
+)
+
+
+def test_entries_buffered_while_the_wrapper_was_stopped_arrive_once_it_runs_again(tmp_path):
+    entries = 6000
+    go, done, resumed = tmp_path / "go", tmp_path / "done", tmp_path / "resumed"
+    store, job = tmp_path / "g.db", tmp_path / "job.py"
+    names = {"go": str(go), "done": str(done), "resumed": str(resumed)}
+    job.write_text(textwrap.dedent(RESUMED_JOB).format(buffer_bytes=0, entries=entries, **names))
+    wrapper = subprocess.Popen(
+        [PY, "-m", "greentrain", "run", "--store", str(store), "--meter", "fake", "--", PY,
+         str(job)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert wrapper.stdout.readline().strip() == "ready"
+        os.kill(wrapper.pid, signal.SIGSTOP)
+        go.write_text("go")
+        _until(lambda: done.exists() and done.read_text())  # logged it all, wrapper stopped
+    finally:
+        os.kill(wrapper.pid, signal.SIGCONT)
+    resumed.write_text("1")
+    out, err = wrapper.communicate(timeout=300)
+    assert wrapper.returncode == 0, err
+    assert "flushed True" in out
+    [run] = Store(store).list_runs()
+    assert sorted(m["step"] for m in run["metrics"]) == list(range(-1, entries + 1))
+    assert run["client_drops"]["count"] == 0
