@@ -4,6 +4,7 @@ task) logs; a thread without a window of its own logs into the main thread's win
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 from greentrain import client
@@ -15,33 +16,31 @@ LOGGERS, WINDOWED, ENTRIES = 8, 2, 60
 
 
 def _run_threads(main_window: str | None):
-    start = threading.Barrier(LOGGERS + WINDOWED)
+    """8 threads log while 2 other threads each hold a window open (barriers make the windows
+    open during every logger's entries), then the window threads log inside theirs."""
+    opened = threading.Barrier(LOGGERS + WINDOWED)
+    logged = threading.Barrier(LOGGERS + WINDOWED)
 
     def logger(i: int) -> None:
-        start.wait(timeout=60)
+        opened.wait(timeout=60)  # both windows are open now ...
         for n in range(ENTRIES):
             client.log(step=n, who=f"logger{i}")
+        logged.wait(timeout=60)  # ... and stay open until every logger is done
 
     def windowed(i: int) -> None:
-        start.wait(timeout=60)
-        for n in range(ENTRIES // 6):
-            with client.window(f"w{i}-{n}"):
-                for _ in range(6):
-                    client.log(step=n, who=f"windowed{i}", expect=f"w{i}-{n}")
+        with client.window(f"w{i}"):
+            opened.wait(timeout=60)
+            logged.wait(timeout=60)
+            for n in range(ENTRIES):
+                client.log(step=n, who=f"windowed{i}", expect=f"w{i}")
 
     threads = [threading.Thread(target=logger, args=(i,)) for i in range(LOGGERS)]
     threads += [threading.Thread(target=windowed, args=(i,)) for i in range(WINDOWED)]
-    if main_window is None:
+    with client.window(main_window) if main_window else contextlib.nullcontext():
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=120)
-    else:
-        with client.window(main_window):
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=120)
     assert not any(t.is_alive() for t in threads)
 
 
