@@ -17,6 +17,7 @@ import time
 import pytest
 
 from greentrain import client
+from greentrain.meters.fake import FakeMeter
 from greentrain.store import Store
 
 PY = sys.executable
@@ -245,3 +246,62 @@ def test_entries_buffered_while_the_wrapper_was_stopped_arrive_once_it_runs_agai
     [run] = Store(store).list_runs()
     assert sorted(m["step"] for m in run["metrics"]) == list(range(-1, entries + 1))
     assert run["client_drops"]["count"] == 0
+
+
+def test_drops_counted_while_disconnected_reach_the_wrapper_when_the_client_reconnects(
+    env, monkeypatch
+):
+    from greentrain.client import link
+
+    monkeypatch.setattr(link, "BUFFER_BYTES", 4096)
+    for step in range(500):  # no wrapper yet: ~4 KiB kept, the rest dropped
+        client.log(step=step, loss=1.0)
+    server = LineServer(env, backlog=8)
+    server.serve()
+    assert client.flush(timeout_s=60)  # connects again after its back-off, sends all
+    assert server.wait_for(lambda lines: any(m["k"] == "dr" for m in lines))
+    [report] = [m for m in server.lines if m["k"] == "dr"]
+    kept = len(server.steps())
+    assert report["pid"] == os.getpid() and kept + report["counts"]["buffer full"] == 500
+    server.sock.close()
+
+
+def _recorder(tmp_path):
+    from greentrain.run.meterset import MeterSet
+    from greentrain.run.recorder import Recorder
+
+    meters = MeterSet([], meters=[FakeMeter()])
+    recorder = Recorder(Store(tmp_path / "g.db"), "run-drops", meters, sample_s=0)
+    recorder.create(["job"], None, None, None)
+    meters.start()
+    recorder.align_start()
+    return recorder
+
+
+def test_the_wrapper_books_cumulative_drop_reports_once_and_reads_spill_files(tmp_path):
+    from greentrain.run.channel import ChannelServer
+
+    recorder = _recorder(tmp_path)
+    server = ChannelServer(recorder)
+    server.start()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(server.path)
+    report = {"k": "dr", "src": "7-ab", "pid": 7, "counts": {"buffer full": 3}}
+    for counts in ({"buffer full": 3}, {"buffer full": 3}, {"buffer full": 5}):
+        conn.sendall(json.dumps({**report, "counts": counts}).encode() + b"\n")
+    conn.sendall(b'{"k":"log","step":1,"m":{"a":1},"w":null,"t":0}\n{"k":"log","step":2,"m":')
+    conn.close()  # the half line is the client's to send again: it is in its spill file
+    spill = os.path.join(server.dir, "spill-7-ab.jsonl")
+    with open(spill, "w", encoding="utf-8") as fh:
+        fh.write('{"k":"log","step":2,"m":{"a":2},"w":"epoch","t":0}\n')
+        fh.write('{"k":"we","id":"7:0","t":0}\n')
+        fh.write(json.dumps({**report, "counts": {"buffer full": 6}}) + "\n")
+    recorder.stop()
+    server.close()
+    rec = recorder.finalize("finished", 0)
+    assert [(m["step"], m["window"]) for m in rec["metrics"]] == [(1, None), (2, "epoch")]
+    events = [e for e in rec["events"] if e["event"] == "client entries dropped"]
+    assert [e["count"] for e in events if e["pid"] == 7] == [3, 2, 1]
+    assert rec["client_drops"] == {
+        "count": 7, "reasons": {"buffer full": 6, "window boundary after the job ended": 1}
+    }  # fmt: skip
