@@ -75,7 +75,7 @@ def test_sys_exit_inside_track_is_recorded_by_its_code(tmp_path, code, status):
     assert rec["status"] == status and rec["exit_code"] == (code or 0)
 
 
-def test_a_64_mib_line_from_a_raw_client_does_not_stall_the_channel(tmp_path):
+def test_a_64_mib_line_from_a_raw_client_does_not_stall_the_channel_and_is_counted(tmp_path):
     """A script writing straight to the socket (no client) cannot block later messages."""
     job = (
         "import json, os, socket\n"
@@ -86,3 +86,5 @@ def test_a_64_mib_line_from_a_raw_client_does_not_stall_the_channel(tmp_path):
     result = run_command([PY, "-c", job], store=tmp_path / "g.db",
                          meter_objects=[FakeMeter()], summary=False)  # fmt: skip
     assert [m.get("ok") for m in result.record["metrics"]] == [1]
+    refused = {"line over 64 MiB refused by the wrapper": 1}
+    assert result.record["client_drops"] == {"count": 1, "reasons": refused}

@@ -9,17 +9,19 @@ When ``TMPDIR`` is too long for a socket path (108 bytes on Linux), ``/tmp`` is 
 backlog is :data:`BACKLOG` (the kernel caps it at ``net.core.somaxconn``); a client that finds
 it full retries (:mod:`greentrain.client.link`).
 
-What was lost on the way is always in the record, as events stored as they happen
-(:data:`~greentrain.DROPS_EVENT`): the entries each client process dropped, by reason,
-as its ``drops`` messages report them (counts are cumulative per process, so a count that
-arrives twice is booked once), and the lines this server refused. When the job has ended, the
-spill files of clients that could not hand over their last lines are read like a connection;
-a window boundary found there arrives after the meters stopped and is counted as dropped
-(``window boundary after the job ended``), the metrics logged in it are kept.
+What was lost on the way is always in the record, as events
+(:data:`~greentrain.record.drops.DROPS_EVENT`): the entries each client process dropped, by
+reason, stored as its ``drops`` messages report them (counts are cumulative per process, so a
+count that arrives twice is booked once), and the lines this server refused (one event, when
+it closes). When the job has ended, the spill files of clients that could not hand over their
+last lines are read like a connection; a window boundary found there arrives after the meters
+stopped and is counted as dropped (``window boundary after the job ended``), the metrics
+logged in it are kept.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import selectors
 import shutil
@@ -70,6 +72,7 @@ class ChannelServer:
         self.dropped = 0  # messages refused for their size
         self._reported: dict[str, dict[str, int]] = {}  # client source -> cumulative drops
         self._closing = False
+        self._refused: collections.Counter[str] = collections.Counter()  # reason -> lines
         self._skipping: set[socket.socket] = set()
         self._stop = threading.Event()
         self._receiver = threading.Thread(
@@ -94,13 +97,13 @@ class ChannelServer:
             if message["k"] == protocol.DROPS:
                 self._book_drops(message)
             elif protocol.is_boundary(message) and self._closing:
-                self._book(-1, {LATE_BOUNDARY: 1})
+                self._refused[LATE_BOUNDARY] += 1
             else:
                 readings = self.recorder.meters.read() if protocol.is_boundary(message) else None
                 protocol.deliver(message, self.recorder, readings)
         except Exception as err:  # noqa: BLE001 - a bad message must not stop the run
             self._error(err)
-            self._book(-1, {REFUSED_INVALID: 1})
+            self._refused[REFUSED_INVALID] += 1
 
     def _book_drops(self, message: dict) -> None:
         """A client's cumulative drop counts: store what is new since its last report."""
@@ -156,7 +159,7 @@ class ChannelServer:
     def _refuse(self, conn: socket.socket, buf: bytearray) -> None:
         """A line too large to be a client message: drop it, up to its newline."""
         self.dropped += 1
-        self._book(-1, {REFUSED_OVERSIZE: 1})
+        self._refused[REFUSED_OVERSIZE] += 1
         self._error(ValueError(f"a client message over {MAX_LINE_BYTES} bytes was dropped"))
         buf.clear()
         self._skipping.add(conn)
@@ -201,6 +204,7 @@ class ChannelServer:
         self._selector.close()
         self._closing = True
         self._read_spills()
+        self._book(-1, dict(self._refused))
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _read_spills(self) -> None:
