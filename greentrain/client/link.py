@@ -78,6 +78,7 @@ class Link:
         self.dropped: collections.Counter[str] = collections.Counter()
         self._reported: dict[str, int] = {}
         self._last_report = -REPORT_EVERY_S
+        self._spills = 0  # spill files written by this process
         self._inside = threading.local()  # .on: this thread is in (or waits for) the lock
         self._nested: collections.deque[tuple[str, bytes]] = collections.deque()
 
@@ -157,8 +158,14 @@ class Link:
             self.dropped[reason] += n
 
     def _switch(self, path: str) -> None:
-        """Another run's socket (a test, a nested run): start over on it."""
+        """Another run's socket (a test, a nested run): what the previous one did not take
+        goes to its spill file; start over on the new one."""
         self._close_socket()
+        if self._path:  # the previous run's lines and counts stay the previous run's
+            self._spill()
+            self.source = f"{os.getpid()}-{secrets.token_hex(4)}"
+            self.dropped.clear()
+            self._reported = {}
         self._pending.clear()
         self._pending_bytes = self._head_sent = 0
         self._path, self._next_try, self._backoff = path, 0.0, BACKOFF_MIN_S
@@ -284,7 +291,9 @@ class Link:
             protocol.encode(protocol.drops_message(self.source, os.getpid(), dict(self.dropped)))
         )
         folder = os.path.dirname(self._path)
-        final = os.path.join(folder, f"{protocol.SPILL_PREFIX}{self.source}.jsonl")
+        self._spills += 1
+        name = f"{protocol.SPILL_PREFIX}{self.source}-{self._spills}.jsonl"
+        final = os.path.join(folder, name)
         partial = final + ".part"
         try:
             with open(partial, "xb") as fh:
@@ -300,7 +309,6 @@ class Link:
                     err.strerror or err,
                 )
             self.dropped[DROP_UNSENT_AT_EXIT] += lost
-            return
         self._pending.clear()
         self._pending_bytes = self._head_sent = 0
         self._reported = dict(self.dropped)
