@@ -18,7 +18,7 @@ kind           fields
 
 The harness reads every meter when a window boundary (``wb``/``we``) arrives, so those kinds
 are :data:`BOUNDARIES`. A client that could not hand its last lines to the harness before it
-exited writes them, as the same JSON lines, to a file named ``spill-<src>.jsonl`` in the
+exited writes them, as the same JSON lines, to a file named ``spill-<src>-<n>.jsonl`` in the
 socket's directory (:data:`SPILL_PREFIX`); the harness reads those when the job has ended.
 """
 
