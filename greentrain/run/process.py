@@ -126,7 +126,7 @@ class Job:
         self.pid: int | None = None
         self.forwarded: list[int] = []  # signals sent to the group, in order
         self.leftovers_stopped = 0  # processes that outlived the command and were stopped
-        self.stopped: list[dict] = []  # each: pid, name, cmdline, how it was found
+        self.stopped: list[dict] = []  # each: pid, name, cmdline, escaped (left its group)
         self.cgroup: JobCgroup | None = None
         self._reaped_cpu_s = 0.0  # CPU seconds of the job's processes this wrapper reaped
         self._tty: int | None = None
