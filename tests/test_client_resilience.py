@@ -144,12 +144,13 @@ def _until(predicate, timeout_s: float = 120.0) -> None:
 
 
 @pytest.mark.parametrize(
-    ("buffer_bytes", "all_arrive"), [(0, True), (64 << 10, False)], ids=["8MiB", "64KiB"]
+    ("buffer_bytes", "entries", "all_arrive"),
+    [(0, 6000, True), (64 << 10, 30000, False)],  # 30,000 lines: over any socket buffer
+    ids=["8MiB", "64KiB"],
 )
 def test_a_wrapper_stopped_for_15_s_never_holds_the_script_and_loses_nothing_uncounted(
-    tmp_path, buffer_bytes, all_arrive
+    tmp_path, buffer_bytes, entries, all_arrive
 ):
-    entries = 6000
     go, done, store = tmp_path / "go", tmp_path / "done", tmp_path / "g.db"
     job = tmp_path / "job.py"
     job.write_text(textwrap.dedent(STOPPED_WRAPPER_JOB).format(
