@@ -127,3 +127,15 @@ def test_a_daemon_under_greentrain_run_is_stopped_within_the_run(tmp_path):
     assert not _alive(int(pidfile.read_text()))
     [run] = Store(store).list_runs()
     assert any(e["event"] == "processes stopped" for e in run["events"])
+
+
+def test_doctor_text_says_no_with_the_reason_and_the_fix_where_neither_applies():
+    from greentrain.cli.doctor import format_process_tree
+
+    text = format_process_tree({
+        "subreaper": {"available": False, "reason": "PR_SET_CHILD_SUBREAPER is Linux only"},
+        "cgroup": {"available": False, "reason": "cannot create a cgroup in /sys/fs/cgroup/u",
+                   "fix": "run as root", "where": "/sys/fs/cgroup/u"},
+    })  # fmt: skip
+    assert "subreaper  no: PR_SET_CHILD_SUBREAPER is Linux only" in text
+    assert "cgroup     no: cannot create a cgroup" in text and "fix: run as root" in text
