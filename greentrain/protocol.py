@@ -12,10 +12,14 @@ kind           fields
 ``log``        ``step`` (int | None), ``m`` (metrics dict), ``w`` (innermost window), ``t``
 ``wb``         window begin: ``id`` (per-process key), ``name``, ``info`` (dict), ``t``
 ``we``         window end: ``id``, ``t``
+``dr``         drops: ``src`` (one process's connection: pid and a random tag), ``pid``,
+               ``counts`` (reason -> entries dropped so far by that process, cumulative)
 =============  =========================================================================
 
 The harness reads every meter when a window boundary (``wb``/``we``) arrives, so those kinds
-are :data:`BOUNDARIES`.
+are :data:`BOUNDARIES`. A client that could not hand its last lines to the harness before it
+exited writes them, as the same JSON lines, to a file named ``spill-<src>-<n>.jsonl`` in the
+socket's directory (:data:`SPILL_PREFIX`); the harness reads those when the job has ended.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ CONFIG = "config"
 LOG = "log"
 WINDOW_BEGIN = "wb"
 WINDOW_END = "we"
-KINDS = (CONFIG, LOG, WINDOW_BEGIN, WINDOW_END)
+DROPS = "dr"
+KINDS = (CONFIG, LOG, WINDOW_BEGIN, WINDOW_END, DROPS)
 BOUNDARIES = (WINDOW_BEGIN, WINDOW_END)
-MAX_MESSAGE_BYTES = 1 << 20  # the client leaves out values that would make a message larger
+MAX_MESSAGE_BYTES = 1 << 20  # the client leaves out a value whose JSON is larger
+SPILL_PREFIX = "spill-"
 
 
 class Sink(Protocol):
@@ -48,6 +54,8 @@ class Sink(Protocol):
     def on_window_begin(self, key: str, name: str, info: dict[str, Any], t: float) -> None: ...
 
     def on_window_end(self, key: str, t: float) -> None: ...
+
+    def event_now(self, event: str, **detail: Any) -> None: ...
 
 
 def config_message(params: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +74,10 @@ def window_begin_message(key: str, name: str, info: dict[str, Any], t: float) ->
 
 def window_end_message(key: str, t: float) -> dict[str, Any]:
     return {"k": WINDOW_END, "id": key, "t": t}
+
+
+def drops_message(source: str, pid: int, counts: dict[str, int]) -> dict[str, Any]:
+    return {"k": DROPS, "src": source, "pid": pid, "counts": counts}
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -87,7 +99,8 @@ def is_boundary(message: dict[str, Any]) -> bool:
 
 
 def deliver(message: dict[str, Any], sink: Any, readings: Any = None) -> None:
-    """Apply ``message`` to ``sink`` (a :class:`Sink`; boundaries also take ``readings``)."""
+    """Apply ``message`` to ``sink`` (a :class:`Sink`; boundaries also take ``readings``).
+    ``drops`` messages are the harness's own to account (they need its per-process state)."""
     kind = message["k"]
     if kind == LOG:
         sink.on_log(

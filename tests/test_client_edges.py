@@ -55,13 +55,13 @@ def test_a_64_mib_value_is_left_out_with_a_warning_and_later_calls_still_arrive(
     assert [m.get("loss") for m in metrics[1:]] == [1.0, 2.0, 3.0]
 
 
-def test_metric_names_of_the_records_own_fields_get_a_user_prefix(tmp_path, capsys):
+def test_metric_names_of_the_records_own_fields_get_a_user_prefix(tmp_path, caplog):
     with track(store=tmp_path / "g.db", meter_objects=[FakeMeter()]) as run:
         client.log(step=1, time_s=99.0, window="mine", loss=0.5)
     [entry] = Store(tmp_path / "g.db").get_run(run.id)["metrics"]
     assert entry["step"] == 1 and entry["window"] is None and entry["time_s"] < 99.0
     assert entry["user_time_s"] == 99.0 and entry["user_window"] == "mine"
-    assert "stored as 'user_time_s'" in capsys.readouterr().err
+    assert "stored as 'user_time_s'" in caplog.text
 
 
 @pytest.mark.parametrize(("code", "status"), [(0, "finished"), (None, "finished"), (3, "failed")])
@@ -75,7 +75,7 @@ def test_sys_exit_inside_track_is_recorded_by_its_code(tmp_path, code, status):
     assert rec["status"] == status and rec["exit_code"] == (code or 0)
 
 
-def test_a_64_mib_line_from_a_raw_client_does_not_stall_the_channel(tmp_path):
+def test_a_64_mib_line_from_a_raw_client_does_not_stall_the_channel_and_is_counted(tmp_path):
     """A script writing straight to the socket (no client) cannot block later messages."""
     job = (
         "import json, os, socket\n"
@@ -86,3 +86,5 @@ def test_a_64_mib_line_from_a_raw_client_does_not_stall_the_channel(tmp_path):
     result = run_command([PY, "-c", job], store=tmp_path / "g.db",
                          meter_objects=[FakeMeter()], summary=False)  # fmt: skip
     assert [m.get("ok") for m in result.record["metrics"]] == [1]
+    refused = {"line over 64 MiB refused by the wrapper": 1}
+    assert result.record["client_drops"] == {"count": 1, "reasons": refused}

@@ -1,5 +1,6 @@
-"""Any value a script can log arrives in the record as its JSON-safe form, and nothing a
-script logs can break the record: property-based over strings, floats and nested containers."""
+"""Any value a script can log arrives in the record as its JSON-safe form (or, holding an
+integer beyond 64 bits, is left out alone), and nothing a script logs can break the record:
+property-based over strings, floats, integers and nested containers."""
 
 from __future__ import annotations
 
@@ -40,9 +41,23 @@ def test_any_logged_value_round_trips_as_its_json_safe_form(tmp_path, name, valu
     record = Store(path).get_run(run.id)
     expected = to_jsonable(value)
     stored_name = f"user_{name}" if name in ("step", "window", "time_s") else name
-    assert record["metrics"][0][stored_name] == expected
-    assert record["config"][name] == expected
+    if _beyond_64_bits(expected):  # refused alone, and counted
+        assert stored_name not in record["metrics"][0] and name not in record["config"]
+        assert record["client_drops"]["reasons"] == {"unstorable value": 2}
+    else:
+        assert record["metrics"][0][stored_name] == expected
+        assert record["config"][name] == expected
     json.dumps(record, allow_nan=False)  # the record stays strict JSON
+
+
+def _beyond_64_bits(v) -> bool:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return not -(2**63) <= v < 2**63
+    if isinstance(v, dict):
+        return any(_beyond_64_bits(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_beyond_64_bits(x) for x in v)
+    return False
 
 
 @settings(max_examples=60, deadline=None)

@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from greentrain.record.drops import client_drops
 from greentrain.record.jsonable import loads
 from greentrain.record.ranking import (
     best_figures,
@@ -215,6 +216,7 @@ def assemble_run(
         "baseline": baseline,
         "net_energy_j": _net_energy_j(energy_j, energy_obj, baseline, row["duration_s"]),
         "events": redact_all(loads(row.get("events"), [])),
+        "client_drops": client_drops(loads(row.get("events"), [])),
         "group": row.get("group_id"),
         "nodes": [],
     }

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from greentrain.record.assemble import co2_of
+from greentrain.record.drops import client_drops
 from greentrain.record.jsonable import loads
 from greentrain.record.ranking import candidates_from_rows
 from greentrain.record.vocabulary import DOMAINS, RUN_SCOPE
@@ -306,6 +307,7 @@ def assemble_group(group_id: str, members: Sequence[Member]) -> dict[str, Any]:
         "net_energy_j": sum(nets) if None not in nets and not covered else None,
         "events": [{**e, "node": m.label} for m in ordered for e in m.run.get("events") or []
                    if isinstance(e, Mapping)],
+        "client_drops": client_drops(e for m in ordered for e in m.run.get("events") or []),
         "group": group_id,
         "nodes": [_node(m, covered, counted[m.run["id"]]) for m in ordered],
     }  # fmt: skip

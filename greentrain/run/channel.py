@@ -5,11 +5,23 @@ reads every connection as data arrives, reads the meters the moment a window bou
 and hands each message to the recorder, in order (the recorder only queues store writes, so a
 busy store delays nothing here). Messages are buffered per connection without copying (a 64 MB
 line costs its size, not its square); a line over :data:`MAX_LINE_BYTES` is refused and counted.
-When ``TMPDIR`` is too long for a socket path (108 bytes on Linux), ``/tmp`` is used.
+When ``TMPDIR`` is too long for a socket path (108 bytes on Linux), ``/tmp`` is used. The listen
+backlog is :data:`BACKLOG` (the kernel caps it at ``net.core.somaxconn``); a client that finds
+it full retries (:mod:`greentrain.client.link`).
+
+What was lost on the way is always in the record, as events
+(:data:`~greentrain.record.drops.DROPS_EVENT`): the entries each client process dropped, by
+reason, stored as its ``drops`` messages report them (counts are cumulative per process, so a
+count that arrives twice is booked once), and the lines this server refused (one event, when
+it closes). When the job has ended, the spill files of clients that could not hand over their
+last lines are read like a connection; a window boundary found there arrives after the meters
+stopped and is counted as dropped (``window boundary after the job ended``), the metrics
+logged in it are kept.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import selectors
 import shutil
@@ -19,10 +31,15 @@ import tempfile
 import threading
 
 from greentrain import protocol
+from greentrain.record.drops import DROPS_EVENT
 from greentrain.run.recorder import Recorder
 
 MAX_ERRORS = 10  # bad messages kept for the record; more are counted out
 MAX_LINE_BYTES = 64 << 20  # a message larger than this is dropped (the client refuses 1 MiB+)
+BACKLOG = 4096  # pending connections (capped by net.core.somaxconn)
+REFUSED_OVERSIZE = "line over 64 MiB refused by the wrapper"
+REFUSED_INVALID = "invalid message refused by the wrapper"
+LATE_BOUNDARY = "window boundary after the job ended"
 _SUN_PATH_MAX = 100  # bytes of an AF_UNIX path we rely on (108 on Linux, 104 on macOS)
 
 
@@ -44,7 +61,7 @@ class ChannelServer:
         self.path = os.path.join(self.dir, "ch")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(self.path)
-        self.listener.listen(64)
+        self.listener.listen(BACKLOG)
         self.listener.setblocking(False)
         self.errors: list[str] = []
         self._selector = selectors.DefaultSelector()
@@ -53,6 +70,9 @@ class ChannelServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._partial: dict[socket.socket, bytearray] = {}
         self.dropped = 0  # messages refused for their size
+        self._reported: dict[str, dict[str, int]] = {}  # client source -> cumulative drops
+        self._closing = False
+        self._refused: collections.Counter[str] = collections.Counter()  # reason -> lines
         self._skipping: set[socket.socket] = set()
         self._stop = threading.Event()
         self._receiver = threading.Thread(
@@ -74,10 +94,34 @@ class ChannelServer:
             return
         try:
             message = protocol.decode(line)
-            readings = self.recorder.meters.read() if protocol.is_boundary(message) else None
-            protocol.deliver(message, self.recorder, readings)
+            if message["k"] == protocol.DROPS:
+                self._book_drops(message)
+            elif protocol.is_boundary(message) and self._closing:
+                self._refused[LATE_BOUNDARY] += 1
+            else:
+                readings = self.recorder.meters.read() if protocol.is_boundary(message) else None
+                protocol.deliver(message, self.recorder, readings)
         except Exception as err:  # noqa: BLE001 - a bad message must not stop the run
             self._error(err)
+            self._refused[REFUSED_INVALID] += 1
+
+    def _book_drops(self, message: dict) -> None:
+        """A client's cumulative drop counts: store what is new since its last report."""
+        source, counts = str(message.get("src")), message.get("counts") or {}
+        before = self._reported.setdefault(source, {})
+        new = {}
+        for reason, n in counts.items():
+            if isinstance(n, int) and n > before.get(reason, 0):
+                new[str(reason)] = n - before.get(reason, 0)
+                before[reason] = n
+        pid = message.get("pid")
+        self._book(pid if isinstance(pid, int) else -1, new)
+
+    def _book(self, pid: int, reasons: dict[str, int]) -> None:
+        """One event of entries lost on the way (pid -1: counted by this server)."""
+        if reasons:
+            self.recorder.event_now(DROPS_EVENT, count=sum(reasons.values()),
+                                    reasons=reasons, pid=pid)  # fmt: skip
 
     def _read_conn(self, conn: socket.socket) -> bool:
         """Read what ``conn`` has and apply its complete lines; False once it is closed."""
@@ -115,6 +159,7 @@ class ChannelServer:
     def _refuse(self, conn: socket.socket, buf: bytearray) -> None:
         """A line too large to be a client message: drop it, up to its newline."""
         self.dropped += 1
+        self._refused[REFUSED_OVERSIZE] += 1
         self._error(ValueError(f"a client message over {MAX_LINE_BYTES} bytes was dropped"))
         buf.clear()
         self._skipping.add(conn)
@@ -157,4 +202,22 @@ class ChannelServer:
         for key in list(self._selector.get_map().values()):
             key.fileobj.close()
         self._selector.close()
+        self._closing = True
+        self._read_spills()
+        self._book(-1, dict(self._refused))
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _read_spills(self) -> None:
+        """Apply the spill files of clients that exited before handing over every line."""
+        try:
+            names = sorted(os.listdir(self.dir))
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(protocol.SPILL_PREFIX) and name.endswith(".jsonl"):
+                try:
+                    with open(os.path.join(self.dir, name), "rb") as fh:
+                        for line in fh:
+                            self._accept_line(line)
+                except OSError as err:
+                    self._error(err)

@@ -13,9 +13,22 @@ Like a job-control shell and like ``timeout``:
 * A signal sent to the wrapper (``kill``, a scheduler) is forwarded to the job's **group**,
   exactly once; a terminating one starts a grace period (``grace_s``) after which the group is
   killed.
-* When the command exits, processes it left behind (its group, and descendants that left the
-  group: the wrapper is their child subreaper on Linux) are stopped: SIGTERM, then SIGKILL after
-  the grace period. Nothing keeps running unmetered.
+* When the command exits, processes it left behind are stopped: SIGTERM, then SIGKILL after
+  the grace period, and each is named in the record (:attr:`Job.stopped`). Nothing keeps
+  running unmetered. They are found three ways:
+
+  - its process group;
+  - the wrapper's descendants outside the wrapper's own group: on Linux the wrapper is a
+    **child subreaper** (:func:`become_subreaper`), so a process that left the job's group
+    and double-forked (``setsid``, a daemon) is re-parented to the wrapper, not to init. Such
+    a descendant is the job's unless it carries :data:`ENV_HELPER` set to the wrapper's pid:
+    :func:`become_subreaper` sets it in the wrapper's own environment, so the wrapper's own
+    helpers (a tracker's service) inherit it, and the job's environment never has it. A
+    daemon that cleared its environment (``env -i``) is thus the job's;
+  - where cgroup v2 can be written (:mod:`greentrain.run.jobcgroup`), the **job's cgroup**:
+    the command is moved into a cgroup of its own right after it starts, with whatever it
+    forked meanwhile, so everything it ever starts is a member. Its CPU time covers every
+    process (:meth:`Job.reaped_cpu_s`), and ``cgroup.kill`` stops what is left at the end.
 """
 
 from __future__ import annotations
@@ -32,16 +45,22 @@ from collections.abc import Iterator, Sequence
 
 import psutil
 
-from greentrain.protocol import ENV_RUN
+from greentrain.meters.proctree import tree_usage
+from greentrain.run.jobcgroup import JobCgroup
+from greentrain.run.leftovers import ENV_HELPER, alive, describe, find_leftovers
 
 RESET_TO_DEFAULT = (signal.SIGPIPE, signal.SIGXFSZ)
 TERMINATING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 DEFAULT_GRACE_S = 10.0
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
 
 
 def become_subreaper() -> bool:
-    """Make orphaned descendants of this process re-parent to it (Linux); False elsewhere."""
+    """Make orphaned descendants of this process re-parent to it (Linux; False elsewhere),
+    and mark the processes it starts itself from now on (:data:`ENV_HELPER`) as its helpers,
+    so that they are never taken for the job's (see the module docstring)."""
+    os.environ[ENV_HELPER] = str(os.getpid())
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -49,6 +68,21 @@ def become_subreaper() -> bool:
         return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+def subreaper_support() -> tuple[bool, str]:
+    """(whether this system lets a process become a child subreaper, why not) for
+    ``greentrain doctor``; it checks the call without changing this process."""
+    if not sys.platform.startswith("linux"):
+        return False, f"PR_SET_CHILD_SUBREAPER is Linux only (this is {sys.platform})"
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        flag = ctypes.c_int(0)
+        if libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) != 0:
+            return False, f"prctl failed: {os.strerror(ctypes.get_errno())}"
+    except (OSError, AttributeError) as err:
+        return False, f"prctl is not callable: {err}"
+    return True, "descendants that leave the job's group are re-parented to the wrapper"
 
 
 @contextlib.contextmanager
@@ -87,17 +121,29 @@ class Job:
 
     def __init__(self, command: Sequence[str], env: dict[str, str], grace_s: float) -> None:
         self.command = list(command)
-        self.env = env
+        self.env = {k: v for k, v in env.items() if k != ENV_HELPER}
         self.grace_s = grace_s
         self.pid: int | None = None
         self.forwarded: list[int] = []  # signals sent to the group, in order
         self.leftovers_stopped = 0  # processes that outlived the command and were stopped
+        self.stopped: list[dict] = []  # each: pid, name, cmdline, escaped (left its group)
+        self.cgroup: JobCgroup | None = None
         self._reaped_cpu_s = 0.0  # CPU seconds of the job's processes this wrapper reaped
         self._tty: int | None = None
         self._kill_timer: threading.Timer | None = None
 
     def start(self) -> int | None:
         """Spawn the command; None when it runs, else the shell's exit code (127, 126)."""
+        self.cgroup = JobCgroup.create()
+        code = self._start()
+        if code is not None:
+            self._drop_cgroup()
+            return code
+        self._into_cgroup()
+        self._take_terminal()
+        return None
+
+    def _start(self) -> int | None:
         path = shutil.which(self.command[0], path=self.env.get("PATH")) or self.command[0]
         try:
             self.pid = self._spawn(path, self.command)
@@ -113,8 +159,21 @@ class Job:
                 return 126
             # no #! line: run it as a shell script, as sh and bash do
             self.pid = self._spawn("/bin/sh", ["/bin/sh", path, *self.command[1:]])
-        self._take_terminal()
         return None
+
+    def _into_cgroup(self) -> None:
+        """Move the command, and what it forked before the move, into the job's cgroup."""
+        if self.cgroup is None or not self.cgroup.add(self.pid):
+            self._drop_cgroup()
+            return
+        with contextlib.suppress(psutil.Error):
+            for p in psutil.Process(self.pid).children(recursive=True):
+                self.cgroup.add(p.pid)
+
+    def _drop_cgroup(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.remove(0)
+            self.cgroup = None
 
     def _spawn(self, path: str, argv: list[str]) -> int:
         return os.posix_spawn(
@@ -165,8 +224,14 @@ class Job:
             os.killpg(self.pid, signal.SIGKILL)
 
     def reaped_cpu_s(self) -> float:
-        """CPU seconds (user + system) of the job's processes this wrapper has reaped."""
-        return self._reaped_cpu_s
+        """CPU seconds (user + system) of the job's processes outside its live process tree:
+        with a cgroup, every such process (reaped, or escaped by ``setsid`` and a double fork;
+        the cgroup's total less the live tree's), else those this wrapper reaped. Added to the
+        live tree's time (:class:`~greentrain.meters.proctree.JobCPU`) it gives the job's."""
+        if self.cgroup is None or self.pid is None:
+            return self._reaped_cpu_s
+        outside = self.cgroup.cpu_s() - tree_usage(self.pid)[0]
+        return max(self._reaped_cpu_s, outside)
 
     def _reap(self, pid: int, options: int) -> tuple[int, int]:
         """``wait4`` one of the job's processes; its CPU time is kept for the job."""
@@ -196,33 +261,6 @@ class Job:
         self._take_terminal()
 
     # -- what the command left behind ------------------------------------------------------------
-    def _leftovers(self, spare: set[int]) -> list[psutil.Process]:
-        """The job's processes still around: its process group, and descendants of this
-        wrapper outside the wrapper's own group (job processes that left theirs, re-parented
-        here). The wrapper's own helpers are never touched: ``git`` or a meter's subprocess
-        share its group, and a helper in a session of its own (W&B's service, started by a
-        ``--mirror``) lacks the job's ``GREENTRAIN_RUN``."""
-        own_group = os.getpgrp()
-        found: dict[int, psutil.Process] = {}
-        with contextlib.suppress(psutil.Error):
-            for p in psutil.Process().children(recursive=True):
-                with contextlib.suppress(psutil.Error, OSError):
-                    if os.getpgid(p.pid) != own_group and self._started_by_job(p):
-                        found[p.pid] = p
-        for p in psutil.process_iter():
-            with contextlib.suppress(psutil.Error, OSError):
-                if os.getpgid(p.pid) == self.pid:
-                    found[p.pid] = p
-        return [p for pid, p in found.items() if pid not in spare]
-
-    def _started_by_job(self, p: psutil.Process) -> bool:
-        """A descendant outside our group came from the job if it carries the job's
-        ``GREENTRAIN_RUN``; one whose environment cannot be read counts as the job's."""
-        try:
-            return p.environ().get(ENV_RUN) == self.env.get(ENV_RUN)
-        except psutil.Error:
-            return True
-
     def stop_leftovers(self, spare: Sequence[int] = ()) -> int:
         """SIGTERM what the command left running, SIGKILL after the grace period; reap them.
 
@@ -230,32 +268,31 @@ class Job:
         """
         if self.pid is None:
             return 0
-        found = self._leftovers(set(spare))
+        cgroup_pids = self.cgroup.pids() if self.cgroup is not None else []
+        found = find_leftovers(self.pid, cgroup_pids, set(spare))
         for p in found:  # exited orphans (zombies): reap them, count their CPU
-            if not _alive(p):
+            if not alive(p):
                 with contextlib.suppress(ChildProcessError, OSError):
                     self._reap(p.pid, os.WNOHANG)
-        left = [p for p in found if _alive(p)]
+        left = [p for p in found if alive(p)]
+        described = [describe(p, self.pid) for p in left]
         for p in left:
             with contextlib.suppress(psutil.Error):
                 p.terminate()
-        _, alive = psutil.wait_procs(left, timeout=self.grace_s)
-        for p in alive:
+        _, still = psutil.wait_procs(left, timeout=self.grace_s)
+        for p in still:
             with contextlib.suppress(psutil.Error):
                 p.kill()
-        psutil.wait_procs(alive, timeout=self.grace_s)
+        psutil.wait_procs(still, timeout=self.grace_s)
+        if self.cgroup is not None:  # anything started meanwhile, then the cgroup itself
+            self.cgroup.kill()
+            self.cgroup.remove(self.grace_s)
         for p in left:  # orphans re-parented to this subreaper: reap them, count their CPU
             with contextlib.suppress(ChildProcessError, OSError):
                 self._reap(p.pid, os.WNOHANG)
         self.leftovers_stopped += len(left)
+        self.stopped.extend(described)
         return len(left)
-
-
-def _alive(p: psutil.Process) -> bool:
-    try:
-        return p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def exit_code_of(wait_status: int) -> tuple[int, int]:

@@ -229,7 +229,7 @@ def run_command(
                     exit_code, killed_by = exit_code_of(job.wait())
                 stopped = job.stop_leftovers(spare=[watchdog.pid] if watchdog else [])
                 if stopped and recorder is not None:
-                    recorder.event("processes stopped", count=stopped,
+                    recorder.event("processes stopped", count=stopped, processes=job.stopped,
                                    detail="still running when the command exited")  # fmt: skip
             oversight.close()
             if recorder is not None:
