@@ -2,7 +2,8 @@
 
 Each configuration runs ``--repeats`` times, interleaved (so load drift hits all alike), and the
 median is kept. Configurations: bare ``true``; ``python -c pass`` (the interpreter alone);
-``python -c "import greentrain.cli"`` (the CLI's imports); ``greentrain run`` with every
+``python -c "import greentrain.cli"`` (the CLI's imports); ``greentrain --help`` (every
+sub-command's module imported, as the help lists them); ``greentrain run`` with every
 default meter; and with each meter alone. The fixed cost is the wrapped median minus bare
 ``true``. Slow-starting meters (CodeCarbon, Zeus) start beside the job and join it when ready,
 so their start-up is not part of the fixed cost; a job shorter than their start records them
@@ -10,7 +11,10 @@ as not measured, with the reason.
 
 Usage::
 
-    python benchmarks/startup_latency.py [--repeats 7] [--json]
+    python benchmarks/startup_latency.py [--repeats 7] [--json] [--only estimate --only default]
+
+``--only TEXT`` keeps the configurations whose name contains TEXT (bare ``true`` is always
+kept: the fixed cost is measured against it).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def configurations(store: Path) -> dict[str, list[str]]:
         "true": ["true"],
         "python -c pass": [sys.executable, "-c", "pass"],
         "import greentrain.cli": [sys.executable, "-c", "import greentrain.cli"],
+        "greentrain --help": [sys.executable, "-m", "greentrain", "--help"],
         "greentrain run (default meters)": [*run, "--", "true"],
     }
     for meter in METERS:
@@ -50,9 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7, help="runs per configuration (median)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--only", action="append", default=[], help="keep configurations with TEXT")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         configs = configurations(Path(tmp) / "s.db")
+        if args.only:
+            keep = [n for n in configs if n == "true" or any(t in n for t in args.only)]
+            configs = {n: configs[n] for n in keep}
         for argv_ in configs.values():  # warm file caches once, untimed
             _wall(argv_)
         walls: dict[str, list[float]] = {name: [] for name in configs}

@@ -1,15 +1,110 @@
 """Test-wide isolation (no test writes the repository's store, inherits a wrapping run, shares
-device locks or a spool folder with another test) and the store backends.
+device locks or a spool folder with another test), the store backends, and the markers.
 
 ``store_target`` is parametrized over both backends: an SQLite file, and a fresh database on a
 throwaway PostgreSQL server (one per session, :mod:`fixtures.pgserver`). Where PostgreSQL's
 binaries are absent, the PostgreSQL cases skip and say why.
+
+Markers (registered in pyproject.toml) are applied here, by file and by fixture, so that test
+files need not repeat them: ``slow`` (:data:`SLOW_FILES`, :data:`SLOW_TESTS`: the fast loop is
+``pytest -m "not slow"``), ``subprocess`` (:data:`SUBPROCESS_FILES`), ``postgres`` (every test
+that uses the PostgreSQL server), ``browser`` and ``gpu`` (a test that skips without CUDA).
+Under ``-m "not slow"`` a file whose every test is slow is not even imported, so the fast
+loop does not pay for torch, Lightning or Transformers imports it never runs.
 """
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
+
 import pytest
 from fixtures.pgserver import PgServer, binaries
+
+# Whole files that train, compile, start servers or run libraries end to end (durations
+# measured with `pytest --durations=0`, see docs/contributing.md).
+SLOW_FILES = frozenset()
+# Single slow tests in otherwise fast files (node id without the parameters).
+SLOW_TESTS = frozenset()
+SUBPROCESS_FILES = frozenset({
+    "test_cli_errors.py", "test_cli_flops.py", "test_cli_run.py", "test_client_edges.py",
+    "test_cluster_client.py", "test_cluster_election.py", "test_cluster_torchrun.py",
+    "test_core_without_torch.py", "test_export.py", "test_export_hostile.py", "test_harness.py",
+    "test_integrations_lightning.py", "test_integrations_readme.py",
+    "test_integrations_trackers.py", "test_integrations_training.py",
+    "test_integrations_transformers.py", "test_jobs_ddp.py", "test_layering.py",
+    "test_meters_estimate.py", "test_run_concurrency.py", "test_run_processes.py",
+    "test_run_store_faults.py", "test_ssprop_kernels.py", "test_store.py",
+    "test_store_pg_errors.py", "test_browser.py", "test_app_cli.py", "test_demo.py",
+})  # fmt: skip
+BROWSER_FILES = frozenset({"test_browser.py"})
+PG_FIXTURES = frozenset({"pg_server", "pg_url"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run as the tests assume: SIGINT and SIGHUP handled by default, whatever the shell did.
+
+    A background job of a non-interactive shell starts with SIGINT ignored, ``nohup`` with
+    SIGHUP ignored, and every process the tests start would inherit that: a forwarded Ctrl-C
+    would be ignored by the job (then killed after the grace period: 137, not 130), a SIGHUP
+    would not end a ``track()`` block, and a budget could not interrupt ``greentrain train``
+    (``_thread.interrupt_main`` does nothing while SIGINT is ignored).
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def _file_markers(name: str) -> set[str]:
+    marks = set()
+    if name in SLOW_FILES:
+        marks.add("slow")
+    if name in SUBPROCESS_FILES:
+        marks.add("subprocess")
+    if name in BROWSER_FILES:
+        marks.add("browser")
+    return marks
+
+
+def _deselects_whole_file(config: pytest.Config, name: str) -> bool:
+    """True when ``-m`` rejects every test of file ``name`` whatever markers its tests add."""
+    expression = config.getoption("markexpr", "")
+    if not expression or "slow" not in _file_markers(name):
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+    except ImportError:  # pragma: no cover - a pytest without it: collect, then deselect
+        return False
+    compiled = Expression.compile(expression)
+    file_marks = _file_markers(name)
+    every = file_marks | {"slow", "subprocess", "postgres", "browser", "gpu"}
+    return not compiled.evaluate(file_marks.__contains__) and not compiled.evaluate(
+        every.__contains__
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path.suffix == ".py" and _deselects_whole_file(config, collection_path.name):
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        marks = _file_markers(name)
+        if f"{name}::{item.originalname}" in SLOW_TESTS:
+            marks.add("slow")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if PG_FIXTURES & set(item.fixturenames) or params.get("store_target") == "postgresql":
+            marks.add("postgres")
+        for skip in item.iter_markers("skipif"):
+            reason = str(skip.kwargs.get("reason", ""))
+            if "CUDA" in reason or "GPU" in reason:
+                marks.add("gpu")
+        for mark in sorted(marks):
+            item.add_marker(mark)
 
 
 @pytest.fixture(autouse=True)
