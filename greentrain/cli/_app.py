@@ -9,8 +9,12 @@ typer (benchmarks/startup_latency.py measures it) instead of pinning an old one.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
+import os
 import sys
+from collections.abc import Iterator
 
 import click
 import typer
@@ -119,6 +123,39 @@ def _root() -> None:
     """Meter the energy and carbon of deep-learning training; train with ssProp."""
 
 
+ENV_LOG_LEVEL = "GREENTRAIN_LOG_LEVEL"  # debug | info (default) | warning | error
+
+
+class _StderrLines(logging.Handler):
+    """A log record as one plain line on the *current* ``sys.stderr`` (which tests replace)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging's own contract: never raise from emit
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def showing_library_messages() -> Iterator[None]:
+    """While a command runs, the library's log records (``greentrain.*``) at INFO and above
+    (``$GREENTRAIN_LOG_LEVEL``) are shown as plain lines on stderr; the library itself only
+    logs. Outside the CLI (a script, a notebook) Python's defaults apply: warnings show."""
+    logger = logging.getLogger("greentrain")
+    handler = _StderrLines()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logging.getLevelName(os.environ.get(ENV_LOG_LEVEL, "info").upper())
+    previous = logger.level
+    logger.setLevel(level if isinstance(level, int) else logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
 def usage_error_line(err: BaseException) -> str:
     """A click/typer usage error as one line (``No such option: --bogus``)."""
     message = err.format_message() if hasattr(err, "format_message") else str(err)
@@ -134,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     traceback means a bug.
     """
     try:
-        result = app(args=argv, standalone_mode=False)
+        with showing_library_messages():
+            result = app(args=argv, standalone_mode=False)
     except BudgetExceeded as err:
         print(f"stopped: {err}", file=sys.stderr)
         return err.exit_code
