@@ -124,3 +124,22 @@ def test_a_command_needing_an_extra_names_that_extra_in_one_line(
     assert done.returncode == code, (done.returncode, done.stderr)
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.rstrip().endswith(f"pip install 'greentrain[{extra}]'"), done.stderr
+
+
+def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def test_every_extra_named_in_an_error_exists_and_the_core_has_no_torch_and_no_upper_pin():
+    project = _pyproject()
+    extras = project["optional-dependencies"]
+    assert set(PROVIDES) <= set(extras)
+    core = " ".join(project["dependencies"])
+    assert "torch" not in core and "<" not in core  # an upper pin would downgrade other tools
+    assert extras["ssprop"] == ["torch>=2.3"]
+    assert extras["integrations"] == ["greentrain[lightning,transformers,mlflow,wandb]"]
+    (everything,) = [d for d in extras["dev"] if d.startswith("greentrain[")]
+    included = {"dev", "ssprop", "lightning", "transformers", "mlflow", "wandb"}  # via others
+    assert set(everything[len("greentrain[") : -1].split(",")) == set(extras) - included
