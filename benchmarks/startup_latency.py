@@ -1,7 +1,8 @@
 """Fixed cost of ``greentrain run``: wall time of ``greentrain run -- true`` against bare ``true``.
 
 Each configuration runs ``--repeats`` times, interleaved (so load drift hits all alike), and the
-median is kept. Configurations: bare ``true``; ``python -c pass`` (the interpreter alone);
+median is kept (bytecode caches on, whatever ``PYTHONDONTWRITEBYTECODE`` says).
+Configurations: bare ``true``; ``python -c pass`` (the interpreter alone);
 ``python -c "import greentrain.cli"`` (the CLI's imports); ``greentrain --help`` (every
 sub-command's module imported, as the help lists them); ``greentrain run`` with every
 default meter; and with each meter alone. The fixed cost is the wrapped median minus bare
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -31,9 +33,14 @@ from pathlib import Path
 METERS = ("nvml", "zeus", "codecarbon", "rapl", "estimate")
 
 
+# Bytecode caches on, as in any installed copy: with PYTHONDONTWRITEBYTECODE set (as on some
+# CI machines) every run would compile greentrain's modules anew and measure the compiler.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _wall(argv: list[str]) -> float:
     t = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     return time.perf_counter() - t
 
 

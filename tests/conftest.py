@@ -21,11 +21,33 @@ from pathlib import Path
 import pytest
 from fixtures.pgserver import PgServer, binaries
 
-# Whole files that train, compile, start servers or run libraries end to end (durations
-# measured with `pytest --durations=0`, see docs/contributing.md).
-SLOW_FILES = frozenset()
-# Single slow tests in otherwise fast files (node id without the parameters).
-SLOW_TESTS = frozenset()
+# Whole files that train or evaluate models, compile, run Triton's interpreter, start servers or
+# browsers, or run Lightning, Transformers, MLflow or W&B end to end: seconds to minutes each
+# (measured with `pytest --durations=0`; see docs/contributing.md).
+SLOW_FILES = frozenset({
+    "test_app.py", "test_bench_ssprop.py", "test_browser.py", "test_cli_flops.py",
+    "test_cli_train.py", "test_cluster_sweep.py", "test_cluster_torchrun.py", "test_demo.py",
+    "test_fid.py", "test_integrations_lightning.py", "test_integrations_readme.py",
+    "test_integrations_trackers.py", "test_integrations_transformers.py", "test_jobs_classify.py",
+    "test_jobs_data.py", "test_jobs_ddp.py", "test_jobs_ddpm.py", "test_meters_codecarbon.py",
+    "test_meters_zeus.py", "test_models.py", "test_run_slow_meters.py", "test_ssprop_compile.py",
+    "test_ssprop_fastpaths.py", "test_ssprop_kernels.py", "test_ssprop_variant_flags.py",
+    "test_sweep.py",
+})  # fmt: skip
+# Single slow tests in otherwise fast files ("file.py::test_name", without parameters): each
+# took 5 s or more on the loaded 2-core machine.
+SLOW_TESTS = frozenset({
+    "test_cli_show_hostile.py::test_any_user_text_reaches_the_terminal_escaped",
+    "test_cli_show_hostile.py::test_export_of_a_store_with_odd_values_succeeds_and_flags_them",
+    "test_core_without_torch.py::test_a_command_needing_an_extra_names_that_extra_in_one_line",
+    "test_layering.py::test_running_every_app_page_never_imports_meters_run_or_torch",
+    "test_readme.py::test_the_ssprop_example_trains_with_a_bar_schedule",
+    "test_report_reading.py::test_text_drop_rate_is_its_own_configuration_never_pooled_with_numbers",
+    "test_run_budget.py::test_a_sweep_past_its_budget_starts_no_more_points_and_exits_124",
+    "test_run_budget.py::test_greentrain_train_stops_at_its_budget_with_exit_124",
+    "test_ssprop_conv.py::test_executed_backward_flops_fall_with_drop_rate",
+    "test_ssprop_conv.py::test_torch_compile_runs_sparse_backward_without_crashing",
+})  # fmt: skip
 SUBPROCESS_FILES = frozenset({
     "test_cli_errors.py", "test_cli_flops.py", "test_cli_run.py", "test_client_edges.py",
     "test_cluster_client.py", "test_cluster_election.py", "test_cluster_torchrun.py",
