@@ -15,14 +15,17 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import click
 import typer
 import typer.main
 from typer.core import TyperGroup
 
 from greentrain.errors import BudgetExceeded, ConfigError, GreentrainError
 from greentrain.extras import missing_extra_error
+
+if TYPE_CHECKING:  # typer >= 0.29 runs on its own copy of click (typer._click)
+    import click
 
 try:  # typer >= 0.29 vendors click as typer._click and raises only its classes
     from typer._click import exceptions as click_exceptions
