@@ -34,19 +34,38 @@ SLOW_FILES = frozenset({
     "test_ssprop_fastpaths.py", "test_ssprop_kernels.py", "test_ssprop_variant_flags.py",
     "test_sweep.py",
 })  # fmt: skip
-# Single slow tests in otherwise fast files ("file.py::test_name", without parameters): each
-# took 5 s or more on the loaded 2-core machine.
+# Single slow tests in otherwise fast files: "file.py::test_name" (every case) or
+# "file.py::test_name[case]" (one case). Each took 5 s or more on the loaded 2-core machine
+# (`pytest -m "not slow" --durations=60`, load average 8-12), about 1 s or more on a quiet one.
 SLOW_TESTS = frozenset({
+    "test_cli_errors.py::test_greentrain_alone_prints_help_without_an_error_line",
+    "test_cli_errors.py::test_usage_errors_are_one_line_and_exit_2"
+    "[args9-No such option: --bogus-flag]",  # sweep parses train's options: imports torch
     "test_cli_show_hostile.py::test_any_user_text_reaches_the_terminal_escaped",
     "test_cli_show_hostile.py::test_export_of_a_store_with_odd_values_succeeds_and_flags_them",
+    "test_client_edges.py::test_a_64_mib_value_is_left_out_with_a_warning_and_later_calls_still_arrive",
+    "test_client_values.py::test_any_logged_value_round_trips_as_its_json_safe_form",
+    "test_cluster_election.py::test_a_group_beside_an_unrelated_run_splits_and_never_books_more_than_measured",
+    "test_cluster_election.py::test_a_member_without_any_device_says_which_run_metered_them",
+    "test_cluster_election.py::test_two_wrappers_of_a_group_on_one_host_count_each_device_once",
     "test_core_without_torch.py::test_a_command_needing_an_extra_names_that_extra_in_one_line",
+    "test_core_without_torch.py::test_greentrain_run_runs_show_and_export_work_without_torch",
+    "test_export.py::test_plots_write_png_and_pdf",
+    "test_export_hostile.py::test_any_text_and_any_value_render_well_formed_in_every_format",
+    "test_harness.py::test_eight_concurrent_wrappers_times_five_runs_lose_nothing",
     "test_layering.py::test_running_every_app_page_never_imports_meters_run_or_torch",
     "test_readme.py::test_the_ssprop_example_trains_with_a_bar_schedule",
     "test_report_reading.py::test_text_drop_rate_is_its_own_configuration_never_pooled_with_numbers",
     "test_run_budget.py::test_a_sweep_past_its_budget_starts_no_more_points_and_exits_124",
+    "test_run_budget.py::test_dry_run_forecast_probes_each_configuration_once_and_reuses_its_probe",
     "test_run_budget.py::test_greentrain_train_stops_at_its_budget_with_exit_124",
+    "test_run_concurrency.py::test_four_concurrent_runs_together_book_what_the_machine_used_not_four_times",
+    "test_run_store_faults.py::test_a_busy_store_neither_stretches_the_run_nor_loses_a_metric",
+    "test_run_store_faults.py::test_a_store_locked_past_the_end_spools_and_the_next_open_imports",
     "test_ssprop_conv.py::test_executed_backward_flops_fall_with_drop_rate",
     "test_ssprop_conv.py::test_torch_compile_runs_sparse_backward_without_crashing",
+    "test_store_pg_errors.py::test_a_locked_table_neither_stretches_the_run_nor_loses_a_metric",
+    "test_store_pg_errors.py::test_a_server_gone_mid_run_spools_and_the_next_open_imports",
 })  # fmt: skip
 SUBPROCESS_FILES = frozenset({
     "test_cli_errors.py", "test_cli_flops.py", "test_cli_run.py", "test_client_edges.py",
@@ -116,7 +135,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         name = item.path.name
         marks = _file_markers(name)
-        if f"{name}::{item.originalname}" in SLOW_TESTS:
+        if {f"{name}::{item.originalname}", f"{name}::{item.name}"} & SLOW_TESTS:
             marks.add("slow")
         params = getattr(getattr(item, "callspec", None), "params", {})
         if PG_FIXTURES & set(item.fixturenames) or params.get("store_target") == "postgresql":
