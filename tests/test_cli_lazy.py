@@ -26,7 +26,12 @@ def test_greentrain_run_imports_no_other_command_module(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     loaded = set(eval(done.stdout.strip().splitlines()[-1]))  # a printed list of names
-    assert loaded == {"greentrain.cli._app", "greentrain.cli.options", "greentrain.cli.run"}
+    assert loaded == {
+        "greentrain.cli._app",
+        "greentrain.cli.options",
+        "greentrain.cli.plain_values",
+        "greentrain.cli.run",
+    }
 
 
 def test_help_lists_every_command_in_order(capsys):

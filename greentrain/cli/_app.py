@@ -3,8 +3,10 @@
 Sub-commands are lazy: :data:`COMMANDS` names each one and the module that defines it, and
 :class:`LazyGroup` imports that module only when the command is called (or its help shown), so
 ``greentrain run`` pays for its own imports and option parsing only, never for ``train``'s,
-``export``'s or ``flops``'s. That keeps ``greentrain run``'s fixed cost under 0.5 s with any
-typer (benchmarks/startup_latency.py measures it) instead of pinning an old one.
+``export``'s or ``flops``'s. With typer >= 0.29, ``run``'s plain options are coerced
+without pydantic (:mod:`greentrain.cli.plain_values`). That keeps ``greentrain run``'s fixed
+cost under 0.5 s with any typer (benchmarks/startup_latency.py measures it) instead of pinning
+an old one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import typer
 import typer.main
 from typer.core import TyperGroup
 
+from greentrain.cli.plain_values import PlainValues
 from greentrain.errors import BudgetExceeded, ConfigError, GreentrainError
 from greentrain.extras import missing_extra_error
 
@@ -74,9 +77,10 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
 _INVOKED = "greentrain.command"  # ctx.meta key: the sub-command being run
 
 
-class LazyGroup(TyperGroup):
+class LazyGroup(PlainValues, TyperGroup):
     """The root group: lists :data:`COMMANDS`, imports a command's module on first use, and
-    runs a command of :data:`COMMAND_EXTRAS` so that a missing extra is one line."""
+    runs a command of :data:`COMMAND_EXTRAS` so that a missing extra is one line. Its own
+    options are parsed without pydantic (:class:`~greentrain.cli.plain_values.PlainValues`)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
