@@ -1,8 +1,10 @@
 """Fixed cost of ``greentrain run``: wall time of ``greentrain run -- true`` against bare ``true``.
 
 Each configuration runs ``--repeats`` times, interleaved (so load drift hits all alike), and the
-median is kept. Configurations: bare ``true``; ``python -c pass`` (the interpreter alone);
-``python -c "import greentrain.cli"`` (the CLI's imports); ``greentrain run`` with every
+median is kept (bytecode caches on, whatever ``PYTHONDONTWRITEBYTECODE`` says).
+Configurations: bare ``true``; ``python -c pass`` (the interpreter alone);
+``python -c "import greentrain.cli"`` (the CLI's imports); ``greentrain --help`` (every
+sub-command's module imported, as the help lists them); ``greentrain run`` with every
 default meter; and with each meter alone. The fixed cost is the wrapped median minus bare
 ``true``. Slow-starting meters (CodeCarbon, Zeus) start beside the job and join it when ready,
 so their start-up is not part of the fixed cost; a job shorter than their start records them
@@ -10,13 +12,17 @@ as not measured, with the reason.
 
 Usage::
 
-    python benchmarks/startup_latency.py [--repeats 7] [--json]
+    python benchmarks/startup_latency.py [--repeats 7] [--json] [--only estimate --only default]
+
+``--only TEXT`` keeps the configurations whose name contains TEXT (bare ``true`` is always
+kept: the fixed cost is measured against it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,9 +33,14 @@ from pathlib import Path
 METERS = ("nvml", "zeus", "codecarbon", "rapl", "estimate")
 
 
+# Bytecode caches on, as in any installed copy: with PYTHONDONTWRITEBYTECODE set (as on some
+# CI machines) every run would compile greentrain's modules anew and measure the compiler.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _wall(argv: list[str]) -> float:
     t = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     return time.perf_counter() - t
 
 
@@ -39,6 +50,7 @@ def configurations(store: Path) -> dict[str, list[str]]:
         "true": ["true"],
         "python -c pass": [sys.executable, "-c", "pass"],
         "import greentrain.cli": [sys.executable, "-c", "import greentrain.cli"],
+        "greentrain --help": [sys.executable, "-m", "greentrain", "--help"],
         "greentrain run (default meters)": [*run, "--", "true"],
     }
     for meter in METERS:
@@ -50,9 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7, help="runs per configuration (median)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--only", action="append", default=[], help="keep configurations with TEXT")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         configs = configurations(Path(tmp) / "s.db")
+        if args.only:
+            keep = [n for n in configs if n == "true" or any(t in n for t in args.only)]
+            configs = {n: configs[n] for n in keep}
         for argv_ in configs.values():  # warm file caches once, untimed
             _wall(argv_)
         walls: dict[str, list[float]] = {name: [] for name in configs}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 J_PER_KWH = 3.6e6  # 1 kWh = 1000 W x 3600 s
-G_PER_KG = 1000.0
 
 
 def joules_to_kwh(energy_j: float) -> float:
@@ -23,11 +22,6 @@ def joules_to_kwh(energy_j: float) -> float:
 def kwh_to_joules(energy_kwh: float) -> float:
     """Kilowatt-hours -> joules."""
     return energy_kwh * J_PER_KWH
-
-
-def grams_to_kg(mass_g: float) -> float:
-    """Grams -> kilograms."""
-    return mass_g / G_PER_KG
 
 
 def co2_g(energy_j: float, intensity_g_per_kwh: float, pue: float = 1.0) -> float:

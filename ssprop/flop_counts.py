@@ -53,7 +53,7 @@ GroupNorm/LayerNorm, additions) are not counted, as in the paper.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -224,10 +224,6 @@ class ModelFlops:
             row.flops_at(d if row.sparse and row.target_drop_rate != 0.0 else 0.0)
             for row in self.layers
         )
-
-    def flops_with_rates(self, rates: Mapping[str, float]) -> float:
-        """Backward FLOPs with per-layer rates ``{layer name: drop rate}``; others dense."""
-        return sum(row.flops_at(rates.get(row.name, 0.0)) for row in self.layers)
 
     def flops_at_factor(self, factor: float, drop_rate: float | None = None) -> float:
         """FLOPs when a scheduler applies ``factor``: layer rate = (drop_rate or the layer's

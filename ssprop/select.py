@@ -259,17 +259,6 @@ def grouped_offsets(idx: Tensor, groups: int, per_group: int) -> Tensor:
     return (idx + offsets).reshape(-1)
 
 
-def select_grouped(scores: Tensor, groups: int, drop_rate: float, selection: str) -> Tensor:
-    """Kept output-channel indices for a convolution with ``groups`` groups (flat, int64).
-
-    ``K = num_kept(C_out / groups)`` channels are kept *in every group*, so the kept channels of
-    group g occupy a contiguous block of the result and the shrunk convolution is still grouped.
-    """
-    per_group = scores.shape[0] // groups
-    k = num_kept(per_group, drop_rate)
-    return grouped_offsets(select(scores.view(groups, per_group), k, selection), groups, per_group)
-
-
 def mask_grad(grad: Tensor, drop_rate: float, dims: str, selection: str = "topk") -> Tensor:
     """Return ``grad`` (N, C, ...) with the dropped entries zeroed (no compute saved).
 

@@ -1,7 +1,8 @@
-"""The README's "Where you already work" snippets are true: an existing Lightning script with the
-one callback line, run under `greentrain run --mirror mlflow`, shows per-epoch energy next to
-accuracy in `greentrain show`, in the app and in MLflow; the Trainer snippet does the same under
-`greentrain run`; the export commands work as written (RUN and the URI filled in)."""
+"""The integrations guide's snippets (docs/guides/integrations.md) are true: an existing
+Lightning script with the one callback line, run under `greentrain run --mirror mlflow`, shows
+per-epoch energy next to accuracy in `greentrain show`, in the app and in MLflow; the Trainer
+snippet does the same under `greentrain run`; the export commands work as written (RUN and the
+URI filled in)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,11 @@ def _nothing_leaves_the_machine(monkeypatch):
 
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTION = "## Where you already work: Lightning, Transformers, MLflow, W&B"
+GUIDE = ROOT / "docs" / "guides" / "integrations.md"
 
 
 def section() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert SECTION in text
-    return text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    return GUIDE.read_text(encoding="utf-8")
 
 
 def blocks(kind: str) -> list[str]:

@@ -208,11 +208,11 @@ def test_a_missing_library_names_the_extra(store_path, tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert err == (
         "error: --to/--mirror mlflow needs mlflow, which is not installed: "
-        "pip install 'greentrain[integrations]'\n"
+        "pip install 'greentrain[mlflow]'\n"
     )
     args = ["run", "--store", str(tmp_path / "g.db"), "--mirror", "mlflow", "--", PY, "-c", ""]
     assert main(args) == 2  # before the job starts
-    assert "pip install 'greentrain[integrations]'" in capsys.readouterr().err
+    assert "pip install 'greentrain[mlflow]'" in capsys.readouterr().err
     assert not (tmp_path / "g.db").exists()
 
 

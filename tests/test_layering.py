@@ -24,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # greentrain package (first level under greentrain/) -> the greentrain packages it may import.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "extras": {"errors"},
     "units": set(),
     "protocol": set(),
     "record": {"units", "errors"},
     "envinfo": set(),
     "carbon": {"units", "errors"},
     "meters": {"record", "envinfo", "carbon", "units", "errors"},
-    "store": {"record", "units", "errors"},
+    "store": {"record", "units", "errors", "extras"},
     "client": {"protocol", "record", "errors"},
     "run": {"meters", "store", "client", "record", "carbon", "envinfo", "protocol", "units",
             "errors"},
@@ -40,9 +41,10 @@ ALLOWED: dict[str, set[str]] = {
                 "units", "errors"},
     "bench": {"jobs", "run", "report", "meters", "client", "envinfo", "record", "units",
               "errors"},
-    "integrations": {"client", "run", "report", "record", "store", "units", "errors", "protocol"},
+    "integrations": {"client", "run", "report", "record", "store", "units", "errors", "protocol",
+                     "extras"},
     "cli": {"studies", "bench", "jobs", "run", "report", "meters", "store", "client", "record",
-            "carbon", "envinfo", "protocol", "units", "errors", "integrations"},
+            "carbon", "envinfo", "protocol", "units", "errors", "integrations", "extras"},
     "__init__": {"run", "client"},
     "__main__": {"cli"},
 }  # fmt: skip

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from greentrain.integrations.libraries import missing_message
+from greentrain.extras import missing_message
 from greentrain.integrations.training import TrainingRun, WindowEnergy
 
 try:
@@ -35,7 +35,7 @@ except ImportError:  # the older distribution name
         import pytorch_lightning as pl
     except ImportError as err:
         raise ImportError(
-            missing_message("greentrain.integrations.lightning", "lightning")
+            missing_message("greentrain.integrations.lightning", "lightning", "lightning")
         ) from err
 
 __all__ = ["EnergyCallback"]

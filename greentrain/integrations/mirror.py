@@ -9,13 +9,15 @@ status. A failure stops only the mirror (reported once on stderr), never the job
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from greentrain.integrations import payload
 from greentrain.integrations.trackers import MlflowTracker, WandbTracker
 from greentrain.report.runs import parse_time
+
+logger = logging.getLogger(__name__)
 
 
 class Mirror:
@@ -128,4 +130,4 @@ class Mirror:
         self.tracker.tags({"greentrain.status": status})
         exit_code = event.get("exit_code")
         self.tracker.end(status, exit_code if isinstance(exit_code, int) else None)
-        print(f"greentrain: mirrored to {self.tracker.where()}", file=sys.stderr)
+        logger.info("greentrain: mirrored to %s", self.tracker.where())

@@ -18,7 +18,7 @@ export --to mlflow|wandb``) or live as windows close (:mod:`greentrain.integrati
 Neither library sends its own usage or crash reports from greentrain
 (``MLFLOW_DISABLE_TELEMETRY`` and ``WANDB_ERROR_REPORTING`` are set unless you set them): the
 tracking server or W&B is the only place data goes. The libraries are imported on first use
-(:func:`~greentrain.integrations.libraries.require`): without them, a one-line
+(:func:`~greentrain.extras.require`): without them, a one-line
 :class:`~greentrain.errors.ConfigError` names the extra to install. Anything the tracker
 refuses (unreachable, unauthorised, a rejected value) is one line of
 :class:`~greentrain.errors.StoreError`.
@@ -35,8 +35,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from greentrain.errors import ConfigError, StoreError
+from greentrain.extras import require
 from greentrain.integrations import payload
-from greentrain.integrations.libraries import require
 from greentrain.integrations.payload import Point
 
 TARGETS: tuple[str, ...] = ("mlflow", "wandb")
@@ -87,8 +87,8 @@ class MlflowTracker:
 
     def __init__(self, tracking_uri: str | None = None, experiment: str | None = None) -> None:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # MLflow's own usage reports
-        mlflow = require("mlflow", "--to/--mirror mlflow")
-        self._entities = require("mlflow.entities", "--to/--mirror mlflow", "mlflow")
+        mlflow = require("mlflow", what="--to/--mirror mlflow")
+        self._entities = require("mlflow.entities", what="--to/--mirror mlflow")
         self.uri = tracking_uri or mlflow.get_tracking_uri()
         check_reachable(self.uri, "MLflow tracking server")
         self.experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_PROJECT
@@ -163,7 +163,7 @@ class WandbTracker:
 
     def __init__(self, project: str | None = None) -> None:
         os.environ.setdefault("WANDB_ERROR_REPORTING", "false")  # W&B's own crash reports
-        self._wandb = require("wandb", "--to/--mirror wandb")
+        self._wandb = require("wandb", what="--to/--mirror wandb")
         self.project = project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
         self.run: Any = None
         self._axes: set[str] = set()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -33,6 +34,8 @@ from greentrain import client
 from greentrain.protocol import ENV_RUN
 from greentrain.run import RunOptions, track
 from greentrain.units import joules_to_kwh
+
+logger = logging.getLogger(__name__)
 
 WAIT_S = 10.0  # how long end() waits for the run's listener thread to deliver a window
 OUTER_NOTE = (
@@ -250,14 +253,16 @@ class TrainingRun:
         if index is None or self.mode != "own":
             if index is not None and self.mode == "outer" and not self._noted:
                 self._noted = True
-                print(OUTER_NOTE.format(run=self.run_id or "RUN"), file=sys.stderr)
+                logger.warning(OUTER_NOTE.format(run=self.run_id or "RUN"))
             return None
         event = self._windows_log.wait(name, index, self.wait_s)
         if event is None:
-            print(
-                f"greentrain: the energy of {name} {index} did not arrive within {self.wait_s:g} s;"
-                " it is in the run's record but not in the trainer's logger",
-                file=sys.stderr,
+            logger.warning(
+                "greentrain: the energy of %s %s did not arrive within %g s; it is in the run's "
+                "record but not in the trainer's logger",
+                name,
+                index,
+                self.wait_s,
             )
             return None
         return window_energy(event, self.intensity_g_per_kwh, self.pue)

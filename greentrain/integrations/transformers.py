@@ -27,14 +27,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from greentrain.integrations.libraries import missing_message
+from greentrain.extras import missing_message
 from greentrain.integrations.training import TrainingRun, WindowEnergy
 
 try:
     from transformers import TrainerCallback
 except ImportError as err:
     raise ImportError(
-        missing_message("greentrain.integrations.transformers", "transformers")
+        missing_message("greentrain.integrations.transformers", "transformers", "transformers")
     ) from err
 
 __all__ = ["EnergyCallback"]

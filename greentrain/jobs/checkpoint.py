@@ -8,9 +8,9 @@ so that the safe unpickler accepts them. Files are written atomically (temp file
 
 from __future__ import annotations
 
+import logging
 import os
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 LAST = "last.pt"
+
+logger = logging.getLogger(__name__)
 
 
 def rng_state() -> dict[str, Any]:
@@ -128,7 +130,7 @@ def resume(
     path = Path(directory) / LAST
     if not path.is_file():
         if announce:
-            print(f"resume: no checkpoint at {path}; starting at epoch 1", file=sys.stderr)
+            logger.info("resume: no checkpoint at %s; starting at epoch 1", path)
         return 0, {}
     state = load_checkpoint(path, map_location=map_location)
     next_epoch = restore(state, model=model, optimizer=optimizer, scheduler=scheduler)

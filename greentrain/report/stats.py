@@ -23,14 +23,6 @@ class Summary:
     ci95: float | None
     note: str = ""
 
-    @property
-    def ci_low(self) -> float | None:
-        return None if self.mean is None or self.ci95 is None else self.mean - self.ci95
-
-    @property
-    def ci_high(self) -> float | None:
-        return None if self.mean is None or self.ci95 is None else self.mean + self.ci95
-
 
 def t_quantile_975(df: int) -> float:
     """Two-sided 95% quantile of Student's t with ``df`` degrees of freedom."""

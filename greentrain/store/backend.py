@@ -40,6 +40,6 @@ def connect(
     except ImportError as err:
         raise StoreError(
             f"--store {location.shown} needs the PostgreSQL driver psycopg 3 ({err}); "
-            "install it: pip install 'psycopg[binary]'"
+            "install it: pip install 'greentrain[postgres]'"
         ) from None
     return PostgresConnection(location, read_only=read_only, create=create)

@@ -135,8 +135,3 @@ class StoreRecovery(StoreReader):
         except StoreError:
             return dict(row, status="interrupted")  # reported anyway; the next writer retries
         return self._conn.query("SELECT * FROM runs WHERE id = ?", (row["id"],))[0]
-
-    def is_running(self, run_id: str) -> bool:
-        """Whether the run exists and its status is ``running`` (its wrapper may be alive)."""
-        rows = self._conn.query("SELECT status FROM runs WHERE id = ?", (run_id,))
-        return bool(rows) and rows[0]["status"] == "running"
