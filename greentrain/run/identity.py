@@ -1,13 +1,10 @@
-"""A run's identity: its id, its default name, and the store it is written to."""
+"""A run's identity: its id and its default name."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-
-from greentrain.store import Store
 
 
 def new_run_id() -> str:
@@ -29,10 +26,3 @@ def default_name(command: Sequence[str]) -> str:
             if not arg.startswith("-"):
                 return Path(arg).stem
     return exe
-
-
-def open_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store, bool]:
-    """(the store, whether the caller owns it and must close it)."""
-    if isinstance(store, Store):
-        return store, False
-    return Store(store), True

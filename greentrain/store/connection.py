@@ -54,6 +54,7 @@ class Cursor(Protocol):
     """What :meth:`Tx.execute` returns (sqlite3's and psycopg's cursors both fit)."""
 
     description: Any
+    rowcount: int
 
     def fetchone(self) -> tuple | None: ...
 

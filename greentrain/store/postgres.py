@@ -50,7 +50,8 @@ _UNREACHABLE_HINTS = (
     "connection refused", "no such file or directory", "could not translate host name",
     "timeout expired", "network is unreachable", "no route to host", "server closed",
     "could not connect", "connection timed out", "the connection is closed",
-    "terminating connection", "the database system is",
+    "terminating connection", "the database system is", "too many clients",
+    "remaining connection slots", "could not receive data", "could not send data",
 )  # fmt: skip
 
 
@@ -79,6 +80,7 @@ class _Cursor:
     def __init__(self, cur: psycopg.Cursor) -> None:
         self._cur = cur
         self.description = cur.description
+        self.rowcount = cur.rowcount
 
     def fetchone(self) -> tuple | None:
         row = self._cur.fetchone()
