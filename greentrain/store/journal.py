@@ -225,6 +225,18 @@ def has_pending(location: StoreLocation, run_id: str) -> bool:
     return False
 
 
+def waiting_stores() -> list[str]:
+    """The stores (shown locations, from the journals' headers) with journals waiting here."""
+    found: dict[str, None] = {}
+    for path in pending_journals():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            first = path.read_bytes().split(b"\n", 1)[0]
+            entry = _parse(first)
+            if isinstance(entry, dict) and entry["op"] == HEADER_OP:
+                found.setdefault(str(entry["args"]["store"]))
+    return list(found)
+
+
 @contextlib.contextmanager
 def claim(path: Path) -> Iterator[Path | None]:
     """Take the journal at ``path`` for importing: lock it (None if its writer or another
