@@ -6,7 +6,6 @@ test_store_faults_pg.py)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import threading
 import time
 
 import pytest
-from fixtures.pgserver import PgServer, binaries, raw_rows
+from fixtures.pgserver import raw_rows
 
 from greentrain.errors import StoreError
 from greentrain.meters.fake import FakeMeter
