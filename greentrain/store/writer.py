@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import greentrain.store.ops as ops
 from greentrain.errors import StoreBusy, StoreError
-from greentrain.store import ops
 from greentrain.store.journal import claim, pending_journals, read_journal
 from greentrain.store.liveness import process_started, start_ticks
 from greentrain.store.recovery import StoreRecovery
