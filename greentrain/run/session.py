@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -103,23 +105,34 @@ class RunSession:
         self.writes.submit(ops.SetMeters(self.run_id, meters=self.meters.statuses()))
 
     def finish(self, status: str, exit_code: int | None) -> dict[str, Any]:
-        """Queue the record's end, wait at most ``--grace`` seconds for the store, and return
-        the stored record ({} when it has not landed yet: its journal stays for
-        ``greentrain store sync``)."""
+        """Queue the record's end, wait at most ``--grace`` seconds for the store (landing the
+        writes and reading the record back), and return the stored record ({} when it has not
+        landed or could not be read in time: its journal stays for ``greentrain store sync``)."""
+        deadline = time.monotonic() + self.opts.grace_s
         try:
             self.recorder.finalize(status, exit_code)
         finally:
             landed = self.writes.close(self.opts.grace_s)
             store = None if self.writes.hung else self.writes.store()
+            reader = None
             if store is not None:
                 rescue_if_replaced(store, self.run_id)
                 if landed:
-                    try:
-                        self.record = store.get_run(self.run_id)
-                    except StoreError as err:
-                        _say(f"cannot read run {self.run_id} back: {err}")
+                    reader = threading.Thread(target=self._read_back, args=(store, deadline),
+                                              name="greentrain-read", daemon=True)  # fmt: skip
+                    reader.start()
+                    reader.join(max(0.0, deadline - time.monotonic()))
             self.recorder.ended_with(status, exit_code, self.record)
-            if store is not None and self._owned:
+            if store is not None and self._owned and not (reader and reader.is_alive()):
                 with contextlib.suppress(StoreError):
                     store.close()
         return self.record
+
+    def _read_back(self, store: Store, deadline: float) -> None:
+        """The stored record, read within the deadline (a store that stops answering now only
+        costs the summary)."""
+        try:
+            with store.patience(max(0.1, deadline - time.monotonic())):
+                self.record = store.get_run(self.run_id)
+        except StoreError as err:
+            _say(f"cannot read run {self.run_id} back: {err}")
