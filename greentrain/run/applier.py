@@ -196,7 +196,7 @@ class RunWrites:
             self._closing = True
             self._deadline = time.monotonic() + deadline_s
             self._cond.notify_all()
-        self._thread.join(timeout=deadline_s + ATTEMPT_S)
+        self._thread.join(timeout=max(0.0, deadline_s))
         hung = self._thread.is_alive()
         with self._cond:
             left = len(self._pending)

@@ -32,6 +32,9 @@ from greentrain.run.recorder import Clock, Recorder
 from greentrain.store import Store, StoreLocation, locate, ops
 from greentrain.store.journal import JournalWriter
 
+EXIT_MARGIN_S = 0.5  # of --grace, kept for what follows the store (summary, exit)
+MIN_WAIT_S = 0.2  # the store's least wait at the end (a healthy store needs milliseconds)
+
 
 def _say(message: str) -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -108,11 +111,14 @@ class RunSession:
         """Queue the record's end, wait at most ``--grace`` seconds for the store (landing the
         writes and reading the record back), and return the stored record ({} when it has not
         landed or could not be read in time: its journal stays for ``greentrain store sync``)."""
-        deadline = time.monotonic() + self.opts.grace_s
         try:
             self.recorder.finalize(status, exit_code)
         finally:
-            landed = self.writes.close(self.opts.grace_s)
+            # the wrapper exits within --grace of its job: the store gets what is left of it
+            ended = self.recorder.ended_mono or time.monotonic()
+            margin = min(EXIT_MARGIN_S, self.opts.grace_s / 4)
+            deadline = max(ended + self.opts.grace_s - margin, time.monotonic() + MIN_WAIT_S)
+            landed = self.writes.close(deadline - time.monotonic())
             store = None if self.writes.hung else self.writes.store()
             reader = None
             if store is not None:
