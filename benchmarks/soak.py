@@ -47,6 +47,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,7 +242,7 @@ class Soak:
             runs = {r["tags"].get("soak"): r for r in st.list_runs()}
         steps = self._rows()
         written = stored = doubled = 0
-        held_up, worst = 0, 0.0
+        held_up, overshoots = 0, []
         for e in self.launched:
             run = runs.get(e["tag"])
             if e["killed"] == "wrapper":
@@ -253,7 +254,7 @@ class Soak:
             end = Path(str(e["log"]) + ".end")
             if end.exists() and e["ended"] is not None:
                 over = e["ended"] - float(end.read_text())
-                worst = max(worst, over)
+                overshoots.append(over)
                 held_up += over > self.args.grace
         lost_metrics = left_behind = lost_records = before_start = 0
         for e in self.launched:
@@ -276,7 +277,10 @@ class Soak:
             "entries_stored": stored,
             "entries_doubled": doubled,
             "wrappers_outliving_job_by_more_than_grace": held_up,
-            "longest_wrapper_overshoot_s": round(worst, 2),
+            "wrapper_overshoot_s": {
+                "median": round(statistics.median(overshoots), 2) if overshoots else None,
+                "max": round(max(overshoots), 2) if overshoots else None,
+            },
             "wrappers_killed": sum(e["killed"] == "wrapper" for e in self.launched),
             "jobs_killed": sum(e["killed"] == "job" for e in self.launched),
             "killed_before_job_started": before_start,

@@ -32,7 +32,7 @@ from greentrain.run.recorder import Clock, Recorder
 from greentrain.store import Store, StoreLocation, locate, ops
 from greentrain.store.journal import JournalWriter
 
-EXIT_MARGIN_S = 0.5  # of --grace, kept for what follows the store (summary, exit)
+EXIT_MARGIN_S = 2.0  # at most this much of --grace (half at most) is kept for the exit
 MIN_WAIT_S = 0.2  # the store's least wait at the end (a healthy store needs milliseconds)
 
 
@@ -99,6 +99,7 @@ class RunSession:
                                  listeners=listeners, group=group, clock=clock)  # fmt: skip
         self.recorder.create(command, name, opts.tags, carbon)
         self.record: dict[str, Any] = {}
+        self.job_ended: float | None = None  # monotonic instant the job exited (spawn sets it)
 
     def start_meters(self, *, defer_slow: bool = False) -> None:
         """Start every meter (slow ones in the background, or deferred to the job's start) and
@@ -115,8 +116,8 @@ class RunSession:
             self.recorder.finalize(status, exit_code)
         finally:
             # the wrapper exits within --grace of its job: the store gets what is left of it
-            ended = self.recorder.ended_mono or time.monotonic()
-            margin = min(EXIT_MARGIN_S, self.opts.grace_s / 4)
+            ended = self.job_ended or time.monotonic()  # track(): the block just ended
+            margin = min(EXIT_MARGIN_S, self.opts.grace_s / 2)
             deadline = max(ended + self.opts.grace_s - margin, time.monotonic() + MIN_WAIT_S)
             landed = self.writes.close(deadline - time.monotonic())
             store = None if self.writes.hung else self.writes.store()

@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,6 +211,7 @@ def run_command(
                 meter_set.attach(job.pid, job.reaped_cpu_s)
                 oversight.start(recorder)
                 exit_code, killed_by = exit_code_of(job.wait())
+                session.job_ended = time.monotonic()  # --grace counts from here
                 watcher.job = None
         oversight.close()
         if oversight.tripped is not None:
