@@ -313,11 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     if "full" in args.faults and not os.environ.get("GREENTRAIN_SOAK_MOUNTED"):
         return _in_private_mount(args, argv)
     with tempfile.TemporaryDirectory() as tmp:
+        mounted = Path(tmp) / "store"
         if os.environ.get("GREENTRAIN_SOAK_MOUNTED"):
-            (Path(tmp) / "store").mkdir()
+            mounted.mkdir()
             subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.disk_mb}m", "soak",
-                            str(Path(tmp) / "store")], check=True)  # fmt: skip
-        result = Soak(Path(tmp), args).run()
+                            str(mounted)], check=True)  # fmt: skip
+        try:
+            result = Soak(Path(tmp), args).run()
+        finally:
+            if os.environ.get("GREENTRAIN_SOAK_MOUNTED"):
+                subprocess.run(["umount", "-l", str(mounted)], check=False)
     result["settings"] = vars(args)
     if args.json:
         print(json.dumps(result, indent=2))
