@@ -2,7 +2,7 @@
 inside a transaction it is given.
 
 The same objects are what a run appends to its journal (:mod:`greentrain.store.journal`, as
-``{"op": KIND.op, "args": fields}``) and what :func:`greentrain.store.apply.apply_entries`
+``{"op": KIND.op, "args": fields}``) and what :meth:`greentrain.store.Store.apply_entries`
 applies; :class:`~greentrain.store.Store`'s writer methods build them too. :data:`WRITES` maps
 each ``op`` name to its class (the only lookup by name, when a journal line is read back).
 
@@ -13,7 +13,7 @@ infinities become null); times are unix seconds, durations seconds, energy joule
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from greentrain.errors import StoreError
@@ -41,8 +41,8 @@ class Write:
         raise NotImplementedError
 
     def args(self) -> dict[str, Any]:
-        """The fields, as the journal stores them."""
-        return to_jsonable(asdict(self))
+        """The fields, as the journal stores them (JSON-safe copies)."""
+        return to_jsonable({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 def _json_row(tx: Tx, conn: Connection, run_id: str, column: str) -> Any:
