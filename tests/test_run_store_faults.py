@@ -95,8 +95,10 @@ def test_a_store_deleted_mid_run_is_written_again_with_the_run_in_it(tmp_path, c
 
 
 def test_rm_refuses_a_running_run_unless_forced_and_the_wrapper_keeps_the_exit_code(tmp_path):
-    store, ready = tmp_path / "g.db", tmp_path / "ready"
-    job = f"import time; open({str(ready)!r}, 'w').write('1'); time.sleep(3); raise SystemExit(5)"
+    store, ready, go = tmp_path / "g.db", tmp_path / "ready", tmp_path / "go"
+    job = (f"import os, time; open({str(ready)!r}, 'w').write('1')\n"
+           f"while not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+           "raise SystemExit(5)")  # fmt: skip
     proc = subprocess.Popen(
         [PY, "-m", "greentrain", "run", "--store", str(store), "--meter", "fake", "--",
          PY, "-c", job], stderr=subprocess.PIPE, text=True,
@@ -110,6 +112,7 @@ def test_rm_refuses_a_running_run_unless_forced_and_the_wrapper_keeps_the_exit_c
     assert refused.returncode == 2 and "still going" in refused.stderr
     forced = subprocess.run([*rm, "--force"], capture_output=True, text=True, timeout=60)
     assert forced.returncode == 0
+    go.write_text("1")  # the job ends only now: no race with a slow machine
     assert proc.wait(timeout=60) == 5  # the job's own code, not greentrain's
     err = proc.stderr.read()
     assert "Traceback" not in err and "no run" in err

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -90,6 +91,7 @@ class RunWrites:
         self.journal = journal
         self.errors: list[str] = []  # writes the store refused for good (kept in the journal)
         self._store = store
+        self._pid = os.getpid()
         self._pending: collections.deque[tuple[int, Write]] = collections.deque()
         self._cond = threading.Condition()
         self._n = 0
@@ -107,7 +109,10 @@ class RunWrites:
         return self.journal.path if self.journal is not None else None
 
     def submit(self, write: Write, *, sync: bool = False) -> None:
-        """Append ``write`` to the journal (``fsync`` if ``sync``) and queue it; returns at once."""
+        """Append ``write`` to the journal (``fsync`` if ``sync``) and queue it; returns at once.
+        In a forked child (its thread did not survive the fork) nothing is written."""
+        if os.getpid() != self._pid:
+            return
         with self._cond:
             if self.journal is not None:
                 n = self.journal.append(write, sync=sync)

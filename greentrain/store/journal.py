@@ -108,14 +108,20 @@ class JournalWriter:
         folder = _private_dir(journal_root() / store_key(location))
         self.path = folder / f"{run_id}{SUFFIX}"
         self.run_id = run_id
+        self.pid = os.getpid()  # a forked child (a data loader worker) never appends
         self.broken: OSError | None = None  # the first failed append: later entries in memory only
         self.n = 0
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        if self.path.exists():
+            raise FileExistsError(f"journal {self.path} exists already")
+        # made and locked under another name, then published: no importer sees it unlocked
+        fresh = self.path.with_name(self.path.name + ".new")
+        self._fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         header = {"store": location.shown, "run_id": run_id, "host": socket.gethostname(),
-                  "pid": os.getpid(), "created_unix": time.time()}  # fmt: skip
+                  "pid": self.pid, "created_unix": time.time()}  # fmt: skip
         _write_all(self._fd, _line(0, HEADER_OP, header))
         os.fsync(self._fd)
+        os.rename(fresh, self.path)
         with contextlib.suppress(OSError):
             dir_fd = os.open(folder, os.O_RDONLY)
             try:
@@ -126,6 +132,8 @@ class JournalWriter:
     def append(self, write: Write, *, sync: bool = False) -> int:
         """Write ``write`` as the next entry (``fsync`` too if ``sync``); its number. A failed
         write (a full disk) is cut back to the last whole entry and noted in :attr:`broken`."""
+        if os.getpid() != self.pid:
+            return self.n
         self.n += 1
         if self.broken is None and self._fd >= 0:
             end = os.lseek(self._fd, 0, os.SEEK_END)
@@ -147,7 +155,7 @@ class JournalWriter:
 
     def close(self, *, remove: bool) -> None:
         """Release the journal (to importers), or delete it first if ``remove`` (all landed)."""
-        if self._fd < 0:
+        if self._fd < 0 or os.getpid() != self.pid:
             return
         if remove:
             with contextlib.suppress(OSError):
