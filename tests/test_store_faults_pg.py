@@ -116,3 +116,35 @@ def test_a_server_down_at_start_runs_the_job_and_sync_lands_the_record(tmp_path)
         assert energy[0][0] > 0
     finally:
         server.stop()
+
+
+def test_a_wrapper_killed_while_the_server_is_down_is_marked_through_its_journal(tmp_path):
+    server = PgServer().start()
+    try:
+        url = server.tcp_url(server.new_database())
+        Store(url).close()
+        ready = tmp_path / "ready"
+        job = f"import time\nopen({str(ready)!r}, 'w').close()\ntime.sleep(120)\n"
+        wrapper = subprocess.Popen(
+            [PY, "-m", "greentrain", "run", "--store", url, "--meter", "fake", "--grace", "1",
+             "--sample-s", "0.5", "--", PY, "-c", job],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        _wait_for(ready)
+        time.sleep(1.0)  # a few samples land
+        server.pause()
+        wrapper.kill()  # SIGKILL: only its watchdog is left to mark the run
+        wrapper.wait(timeout=60)
+        deadline, marked = time.monotonic() + 120, False
+        while not marked and time.monotonic() < deadline:
+            marked = any(b'"op":"abandon_run"' in p.read_bytes()
+                         for p in journal_dir(url).glob("*.jnl"))  # fmt: skip
+            time.sleep(0.2)
+        assert marked, "the watchdog left no mark in the journal"
+        server.resume()
+        synced = _sync(url)
+        assert synced.returncode == 0, synced.stderr
+        row = raw_rows(url, "SELECT status, events FROM runs")
+        assert row[0][0] == "interrupted" and "wrapper died" in row[0][1]
+    finally:
+        server.stop()

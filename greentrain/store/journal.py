@@ -135,17 +135,20 @@ class JournalWriter:
         if os.getpid() != self.pid:
             return self.n
         self.n += 1
+        self._write(self.n, write, sync)
+        return self.n
+
+    def _write(self, n: int, write: Write, sync: bool) -> None:
         if self.broken is None and self._fd >= 0:
             end = os.lseek(self._fd, 0, os.SEEK_END)
             try:
-                _write_all(self._fd, _line(self.n, write.op, write.args()))
+                _write_all(self._fd, _line(n, write.op, write.args()))
                 if sync:
                     os.fsync(self._fd)
             except OSError as err:
                 self.broken = err
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, end)
-        return self.n
 
     def sync(self) -> None:
         """``fsync`` what was appended."""
@@ -162,6 +165,31 @@ class JournalWriter:
                 self.path.unlink()
         os.close(self._fd)
         self._fd = -1
+
+
+LAST_WORD_N = 2**62  # the entry number of a dead wrapper's watchdog: after any of the run's
+
+
+def append_last_word(location: StoreLocation, run_id: str, write: Write) -> Path:
+    """A dead wrapper's watchdog, the store unreachable: add ``write`` to the run's journal
+    (a new one if every entry had landed) as entry :data:`LAST_WORD_N`; the journal's path."""
+    path = journal_dir(location) / f"{run_id}{SUFFIX}"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+    except FileNotFoundError:
+        journal = JournalWriter(location, run_id)
+        journal._write(LAST_WORD_N, write, True)
+        journal.close(remove=False)
+        return path
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.lseek(fd, 0, os.SEEK_END) and os.pread(fd, 1, os.lseek(fd, -1, os.SEEK_END)) != b"\n":
+            _write_all(fd, b"\n")  # the torn tail stays a line of its own (reported, skipped)
+        _write_all(fd, _line(LAST_WORD_N, write.op, write.args()))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
 
 
 @dataclass
