@@ -91,14 +91,14 @@ def writer(store: str, k: int, seconds: float, out: mp.Queue) -> None:
     sys.setswitchinterval(0.0005)  # as the harness sets it (run/channel.py)
     st = Store(store)
     deadline = time.monotonic() + seconds
-    runs, metrics, writes, spooled = [], 0, 0, 0
+    runs, metrics, writes, journaled = [], 0, 0, 0
     while time.monotonic() < deadline:
         run_id = f"w{k:03d}r{len(runs):06d}"
         m, w, s = one_run(st, run_id, f"load-{k}")
         runs.append(run_id)
-        metrics, writes, spooled = metrics + m, writes + w, spooled + int(s)
+        metrics, writes, journaled = metrics + m, writes + w, journaled + int(s)
     st.close()
-    out.put({"runs": runs, "metrics": metrics, "writes": writes, "spooled_runs": spooled})
+    out.put({"runs": runs, "metrics": metrics, "writes": writes, "journaled_runs": journaled})
 
 
 def count(store: str) -> tuple[dict[str, str], dict[str, int]]:
@@ -131,7 +131,7 @@ def load(store: str, writers: int, seconds: float) -> dict:
     writes = sum(res["writes"] for res in results)
     return {"writers": writers, "seconds": elapsed, "runs": len(runs), "metrics": sent,
             "writes": writes, "writes_per_s": writes / elapsed, "metrics_per_s": sent / elapsed,
-            "spooled_runs": sum(res["spooled_runs"] for res in results),
+            "journaled_runs": sum(res["journaled_runs"] for res in results),
             "lost_runs": lost_runs, "lost_metrics": lost_metrics}  # fmt: skip
 
 
@@ -162,12 +162,12 @@ def main() -> int:
         if server is not None:
             server.stop()
     print()
-    print("| backend | writers | s | runs | metrics | writes/s | metrics/s | spooled runs | lost "
+    print("| backend | writers | s | runs | metrics | writes/s | metrics/s | journaled runs | lost "
           "runs | lost metrics |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     for backend, r in rows:
         print(f"| {backend} | {r['writers']} | {r['seconds']:.0f} | {r['runs']} | {r['metrics']} "
-              f"| {r['writes_per_s']:.0f} | {r['metrics_per_s']:.0f} | {r['spooled_runs']} | "
+              f"| {r['writes_per_s']:.0f} | {r['metrics_per_s']:.0f} | {r['journaled_runs']} | "
               f"{r['lost_runs']} | {r['lost_metrics']} |")  # fmt: skip
     return 0 if all(r["lost_runs"] == 0 and r["lost_metrics"] == 0 for _, r in rows) else 1
 

@@ -141,7 +141,8 @@ class RunWrites:
             store = self.store()
             if store is None:
                 opener = self._store
-                self._busy(getattr(opener, "fatal", None) or getattr(opener, "why", None))
+                why = getattr(opener, "fatal", None) or getattr(opener, "why", None)
+                self._busy(why or f"store {opener.location.shown} does not answer yet")  # type: ignore[union-attr]
                 self._pause()
                 continue
             if not self._synced:  # every writing command lands its store's waiting journals
@@ -185,7 +186,7 @@ class RunWrites:
         with self._cond:
             self._cond.wait(RETRY_PAUSE_S)
 
-    def _busy(self, err: BaseException | None) -> None:
+    def _busy(self, err: BaseException | str) -> None:
         now = time.monotonic()
         if self._busy_since is None:
             self._busy_since = now
