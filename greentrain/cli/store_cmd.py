@@ -13,8 +13,8 @@ import typer
 
 from greentrain.cli._app import app
 from greentrain.report.escape import terminal_text
-from greentrain.store import Store, redact
-from greentrain.store.journal import journal_root, waiting_stores
+from greentrain.store import Store, locate, redact
+from greentrain.store.journal import journal_root, pending_journals, waiting_stores
 from greentrain.store.merge import merge_stores
 
 store_app = typer.Typer(
@@ -65,6 +65,9 @@ def sync_cmd(
     if every and not targets:
         print(terminal_text(f"no journals waiting in {journal_root()}"))
     for target in targets:
+        if not pending_journals(target):  # nothing to land: the store is not even opened
+            print(terminal_text(f"{locate(target).shown}: no journals waiting"))
+            continue
         with Store(target, sync=False) as st:
             report = st.sync_journals()
         print(terminal_text(
