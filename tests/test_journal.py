@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -182,7 +181,8 @@ def test_the_journal_is_node_local_private_and_records_its_store_without_a_passw
     tmp_path, monkeypatch
 ):
     monkeypatch.delenv("GREENTRAIN_JOURNAL_DIR")
-    assert journal_root() == Path(tempfile.gettempdir()) / f"greentrain-journal-{os.getuid()}"
+    monkeypatch.delenv("TMPDIR", raising=False)
+    assert journal_root() == Path("/tmp") / f"greentrain-journal-{os.getuid()}"
     monkeypatch.setenv("GREENTRAIN_JOURNAL_DIR", str(tmp_path / "j"))
     url = "postgresql://u:s3cret-pw@db.example:5432/runs"
     journal = JournalWriter(locate(url), "abc")

@@ -34,7 +34,6 @@ import json
 import os
 import re
 import socket
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -57,7 +56,8 @@ def journal_root() -> Path:
     env = os.environ.get(ENV_JOURNAL_DIR, "").strip()
     if env:
         return Path(env)
-    return Path(tempfile.gettempdir()) / f"greentrain-journal-{os.getuid()}"
+    tmp = os.environ.get("TMPDIR", "").strip() or "/tmp"
+    return Path(tmp) / f"greentrain-journal-{os.getuid()}"
 
 
 def store_key(location: StoreLocation) -> str:

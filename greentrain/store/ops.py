@@ -29,7 +29,7 @@ SETTABLE = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Write:
     """One write of run ``run_id``'s record."""
 
@@ -54,7 +54,7 @@ def _json_row(tx: Tx, conn: Connection, run_id: str, column: str) -> Any:
     return row[0]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CreateRun(Write):
     """A ``running`` run owned by process ``pid`` on ``host`` (start ``pid_started`` unix s,
     ``pid_ticks`` clock ticks since boot). A run already there is left as it is."""
@@ -89,7 +89,7 @@ class CreateRun(Write):
         )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class UpdateConfig(Write):
     """Merge ``params`` into the run's config (later keys win)."""
 
@@ -102,7 +102,7 @@ class UpdateConfig(Write):
         tx.execute("UPDATE runs SET config = ? WHERE id = ?", (dumps(config), self.run_id))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SetRunFields(Write):
     """Set plain columns of the run (:data:`SETTABLE`); dicts and lists as JSON."""
 
@@ -121,7 +121,7 @@ class SetRunFields(Write):
             tx.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*vals, self.run_id))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SetMeters(Write):
     """Record (replace) each meter's status: meter, available, reason, fix, error, devices."""
 
@@ -156,7 +156,7 @@ def _energy(tx: Tx, run_id: str, window_idx: int, rows: list) -> None:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AddEnergy(Write):
     """Store (replace) energy rows (meter, domain, device, method, energy_j, detail) of a
     scope: ``window_idx`` -1 (the whole run) or a window. A non-finite energy is not stored."""
@@ -169,7 +169,7 @@ class AddEnergy(Write):
         _energy(tx, self.run_id, self.window_idx, self.rows)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BeginWindow(Write):
     """Open window ``idx`` named ``name`` at ``started_unix``."""
 
@@ -189,7 +189,7 @@ class BeginWindow(Write):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EndWindow(Write):
     """Close window ``idx`` (``duration_s`` from a monotonic clock) and store its energy."""
 
@@ -207,7 +207,7 @@ class EndWindow(Write):
         _energy(tx, self.run_id, self.idx, self.energy_rows)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AddMetrics(Write):
     """Append logged metrics, in order: each entry has step, window, time_s and metrics."""
 
@@ -226,7 +226,7 @@ class AddMetrics(Write):
             )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AddEvents(Write):
     """Append events (``{"t", "event", ...}``) to the run's ``events`` list."""
 
@@ -240,7 +240,7 @@ class AddEvents(Write):
                        (dumps(stored + to_jsonable(self.events)), self.run_id))  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AddSample(Write):
     """The run's ``seq``-th sample: unix time ``t``, the job's CPU seconds and cumulative
     readings (:func:`greentrain.record.readings.sample_readings`)."""
@@ -260,7 +260,7 @@ class AddSample(Write):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FinishRun(Write):
     """The final status, exit code, end label (unix s) and duration (s, monotonic)."""
 
@@ -283,7 +283,7 @@ class FinishRun(Write):
         )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AbandonRun(Write):
     """The run's wrapper died: mark it ``interrupted`` if still ``running`` (ended at
     ``ended_unix``, else at its last sample) and append ``event`` either way."""
