@@ -193,7 +193,8 @@ class RunWrites:
         if not self._warned and (now - self._busy_since >= ATTEMPT_S or self._closing):
             self._warned = True
             where = f"its journal {self.where}" if self.where else "memory (no journal)"
-            _say(f"{err}; this run's writes are kept in {where} and land when the store answers")
+            _say(f"{err}; this run's writes are kept in {where} and land when the store "
+                 "answers (or by `greentrain store sync`)")  # fmt: skip
 
     def close(self, deadline_s: float) -> bool:
         """Wait at most ``deadline_s`` seconds for every write to land; True if all did (the
@@ -217,7 +218,7 @@ class RunWrites:
         if not landed:
             for error in self.errors:
                 _say(f"the store refused a write: {error}")
-            if self.where is not None:
+            if self.where is not None and (not self._warned or self.errors):
                 _say(f"{left or len(self.errors)} writes of this run wait in {self.where}; "
                      "`greentrain store sync` lands them once the store answers")  # fmt: skip
         return landed
