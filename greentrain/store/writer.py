@@ -39,6 +39,7 @@ class Applied:
 
 
 APPLY_BATCH = 200  # journal entries per transaction when a journal is synced
+OPEN_SYNC_PATIENCE_S = 5.0  # how long opening a store waits for it to land waiting journals
 
 
 @dataclass
@@ -73,7 +74,8 @@ class Store(StoreRecovery):
     ):
         super().__init__(path, read_only=read_only, create=create)
         if sync and not read_only:
-            report = self.sync_journals()
+            with self.patience(OPEN_SYNC_PATIENCE_S):  # a busy store delays no command long
+                report = self.sync_journals()
             for line in report.torn:
                 print(f"greentrain: journal {line}", file=sys.stderr)
             if report.journals:
