@@ -10,9 +10,9 @@ per run, ``<run id>.jnl``.
 
 Format: one line per entry, ``<crc32 of the JSON, 8 hex digits> <JSON>\\n``, the JSON being
 ``{"n": N, "op": KIND, "args": {...}}`` (:mod:`greentrain.store.ops`). Entry 0 is the header,
-op ``journal``: the store's shown location (never a password), the run id, host and pid. A line
-without its end or whose checksum does not match is *torn*: reported (one line) and skipped;
-the entries around it land.
+op ``journal``: the store's location (an SQLite file's absolute path, a URL without its
+password), the run id, host and pid. A line without its end or whose checksum does not match
+is *torn*: reported (one line) and skipped; the entries around it land.
 
 Durability: each entry is written with one ``write(2)`` as it is made (it survives the
 process being killed); ``fsync`` at the journal's creation, at each window's end and at the
@@ -117,7 +117,8 @@ class JournalWriter:
         fresh = self.path.with_name(self.path.name + ".new")
         self._fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        header = {"store": location.shown, "run_id": run_id, "host": socket.gethostname(),
+        shown = os.path.abspath(location.path) if location.path is not None else location.shown
+        header = {"store": shown, "run_id": run_id, "host": socket.gethostname(),
                   "pid": self.pid, "created_unix": time.time()}  # fmt: skip
         _write_all(self._fd, _line(0, HEADER_OP, header))
         os.fsync(self._fd)
