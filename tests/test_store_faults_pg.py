@@ -148,3 +148,30 @@ def test_a_wrapper_killed_while_the_server_is_down_is_marked_through_its_journal
         assert row[0][0] == "interrupted" and "wrapper died" in row[0][1]
     finally:
         server.stop()
+
+
+def test_a_connection_limit_reached_at_start_runs_the_job_and_sync_lands_the_record(
+    pg_server, tmp_path
+):
+    role, password = f"lim{time.monotonic_ns() % 10**9}", "limit-pw-7c1e"
+    pg_server.sql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    db = pg_server.new_database()
+    pg_server.sql(f"ALTER DATABASE {db} OWNER TO {role}")
+    pg_server.sql(f"GRANT ALL ON SCHEMA public TO {role}", db)
+    url = f"postgresql://{role}:{password}@127.0.0.1:{pg_server.port}/{db}"
+    Store(url).close()
+    pg_server.sql(f"ALTER ROLE {role} CONNECTION LIMIT 0")  # every slot taken
+    ready, ended = tmp_path / "ready", tmp_path / "ended"
+    out = subprocess.run(
+        [PY, "-m", "greentrain", "run", "--store", url, "--meter", "fake", "--grace", "1",
+         "--", PY, "-c", _job(ready, ended, 10, 0.01)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0 and ended.exists(), out.stderr
+    assert "too many connections" in out.stderr and password not in out.stderr
+    pg_server.sql(f"ALTER ROLE {role} CONNECTION LIMIT -1")
+    synced = _sync(url)
+    assert "1 journals landed" in synced.stdout, synced.stderr
+    run = raw_rows(url, "SELECT id, status FROM runs")
+    assert [r[1] for r in run] == ["finished"]
+    assert _metric_steps(url, run[0][0]) == list(range(10))

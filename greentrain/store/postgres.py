@@ -59,7 +59,7 @@ _UNREACHABLE_HINTS = (
     "connection refused", "no such file or directory", "could not translate host name",
     "timeout expired", "network is unreachable", "no route to host", "server closed",
     "could not connect", "connection timed out", "the connection is closed",
-    "terminating connection", "the database system is", "too many clients",
+    "terminating connection", "the database system is", "too many clients", "too many connections",
     "remaining connection slots", "could not receive data", "could not send data",
 )  # fmt: skip
 
