@@ -19,12 +19,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 
 from greentrain.errors import StoreBusy, StoreError
+from greentrain.run.oversight import say
 from greentrain.store import Store, StoreLocation
 from greentrain.store.journal import JournalWriter
 from greentrain.store.ops import Write
@@ -33,11 +33,6 @@ RETRY_PAUSE_S = 1.0  # between attempts while the store is busy or unreachable
 ATTEMPT_S = 2.0  # how long one attempt waits for a lock
 OPEN_WAIT_S = 2.0  # how long a run's start waits for its store before going on without it
 BATCH = 200  # entries per transaction
-
-
-def _say(message: str) -> None:
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        print(f"greentrain: {message}", file=sys.stderr, flush=True)
 
 
 class StoreOpener:
@@ -160,7 +155,7 @@ class RunWrites:
                     self._pending.popleft()
                 self._cond.notify_all()
             if self._busy_since is not None and self._warned:
-                _say(f"the store answers again after {time.monotonic() - self._busy_since:.0f} s")
+                say(f"the store answers again after {time.monotonic() - self._busy_since:.0f} s")
             self._busy_since = None
 
     def _apply(self, store: Store, batch: list[tuple[int, Write]]) -> None:
@@ -193,7 +188,7 @@ class RunWrites:
         if not self._warned and (now - self._busy_since >= ATTEMPT_S or self._closing):
             self._warned = True
             where = f"its journal {self.where}" if self.where else "memory (no journal)"
-            _say(f"{err}; this run's writes are kept in {where} and land when the store "
+            say(f"{err}; this run's writes are kept in {where} and land when the store "
                  "answers (or by `greentrain store sync`)")  # fmt: skip
 
     def close(self, deadline_s: float) -> bool:
@@ -213,13 +208,13 @@ class RunWrites:
             broken = self.journal.broken
             self.journal.close(remove=landed)
             if not landed and broken is not None:
-                _say(f"the journal {self.where} could not be written ({broken}); writes "
+                say(f"the journal {self.where} could not be written ({broken}); writes "
                      "made after that are lost")  # fmt: skip
         if not landed:
             for error in self.errors:
-                _say(f"the store refused a write: {error}")
+                say(f"the store refused a write: {error}")
             if self.where is not None and (not self._warned or self.errors):
-                _say(f"{left or len(self.errors)} writes of this run wait in {self.where}; "
+                say(f"{left or len(self.errors)} writes of this run wait in {self.where}; "
                      "`greentrain store sync` lands them once the store answers")  # fmt: skip
         return landed
 

@@ -14,7 +14,6 @@ raised before anything starts), creates the run's journal and its writer
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -28,17 +27,13 @@ from greentrain.run.group import GroupInfo
 from greentrain.run.identity import new_run_id
 from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
+from greentrain.run.oversight import say
 from greentrain.run.recorder import Clock, Recorder
 from greentrain.store import Store, StoreLocation, locate, ops
 from greentrain.store.journal import JournalWriter
 
 EXIT_MARGIN_S = 2.0  # at most this much of --grace (half at most) is kept for the exit
 MIN_WAIT_S = 0.2  # the store's least wait at the end (a healthy store needs milliseconds)
-
-
-def _say(message: str) -> None:
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        print(f"greentrain: {message}", file=sys.stderr, flush=True)
 
 
 def open_writes(target: Store | str | Any, run_id: str) -> tuple[RunWrites, StoreLocation, bool]:
@@ -53,7 +48,7 @@ def open_writes(target: Store | str | Any, run_id: str) -> tuple[RunWrites, Stor
     try:
         journal: JournalWriter | None = JournalWriter(location, run_id)
     except (OSError, StoreError) as err:
-        _say(f"the run's journal cannot be written ({err}); its writes go to the store only")
+        say(f"the run's journal cannot be written ({err}); its writes go to the store only")
         journal = None
     return RunWrites(journal, store if store is not None else opener), location, owned
 
@@ -68,10 +63,10 @@ def rescue_if_replaced(store: Store, run_id: str) -> None:
     try:
         store.save_copy(target)
     except Exception as err:  # noqa: BLE001 - report, never hide the job's exit code
-        _say(f"the store {path} was deleted or replaced while run {run_id} was going, and "
+        say(f"the store {path} was deleted or replaced while run {run_id} was going, and "
              f"saving a copy failed ({err}); the record is lost")  # fmt: skip
         return
-    _say(f"the store {path} was deleted or replaced while run {run_id} was going; everything "
+    say(f"the store {path} was deleted or replaced while run {run_id} was going; everything "
          f"it held, this run included, was saved to {target}")  # fmt: skip
 
 
@@ -142,4 +137,4 @@ class RunSession:
             with store.patience(max(0.1, deadline - time.monotonic())):
                 self.record = store.get_run(self.run_id)
         except StoreError as err:
-            _say(f"cannot read run {self.run_id} back: {err}")
+            say(f"cannot read run {self.run_id} back: {err}")
