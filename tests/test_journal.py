@@ -245,3 +245,19 @@ def test_sync_all_lands_every_store_from_the_journals_headers(tmp_path):
     assert out.stdout.count("1 journals landed") == 2
     for target in targets:
         assert _steps(target) == list(range(STEPS))
+
+
+def test_a_forked_child_never_appends_to_its_parents_journal(tmp_path):
+    journal = JournalWriter(locate(str(tmp_path / "g.db")), RUN)
+    journal.append(ops.AddEvents(RUN, events=[{"t": 1, "event": "parent"}]))
+    pid = os.fork()
+    if pid == 0:  # a data loader worker, say: same objects, another process
+        journal.append(ops.AddEvents(RUN, events=[{"t": 2, "event": "child"}]))
+        journal.close(remove=True)
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    journal.append(ops.AddEvents(RUN, events=[{"t": 3, "event": "parent again"}]))
+    journal.close(remove=False)
+    entries = read_journal(journal.path).entries
+    assert [n for n, _ in entries] == [1, 2]
+    assert [w.events[0]["event"] for _, w in entries] == ["parent", "parent again"]
