@@ -1,6 +1,6 @@
 """Load on the run store: N concurrent writers (default 64, one process each, as 64 wrappers of a
 cluster would be) write run records through greentrain's own write path (the harness's
-:class:`~greentrain.run.writes.WriteQueue`) for a minute, into PostgreSQL and into SQLite; then
+:class:`~greentrain.run.applier.RunWrites`) for a minute, into PostgreSQL and into SQLite; then
 every record and every metric is counted back.
 
 Each writer repeats what one metered run writes: the run (``create_run``, meters), 4 windows,
@@ -9,9 +9,9 @@ and its energy rows, then the run's energy, best figures and end. It writes as f
 takes it (at most 100 writes queued), which is far more than real runs write.
 
 Reported per backend: runs and metrics written, store writes (transactions) per second, metrics
-per second, how many writes waited in a spool file at the end (they land when the store is
-next opened for writing, which the count below does first), and what was lost: runs missing or
-not ``finished``, metrics missing. The target is zero lost.
+per second, how many runs left writes waiting in their journal at the end (they land when the
+store is next opened for writing, which the count below does first), and what was lost: runs
+missing or not ``finished``, metrics missing. The target is zero lost.
 
     python benchmarks/store_load.py                          # both backends, 64 writers, 60 s
     python benchmarks/store_load.py --backend sqlite --writers 8 --seconds 10
@@ -44,41 +44,44 @@ def _energy(t: float) -> list[dict]:
     ]  # fmt: skip
 
 
-def _submit(q, op: str, **kw) -> int:
+def _submit(q, write) -> int:
     """Queue one write, waiting while too many are queued; returns 1 (one write)."""
     while q.pending() > MAX_PENDING:
         time.sleep(0.005)
-    q.submit(op, **kw)
+    q.submit(write)
     return 1
 
 
 def one_run(st, run_id: str, name: str) -> tuple[int, int, bool]:
-    """Write one run's record as the harness does: (metrics, writes, spooled)."""
-    from greentrain.run.writes import WriteQueue
+    """Write one run's record as the harness does (journal first, then the store):
+    (metrics, writes, whether some writes were left in the journal)."""
+    from greentrain.run.applier import RunWrites
+    from greentrain.store import ops
+    from greentrain.store.journal import JournalWriter
 
-    q = WriteQueue(st, run_id)
+    q = RunWrites(JournalWriter(st.location, run_id), st)
     t0 = time.time()
-    writes = _submit(q, "create_run", run_id=run_id, name=name, command=["python", "train.py"],
-                     cwd="/w", tags={"bench": "load"}, started_unix=t0)  # fmt: skip
-    writes += _submit(q, "set_meters", run_id=run_id, meters=[{"meter": "fake",
-                                                                "available": True}])  # fmt: skip
+    create = ops.CreateRun(run_id, name=name, command=["python", "train.py"], cwd="/w",
+                           tags={"bench": "load"}, started_unix=t0)  # fmt: skip
+    writes = _submit(q, create)
+    writes += _submit(q, ops.SetMeters(run_id, meters=[{"meter": "fake", "available": True}]))
     for w in range(WINDOWS):
-        writes += _submit(q, "begin_window", run_id=run_id, idx=w, name="epoch",
-                          started_unix=time.time())  # fmt: skip
+        writes += _submit(q, ops.BeginWindow(run_id, idx=w, name="epoch",
+                                             started_unix=time.time()))  # fmt: skip
         entries = [{"step": w * BATCH + i, "window": "epoch", "time_s": time.time() - t0,
                     "metrics": {"loss": 1.0 / (i + 1), "acc": i / BATCH}}
                    for i in range(BATCH)]  # fmt: skip
-        writes += _submit(q, "add_metrics", run_id=run_id, entries=entries)
-        writes += _submit(q, "end_window", run_id=run_id, idx=w, ended_unix=time.time(),
-                          duration_s=0.1, energy_rows=_energy(w + 1))  # fmt: skip
-        writes += _submit(q, "add_sample", run_id=run_id, seq=w, t=time.time(), cpu_s=0.1 * w,
-                          readings=[])  # fmt: skip
-    writes += _submit(q, "add_energy", run_id=run_id, window_idx=-1, rows=_energy(WINDOWS))
-    writes += _submit(q, "set_run_fields", run_id=run_id, best={"gpu": {"energy_j": 1.0}})
-    writes += _submit(q, "finish_run", run_id=run_id, status="finished", exit_code=0,
-                      ended_unix=time.time(), duration_s=time.time() - t0)  # fmt: skip
-    spooled = q.close() is not None
-    return WINDOWS * BATCH, writes, spooled
+        writes += _submit(q, ops.AddMetrics(run_id, entries=entries))
+        writes += _submit(q, ops.EndWindow(run_id, idx=w, ended_unix=time.time(), duration_s=0.1,
+                                           energy_rows=_energy(w + 1)))  # fmt: skip
+        writes += _submit(q, ops.AddSample(run_id, seq=w, t=time.time(), cpu_s=0.1 * w))
+    writes += _submit(q, ops.AddEnergy(run_id, window_idx=-1, rows=_energy(WINDOWS)))
+    writes += _submit(q, ops.SetRunFields(run_id, fields={"best": {"gpu": {"energy_j": 1.0}}}))
+    finish = ops.FinishRun(run_id, status="finished", exit_code=0, ended_unix=time.time(),
+                           duration_s=time.time() - t0)  # fmt: skip
+    writes += _submit(q, finish)
+    left = not q.close(120.0)
+    return WINDOWS * BATCH, writes, left
 
 
 def writer(store: str, k: int, seconds: float, out: mp.Queue) -> None:
@@ -88,21 +91,21 @@ def writer(store: str, k: int, seconds: float, out: mp.Queue) -> None:
     sys.setswitchinterval(0.0005)  # as the harness sets it (run/channel.py)
     st = Store(store)
     deadline = time.monotonic() + seconds
-    runs, metrics, writes, spooled = [], 0, 0, 0
+    runs, metrics, writes, journaled = [], 0, 0, 0
     while time.monotonic() < deadline:
         run_id = f"w{k:03d}r{len(runs):06d}"
         m, w, s = one_run(st, run_id, f"load-{k}")
         runs.append(run_id)
-        metrics, writes, spooled = metrics + m, writes + w, spooled + int(s)
+        metrics, writes, journaled = metrics + m, writes + w, journaled + int(s)
     st.close()
-    out.put({"runs": runs, "metrics": metrics, "writes": writes, "spooled_runs": spooled})
+    out.put({"runs": runs, "metrics": metrics, "writes": writes, "journaled_runs": journaled})
 
 
 def count(store: str) -> tuple[dict[str, str], dict[str, int]]:
-    """(run id -> status, run id -> metrics) as stored (spooled writes imported first)."""
+    """(run id -> status, run id -> metrics) as stored (waiting journals landed first)."""
     from greentrain.store import Store
 
-    with Store(store) as st:  # a writable open imports any spool
+    with Store(store) as st:  # a writable open lands any journal left waiting
         conn = st._conn
         status = {r["id"]: r["status"] for r in conn.query("SELECT id, status FROM runs")}
         rows = conn.query("SELECT run_id, COUNT(*) AS n FROM metrics GROUP BY run_id")
@@ -128,7 +131,7 @@ def load(store: str, writers: int, seconds: float) -> dict:
     writes = sum(res["writes"] for res in results)
     return {"writers": writers, "seconds": elapsed, "runs": len(runs), "metrics": sent,
             "writes": writes, "writes_per_s": writes / elapsed, "metrics_per_s": sent / elapsed,
-            "spooled_runs": sum(res["spooled_runs"] for res in results),
+            "journaled_runs": sum(res["journaled_runs"] for res in results),
             "lost_runs": lost_runs, "lost_metrics": lost_metrics}  # fmt: skip
 
 
@@ -159,12 +162,12 @@ def main() -> int:
         if server is not None:
             server.stop()
     print()
-    print("| backend | writers | s | runs | metrics | writes/s | metrics/s | spooled runs | lost "
+    print("| backend | writers | s | runs | metrics | writes/s | metrics/s | journaled runs | lost "
           "runs | lost metrics |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     for backend, r in rows:
         print(f"| {backend} | {r['writers']} | {r['seconds']:.0f} | {r['runs']} | {r['metrics']} "
-              f"| {r['writes_per_s']:.0f} | {r['metrics_per_s']:.0f} | {r['spooled_runs']} | "
+              f"| {r['writes_per_s']:.0f} | {r['metrics_per_s']:.0f} | {r['journaled_runs']} | "
               f"{r['lost_runs']} | {r['lost_metrics']} |")  # fmt: skip
     return 0 if all(r["lost_runs"] == 0 and r["lost_metrics"] == 0 for _, r in rows) else 1
 

@@ -1,5 +1,5 @@
 """Test-wide isolation (no test writes the repository's store, inherits a wrapping run, shares
-device locks or a spool folder with another test), the store backends, and the markers.
+device locks or a journal folder with another test), the store backends, and the markers.
 
 ``store_target`` is parametrized over both backends: an SQLite file, and a fresh database on a
 throwaway PostgreSQL server (one per session, :mod:`fixtures.pgserver`). Where PostgreSQL's
@@ -153,7 +153,7 @@ def _isolated_greentrain_env(tmp_path_factory, monkeypatch):
     """Point the default store at a temporary file and drop any outer run's channel."""
     store_dir = tmp_path_factory.mktemp("store")
     monkeypatch.setenv("GREENTRAIN_STORE", str(store_dir / "greentrain.db"))
-    monkeypatch.setenv("GREENTRAIN_SPOOL_DIR", str(store_dir / "spool"))
+    monkeypatch.setenv("GREENTRAIN_JOURNAL_DIR", str(store_dir / "journal"))
     monkeypatch.setenv("GREENTRAIN_LOCK_DIR", str(store_dir / "locks"))
     for name in ("GREENTRAIN_RUN", "GREENTRAIN_CHANNEL", "GREENTRAIN_LOG_ALL_RANKS"):
         monkeypatch.delenv(name, raising=False)

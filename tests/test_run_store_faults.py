@@ -14,8 +14,8 @@ import pytest
 
 from greentrain.errors import StoreError
 from greentrain.meters.fake import FakeMeter
-from greentrain.run import run_command, writes
-from greentrain.store import Store, spool_dir
+from greentrain.run import run_command
+from greentrain.store import Store, journal_dir
 
 PY = sys.executable
 LOGGING_JOB = """
@@ -65,22 +65,23 @@ def test_a_busy_store_neither_stretches_the_run_nor_loses_a_metric(tmp_path, cap
     assert "locked by another process" in capsys.readouterr().err
 
 
-def test_a_store_locked_past_the_end_spools_and_the_next_open_imports(tmp_path, monkeypatch):
+def test_a_store_locked_past_the_grace_leaves_the_journal_and_sync_lands_it(tmp_path):
     store = tmp_path / "g.db"
     Store(store).close()
-    monkeypatch.setattr(writes, "FINAL_WAIT_S", 1.0)
     holder = _hold_write_lock(store, 8.0)
+    started = time.monotonic()
     result = run_command([PY, "-c", LOGGING_JOB], store=store, meter_objects=[_meter()],
-                         summary=False, sample_s=0)  # fmt: skip
+                         summary=False, sample_s=0, grace_s=1.0)  # fmt: skip
+    assert time.monotonic() - started < 7.0  # the wrapper did not wait for the lock to go
     assert result.exit_code == 0 and result.record == {}  # nothing readable yet ...
-    spooled = spool_dir(store) / f"{result.run_id}.jsonl"
-    assert spooled.is_file()  # ... but nothing is lost
+    waiting = journal_dir(store) / f"{result.run_id}.jnl"
+    assert waiting.is_file()  # ... but nothing is lost
     holder.join()
-    with Store(store) as st:
+    with Store(store, sync=False) as st:
+        report = st.sync_journals()
         run = st.get_run(result.run_id)
-    assert not spooled.exists()
+    assert report.journals == 1 and not waiting.exists()
     assert run["status"] == "finished" and len(run["metrics"]) == 30
-    assert any(e["event"] == "spooled" for e in run["events"])
 
 
 def test_a_store_deleted_mid_run_is_written_again_with_the_run_in_it(tmp_path, capsys):
@@ -94,8 +95,10 @@ def test_a_store_deleted_mid_run_is_written_again_with_the_run_in_it(tmp_path, c
 
 
 def test_rm_refuses_a_running_run_unless_forced_and_the_wrapper_keeps_the_exit_code(tmp_path):
-    store, ready = tmp_path / "g.db", tmp_path / "ready"
-    job = f"import time; open({str(ready)!r}, 'w').write('1'); time.sleep(3); raise SystemExit(5)"
+    store, ready, go = tmp_path / "g.db", tmp_path / "ready", tmp_path / "go"
+    job = (f"import os, time; open({str(ready)!r}, 'w').write('1')\n"
+           f"while not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+           "raise SystemExit(5)")  # fmt: skip
     proc = subprocess.Popen(
         [PY, "-m", "greentrain", "run", "--store", str(store), "--meter", "fake", "--",
          PY, "-c", job], stderr=subprocess.PIPE, text=True,
@@ -109,6 +112,7 @@ def test_rm_refuses_a_running_run_unless_forced_and_the_wrapper_keeps_the_exit_c
     assert refused.returncode == 2 and "still going" in refused.stderr
     forced = subprocess.run([*rm, "--force"], capture_output=True, text=True, timeout=60)
     assert forced.returncode == 0
+    go.write_text("1")  # the job ends only now: no race with a slow machine
     assert proc.wait(timeout=60) == 5  # the job's own code, not greentrain's
     err = proc.stderr.read()
     assert "Traceback" not in err and "no run" in err

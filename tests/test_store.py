@@ -228,17 +228,16 @@ def test_concurrent_read_modify_writes_of_one_run_lose_nothing(store_target):
     assert len(run["config"]) == 60 and len(run["events"]) == 60
 
 
-def test_a_spool_the_store_refuses_is_kept_aside_and_never_blocks_opening(store_target, capsys):
-    from greentrain.store import spool_dir
+def test_a_journal_the_store_refuses_is_kept_aside_and_never_blocks_opening(store_target, capsys):
+    from greentrain.store import journal_dir, locate, ops
+    from greentrain.store.journal import JournalWriter
 
     Store(store_target).close()
-    folder = spool_dir(store_target)
-    folder.mkdir(parents=True)
-    (folder / "gone00000001.jsonl").write_text(
-        '{"op": "add_events", "kwargs": {"run_id": "gone00000001", "events": []}}\n'
-        '{"op": "add_events", "kwargs": {"run_id": "gone00000001", "events": [{"t": 1}]}}\n'
-    )
+    journal = JournalWriter(locate(store_target), "gone00000001")  # its run was never created
+    journal.append(ops.AddEvents("gone00000001", events=[{"t": 1, "event": "x"}]))
+    journal.close(remove=False)
     with Store(store_target) as st:
         assert st.list_runs() == []
-    assert (folder / "gone00000001.jsonl.failed").is_file()
-    assert "could not be applied" in capsys.readouterr().err
+        report = st.sync_journals()
+    assert (journal_dir(store_target) / "gone00000001.jnl.failed").is_file()
+    assert report.journals == 0 and not report.stored

@@ -5,6 +5,7 @@ refused before anything is written."""
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 from fixtures.pgserver import raw_rows
@@ -73,15 +74,22 @@ def test_a_conflicting_duplicate_is_refused_and_nothing_is_written(nodes, tmp_pa
     assert _counts(str(into)) == _counts(nodes[1])
 
 
-def test_unfinished_runs_and_pending_spools_are_refused(nodes, tmp_path):
+def test_unfinished_runs_are_refused_and_pending_journals_land_before_the_merge(nodes, tmp_path):
+    from greentrain.store import locate, ops
+    from greentrain.store.journal import JournalWriter, pending_journals
+
     running = _node_store(tmp_path / "r.db", "c00000000000", "node2", 2, finish=False)
     with pytest.raises(ConfigError, match="still running"):
         merge_stores([*nodes, running], tmp_path / "all.db")
-    spool = tmp_path / "n0.db.spool"
-    spool.mkdir()
-    (spool / "x.jsonl").write_text("{}\n")
-    with pytest.raises(ConfigError, match="writes still waiting"):
-        merge_stores(nodes, tmp_path / "all.db")
+    journal = JournalWriter(locate(running), "c00000000000")  # the run's end, still waiting
+    journal.append(ops.FinishRun("c00000000000", status="finished", exit_code=0,
+                                 ended_unix=time.time(), duration_s=1.0))  # fmt: skip
+    journal.close(remove=False)
+    for _ in range(2):  # merged again: nothing doubles
+        merge_stores([*nodes, running], tmp_path / "all.db")
+    assert not pending_journals(locate(running))
+    with Store(tmp_path / "all.db") as st:
+        assert st.get_run("c00000000000")["status"] == "finished"
     with pytest.raises(ConfigError, match="both a source and the target"):
         merge_stores(nodes[1:], nodes[1])
 

@@ -8,7 +8,10 @@ Two ways in:
   meters the current process.
 
 Both take a :class:`RunOptions` (or its fields as keywords) and leave a complete record, marked
-``finished``, ``failed`` or ``interrupted``.
+``finished``, ``failed`` or ``interrupted``. Both run one lifecycle,
+:class:`~greentrain.run.session.RunSession`: every write of the run goes to its journal first
+and lands in the store from a thread of its own (:mod:`~greentrain.run.applier`), so a store
+that is down, locked, hung or full never holds the job up.
 """
 
 from __future__ import annotations

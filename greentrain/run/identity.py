@@ -1,4 +1,4 @@
-"""A run's identity: its id, its default name, the run it is nested in, and its store."""
+"""A run's identity: its id, its default name and the run it is nested in."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from greentrain.protocol import ENV_RUN
-from greentrain.store import Store
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
@@ -41,10 +40,3 @@ def parent_run_id(environ: Mapping[str, str] | None = None) -> str | None:
     value is not a run id)."""
     value = (os.environ if environ is None else environ).get(ENV_RUN, "").strip()
     return value if _RUN_ID.match(value) else None
-
-
-def open_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store, bool]:
-    """(the store, whether the caller owns it and must close it)."""
-    if isinstance(store, Store):
-        return store, False
-    return Store(store), True

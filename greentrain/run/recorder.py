@@ -5,9 +5,14 @@ calls from the job (through the channel, or in-process under ``track()``) land h
 read from the :class:`~greentrain.run.meterset.MeterSet` at every window boundary, every
 ``sample_s`` seconds (the run's timeline, which also keeps a record's energy current should the
 wrapper die) and when the job ends; the best figure per domain is decided by
-:func:`greentrain.record.ranking.select_best`, the function readers use too. Store writes go
-through a :class:`~greentrain.run.writes.WriteQueue`, so a busy store never delays the job, a
-window's reading or the run's end time.
+:func:`greentrain.record.ranking.select_best`, the function readers use too. Every write is a
+typed :mod:`greentrain.store.ops` value handed to :class:`~greentrain.run.applier.RunWrites`
+(journal first, then the store), so a busy store never delays the job, a window's reading or
+the run's end time.
+
+Durations (the run's, a window's, a baseline's) come from the :class:`Clock`'s monotonic
+clock; its wall clock only labels instants (``started_at``, ``ended_at``, events), so a clock
+step mid-run changes no duration.
 
 A run of a group (one node's part of a multi-node job) takes part in its group's device
 election on this host (:mod:`greentrain.run.election`): its meter set reports only the devices
@@ -17,14 +22,14 @@ it won, and the record says which it left to whom.
 from __future__ import annotations
 
 import os
-import sys
+import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from greentrain.envinfo import git_info, machine_info
-from greentrain.errors import StoreError
 from greentrain.meters.poller import Poller
 from greentrain.meters.proctree import JobCPU
 from greentrain.record.jsonable import to_jsonable
@@ -37,17 +42,27 @@ from greentrain.record.readings import (
     sample_readings,
 )
 from greentrain.record.vocabulary import RUN_SCOPE
+from greentrain.run.applier import RunWrites
 from greentrain.run.election import Election, Retrier
 from greentrain.run.group import GroupInfo
 from greentrain.run.identity import default_name
 from greentrain.run.listeners import Fanout
 from greentrain.run.meterset import MeterSet
-from greentrain.run.writes import WriteQueue, rescue_if_replaced
-from greentrain.store import Store, redact_all
+from greentrain.store import ops, redact_all
+from greentrain.store.liveness import process_started, start_ticks
 
 METRIC_FLUSH_N = 64  # metrics buffered before a store write ...
 METRIC_FLUSH_S = 1.0  # ... or seconds since the last one
 SAMPLE_S = 10.0  # seconds between samples of the run's timeline (0: none)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Where a run reads the time: ``wall`` (unix seconds, labels only) and ``mono``
+    (monotonic seconds, every duration). Injectable, so a test can step the wall clock."""
+
+    wall: Callable[[], float] = time.time
+    mono: Callable[[], float] = time.monotonic
 
 
 class Recorder:
@@ -55,15 +70,16 @@ class Recorder:
 
     def __init__(
         self,
-        store: Store,
+        writes: RunWrites,
         run_id: str,
         meters: MeterSet,
         *,
         sample_s: float = SAMPLE_S,
         listeners: Sequence[Any] = (),
         group: GroupInfo | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        self.store = store
+        self.clock = clock or Clock()
         self.group = group
         self.election = Election(group.id, run_id) if group is not None else None
         self._retrier: Retrier | None = None
@@ -72,23 +88,25 @@ class Recorder:
         self.run_id = run_id
         self.meters = meters
         self.sample_s = sample_s
-        self.writes = WriteQueue(store, run_id)
+        self.writes = writes
         self.fanout = Fanout(listeners)
         self._window_metrics: dict[str, list[dict[str, Any]]] = {}
-        self.t0 = time.time()
+        self.t0 = self.clock.wall()  # unix seconds: the label of the run's start
+        self.m0 = self.clock.mono()  # the same instant on the monotonic clock
         self.offset: Readings | None = None
         self.cpu: JobCPU | None = None
         self.events: list[dict[str, Any]] = []
-        self.ended: float | None = None
+        self.ended: float | None = None  # unix seconds (label)
+        self.ended_mono: float | None = None
         self.final: Readings | None = None
         self._lock = threading.RLock()
-        self._windows: dict[str, tuple[int, str, float, Readings, dict]] = {}
+        self._windows: dict[str, tuple[int, str, float, float, Readings, dict]] = {}  # t, mono
         self._next_window = 0
         self._metrics: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
         self._sampler: Poller | None = None
         self._seq = 0
-        self._late: dict[str, float] = {}  # slow meters that joined after launch -> when
+        self._late: dict[str, float] = {}  # slow meters that joined after launch -> mono when
         self.finalized = False
 
     def create(
@@ -102,33 +120,26 @@ class Recorder:
         """Queue the ``running`` record of ``command`` (first write of the run; a busy store
         does not delay the job's start). A store URL's password in the command or a tag is
         hidden. ``parent_id``: the run this one is nested in."""
-        cwd = os.getcwd()
-        self.writes.submit(
-            "create_run",
-            run_id=self.run_id,
-            name=redact_all(name or default_name(command)),
+        cwd, pid = os.getcwd(), os.getpid()
+        self.writes.submit(ops.CreateRun(
+            self.run_id, name=redact_all(name or default_name(command)),
             command=redact_all(list(command)),
-            cwd=cwd,
-            tags=redact_all({str(k): str(v) for k, v in (tags or {}).items()}),
-            git=git_info(cwd),
-            env=machine_info(),
-            carbon=carbon,
-            started_unix=time.time(),
-            pid=os.getpid(),
-            group_id=self.group.id if self.group else None,
-            group_rank=self.group.rank if self.group else None,
-            parent_id=parent_id,
-        )
+            cwd=cwd, tags=redact_all({str(k): str(v) for k, v in (tags or {}).items()}),
+            git=git_info(cwd), env=machine_info(), carbon=carbon, started_unix=self.clock.wall(),
+            host=socket.gethostname(), pid=pid, pid_started=process_started(pid),
+            pid_ticks=start_ticks(pid), group_id=self.group.id if self.group else None,
+            group_rank=self.group.rank if self.group else None, parent_id=parent_id,
+        ), sync=True)  # fmt: skip
 
     def event(self, event: str, **detail: Any) -> None:
         """Note something that happened to the run (stored in the record's ``events`` at the
         end)."""
-        self.events.append(redact_all({"t": time.time(), "event": event, **detail}))
+        self.events.append(redact_all({"t": self.clock.wall(), "event": event, **detail}))
 
     def event_now(self, event: str, **detail: Any) -> None:
         """:meth:`event`, stored now (a forecast, a budget): kept should the wrapper die."""
-        entry = redact_all({"t": time.time(), "event": event, **detail})
-        self.writes.submit("add_events", run_id=self.run_id, events=[entry])
+        entry = redact_all({"t": self.clock.wall(), "event": event, **detail})
+        self.writes.submit(ops.AddEvents(self.run_id, events=[entry]))
 
     def spent_j(self) -> float | None:
         """The run's energy so far, joules: the best figure per domain, summed (None while no
@@ -140,7 +151,7 @@ class Recorder:
     # -- client sink ----------------------------------------------------------------------------
     def on_config(self, params: dict[str, Any]) -> None:
         params = redact_all(params)  # a store URL's password, say, is never recorded
-        self.writes.submit("update_config", run_id=self.run_id, params=params)
+        self.writes.submit(ops.UpdateConfig(self.run_id, params=params))
         self.fanout.emit("on_config", {"run_id": self.run_id, "params": params})
 
     def on_log(
@@ -163,7 +174,7 @@ class Recorder:
             pending, self._metrics = self._metrics, []
             self._last_flush = time.monotonic()
         if pending:
-            self.writes.submit("add_metrics", run_id=self.run_id, entries=pending)
+            self.writes.submit(ops.AddMetrics(self.run_id, entries=pending))
 
     def on_window_begin(
         self, key: str, name: str, info: dict[str, Any], t: float, readings: Readings | None = None
@@ -173,32 +184,37 @@ class Recorder:
         with self._lock:
             idx = self._next_window
             self._next_window += 1
-            self._windows[key] = (idx, name, t, readings, info)
+            self._windows[key] = (idx, name, t, self.clock.mono(), readings, info)
             self._window_metrics[key] = []
         self.flush_metrics()
-        self.writes.submit(
-            "begin_window", run_id=self.run_id, idx=idx, name=name, started_unix=t, info=info
-        )
+        self.writes.submit(ops.BeginWindow(self.run_id, idx=idx, name=name, started_unix=t,
+                                           info=info))  # fmt: skip
 
-    def on_window_end(self, key: str, t: float, readings: Readings | None = None) -> None:
+    def on_window_end(
+        self, key: str, t: float, readings: Readings | None = None, mono: float | None = None
+    ) -> None:
+        """Close window ``key`` at unix ``t`` (a label); its duration is monotonic: from its
+        opening to ``mono`` (default: now)."""
         if readings is None:
             readings = self.meters.read()
+        mono = self.clock.mono() if mono is None else mono
         with self._lock:
             opened = self._windows.pop(key, None)
             logged = self._window_metrics.pop(key, [])
         if opened is None:
             return
-        idx, name, t_begin, begin, info = opened
+        idx, name, t_begin, mono_begin, begin, info = opened
+        duration_s = max(0.0, mono - mono_begin)
         energy = diff_readings(readings, begin)
         run_energy = diff_readings(readings, self.offset) if self.offset else None
         self.flush_metrics()
-        self.writes.submit(
-            "end_window", run_id=self.run_id, idx=idx, ended_unix=t,
-            duration_s=max(0.0, t - t_begin), energy_rows=readings_rows(energy),
-        )  # fmt: skip
+        self.writes.submit(ops.EndWindow(
+            self.run_id, idx=idx, ended_unix=t, duration_s=duration_s,
+            energy_rows=readings_rows(energy),
+        ), sync=True)  # fmt: skip
         self.fanout.emit("on_window", {
             "run_id": self.run_id, "index": idx, "name": name, "info": info,
-            "started_unix": t_begin, "ended_unix": t, "duration_s": max(0.0, t - t_begin),
+            "started_unix": t_begin, "ended_unix": t, "duration_s": duration_s,
             "energy": select_best(energy, self.meters.statuses()), "metrics": logged,
             "run_energy": select_best(run_energy, self.meters.statuses()) if run_energy else None,
         })  # fmt: skip
@@ -207,13 +223,13 @@ class Recorder:
     def baseline(self, seconds: float, should_stop: threading.Event | None = None) -> None:
         """Measure idle power for ``seconds``; job energy is counted from the end of it."""
         start = self.meters.read()
-        t_start = time.monotonic()
+        t_start = self.clock.mono()
         if should_stop is not None:
             should_stop.wait(seconds)
         else:
             time.sleep(seconds)
         end = self.meters.read()
-        elapsed = time.monotonic() - t_start
+        elapsed = self.clock.mono() - t_start
         best = select_best(diff_readings(end, start), self.meters.statuses())
         power = {
             d: v["energy_j"] / elapsed
@@ -222,9 +238,9 @@ class Recorder:
         }
         baseline = {"duration_s": elapsed, "power_w": power,
                     "sources": {d: best[d]["source"] for d in power}}  # fmt: skip
-        self.writes.submit("set_run_fields", run_id=self.run_id, baseline=baseline)
+        self.writes.submit(ops.SetRunFields(self.run_id, fields={"baseline": baseline}))
         self.offset = end
-        self.t0 = time.time()
+        self.t0, self.m0 = self.clock.wall(), self.clock.mono()
 
     def align_start(self, cpu: JobCPU | None = None) -> None:
         """Start the run's clock and every meter's total now (unless a baseline already did),
@@ -236,12 +252,12 @@ class Recorder:
         """
         if self.offset is None:
             self.offset = self.meters.read()
-        self.t0 = time.time()
+        self.t0, self.m0 = self.clock.wall(), self.clock.mono()
         self.cpu = cpu
         self._submit_sample(self.t0, self.offset)
         if self.election is not None:
-            self.writes.submit("set_run_fields", run_id=self.run_id,
-                               election=self.election.summary())  # fmt: skip
+            summary = self.election.summary()
+            self.writes.submit(ops.SetRunFields(self.run_id, fields={"election": summary}))
             self._retrier = Retrier(self.election, self._taken_over)
         if self.sample_s > 0:
             self._sampler = Poller(self.sample, self.sample_s, "greentrain-samples")
@@ -255,7 +271,7 @@ class Recorder:
             if self.offset is None or name in self.offset:
                 return  # before launch: the launch reading covers it
             self.offset[name] = reading
-            self._late[name] = time.time()
+            self._late[name] = self.clock.mono()
 
     def _taken_over(self, keys: list[str]) -> None:
         """Devices another wrapper of the group metered until now: count them from here."""
@@ -267,7 +283,7 @@ class Recorder:
     def sample(self) -> None:
         """Read every meter now; store the run's totals so far and one timeline sample."""
         readings = self.meters.read()
-        self._submit_sample(time.time(), readings)
+        self._submit_sample(self.clock.wall(), readings)
 
     def _submit_sample(self, t: float, readings: Readings) -> None:
         totals = diff_readings(readings, self.offset) if self.offset else readings
@@ -276,19 +292,16 @@ class Recorder:
         cpu_s = self.cpu.seconds() if self.cpu is not None else (0.0 if seq == 0 else None)
         on_device = self.meters.job_devices(self.cpu.pids()) if self.cpu is not None else None
         if seq:  # the whole-run rows so far: a dead wrapper's record keeps this energy
-            self.writes.submit(
-                "add_energy", run_id=self.run_id, window_idx=RUN_SCOPE, rows=readings_rows(totals)
-            )
-        self.writes.submit(
-            "add_sample", run_id=self.run_id, seq=seq, t=t, cpu_s=cpu_s,
-            readings=sample_readings(totals, on_device),
-        )  # fmt: skip
+            self.writes.submit(ops.AddEnergy(self.run_id, window_idx=RUN_SCOPE,
+                                             rows=readings_rows(totals)))  # fmt: skip
+        self.writes.submit(ops.AddSample(self.run_id, seq=seq, t=t, cpu_s=cpu_s,
+                                         readings=sample_readings(totals, on_device)))  # fmt: skip
 
     def stop(self) -> None:
         """The job ended: take the end instant and the final readings now, before any write."""
         if self.final is not None:
             return
-        self.ended = time.time()
+        self.ended, self.ended_mono = self.clock.wall(), self.clock.mono()
         if self._sampler is not None:
             self._sampler.stop()
         if self._retrier is not None:
@@ -297,50 +310,41 @@ class Recorder:
         if self.election is not None:
             self.election.close()  # after the final readings: a sibling may take over now
 
-    def finalize(self, status: str, exit_code: int | None) -> dict[str, Any]:
-        """Write energy (whole run + open windows), best figures, events, status; wait for the
-        store (spooling what it will not take) and return the stored record ({} if unreadable)."""
+    def finalize(self, status: str, exit_code: int | None) -> None:
+        """Queue the record's end: energy (whole run + open windows), best figures, meters,
+        events, status and the duration (monotonic seconds). The caller waits for the writes
+        to land (:meth:`RunWrites.close`) and then calls :meth:`ended_with`."""
         if self.finalized:
-            return {}
+            return
         self.finalized = True
         self.stop()
-        ended, final = self.ended, self.final
+        ended, final, mono = self.ended, self.final, self.ended_mono
         for key in list(self._windows):
-            self.on_window_end(key, ended, final)
+            self.on_window_end(key, ended, final, mono)
         self.flush_metrics()
         totals = diff_readings(final, self.offset) if self.offset else final
         for name, ready in self._late.items():
             if name in totals:
-                totals[name] = extrapolate_head(totals[name], ready - self.t0, ended - ready)
+                totals[name] = extrapolate_head(totals[name], ready - self.m0, mono - ready)
         self._submit_sample(ended, final)
-        self.writes.submit(
-            "add_energy", run_id=self.run_id, window_idx=RUN_SCOPE, rows=readings_rows(totals)
-        )
-        best = to_jsonable(select_best(totals, self.meters.statuses()))
-        self.writes.submit("set_run_fields", run_id=self.run_id, best=best)
-        self.writes.submit("set_meters", run_id=self.run_id, meters=self.meters.statuses())
+        self.writes.submit(ops.AddEnergy(self.run_id, window_idx=RUN_SCOPE,
+                                         rows=readings_rows(totals)))  # fmt: skip
+        fields: dict[str, Any] = {"best": to_jsonable(select_best(totals, self.meters.statuses()))}
         if self.election is not None:
-            summary = self.election.summary()
-            self.writes.submit("set_run_fields", run_id=self.run_id, election=summary)
+            fields["election"] = summary = self.election.summary()
             if summary["elsewhere"]:
                 self.event("devices metered by another run of the group",
                            devices=dict(summary["elsewhere"]))  # fmt: skip
-        self.writes.submit("add_events", run_id=self.run_id, events=self.events)
-        self.writes.submit(
-            "finish_run", run_id=self.run_id, status=status, exit_code=exit_code,
-            ended_unix=ended, duration_s=max(0.0, ended - self.t0),
-        )  # fmt: skip
-        spooled = self.writes.close()
-        for error in self.writes.errors:
-            print(f"greentrain: a write of run {self.run_id} failed: {error}", file=sys.stderr)
-        rescue_if_replaced(self.store, self.run_id)
-        record: dict[str, Any] = {}
-        if spooled is None:
-            try:
-                record = self.store.get_run(self.run_id)
-            except StoreError as err:
-                print(f"greentrain: cannot read run {self.run_id} back: {err}", file=sys.stderr)
+        self.writes.submit(ops.SetRunFields(self.run_id, fields=fields))
+        self.writes.submit(ops.SetMeters(self.run_id, meters=self.meters.statuses()))
+        self.writes.submit(ops.AddEvents(self.run_id, events=self.events))
+        self.writes.submit(ops.FinishRun(
+            self.run_id, status=status, exit_code=exit_code, ended_unix=ended,
+            duration_s=max(0.0, mono - self.m0),
+        ), sync=True)  # fmt: skip
+
+    def ended_with(self, status: str, exit_code: int | None, record: dict[str, Any]) -> None:
+        """Tell the listeners the run is final (``record``: as stored, {} if not readable)."""
         self.fanout.emit("on_end", {"run_id": self.run_id, "status": status,
                                     "exit_code": exit_code, "record": record})  # fmt: skip
         self.fanout.close()
-        return record

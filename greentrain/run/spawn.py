@@ -28,22 +28,22 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from greentrain.errors import EXIT_BUDGET, ConfigError, StoreError
+from greentrain.errors import EXIT_BUDGET, ConfigError
 from greentrain.meters.base import Meter
 from greentrain.meters.proctree import JobCPU
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.run.channel import ChannelServer
 from greentrain.run.group import detect_group
-from greentrain.run.identity import new_run_id, open_store, parent_run_id
-from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import Oversight
 from greentrain.run.process import TERMINATING, Job, become_subreaper, exit_code_of
-from greentrain.run.recorder import Recorder
+from greentrain.run.recorder import Clock, Recorder
+from greentrain.run.session import RunSession
 from greentrain.run.summary import print_summary
 from greentrain.run.watchdog import Watchdog
 
@@ -142,6 +142,7 @@ def run_command(
     meter_objects: Sequence[Meter] = (),
     listeners: Sequence[Any] = (),
     summary: bool = True,
+    clock: Clock | None = None,
     **fields: Any,
 ) -> RunResult:
     """Run ``command`` as a metered job; see the module docstring for codes and status.
@@ -152,6 +153,7 @@ def run_command(
             ``fake``; ``meter_objects`` adds ready meter instances (tests).
         listeners: objects following the run as it goes (:mod:`greentrain.run.listeners`).
         summary: print the end-of-run summary on stderr.
+        clock: where the run reads the time (tests inject a stepping wall clock).
     """
     if not command or not command[0]:
         raise ConfigError("no command given; usage: greentrain run [OPTIONS] -- COMMAND ...")
@@ -159,15 +161,13 @@ def run_command(
     group, warning = detect_group(command, opts.group)
     if warning:
         _say(warning)
-    names = opts.meter_names(with_objects=bool(meter_objects))
     factors = opts.carbon.factors()
-    carbon = factors.to_dict()
     ensure_standard_fds()
-    st, owned = open_store(opts.store)
     become_subreaper()
 
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
     recorder: Recorder | None = None
+    session: RunSession | None = None
     watcher = SignalWatcher(lambda *a, **k: recorder.event(*a, **k) if recorder else None)
     watcher.start()
     channel: ChannelServer | None = None
@@ -175,6 +175,7 @@ def run_command(
     job: Job | None = None
     exit_code, killed_by, status = 1, 0, "failed"
     record: dict[str, Any] = {}
+    run_id = ""
 
     def stop_job(detail: dict[str, Any]) -> None:  # the budget's: SIGINT, SIGKILL after grace
         if job is not None:
@@ -183,14 +184,11 @@ def run_command(
     oversight = Oversight(opts, intensity_g_per_kwh=factors.intensity_g_per_kwh,
                           pue=factors.pue, stop=stop_job)  # fmt: skip
     try:
-        run_id = new_run_id()
-        meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
-        recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s,
-                            listeners=[*oversight.listeners, *listeners], group=group)  # fmt: skip
-        recorder.create(command, opts.name, opts.tags, carbon, parent_id=parent_run_id())
-        meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready,
-                        defer_slow=True)  # fmt: skip
-        recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())
+        session = RunSession(opts, command, name=opts.name, carbon=factors.to_dict(),
+                             meter_objects=meter_objects, group=group, clock=clock,
+                             listeners=[*oversight.listeners, *listeners])  # fmt: skip
+        run_id, recorder, meter_set = session.run_id, session.recorder, session.meters
+        session.start_meters(defer_slow=True)
         if opts.baseline_s > 0 and not watcher.event.is_set():
             recorder.baseline(opts.baseline_s, watcher.event)
         channel = ChannelServer(recorder)
@@ -199,7 +197,7 @@ def run_command(
         if watcher.event.is_set():  # interrupted before the command started
             exit_code, killed_by = 128 + watcher.received[0], watcher.received[0]
         else:
-            watchdog = Watchdog(st.location, run_id, opts.grace_s)
+            watchdog = Watchdog(session.location, run_id, opts.grace_s)
             job = Job(command, env, opts.grace_s)
             recorder.align_start(None)
             cannot_start = job.start()
@@ -213,6 +211,7 @@ def run_command(
                 meter_set.attach(job.pid, job.reaped_cpu_s)
                 oversight.start(recorder)
                 exit_code, killed_by = exit_code_of(job.wait())
+                session.job_ended = time.monotonic()  # --grace counts from here
                 watcher.job = None
         oversight.close()
         if oversight.tripped is not None:
@@ -238,18 +237,13 @@ def run_command(
                 channel.close()
         finally:
             try:
-                if recorder is not None:
-                    record = recorder.finalize(status, exit_code)
-            except StoreError as err:
-                _say(f"the record of this run could not be finished: {err}")
+                if session is not None:
+                    record = session.finish(status, exit_code)
             finally:
                 if watchdog is not None:
                     watchdog.dismiss()
                 watcher.stop()
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-                if owned:
-                    with contextlib.suppress(StoreError):
-                        st.close()
     if summary and record and sys.stderr is not None:
         print_summary(record)
     return RunResult(run_id=run_id, exit_code=int(exit_code), status=status, record=record)

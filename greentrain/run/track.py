@@ -19,17 +19,16 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from greentrain import client
-from greentrain.errors import EXIT_BUDGET, BudgetExceeded, StoreError
+from greentrain.errors import EXIT_BUDGET, BudgetExceeded
 from greentrain.meters.base import Meter
 from greentrain.meters.proctree import JobCPU
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.record.ranking import select_best, total_j
 from greentrain.run.group import GroupInfo
-from greentrain.run.identity import new_run_id, open_store, parent_run_id
-from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import Oversight, say
-from greentrain.run.recorder import Recorder
+from greentrain.run.recorder import Clock, Recorder
+from greentrain.run.session import RunSession
 from greentrain.run.summary import print_summary
 
 
@@ -152,6 +151,7 @@ def track(
     meter_objects: Sequence[Meter] = (),
     listeners: Sequence[Any] = (),
     summary: bool = False,
+    clock: Clock | None = None,
     **fields: Any,
 ) -> Iterator[Run]:
     """Meter the current process as one run.
@@ -165,6 +165,7 @@ def track(
         meter_objects: ready meter instances, in addition to ``meters`` (tests).
         listeners: objects following the run as it goes (:mod:`greentrain.run.listeners`).
         summary: print the end-of-run summary on stderr.
+        clock: where the run reads the time (tests inject a stepping wall clock).
 
     On exit the record is finalized: ``finished``; ``interrupted`` on KeyboardInterrupt, and on
     SIGTERM/SIGHUP (then ``SystemExit(128 + signal)`` is raised, the shell's exit code for a
@@ -180,25 +181,20 @@ def track(
                 "it the budget (greentrain run --budget-kwh ... -- ...)")  # fmt: skip
         yield Run(outer, None)
         return
-    names = opts.meter_names(with_objects=bool(meter_objects))
     factors = opts.carbon.factors()
-    carbon = factors.to_dict()
     stop = functools.partial(_interrupt, threading.current_thread())
     oversight = Oversight(opts, intensity_g_per_kwh=factors.intensity_g_per_kwh, pue=factors.pue,
                           stop=stop)  # fmt: skip
-    st, owned = open_store(opts.store)
     command = list(sys.argv) if sys.argv and sys.argv[0] else ["python"]
-    run_id = new_run_id()
-    meter_set = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
     group = GroupInfo(opts.group, None, "--group") if opts.group else None
-    recorder = Recorder(st, run_id, meter_set, sample_s=opts.sample_s,
-                        listeners=[*oversight.listeners, *listeners], group=group)  # fmt: skip
-    recorder.create(command, name or opts.name, opts.tags, carbon, parent_id=parent_run_id())
+    session = RunSession(opts, command, name=name or opts.name, carbon=factors.to_dict(),
+                         meter_objects=meter_objects, group=group, clock=clock,
+                         listeners=[*oversight.listeners, *listeners])  # fmt: skip
+    run_id, recorder = session.run_id, session.recorder
     handle = Run(run_id, recorder, oversight)
     status, exit_code = "failed", 1
     try:
-        meter_set.start(background_slow=opts.baseline_s == 0, on_ready=recorder.on_meter_ready)
-        recorder.writes.submit("set_meters", run_id=run_id, meters=meter_set.statuses())
+        session.start_meters()
         recorder.align_start(JobCPU())
         oversight.start(recorder)
         client.bind(recorder)
@@ -227,15 +223,7 @@ def track(
         raise
     finally:
         oversight.close()
-        try:
-            handle.record = recorder.finalize(status, exit_code)
-            handle.status = status
-        except StoreError as err:
-            print(f"greentrain: the record of run {run_id} could not be finished: {err}",
-                  file=sys.stderr)  # fmt: skip
-        finally:
-            if owned:
-                with contextlib.suppress(StoreError):
-                    st.close()
+        handle.record = session.finish(status, exit_code)
+        handle.status = status
         if summary and handle.record and sys.stderr is not None:
             print_summary(handle.record)

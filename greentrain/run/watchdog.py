@@ -6,7 +6,9 @@ read end only the watchdog holds. The wrapper tells it the job's process group a
 finishes normally, ``ok``. If the pipe closes without ``ok`` -- the wrapper was SIGKILLed, hit
 by the OOM killer, or crashed -- the watchdog stops the job's group (SIGTERM, then SIGKILL
 after the grace period) and marks the run ``interrupted`` in the store, with an event saying
-so; its energy is the last sample the wrapper stored (every few seconds).
+so; its energy is the last sample the wrapper stored (every few seconds). Opening the store
+lands what the wrapper's journal still held first; a store that does not answer gets the mark
+through the journal (``greentrain store sync``).
 
 The watchdog starts as a few lines of plain Python (:data:`BOOTSTRAP`, fast to start, holding
 no module of the wrapper) and imports this module only when it has to act. It gets the store
@@ -22,7 +24,9 @@ import signal
 import sys
 import time
 
-from greentrain.store import Store, StoreLocation
+from greentrain.store import Store, StoreLocation, locate
+from greentrain.store.journal import append_last_word
+from greentrain.store.ops import AbandonRun
 
 ENV_WATCHDOG_STORE = "GREENTRAIN_WATCHDOG_STORE"
 
@@ -123,7 +127,15 @@ def rescue(store_path: str, run_id: str, pgid: int | None, grace_s: float) -> No
         ),
     }
     try:
-        with Store(store_path) as store:
+        with Store(store_path) as store:  # lands the dead wrapper's journal first
             store.abandon_run(run_id, time.time(), event)
-    except Exception as err:  # noqa: BLE001 - nobody is left to tell but the terminal
-        print(f"greentrain watchdog: could not mark run {run_id}: {err}", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - the store does not answer: the journal keeps it
+        write = AbandonRun(run_id, ended_unix=time.time(), event=event)
+        try:
+            where = append_last_word(locate(store_path), run_id, write)
+        except Exception as again:  # noqa: BLE001 - nobody is left to tell but the terminal
+            print(f"greentrain watchdog: could not mark run {run_id}: {err}; nor journal it: "
+                  f"{again}", file=sys.stderr)  # fmt: skip
+            return
+        print(f"greentrain watchdog: run {run_id} is marked interrupted in its journal {where} "
+              f"(the store: {err}); `greentrain store sync` lands it", file=sys.stderr)  # fmt: skip

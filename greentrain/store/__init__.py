@@ -7,6 +7,8 @@ machine share, or in a PostgreSQL database that the machines of a cluster share.
   :mod:`~greentrain.store.postgres`): one ``write()``/``transaction()`` at a time, retries while
   the store is busy or unreachable, backend errors as one line.
 * :mod:`~greentrain.store.schema`: tables, version, migrations (the same for both backends).
+* :mod:`~greentrain.store.ops`: a run's writes, typed; :mod:`~greentrain.store.journal`: the
+  per-run journal they are appended to before :meth:`Store.apply_entries` lands them, once.
 * :mod:`~greentrain.store.reader` / :mod:`~greentrain.store.writer`: the :class:`Store` API;
   :mod:`~greentrain.store.merge`: several stores into one.
 
@@ -21,8 +23,8 @@ from __future__ import annotations
 
 from greentrain.errors import StoreError
 from greentrain.store.connection import DEFAULT_PATH, ENV_STORE, default_path, default_target
+from greentrain.store.journal import journal_dir
 from greentrain.store.location import StoreLocation, is_url, locate, redact, redact_all
-from greentrain.store.recovery import spool_dir
 from greentrain.store.schema import SCHEMA_VERSION
 from greentrain.store.writer import Store
 
@@ -36,8 +38,8 @@ __all__ = [
     "default_path",
     "default_target",
     "is_url",
+    "journal_dir",
     "locate",
     "redact",
     "redact_all",
-    "spool_dir",
 ]

@@ -10,7 +10,7 @@ adapter translates), the same schema and the same semantics:
   any error. While the store is *busy* -- another writer holds SQLite's lock, a PostgreSQL row
   or table lock, or the server does not answer -- the whole transaction is retried with
   back-off for up to :attr:`Connection.patience_s` seconds (default :data:`RETRY_S`), then
-  :class:`~greentrain.errors.StoreBusy` is raised (callers spool what they could not write).
+  :class:`~greentrain.errors.StoreBusy` is raised (a run's writes then wait in its journal).
 * :meth:`Connection.query` reads, retried the same way.
 * A store that is damaged, foreign, read-only, full, or refuses our credentials raises
   StoreError, with the cause and the fix in one line, and is never written.
@@ -54,6 +54,7 @@ class Cursor(Protocol):
     """What :meth:`Tx.execute` returns (sqlite3's and psycopg's cursors both fit)."""
 
     description: Any
+    rowcount: int
 
     def fetchone(self) -> tuple | None: ...
 

@@ -14,7 +14,6 @@ value, an error message) before that text is stored or printed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from greentrain.record.secrets import HIDDEN, redact, redact_all
 
 __all__ = [  # redact, redact_all and HIDDEN are re-exported from greentrain.record.secrets
     "DEFAULT_PATH",
-    "ENV_SPOOL",
     "ENV_STORE",
     "HIDDEN",
     "URL_SCHEMES",
@@ -41,7 +39,6 @@ __all__ = [  # redact, redact_all and HIDDEN are re-exported from greentrain.rec
 
 DEFAULT_PATH = Path("reports") / "greentrain.db"
 ENV_STORE = "GREENTRAIN_STORE"
-ENV_SPOOL = "GREENTRAIN_SPOOL_DIR"
 URL_SCHEMES = ("postgresql://", "postgres://")
 _OTHER_URL = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -71,23 +68,6 @@ class StoreLocation:
     @property
     def is_sqlite(self) -> bool:
         return self.kind == "sqlite"
-
-    def spool_dir(self) -> Path:
-        """Where runs leave writes the store did not take: ``<file>.spool/`` beside an SQLite
-        store; for PostgreSQL a local folder named after the database
-        (``$GREENTRAIN_SPOOL_DIR``, else ``$XDG_STATE_HOME/greentrain/spool``, else
-        ``~/.local/state/greentrain/spool``)."""
-        if self.path is not None:
-            return Path(str(self.path) + ".spool")
-        base = os.environ.get(ENV_SPOOL, "").strip()
-        if not base:
-            state = os.environ.get("XDG_STATE_HOME", "").strip() or os.path.join(
-                os.path.expanduser("~"), ".local", "state"
-            )
-            base = os.path.join(state, "greentrain", "spool")
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.shown.split("://", 1)[-1]).strip("-")
-        digest = hashlib.sha1(self.shown.encode()).hexdigest()[:10]
-        return Path(base) / f"{slug[:60]}-{digest}"
 
 
 def default_target() -> str:

@@ -11,8 +11,10 @@ Nothing is lost and nothing is counted twice:
 * a run found twice with the same content (a node file merged again, a run already in the
   target) is copied once and reported as already there;
 * a run id found twice with different content is a conflict: refused, naming both places;
-* a run still ``running`` in a source, or a source with writes still waiting in its spool
-  folder, is refused until it is complete (the message says how);
+* journals still waiting on this machine for a source or the target
+  (:mod:`greentrain.store.journal`) are landed first, idempotently, as every writing command
+  does; a run still ``running`` in a source is refused until it is complete (the message says
+  how);
 * the target may not be one of the sources.
 
 The metrics' sequence numbers are the target's own (their order within a run is kept).
@@ -29,6 +31,7 @@ from typing import Any
 from greentrain.errors import ConfigError
 from greentrain.store.backend import connect
 from greentrain.store.connection import Connection, Tx
+from greentrain.store.journal import pending_journals
 from greentrain.store.location import StoreLocation, locate
 from greentrain.store.schema import CHILD_TABLES, check_schema
 from greentrain.store.writer import Store
@@ -102,12 +105,8 @@ def read_bundles(
 
 
 def _open_source(location: StoreLocation) -> Connection:
-    spool = location.spool_dir()
-    if location.is_sqlite and spool.is_dir() and any(spool.glob("*.jsonl")):
-        raise ConfigError(
-            f"{location.shown} has writes still waiting in {spool}; open it once for writing "
-            f"(greentrain runs --store {location.shown}) so they land, then merge"
-        )
+    if pending_journals(location):
+        Store(location, create=False).close()  # lands them (claimed, keyed: never twice)
     conn = connect(location, read_only=True, create=False)
     try:
         check_schema(conn)

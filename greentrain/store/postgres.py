@@ -8,8 +8,11 @@ Same schema, migrations, JSON and semantics as the SQLite file (see
   A transaction that meets a lock for longer than the caller's patience (``lock_timeout``), a
   serialisation failure or a deadlock is retried whole, and after the patience is spent it is
   :class:`~greentrain.errors.StoreBusy` -- as a locked SQLite file is.
-* A server that stops answering mid-run is *busy* too: the connection is re-made on the next
-  attempt, and writes that never land are spooled locally (:mod:`greentrain.run.writes`).
+* A server that stops answering, refuses connections (down, or at its connection limit), or
+  whose disk is full is *busy* too -- a passing fault, at opening as mid-run: the connection is
+  re-made on the next attempt, and a run's writes wait in its journal
+  (:mod:`greentrain.store.journal`) meanwhile. Connections use TCP keepalives, write
+  transactions a ``statement_timeout``.
 * Migrations of concurrent first writers are serialised by an advisory lock.
 * Text cannot hold NUL in PostgreSQL; strings are stored with NUL (and the escape character
   U+E000 itself) escaped, and read back exactly.
@@ -29,13 +32,19 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
-from greentrain.errors import StoreError
+from greentrain.errors import StoreBusy, StoreError
 from greentrain.store.connection import Connection, Tx, one_line
 from greentrain.store.location import HIDDEN, StoreLocation, redact
 
 CONNECT_TIMEOUT_S = 10
 READ_LOCK_TIMEOUT_MS = 2_000  # a read waiting on a lock gives up (and is retried) after this
 MAX_LOCK_TIMEOUT_MS = 30_000
+STATEMENT_TIMEOUT_MS = 60_000  # a write transaction's statements give up after this
+# A server that vanished (a dead host, a cut network) is noticed within about 20 s on TCP;
+# libpq ignores these on a UNIX socket. A *stopped* server's kernel still answers probes, so
+# the wrapper never waits on a store call: its writes land from a thread it need not join.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 5,
+              "keepalives_count": 3, "tcp_user_timeout": 20_000}  # fmt: skip
 MIGRATION_LOCK = 0x677265656E74  # advisory lock key serialising schema migrations
 _ESC = "\ue000"
 
@@ -50,7 +59,8 @@ _UNREACHABLE_HINTS = (
     "connection refused", "no such file or directory", "could not translate host name",
     "timeout expired", "network is unreachable", "no route to host", "server closed",
     "could not connect", "connection timed out", "the connection is closed",
-    "terminating connection", "the database system is",
+    "terminating connection", "the database system is", "too many clients", "too many connections",
+    "remaining connection slots", "could not receive data", "could not send data",
 )  # fmt: skip
 
 
@@ -79,6 +89,7 @@ class _Cursor:
     def __init__(self, cur: psycopg.Cursor) -> None:
         self._cur = cur
         self.description = cur.description
+        self.rowcount = cur.rowcount
 
     def fetchone(self) -> tuple | None:
         row = self._cur.fetchone()
@@ -118,7 +129,10 @@ class PostgresConnection(Connection):
         try:
             self.db: psycopg.Connection | None = self._connect()
         except psycopg.Error as err:
-            raise StoreError(self._cannot_open(err)) from None
+            message = self._cannot_open(err)
+            if any(h in one_line(err).lower() for h in _UNREACHABLE_HINTS):
+                raise StoreBusy(message) from None  # passing: a run goes on with its journal
+            raise StoreError(message) from None
 
     @staticmethod
     def _parse(location: StoreLocation) -> dict[str, Any]:
@@ -143,7 +157,7 @@ class PostgresConnection(Connection):
         if self.read_only:
             options += " -c default_transaction_read_only=on"
         params = {"connect_timeout": max(2, int(timeout_s)), "application_name": "greentrain",
-                  **self._params, "options": options.strip()}  # fmt: skip
+                  **KEEPALIVES, **self._params, "options": options.strip()}  # fmt: skip
         return psycopg.connect(**params, autocommit=True)
 
     def connection(self) -> psycopg.Connection:
@@ -200,7 +214,10 @@ class PostgresConnection(Connection):
     def _begin(self) -> None:
         db = self.connection()
         wait_ms = int(min(MAX_LOCK_TIMEOUT_MS, max(self.patience_s * 1000, 1)))
-        db.execute(f"BEGIN; SET LOCAL lock_timeout = {wait_ms}")  # one round trip
+        db.execute(
+            f"BEGIN; SET LOCAL lock_timeout = {wait_ms};"
+            f" SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"
+        )  # one round trip
         self._in_tx = True
 
     def _commit(self) -> None:
@@ -224,6 +241,8 @@ class PostgresConnection(Connection):
             lost or any(h in low for h in _UNREACHABLE_HINTS)
         ):
             return f"is unreachable ({self._scrub(one_line(err))})"
+        if isinstance(err, (pg_errors.DiskFull, pg_errors.QueryCanceled)):
+            return f"cannot take writes now ({self._scrub(one_line(err))})"
         return None
 
     def _failure(self, err: BaseException, reading: bool) -> StoreError | None:

@@ -19,9 +19,13 @@ Tables (:data:`MIGRATIONS` has one function per version):
   (the wrappers of one multi-node job; NULL for a run of its own) and the wrapper's rank in it
   (SLURM task or torchrun node rank); ``runs.election``: which physical devices this wrapper
   metered and which another wrapper of its group metered instead (JSON).
-* v4: ``runs.parent_id``: the run this one is nested in (a ``greentrain run`` or ``track()``
-  started inside another run's process tree, found through ``GREENTRAIN_RUN``; NULL for a run
-  of its own). Totals count a nested run once, in its parent (:mod:`greentrain.record.nesting`).
+* v4: ``journal_applied`` (run_id, n): the journal entries (:mod:`greentrain.store.journal`)
+  already applied, the unique key that makes applying a journal idempotent: an entry's key is
+  inserted (``ON CONFLICT DO NOTHING``) in the same transaction as its rows, so a retry, a
+  second importer or a crash mid-apply never applies it twice. ``runs.pid_ticks``: the
+  wrapper's start time in clock ticks since boot (``/proc/PID/stat`` field 22), which a
+  wall-clock step cannot change; ``runs.parent_id``: the run whose process tree this run was
+  started in (nested runs; NULL for a top-level run).
 
 The DDL is written once, for SQLite; :meth:`Connection.ddl` turns it into PostgreSQL's types
 (``REAL`` -> ``DOUBLE PRECISION``, integers -> ``BIGINT``, an identity column for the metrics'
@@ -41,6 +45,7 @@ from greentrain.store.connection import Connection, Tx
 SCHEMA_VERSION = 4
 APP_ID = "greentrain"
 CHILD_TABLES = ("energy", "windows", "metrics", "meters", "samples")
+KEY_TABLE = "journal_applied"  # (run_id, n) of every journal entry applied (v4)
 
 _V1 = """
 CREATE TABLE greentrain_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -152,6 +157,12 @@ def _migrate_v3(conn: Connection, tx: Tx) -> None:
 
 
 _V4 = """
+CREATE TABLE journal_applied (
+    run_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (run_id, n)
+);
+ALTER TABLE runs ADD COLUMN pid_ticks INTEGER;
 ALTER TABLE runs ADD COLUMN parent_id TEXT;
 CREATE INDEX runs_parent ON runs (parent_id)
 """

@@ -4,12 +4,14 @@ A write transaction starts with ``BEGIN IMMEDIATE``, which takes the file's writ
 (retried while another writer holds it, on top of SQLite's own busy timeout), so the statements
 inside never meet a busy database. A file that is not SQLite is refused before it is opened and
 never touched; one SQLite cannot read is "damaged", and a read-only place or a full disk is
-named as the cause. Keep SQLite files on a local disk: its locks are unsafe on network file
-systems (NFS, Lustre), which is what the PostgreSQL backend is for.
+named as the cause; a full disk is a passing fault (*busy*: retried, and a run's writes wait in
+its journal until there is room). Keep SQLite files on a local disk: its locks are unsafe on
+network file systems (NFS, Lustre), which is what the PostgreSQL backend is for.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import urllib.parse
@@ -130,6 +132,10 @@ class SQLiteConnection(Connection):
             msg = str(err).lower()
             if "locked" in msg or "busy" in msg:
                 return f"is locked by another process ({err})"
+            if "full" in msg or "disk i/o error" in msg:
+                return f"cannot take writes: the disk is full ({err})"
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return f"cannot take writes: the disk is full ({err})"
         return None
 
     def _failure(self, err: BaseException, reading: bool) -> StoreError | None:

@@ -1,42 +1,77 @@
-"""The store's writer API, what the harness calls over a run's life.
+"""The store's writer API: a run's writes, as :mod:`greentrain.store.ops` types them.
 
 ``create_run`` (status ``running``) -> ``set_meters`` / ``update_config`` / ``begin_window`` /
 ``end_window`` / ``add_metrics`` / ``add_energy`` -> ``set_run_fields(best=...)`` ->
-``finish_run``. Each call is one short transaction (retried whole while the store is busy);
-values are stored as JSON made safe by :mod:`greentrain.record.jsonable` (NaN and infinities
-become null), and plain text columns (a name, a working directory) pass through the same
-:func:`greentrain.record.text.storable` (text that is not UTF-8 is escaped and marked). The
-SQL is the same for both backends (``ON CONFLICT`` upserts, ``?`` placeholders).
+``finish_run``. Each call is one short transaction (retried whole while the store is busy).
+
+A run's own writes come from its journal instead, through :meth:`Store.apply_entries`: each
+entry is applied with its unique key ``(run_id, n)`` in the ``journal_applied`` table, in the
+same transaction as its rows (``INSERT ... ON CONFLICT DO NOTHING``; an entry whose key is
+there already is skipped), so applying a journal twice, from two processes at once, or again
+after a crash mid-apply changes nothing.
 """
 
 from __future__ import annotations
 
-import math
 import os
+import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from greentrain.errors import StoreError
-from greentrain.record.jsonable import dumps, loads, to_jsonable
+import greentrain.store.ops as ops
+from greentrain.errors import StoreBusy, StoreError
 from greentrain.record.text import storable
-from greentrain.record.vocabulary import STATUSES
-from greentrain.store.liveness import process_started
+from greentrain.store.journal import claim, pending_journals, read_journal
+from greentrain.store.liveness import process_started, start_ticks
 from greentrain.store.recovery import StoreRecovery
-from greentrain.store.schema import CHILD_TABLES
-from greentrain.units import iso_utc
-
-_SETTABLE = frozenset(
-    {"name", "carbon", "baseline", "best", "git", "env", "tags", "command", "cwd", "election"}
-)
+from greentrain.store.schema import CHILD_TABLES, KEY_TABLE
 
 
-METRIC_ROWS = 100  # metrics entries per INSERT statement (500 parameters)
+class StorableTx:
+    """A transaction whose plain text parameters (a name, a working directory) pass through
+    :func:`greentrain.record.text.storable` on their way in: text that is not UTF-8 (a path
+    the system gave as bytes) is stored escaped and marked, never refused. JSON columns are
+    made storable by :func:`greentrain.record.jsonable.to_jsonable` already."""
+
+    def __init__(self, tx: Any) -> None:
+        self._tx = tx
+
+    def execute(self, sql: str, params: tuple | list = ()) -> Any:
+        return self._tx.execute(sql, [storable(p) if isinstance(p, str) else p for p in params])
+
+    def executemany(self, sql: str, rows: list) -> Any:
+        return self._tx.executemany(
+            sql, [[storable(p) if isinstance(p, str) else p for p in row] for row in rows]
+        )
 
 
-def now_iso(t: float | None = None) -> str:
-    """ISO-8601 UTC timestamp of ``t`` (unix seconds; default now)."""
-    return iso_utc(time.time() if t is None else t)
+@dataclass
+class Applied:
+    """What applying journal entries did: entries stored now, and entries found already there
+    (applied before, by this process or another)."""
+
+    stored: int = 0
+    already: int = 0
+
+
+APPLY_BATCH = 200  # journal entries per transaction when a journal is synced
+OPEN_SYNC_PATIENCE_S = 5.0  # how long opening a store waits for it to land waiting journals
+
+
+@dataclass
+class SyncReport:
+    """What :meth:`Store.sync_journals` did: journals landed whole (and deleted), entries
+    stored now and found already there, torn entries skipped (one line each), and journals
+    left waiting (one line each: in use, or the store did not take them)."""
+
+    journals: int = 0
+    stored: int = 0
+    already: int = 0
+    torn: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 class Store(StoreRecovery):
@@ -54,34 +89,81 @@ class Store(StoreRecovery):
         *,
         read_only: bool = False,
         create: bool = True,
+        sync: bool = True,
     ):
         super().__init__(path, read_only=read_only, create=create)
-        if not read_only:
-            self.import_spools()
+        if sync and not read_only:
+            with self.patience(OPEN_SYNC_PATIENCE_S):  # a busy store delays no command long
+                report = self.sync_journals()
+            for line in report.torn:
+                print(f"greentrain: journal {line}", file=sys.stderr)
+            if report.journals:
+                print(f"greentrain: {report.journals} pending journals landed in {self.path} "
+                      f"({report.stored} entries)", file=sys.stderr)  # fmt: skip
 
     def __enter__(self) -> Store:
         return self
 
-    def _write(self, statements: Iterable[tuple[str, tuple | list]]) -> None:
-        """Run ``statements`` (sql, params) in one transaction; runs of the same statement
-        (a batch of metrics, a reading's energy rows) go as one ``executemany`` (one round trip
-        to a PostgreSQL server instead of one per row)."""
-        batches: list[tuple[str, list]] = []
-        for sql, raw in statements:
-            params = [storable(p) if isinstance(p, str) else p for p in raw]  # plain text columns
-            if batches and batches[-1][0] == sql:
-                batches[-1][1].append(params)
-            else:
-                batches.append((sql, [params]))
+    def sync_journals(self) -> SyncReport:
+        """Land every journal waiting on this machine for this store that no live process
+        holds: claimed (:func:`~greentrain.store.journal.claim`), applied idempotently, then
+        deleted. A store that stays busy leaves the journal for later; one that refuses an
+        entry for good leaves it as ``...failed``."""
+        report = SyncReport()
+        for path in pending_journals(self.location):
+            if path.name.endswith(".failed"):
+                continue
+            with claim(path) as claimed:
+                if claimed is None:
+                    report.kept.append(f"{path}: in use by its run or another importer")
+                elif not self._land(claimed, report):
+                    break  # the store is busy: the rest waits too
+        return report
 
-        def run(tx: Any) -> None:
-            for sql, rows in batches:
-                if len(rows) == 1:
-                    tx.execute(sql, rows[0])
-                else:
-                    tx.executemany(sql, rows)
+    def _land(self, path: Path, report: SyncReport) -> bool:
+        """Apply one claimed journal; False when the store was busy (the journal stays)."""
+        journal = read_journal(path)
+        report.torn += journal.torn
+        try:
+            for start in range(0, len(journal.entries), APPLY_BATCH):
+                done = self.apply_entries(journal.entries[start : start + APPLY_BATCH])
+                report.stored += done.stored
+                report.already += done.already
+        except StoreBusy as err:
+            report.kept.append(f"{path}: {err}")
+            return False
+        except StoreError as err:
+            failed = path.with_name(path.name.split(".claimed-")[0] + ".failed")
+            path.rename(failed)
+            report.kept.append(f"{failed}: the store refused it ({err})")
+            return True
+        path.unlink()
+        report.journals += 1
+        return True
 
-        self._conn.write(run)
+    def write(self, write: ops.Write) -> None:
+        """Apply one typed write in its own transaction (no journal key)."""
+        self._conn.write(lambda tx: write.run(StorableTx(tx), self._conn))
+
+    def apply_entries(self, entries: Sequence[tuple[int, ops.Write]]) -> Applied:
+        """Apply journal entries ``(n, write)`` in one transaction, each exactly once (see the
+        module docstring); what was stored now and what was there already."""
+
+        def run(tx: Any) -> Applied:
+            done = Applied()
+            for n, write in entries:
+                cur = tx.execute(
+                    f"INSERT INTO {KEY_TABLE} (run_id, n) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (write.run_id, n),
+                )
+                if cur.rowcount == 0:
+                    done.already += 1
+                    continue
+                write.run(StorableTx(tx), self._conn)
+                done.stored += 1
+            return done
+
+        return self._conn.write(run) if entries else Applied()
 
     def create_run(
         self,
@@ -103,129 +185,38 @@ class Store(StoreRecovery):
         """Insert a ``running`` run owned by process ``pid`` (default: this one) on this host;
         ``group_id``: the run group it is one node's part of, ``group_rank`` its rank there;
         ``parent_id``: the run it is nested in (:mod:`greentrain.record.nesting`)."""
-        t = time.time() if started_unix is None else started_unix
         pid = os.getpid() if pid is None else pid
-        self._write(
-            [
-                (
-                    "INSERT INTO runs (id, name, status, started_at, started_unix, tags, config,"
-                    " command, cwd, git, env, carbon, host, pid, pid_started, group_id, group_rank,"
-                    " parent_id) VALUES (?, ?, 'running', ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                    " ?, ?)",
-                    (
-                        run_id,
-                        name,
-                        now_iso(t),
-                        t,
-                        dumps(dict(tags or {})),
-                        dumps(list(command)),
-                        cwd,
-                        dumps(dict(git or {})),
-                        dumps(dict(env or {})),
-                        dumps(dict(carbon)) if carbon is not None else None,
-                        self.host,
-                        pid,
-                        process_started(pid),
-                        group_id,
-                        group_rank,
-                        parent_id,
-                    ),
-                )
-            ]
-        )
+        self.write(ops.CreateRun(
+            run_id, name=name, command=list(command), cwd=cwd, tags=dict(tags or {}),
+            git=dict(git or {}), env=dict(env or {}),
+            carbon=None if carbon is None else dict(carbon),
+            started_unix=time.time() if started_unix is None else started_unix, host=self.host,
+            pid=pid, pid_started=process_started(pid), pid_ticks=start_ticks(pid),
+            group_id=group_id, group_rank=group_rank, parent_id=parent_id,
+        ))  # fmt: skip
 
     def update_config(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Merge ``params`` into the run's config (later keys win), in one transaction."""
-
-        def merge(tx: Any) -> None:
-            row = tx.execute(
-                "SELECT config FROM runs WHERE id = ?" + self._conn.for_update, (run_id,)
-            ).fetchone()
-            if row is None:
-                raise StoreError(f"no run {run_id} in {self.path}")
-            config = loads(row[0], {})
-            config.update(to_jsonable(dict(params)))
-            tx.execute("UPDATE runs SET config = ? WHERE id = ?", (dumps(config), run_id))
-
-        self._conn.write(merge)
+        self.write(ops.UpdateConfig(run_id, params=dict(params)))
 
     def set_run_fields(self, run_id: str, **fields: Any) -> None:
         """Update plain columns (carbon, baseline, best, git, env, name ...); dicts -> JSON."""
-        bad = set(fields) - _SETTABLE
-        if bad:
-            raise ValueError(f"cannot set {sorted(bad)}")
-        if not fields:
-            return
-        cols = ", ".join(f"{k} = ?" for k in fields)
-        vals = [dumps(v) if isinstance(v, (dict, list)) else v for v in fields.values()]
-        self._write([(f"UPDATE runs SET {cols} WHERE id = ?", (*vals, run_id))])
+        self.write(ops.SetRunFields(run_id, fields=fields))
 
     def set_meters(self, run_id: str, meters: Iterable[Mapping[str, Any]]) -> None:
         """Record (replace) each meter's status: meter, available, reason, fix, error, devices."""
-        self._write(
-            (
-                "INSERT INTO meters (run_id, meter, available, reason, fix, error, devices)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, meter) DO UPDATE SET"
-                " available = excluded.available, reason = excluded.reason, fix = excluded.fix,"
-                " error = excluded.error, devices = excluded.devices",
-                (
-                    run_id,
-                    m["meter"],
-                    int(bool(m.get("available"))),
-                    m.get("reason") or "",
-                    m.get("fix") or "",
-                    m.get("error"),
-                    dumps(list(m.get("devices") or [])),
-                ),
-            )
-            for m in meters
-        )
+        self.write(ops.SetMeters(run_id, meters=[dict(m) for m in meters]))
 
     def add_energy(self, run_id: str, window_idx: int, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Store (replace) energy rows for a scope: ``window_idx`` = -1 (whole run) or a window.
-
-        Each row: meter, domain, device, method, energy_j (joules), detail (dict). A
-        non-finite energy is not stored.
-        """
-        stmts = [
-            (
-                "INSERT INTO energy (run_id, window_idx, meter, domain, device, method,"
-                " energy_j, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (run_id, window_idx, meter, domain, device) DO UPDATE SET"
-                " method = excluded.method, energy_j = excluded.energy_j,"
-                " detail = excluded.detail",
-                (
-                    run_id,
-                    window_idx,
-                    r["meter"],
-                    r["domain"],
-                    r["device"],
-                    r["method"],
-                    float(r["energy_j"]),
-                    dumps(dict(r.get("detail") or {})),
-                ),
-            )
-            for r in rows
-            if math.isfinite(float(r["energy_j"]))
-        ]
-        if stmts:
-            self._write(stmts)
+        """Store (replace) energy rows for a scope: ``window_idx`` = -1 (whole run) or a window."""
+        self.write(ops.AddEnergy(run_id, window_idx=window_idx, rows=[dict(r) for r in rows]))
 
     def begin_window(
         self, run_id: str, idx: int, name: str, started_unix: float, info: Mapping | None = None
     ) -> None:
         """Open window ``idx`` named ``name``."""
-        self._write(
-            [
-                (
-                    "INSERT INTO windows (run_id, idx, name, started_at, info)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, idx) DO UPDATE SET"
-                    " name = excluded.name, started_at = excluded.started_at,"
-                    " ended_at = NULL, duration_s = NULL, info = excluded.info",
-                    (run_id, idx, name, now_iso(started_unix), dumps(info or {})),
-                )
-            ]
-        )
+        self.write(ops.BeginWindow(run_id, idx=idx, name=name, started_unix=started_unix,
+                                   info=dict(info or {})))  # fmt: skip
 
     def end_window(
         self,
@@ -236,34 +227,12 @@ class Store(StoreRecovery):
         energy_rows: Iterable[Mapping[str, Any]] = (),
     ) -> None:
         """Close window ``idx`` (duration in seconds) and store its energy rows."""
-        self._write(
-            [
-                (
-                    "UPDATE windows SET ended_at = ?, duration_s = ? WHERE run_id = ? AND idx = ?",
-                    (now_iso(ended_unix), duration_s, run_id, idx),
-                )
-            ]
-        )
-        self.add_energy(run_id, idx, energy_rows)
+        self.write(ops.EndWindow(run_id, idx=idx, ended_unix=ended_unix, duration_s=duration_s,
+                                 energy_rows=[dict(r) for r in energy_rows]))  # fmt: skip
 
     def add_metrics(self, run_id: str, entries: Iterable[Mapping[str, Any]]) -> None:
-        """Append logged metrics: each entry has step, window, time_s and a metrics dict.
-
-        One multi-row INSERT per :data:`METRIC_ROWS` entries, kept in order (one round trip to
-        a PostgreSQL server for a whole batch)."""
-        rows = [
-            (run_id, e.get("step"), e.get("window"), float(e["time_s"]),
-             dumps(dict(e.get("metrics") or {})))
-            for e in entries
-        ]  # fmt: skip
-        stmts = []
-        for start in range(0, len(rows), METRIC_ROWS):
-            chunk = rows[start : start + METRIC_ROWS]
-            values = ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
-            sql = f'INSERT INTO metrics (run_id, step, "window", time_s, payload) VALUES {values}'
-            stmts.append((sql, [v for row in chunk for v in row]))
-        if stmts:
-            self._write(stmts)
+        """Append logged metrics: each entry has step, window, time_s and a metrics dict."""
+        self.write(ops.AddMetrics(run_id, entries=[dict(e) for e in entries]))
 
     def finish_run(
         self,
@@ -274,41 +243,16 @@ class Store(StoreRecovery):
         ended_unix: float | None = None,
         duration_s: float | None = None,
     ) -> None:
-        """Set the final status, exit code, end time and duration.
-
-        ``duration_s`` is the job's wall time in seconds (default: end - record creation).
-        """
-        if status not in STATUSES:
-            raise ValueError(f"status {status!r} not in {STATUSES}")
-        t = time.time() if ended_unix is None else ended_unix
-        self._write(
-            [
-                (
-                    "UPDATE runs SET status = ?, exit_code = ?, ended_at = ?,"
-                    " duration_s = COALESCE(?, ? - started_unix) WHERE id = ?",
-                    (status, exit_code, now_iso(t), duration_s, t, run_id),
-                )
-            ]
-        )
+        """Set the final status, exit code, end time and duration (seconds; default: end -
+        record creation)."""
+        self.write(ops.FinishRun(
+            run_id, status=status, exit_code=exit_code,
+            ended_unix=time.time() if ended_unix is None else ended_unix, duration_s=duration_s,
+        ))  # fmt: skip
 
     def add_events(self, run_id: str, events: Iterable[Mapping[str, Any]]) -> None:
         """Append events (``{"t", "event", ...}``) to the run's ``events`` list."""
-        events = [dict(e) for e in events]
-        if not events:
-            return
-
-        def append(tx: Any) -> None:
-            row = tx.execute(
-                "SELECT events FROM runs WHERE id = ?" + self._conn.for_update, (run_id,)
-            ).fetchone()
-            if row is None:
-                raise StoreError(f"no run {run_id} in {self.path}")
-            tx.execute(
-                "UPDATE runs SET events = ? WHERE id = ?",
-                (dumps(loads(row[0], []) + to_jsonable(events)), run_id),
-            )
-
-        self._conn.write(append)
+        self.write(ops.AddEvents(run_id, events=[dict(e) for e in events]))
 
     def add_sample(
         self,
@@ -320,24 +264,19 @@ class Store(StoreRecovery):
     ) -> None:
         """Store the run's ``seq``-th sample: unix time, job CPU seconds and cumulative readings
         (:func:`greentrain.record.readings.sample_readings`)."""
-        self._write(
-            [
-                (
-                    "INSERT INTO samples (run_id, seq, t, cpu_s, readings)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO UPDATE SET"
-                    " t = excluded.t, cpu_s = excluded.cpu_s, readings = excluded.readings",
-                    (run_id, seq, t, cpu_s, dumps([dict(r) for r in readings])),
-                )
-            ]
-        )
+        self.write(ops.AddSample(run_id, seq=seq, t=t, cpu_s=cpu_s,
+                                 readings=[dict(r) for r in readings]))  # fmt: skip
 
     def delete_run(self, run_id: str) -> list[str]:
         """Delete a run, or every run of a group, and all their rows (``run_id`` may be a
         unique prefix); returns the ids of the runs deleted."""
         full = self.resolve_id(run_id)
         ids = self.member_ids(full) if self.is_group(full) else [full]
-        self._write(
-            [(f"DELETE FROM {table} WHERE run_id = ?", (i,)) for i in ids for table in CHILD_TABLES]
-            + [("DELETE FROM runs WHERE id = ?", (i,)) for i in ids]
-        )
+
+        def delete(tx: Any) -> None:
+            for table in (*CHILD_TABLES, KEY_TABLE):
+                tx.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(i,) for i in ids])
+            tx.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in ids])
+
+        self._conn.write(delete)
         return ids

@@ -1,0 +1,224 @@
+"""A run's writes: appended to its journal, then landed in the store by one thread.
+
+:meth:`RunWrites.submit` appends a typed write (:mod:`greentrain.store.ops`) to the run's
+journal (:mod:`greentrain.store.journal`) and returns: the job, a window's meter reading and the
+run's end time never wait for the store. One thread lands the entries in order through
+:meth:`greentrain.store.Store.apply_entries`, the same keyed path ``greentrain store sync``,
+merges and the watchdog use, so an entry is stored exactly once however often it is tried.
+
+A store that is locked, unreachable, hung or full is a passing fault: the thread retries, and
+one line on stderr says where the journal is. The store need not even be open when the run
+starts (:class:`StoreOpener` keeps trying in the background). At the end
+:meth:`RunWrites.close` waits at most its deadline (the run's ``--grace``); whatever has not
+landed by then stays in the journal, which ``greentrain store sync`` (or the next writing
+command on this machine) lands.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import threading
+import time
+from pathlib import Path
+
+from greentrain.errors import StoreBusy, StoreError
+from greentrain.run.oversight import say
+from greentrain.store import Store, StoreLocation
+from greentrain.store.journal import JournalWriter
+from greentrain.store.ops import Write
+
+RETRY_PAUSE_S = 1.0  # between attempts while the store is busy or unreachable
+ATTEMPT_S = 2.0  # how long one attempt waits for a lock
+OPEN_WAIT_S = 2.0  # how long a run's start waits for its store before going on without it
+BATCH = 200  # entries per transaction
+
+
+class StoreOpener:
+    """Opens a store in a thread of its own, so a store that does not answer never delays the
+    job: :meth:`get` returns it once open, None meanwhile (:attr:`why` says why)."""
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+        self.why: StoreError | None = None
+        self.fatal: StoreError | None = None  # a configuration error: retrying will not help
+        self._store: Store | None = None
+        self._done = threading.Event()
+        self._next_try = 0.0
+        self._start()
+
+    def _start(self) -> None:
+        self._done.clear()
+        threading.Thread(target=self._open, name="greentrain-open", daemon=True).start()
+
+    def _open(self) -> None:
+        try:
+            self._store = Store(self.location, sync=False)
+        except StoreBusy as err:
+            self.why = err
+            self._next_try = time.monotonic() + RETRY_PAUSE_S
+        except StoreError as err:
+            self.why = self.fatal = err
+        finally:
+            self._done.set()
+
+    def wait(self, seconds: float) -> Store | None:
+        """Wait up to ``seconds`` for the store; raise its configuration error (a malformed
+        URL, a file that is not a store, a newer schema); None if it is not open yet."""
+        self._done.wait(seconds)
+        if self.fatal is not None:
+            raise self.fatal
+        return self._store
+
+    def get(self) -> Store | None:
+        """The store if open; otherwise start another attempt when the last one failed."""
+        if self._store is None and self._done.is_set() and self.fatal is None:
+            if time.monotonic() >= self._next_try:
+                self._start()
+        return self._store
+
+
+class RunWrites:
+    """One run's journal and the thread landing it (see the module docstring)."""
+
+    def __init__(self, journal: JournalWriter | None, store: Store | StoreOpener) -> None:
+        self.journal = journal
+        self.errors: list[str] = []  # writes the store refused for good (kept in the journal)
+        self._store = store
+        self._pid = os.getpid()
+        self._pending: collections.deque[tuple[int, Write]] = collections.deque()
+        self._cond = threading.Condition()
+        self._n = 0
+        self._closing = False
+        self._deadline: float | None = None
+        self._busy_since: float | None = None
+        self._warned = False
+        self._synced = False
+        self._thread = threading.Thread(target=self._loop, name="greentrain-writes", daemon=True)
+        self._thread.start()
+
+    @property
+    def where(self) -> Path | None:
+        """The journal's path (None when it could not be created)."""
+        return self.journal.path if self.journal is not None else None
+
+    def submit(self, write: Write, *, sync: bool = False) -> None:
+        """Append ``write`` to the journal (``fsync`` if ``sync``) and queue it; returns at once.
+        In a forked child (its thread did not survive the fork) nothing is written."""
+        if os.getpid() != self._pid:
+            return
+        with self._cond:
+            if self.journal is not None:
+                n = self.journal.append(write, sync=sync)
+            else:
+                n = self._n + 1
+            self._n = n
+            self._pending.append((n, write))
+            self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def store(self) -> Store | None:
+        """The store, once open."""
+        return self._store if isinstance(self._store, Store) else self._store.get()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending or self._past_deadline():
+                    return
+                batch = [self._pending[i] for i in range(min(BATCH, len(self._pending)))]
+            store = self.store()
+            if store is None:
+                opener = self._store
+                why = getattr(opener, "fatal", None) or getattr(opener, "why", None)
+                self._busy(why or f"store {opener.location.shown} does not answer yet")  # type: ignore[union-attr]
+                self._pause()
+                continue
+            if not self._synced:  # every writing command lands its store's waiting journals
+                self._synced = True
+                with contextlib.suppress(StoreError):
+                    store.sync_journals()
+            try:
+                self._apply(store, batch)
+            except StoreBusy as err:
+                self._busy(err)
+                self._pause()
+                continue
+            with self._cond:
+                for _ in batch:
+                    self._pending.popleft()
+                self._cond.notify_all()
+            if self._busy_since is not None and self._warned:
+                say(f"the store answers again after {time.monotonic() - self._busy_since:.0f} s")
+            self._busy_since = None
+
+    def _apply(self, store: Store, batch: list[tuple[int, Write]]) -> None:
+        """Land ``batch``; a write the store refuses for good is noted and the rest land."""
+        try:
+            with store.patience(ATTEMPT_S):
+                store.apply_entries(batch)
+            return
+        except StoreBusy:
+            raise
+        except Exception as err:  # noqa: BLE001 - find the one write that fails, keep the rest
+            if len(batch) == 1:
+                n, write = batch[0]
+                self.errors.append(f"entry {n} ({write.op}): {err}")
+                return
+        for entry in batch:
+            self._apply(store, [entry])
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() > self._deadline
+
+    def _pause(self) -> None:
+        with self._cond:
+            self._cond.wait(RETRY_PAUSE_S)
+
+    def _busy(self, err: BaseException | str) -> None:
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        if not self._warned and (now - self._busy_since >= ATTEMPT_S or self._closing):
+            self._warned = True
+            where = f"its journal {self.where}" if self.where else "memory (no journal)"
+            say(f"{err}; this run's writes are kept in {where} and land when the store "
+                 "answers (or by `greentrain store sync`)")  # fmt: skip
+
+    def close(self, deadline_s: float) -> bool:
+        """Wait at most ``deadline_s`` seconds for every write to land; True if all did (the
+        journal is then deleted). Otherwise the journal stays, and one line says where."""
+        with self._cond:
+            self._closing = True
+            self._deadline = time.monotonic() + deadline_s
+            self._cond.notify_all()
+        self._thread.join(timeout=max(0.0, deadline_s))
+        hung = self._thread.is_alive()
+        with self._cond:
+            left = len(self._pending)
+            self._deadline = 0.0  # a thread that comes back stops at once
+        landed = not hung and not left and not self.errors
+        if self.journal is not None:
+            broken = self.journal.broken
+            self.journal.close(remove=landed)
+            if not landed and broken is not None:
+                say(f"the journal {self.where} could not be written ({broken}); writes "
+                     "made after that are lost")  # fmt: skip
+        if not landed:
+            for error in self.errors:
+                say(f"the store refused a write: {error}")
+            if self.where is not None and (not self._warned or self.errors):
+                say(f"{left or len(self.errors)} writes of this run wait in {self.where}; "
+                     "`greentrain store sync` lands them once the store answers")  # fmt: skip
+        return landed
+
+    @property
+    def hung(self) -> bool:
+        """Whether the landing thread is still inside a store call (a hung server)."""
+        return self._thread.is_alive()
