@@ -15,7 +15,7 @@ from fixtures.store import write_store
 
 from greentrain.cli import main
 from greentrain.errors import ConfigError
-from greentrain.report import formatting, statement, statement_appendix, tables
+from greentrain.report import formatting, latex_table, statement, statement_appendix, tables
 
 LATEX_SPECIALS = "\\{}$&#^_%~<>|"
 
@@ -47,11 +47,13 @@ def test_latex_escape_leaves_no_raw_special_character():
 
 def test_latex_table_has_booktabs_rules_and_escaped_names():
     tex = tables.render(nasty_study(), "latex")
-    for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}"):
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular*}{\linewidth}"):
         assert rule in tex
-    assert formatting.latex_escape(NASTY) in tex
-    assert r"$81.0 \pm 1.4$" in tex  # dense: mean 81.0 %, std 1.4 points
-    assert "$^{*}$" in tex  # the estimated configuration is marked
+    assert latex_table.breakable(NASTY) in tex  # escaped, with break points in long words
+    assert formatting.latex_escape(NASTY) in tex.replace(r"\allowbreak{}", "")
+    # dense: mean 81.0 %, over the half-width of its 95% interval (n=2: t=12.7 x 1.41 / 1.41)
+    assert r"\shortstack[r]{81.0\\{$\pm$ 12.7}}" in tex
+    assert "constant / 0.5$^{\\approx}$" in tex  # the modelled configuration is marked
 
 
 def _compile(tmp_path, body: str) -> subprocess.CompletedProcess:
@@ -92,9 +94,9 @@ def test_markdown_escape_renders_names_literally():
 
 def test_markdown_table_lists_configurations_and_totals():
     text = tables.render(nasty_study(), "markdown")
-    assert "| resnet18 / cifar10 / dense | 2 | 81.0 ± 1.4 | 0.300 |" in text
+    assert "| resnet18 / cifar10 / dense | 2 | 81.0 ± 12.7 | 300 ± 0 |" in text
     assert formatting.markdown_escape(NASTY) in text
-    assert "| failed | 1 | 0.0500 |" in text
+    assert "| failed | 1 | 50.0 |" in text  # Wh: the unit the totals' smallest figure reads in
     assert "| all | 9 |" in text
 
 
@@ -135,7 +137,7 @@ def test_statement_reports_hardware_totals_carbon_meters_estimates_and_uncertain
     assert "1.50 kWh of electricity in total" in text
     assert (
         "runs that failed, were interrupted or were stopped by a budget included" in text
-        and "0.150 kWh" in text
+        and "150 Wh" in text  # one unit policy: SI prefix, no leading 0.
     )
     assert "400 gCO2e/kWh (Ember, 2023, DEU) and a PUE of 1.2" in text
     assert "total emissions come to 600 g CO2e" in text
@@ -149,7 +151,7 @@ def test_statement_reports_hardware_totals_carbon_meters_estimates_and_uncertain
     assert "Fermi and Kepler" not in text
     appendix = tables.render(study(), "statement-appendix")
     assert "| GPU | nvml | counter | 7 | 1.20 kWh | measured |" in appendix
-    assert "| GPU | estimate | estimated | 1 | 0.300 kWh | estimated |" in appendix
+    assert "| GPU | estimate | estimated | 1 | 300 Wh | estimated |" in appendix
     assert "Fermi and Kepler" in appendix and "stated assumption" in appendix
     assert "order of magnitude" in appendix
     assert "| rapl | 8 | no RAPL | run on Linux |" in appendix

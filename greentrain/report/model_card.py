@@ -58,7 +58,9 @@ def _model_card_source(study: Study) -> str:
     )
 
 
-def model_card(runs: Iterable[dict], training_type: str | None = None) -> str:
+def model_card(
+    runs: Iterable[dict], training_type: str | None = None, allow_fake: bool = False
+) -> str:
     """The Hugging Face model card's ``co2_eq_emissions`` metadata (YAML), for the selected
     runs together; ``training_type`` defaults to the runs' ``config.training_type`` when they
     agree on one, else ``pre-training``."""

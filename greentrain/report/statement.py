@@ -213,7 +213,7 @@ def _domain_order(domain: str) -> tuple[int, str]:
     return (order.index(domain) if domain in order else len(order), domain)
 
 
-def statement(runs: Iterable[dict]) -> str:
+def statement(runs: Iterable[dict], metric: str | None = None, allow_fake: bool = False) -> str:
     """The paragraph (see the module docstring); one line of plain text."""
     study = Study.read(runs)
     if not study.runs:

@@ -78,8 +78,11 @@ def _values(frame: pd.DataFrame, column: str) -> dict[object, float]:
 
 def ratio(config: Mapping[object, float], dense: Mapping[object, float]) -> Ratio:
     """The :class:`Ratio` of ``config``'s values over ``dense``'s (each keyed by seed)."""
-    a, d = list(config.values()), list(dense.values())
-    if not a or not d or not sum(d):
+    a = [v for v in config.values() if math.isfinite(v)]
+    d = [v for v in dense.values() if math.isfinite(v)]
+    config = {k: v for k, v in config.items() if math.isfinite(v)}
+    dense = {k: v for k, v in dense.items() if math.isfinite(v)}
+    if not a or not d or not sum(d) or not math.isfinite(sum(a) + sum(d)):
         return Ratio(None, None, None, len(a), len(d), "none")
     pairs = [
         (config[s], dense[s])
@@ -177,7 +180,7 @@ def answer(frame: pd.DataFrame, runs: Iterable[Mapping], column: str = "acc_per_
 
 def ratio_cell(r: Ratio | None) -> str:
     """``"1.61× [1.52, 1.70]"`` for a table cell; ``"1.61× (n<2)"`` without an interval."""
-    if r is None or r.estimate is None:
+    if r is None or r.estimate is None or not math.isfinite(r.estimate):
         return "n/a"
     if r.low is None or r.high is None:
         return f"{r.estimate:.2f}× (no CI)"
