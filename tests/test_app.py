@@ -92,7 +92,9 @@ def test_compare_page_draws_heatmap_pareto_energy_to_accuracy_and_savings(data_s
     at = _run("compare")
     assert _plotly_count(at) == 4
     assert "Pareto-optimal: resnet18 / cifar10 / bar / 0.8, resnet18 / cifar10 / dense" in _text(at)
-    e2a = at.dataframe[0].value
+    table = at.dataframe[0].value  # the comparison table comes first
+    assert {"n", "vs dense [95% CI]", "Measured energy"} <= set(table.columns)
+    e2a = at.dataframe[1].value
     assert {"configuration", "energy to target", "reached"} <= set(e2a.columns)
 
 
@@ -253,12 +255,16 @@ def test_no_page_shows_a_figure_in_scientific_notation(small_store, page):
     assert not SCIENTIFIC.search(shown.replace("e-mail", "")), SCIENTIFIC.findall(shown)
 
 
-def test_accuracy_per_kwh_reads_as_percent_per_kwh_with_thousands_separators(small_store):
+def test_accuracy_per_energy_reads_in_the_unit_policys_prefixed_unit(small_store):
     at = _run("compare")
+    table = at.dataframe[0].value.set_index("Configuration")
+    # dense: 200 J = 55.6 mWh (the table's unit: its smallest energy reads >= 1 in it);
+    # 90 % / 55.6 mWh = 1.62 %/mWh -- never 1,620,000 %/kWh or 1.62e+6
+    assert table.loc["resnet18 / cifar10 / dense", "Energy (mWh)"] == "55.6 (n=1)"
+    assert table.loc["resnet18 / cifar10 / dense", "Accuracy per energy (%/mWh)"] == "1.62 (n=1)"
     heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     cells = [c for row in heat["text"] for c in row if c]
-    # dense: 0.9 / (200 J = 5.56e-5 kWh) = 16,200 per kWh, i.e. 1,620,000 %/kWh
-    assert "1,620,000 %/kWh" in cells
+    assert "1.00×<br>no interval<br>n=1" in cells  # colour centred on dense
     runs_page = _run("runs")
     energies = set(runs_page.dataframe[0].value["energy"])
-    assert "0.0556 Wh" in energies  # 200 J, not 5.56e-05 kWh
+    assert "55.6 mWh" in energies  # 200 J, not 5.56e-05 kWh

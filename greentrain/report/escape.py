@@ -11,6 +11,7 @@ CSV cell               :func:`csv_cell`
 plain text             :func:`plain_text` (the carbon statement)
 terminal (rich)        :func:`terminal_text` (``greentrain runs`` and ``show``)
 matplotlib label       :func:`plot_text`
+HTML, plotly label     :func:`html_text`
 =====================  ====================================================================
 
 The rules:
@@ -224,3 +225,15 @@ def csv_cell(value: object) -> object:
 def plot_text(value: object) -> str:
     """Text for a matplotlib label: rule 1 and ``$`` escaped (no math text)."""
     return plain_text(value).replace("$", r"\$")
+
+
+# -- rule 7: HTML and plotly labels ------------------------------------------------------------
+
+
+def html_text(value: object) -> str:
+    """Text for HTML or a plotly label (plotly renders a subset of HTML: ``<a>``, ``<b>``,
+    ``<br>``, entities): rule 1, then ``& < > " '`` as entities, so it is shown, never acted
+    upon."""
+    import html
+
+    return html.escape(plain_text(value), quote=True)
