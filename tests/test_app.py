@@ -15,6 +15,7 @@ from fixtures.runs import NASTY, make_run, study  # noqa: E402
 from fixtures.store import write_store  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from greentrain.report import formats  # noqa: E402
 from greentrain.report import runs as run_figures  # noqa: E402
 from greentrain.report.formatting import FORMATS  # noqa: E402
 from greentrain.store import Store  # noqa: E402
@@ -187,14 +188,18 @@ def test_run_page_warns_about_estimated_energy(data_store):
     assert any("estimate" in w.value for w in at.warning)
 
 
-def test_export_page_offers_every_format_as_download(data_store):
+def test_export_page_offers_every_registered_format_as_a_labelled_download(data_store):
     at = _run("export")
-    assert len(at.get("download_button")) == len(FORMATS)
-    at.radio[0].set_value("latex").run()
+    buttons = at.get("download_button")
+    assert len(buttons) == len(FORMATS)
+    labels = [b.proto.label for b in buttons]
+    assert labels == [f"Download {f.file_name}" for f in formats.REGISTRY]
+    assert "Best accuracy per kWh" in _text(at)  # the Markdown preview is rendered
+    at.selectbox[0].set_value("latex").run()
     assert r"\toprule" in at.code[0].value
-    at.radio[0].set_value("statement").run()
+    at.selectbox[0].set_value("statement").run()
     assert "of electricity in total" in at.code[0].value
-    at.radio[0].set_value("model-card").run()
+    at.selectbox[0].set_value("model-card").run()
     assert "co2_eq_emissions:" in at.code[0].value
 
 

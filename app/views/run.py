@@ -31,11 +31,20 @@ def energy_text(joules: object) -> str | None:
     return None if value is None else fmt_energy_kwh(joules_to_kwh(value))
 
 
+def _epoch_number(index: object, position: int) -> int:
+    """An epoch window's number from 1 (its 0-based index + 1; its position without one)."""
+    if isinstance(index, int) and not isinstance(index, bool):
+        return index + 1
+    return position + 1
+
+
 runs = sh.page_header("Run")
 if runs:
     ids = [r["id"] for r in runs]
     wanted = st.query_params.get("run")
-    index = next((i for i, x in enumerate(ids) if wanted and x.startswith(wanted)), len(ids) - 1)
+    finished = [i for i, r in enumerate(runs) if r.get("status") == "finished"]
+    last = finished[-1] if finished else len(ids) - 1  # open on the last finished run
+    index = next((i for i, x in enumerate(ids) if wanted and x.startswith(wanted)), last)
     names = {r["id"]: f"{r['name']} · {r['status']} · {r['id'][:12]}" for r in runs}
     run_id = st.selectbox("Run", ids, index=index, format_func=names.get)
     run = next(r for r in runs if r["id"] == run_id)
@@ -110,7 +119,8 @@ if runs:
         unit, per_kwh = energy_unit(max((e for e in kwh if e is not None), default=None))
         wdf = pd.DataFrame(
             {
-                "epoch": [w.get("index") for w in wins],
+                # windows are indexed from 0; epochs are numbered from 1 on every page
+                "epoch": [_epoch_number(w.get("index"), k) for k, w in enumerate(wins)],
                 f"energy ({unit})": [None if e is None else e * per_kwh for e in kwh],
                 "duration (s)": [w.get("duration_s") for w in wins],
             }
