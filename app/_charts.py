@@ -19,9 +19,13 @@ from greentrain.report.versus_dense import Ratio, ratios_to_dense
 TICKS = ",.3~r"  # d3-format: 3 significant digits with separators, never e-notation
 
 
+LABEL_CHARS = 48  # an axis label longer than this is cut (the hover has it whole)
+
+
 def _row_label(schedule: object, rate: object, settings: object) -> str:
     base = "dense" if not missing(rate) and float(rate) == 0.0 else str(schedule)
-    return base + (f", {settings}" if settings else "")
+    label = base + (f", {settings}" if settings else "")
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
 
 
 def ratio_heatmap(c: Comparison) -> go.Figure | None:

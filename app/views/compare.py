@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _charts as charts  # noqa: E402
 import _shared as sh  # noqa: E402
 
-from greentrain.report import comparison, configs, grouping, study, where  # noqa: E402
+from greentrain.report import comparison, grouping, study, where  # noqa: E402
 from greentrain.report import runs as run_figures  # noqa: E402
 from greentrain.report.escape import markdown_text  # noqa: E402
 from greentrain.report.stats import mean_ci  # noqa: E402
@@ -38,9 +38,7 @@ elif not frame.empty:
         ]
     )
     scoped = [r for r in finished if r.get("id") in ids]
-    varying = sorted(
-        {k for members in [scoped] for k in configs.varying_keys(members)} - set(configs.BASE_KEYS)
-    )
+    varying = grouping.splitting_keys(scoped)
     group_by = None
     if varying:
         chosen = st.multiselect(

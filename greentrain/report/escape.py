@@ -39,9 +39,10 @@ The rules:
    stray combining marks, other format characters -- a visible placeholder that names its code
    point, ``[U+4E2D]``.
 3. **Markdown**: every ASCII punctuation character that Markdown or HTML could interpret,
-   ``\\ ` * _ { } [ ] ( ) # + - ! | < > ~ ^ $ &``, is backslash-escaped (CommonMark allows
-   escaping any ASCII punctuation), so a name renders literally: never a tag, an entity, a
-   link, emphasis or a new cell.
+   ``\\ ` * _ { } [ ] ( ) # + - ! | < > ~ ^ $ & : @``, is backslash-escaped (CommonMark allows
+   escaping any ASCII punctuation), and a word joiner (U+2060) splits ``://``, ``www.`` and
+   ``@`` (GFM's autolinks act after escapes), so a name renders literally: never a tag, an
+   entity, a link (autolinks included), emphasis or a new cell.
 4. **CSV**: a text cell whose first non-blank character is ``= + - @`` (or a full-width form of
    one) gets a leading apostrophe ``'``, OWASP's convention against formula injection in
    spreadsheets (tab and CR, the other triggers, are already spaces by rule 1). Numbers stay
@@ -57,6 +58,7 @@ export keeps every string exactly as recorded.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # -- rule 1: control characters ----------------------------------------------------------------
@@ -197,12 +199,25 @@ def latex_text(value: object) -> str:
 
 # -- rule 3: Markdown --------------------------------------------------------------------------
 
-_MD_PUNCT = frozenset("\\`*_{}[]()#+-!|<>~^$&")
+_MD_PUNCT = frozenset("\\`*_{}[]()#+-!|<>~^$&:@")
+WORD_JOINER = "\u2060"  # invisible, zero width: splits what an autolinker would match
+_AUTOLINK = re.compile(r"(?i)(\\:)(//)|(www)(\.)|(\\@)")
+
+
+def _break_autolink(m: re.Match) -> str:
+    return WORD_JOINER.join(g for g in m.groups() if g is not None) + (
+        WORD_JOINER if m.group(5) else ""
+    )
 
 
 def markdown_text(value: object) -> str:
-    """Text for a Markdown table cell or paragraph that renders literally (rules 1 and 3)."""
-    return "".join("\\" + ch if ch in _MD_PUNCT else ch for ch in plain_text(value))
+    """Text for a Markdown table cell or paragraph that renders literally (rules 1 and 3).
+
+    GFM's autolinks (GitHub's, Streamlit's) find URLs and e-mail addresses in the text *after*
+    escapes are resolved, so an escape cannot stop them: a word joiner (U+2060, invisible)
+    goes after the ``:`` of ``://``, between ``www`` and its dot, and after ``@``."""
+    text = "".join("\\" + ch if ch in _MD_PUNCT else ch for ch in plain_text(value))
+    return _AUTOLINK.sub(_break_autolink, text)
 
 
 # -- rule 4: CSV -------------------------------------------------------------------------------
@@ -232,8 +247,8 @@ def plot_text(value: object) -> str:
 
 def html_text(value: object) -> str:
     """Text for HTML or a plotly label (plotly renders a subset of HTML: ``<a>``, ``<b>``,
-    ``<br>``, entities): rule 1, then ``& < > " '`` as entities, so it is shown, never acted
-    upon."""
+    ``<br>``, entities): rule 1, then ``& < >`` as entities, so it is shown, never acted upon
+    (quotes stay: plotly shows ``&quot;`` literally, and no tag can open without ``<``)."""
     import html
 
-    return html.escape(plain_text(value), quote=True)
+    return html.escape(plain_text(value), quote=False)

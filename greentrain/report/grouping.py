@@ -185,6 +185,13 @@ def pooled_keys(runs: Iterable[dict], group_by: Sequence[str] | None = None) -> 
     return pooled_over(_by_base(finished)[1], group_by)
 
 
+def splitting_keys(runs: Iterable[dict]) -> list[str]:
+    """Sorted config keys beyond the base four that split the finished ``runs`` into more
+    configurations (what a group-by selector offers)."""
+    finished = [r for r in runs if isinstance(r, Mapping) and r.get("status") == "finished"]
+    return sorted({k for keys in split_keys(_by_base(finished)[1]).values() for k in keys})
+
+
 def grouped_by(groups: pd.DataFrame) -> list[str]:
     """The config keys that tell the configurations of ``groups`` apart: the base keys that
     vary, then the settings keys, in order of first appearance."""
