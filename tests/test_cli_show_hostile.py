@@ -198,3 +198,24 @@ def test_one_malformed_column_never_breaks_a_listing(tmp_path, capsys, column, v
     write_raw(path, "b", **{column: value})
     runs = _strict(_run(capsys, "runs", "--store", str(path), "--json"))
     assert [r["name"] for r in runs] == ["a", "b"]
+
+
+# -- show by name ---------------------------------------------------------------------------------
+
+
+def test_show_accepts_a_unique_run_name_as_well_as_an_id(tmp_path, capsys):
+    store = write_store(tmp_path / "n.db", [make_run("abc123", name="baseline-lr3")])
+    out = _run(capsys, "show", "baseline-lr3", "--store", str(store))
+    assert "abc123" in out
+    out = _run(capsys, "show", "abc", "--store", str(store))  # an id prefix still works
+    assert "abc123" in out
+
+
+def test_show_refuses_a_name_two_runs_share_naming_their_ids(tmp_path, capsys):
+    runs = [make_run("r1", name="twin"), make_run("r2", name="twin")]
+    store = write_store(tmp_path / "t.db", runs)
+    assert main(["show", "twin", "--store", str(store)]) != 0
+    err = capsys.readouterr().err
+    assert "2 runs are named 'twin' (r1, r2)" in err and len(err.strip().splitlines()) == 1
+    assert main(["show", "nobody", "--store", str(store)]) != 0
+    assert "no run is named 'nobody' either" in capsys.readouterr().err

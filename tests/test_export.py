@@ -141,11 +141,14 @@ def test_statement_reports_hardware_totals_carbon_meters_estimates_and_uncertain
     )
     assert "400 gCO2e/kWh (Ember, 2023, DEU) and a PUE of 1.2" in text
     assert "total emissions come to 600 g CO2e" in text
-    # which figures were measured and which estimated, by which meter: one sentence
+    # which figures were measured and which modelled, by which meter in words, with the
+    # assumed uncertainty of each: one sentence
     assert (
-        "GPU energy was measured by nvml:counter in 7 runs and estimated by "
-        "estimate:estimated in 1 run." in text
+        "GPU energy was measured by the GPU's NVML energy counter (±5%) in 7 runs and "
+        "modelled: estimated from the process tree's CPU time and memory (correct to an order "
+        "of magnitude only) in 1 run." in text
     )
+    assert "Best accuracy per kWh: resnet18 / cifar10 / bar / 0.8, at 1.94× dense" in text
     assert "appendix" in text
     # the details are in the appendix, not in the paragraph
     assert "Fermi and Kepler" not in text

@@ -24,8 +24,9 @@ from rich.text import Text
 
 from greentrain.cli._app import app
 from greentrain.cli.options import check_status, parse_tags
-from greentrain.errors import ConfigError
+from greentrain.errors import ConfigError, StoreError
 from greentrain.record.jsonable import dumps
+from greentrain.record.vocabulary import STATUSES
 from greentrain.report.escape import terminal_text
 from greentrain.report.reading import check_number, describe
 from greentrain.report.runs import parse_time, run_is_estimated
@@ -73,7 +74,7 @@ def _console() -> Console:
 def runs_cmd(
     store: str = typer.Option(None, "--store", help=STORE_HELP),
     tag: list[str] = typer.Option(None, "--tag", help="Only runs with tag KEY=VALUE (repeat)."),
-    status: str = typer.Option(None, "--status", help="running|finished|failed|interrupted"),
+    status: str = typer.Option(None, "--status", help="|".join(STATUSES)),
     name: str = typer.Option(None, "--name", help="Only runs with this name."),
     as_json: bool = typer.Option(False, "--json", help="Print the run objects as JSON."),
 ) -> None:
@@ -121,15 +122,32 @@ def runs_cmd(
         console.print("* includes estimated figures (see `greentrain show RUN`)", markup=False)
 
 
+def resolve_run(st: Store, key: str) -> str:
+    """The full id of the run or group ``key`` names: an id, a unique id prefix, or the unique
+    name of a run (``greentrain run --name``). StoreError when none or several match."""
+    try:
+        return st.resolve_id(key)
+    except StoreError as err:
+        named = st.list_runs(name=key.strip()) if key.strip() else []
+        if len(named) == 1:
+            return named[0]["id"]
+        if len(named) > 1:
+            ids = ", ".join(str(r.get("id")) for r in named[:10])
+            raise StoreError(
+                f"{len(named)} runs are named {key!r} ({ids}); give one's id instead"
+            ) from None
+        raise StoreError(f"{err} (no run is named {key!r} either)") from None
+
+
 @app.command("show")
 def show_cmd(
-    run: str = typer.Argument(..., help="Run id or unique prefix."),
+    run: str = typer.Argument(..., help="Run id, unique id prefix, or unique run name."),
     store: str = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
 ) -> None:
     """Show one run: energy per domain with sources, windows, metrics, factors."""
     with Store(store, create=False) as st:
-        r = st.get_run(run)
+        r = st.get_run(resolve_run(st, run))
     if as_json:
         _print_json(r)
         return

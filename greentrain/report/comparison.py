@@ -102,12 +102,15 @@ def _scaled(value: float | None, factor: float) -> float | None:
     return None if missing(value) else float(value) * factor  # type: ignore[arg-type]
 
 
-def compare(runs: Iterable[Mapping], group_by: Sequence[str] | None = None) -> Comparison:
-    """The :class:`Comparison` of the finished runs among ``runs``."""
+def compare(
+    runs: Iterable[Mapping], group_by: Sequence[str] | None = None, metric: str | None = None
+) -> Comparison:
+    """The :class:`Comparison` of the finished runs among ``runs``; ``metric`` is the accuracy
+    metric (default: what the runs logged)."""
     runs = [r for r in runs if isinstance(r, Mapping)]
     finished = [r for r in runs if r.get("status") == "finished"]
-    groups = group_runs(finished, group_by=group_by)
-    frame = runs_frame(finished, group_by)
+    groups = group_runs(finished, group_by=group_by, metric=metric)
+    frame = runs_frame(finished, group_by, metric)
     policy = policy_for(groups.get("energy_kwh_mean", []), groups.get("co2_g_mean", []))
     ratios = ratios_to_dense(frame)
     by_id = {r.get("id"): r for r in finished}

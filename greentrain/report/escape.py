@@ -39,7 +39,7 @@ The rules:
    stray combining marks, other format characters -- a visible placeholder that names its code
    point, ``[U+4E2D]``.
 3. **Markdown**: every ASCII punctuation character that Markdown or HTML could interpret,
-   ``\\ ` * _ { } [ ] ( ) # + - ! | < > ~ ^ $ & : @``, is backslash-escaped (CommonMark allows
+   ``\\ ` * _ { } [ ] ( ) # + - ! | < > ~ ^ $ &``, is backslash-escaped (CommonMark allows
    escaping any ASCII punctuation), and a word joiner (U+2060) splits ``://``, ``www.`` and
    ``@`` (GFM's autolinks act after escapes), so a name renders literally: never a tag, an
    entity, a link (autolinks included), emphasis or a new cell.
@@ -199,9 +199,9 @@ def latex_text(value: object) -> str:
 
 # -- rule 3: Markdown --------------------------------------------------------------------------
 
-_MD_PUNCT = frozenset("\\`*_{}[]()#+-!|<>~^$&:@")
+_MD_PUNCT = frozenset("\\`*_{}[]()#+-!|<>~^$&")
 WORD_JOINER = "\u2060"  # invisible, zero width: splits what an autolinker would match
-_AUTOLINK = re.compile(r"(?i)(\\:)(//)|(www)(\.)|(\\@)")
+_AUTOLINK = re.compile(r"(?i)(:)(//)|(www)(\.)|(@)")
 
 
 def _break_autolink(m: re.Match) -> str:

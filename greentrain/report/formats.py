@@ -51,25 +51,25 @@ class ExportFormat:
 def _latex(runs: list[dict], o: RenderOptions) -> str:
     from greentrain.report.latex_table import to_latex
 
-    return to_latex(runs, o.group_by)
+    return to_latex(runs, o.group_by, o.metric)
 
 
 def _markdown(runs: list[dict], o: RenderOptions) -> str:
     from greentrain.report.tables import to_markdown
 
-    return to_markdown(runs, o.group_by)
+    return to_markdown(runs, o.group_by, o.metric)
 
 
 def _csv(runs: list[dict], o: RenderOptions) -> str:
     from greentrain.report.tables import to_csv
 
-    return to_csv(runs, o.group_by)
+    return to_csv(runs, o.group_by, o.metric)
 
 
 def _json(runs: list[dict], o: RenderOptions) -> str:
     from greentrain.report.tables import to_json
 
-    return to_json(runs, o.group_by)
+    return to_json(runs, o.group_by, o.metric)
 
 
 def _statement(runs: list[dict], o: RenderOptions) -> str:

@@ -110,7 +110,9 @@ def config_label(key: Sequence) -> str:
     return label + (", " + settings_label(extra) if extra else "")
 
 
-def runs_frame(runs: Iterable[dict], group_by: Sequence[str] | None = None) -> pd.DataFrame:
+def runs_frame(
+    runs: Iterable[dict], group_by: Sequence[str] | None = None, metric: str | None = None
+) -> pd.DataFrame:
     """One row per run with the figures the reports use (SI units; energy in kWh).
 
     ``configuration`` is grouped by the config keys that vary among ``runs`` (or ``group_by``;
@@ -126,7 +128,7 @@ def runs_frame(runs: Iterable[dict], group_by: Sequence[str] | None = None) -> p
         r = RunReader(run, issues)
         key, label = configuration(run, issues, run_keys)
         cfg = r.config()
-        acc = final_accuracy(run, issues)
+        acc = final_accuracy(run, issues, metric)
         kwh = run_energy_kwh(run, issues)
         rows.append(
             {
@@ -221,10 +223,12 @@ def group_runs(
     runs: Iterable[dict],
     statuses: Sequence[str] = ("finished",),
     group_by: Sequence[str] | None = None,
+    metric: str | None = None,
 ) -> pd.DataFrame:
     """Pool runs of one configuration (seeds pooled); only runs whose status is in ``statuses``.
     Configurations are told apart by every config key that varies among those runs, or by
-    ``group_by`` (:mod:`greentrain.report.configs`).
+    ``group_by`` (:mod:`greentrain.report.configs`). ``metric`` is the accuracy metric
+    (:func:`~greentrain.report.runs.final_accuracy`).
 
     Columns: ``configuration``, the :data:`GROUP_KEYS`, ``settings``, ``n_runs``, ``run_ids``,
     ``seeds``, ``estimated``, ``ci_note``, ``issues`` (those of its runs), and for every
@@ -234,7 +238,7 @@ def group_runs(
     label).
     """
     runs = [r for r in runs if isinstance(r, Mapping) and r.get("status") in statuses]
-    frame = runs_frame(runs, group_by)
+    frame = runs_frame(runs, group_by, metric)
     rows = []
     if not frame.empty:
         key_cols = [*GROUP_KEYS, "configuration"]

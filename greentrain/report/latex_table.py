@@ -127,8 +127,10 @@ def comparison_latex(c: Comparison, issues: Sequence[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_latex(runs: Iterable[Mapping], group_by: Sequence[str] | None = None) -> str:
+def to_latex(
+    runs: Iterable[Mapping], group_by: Sequence[str] | None = None, metric: str | None = None
+) -> str:
     """The LaTeX comparison table of ``runs`` (finished runs pooled per configuration)."""
-    c = compare(list(runs), group_by)
+    c = compare(list(runs), group_by, metric)
     found = [i for issues in c.groups["issues"] for i in issues] if not c.groups.empty else []
     return comparison_latex(c, issue_lines(found))

@@ -31,16 +31,20 @@ from greentrain.report.study import pareto_front, savings_vs_dense, study_totals
 from greentrain.report.unit_policy import policy_for, readable
 
 
-def to_latex(runs: Iterable[dict], group_by: Sequence[str] | None = None) -> str:
+def to_latex(
+    runs: Iterable[dict], group_by: Sequence[str] | None = None, metric: str | None = None
+) -> str:
     """The LaTeX table (:func:`greentrain.report.latex_table.to_latex`)."""
-    return latex_table.to_latex(list(runs), group_by)
+    return latex_table.to_latex(list(runs), group_by, metric)
 
 
-def to_markdown(runs: Iterable[dict], group_by: Sequence[str] | None = None) -> str:
+def to_markdown(
+    runs: Iterable[dict], group_by: Sequence[str] | None = None, metric: str | None = None
+) -> str:
     """A GitHub-flavoured Markdown comparison (:mod:`greentrain.report.comparison`): the answer
     sentence, the table with n and 95% intervals, its notes, and the study totals."""
     runs = list(runs)
-    c = compare(runs, group_by)
+    c = compare(runs, group_by, metric)
     headers = c.headers()
     lines = [
         "**" + markdown_escape(c.answer.sentence()) + "**",
@@ -94,12 +98,14 @@ CSV_COLUMNS = (
 )
 
 
-def to_csv(runs: Iterable[dict], group_by: Sequence[str] | None = None) -> str:
+def to_csv(
+    runs: Iterable[dict], group_by: Sequence[str] | None = None, metric: str | None = None
+) -> str:
     """One row per configuration with every pooled statistic (SI units; energy in kWh); the
     ``issues`` column lists the values of its runs that were left out ("; "-separated).
     Text cells are made safe for spreadsheets (:func:`~greentrain.report.escape.csv_cell`)."""
     runs = list(runs)
-    c = compare(runs, group_by)
+    c = compare(runs, group_by, metric)
     groups = c.groups.copy()
     rs = [row.ratio for row in c.rows]
     groups["vs_dense"] = [None if r is None else r.estimate for r in rs]
@@ -143,13 +149,15 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return [_json_ready(r) for r in frame.astype(object).to_dict(orient="records")]
 
 
-def to_json(runs: Iterable[dict], group_by: Sequence[str] | None = None) -> str:
+def to_json(
+    runs: Iterable[dict], group_by: Sequence[str] | None = None, metric: str | None = None
+) -> str:
     """``{"format", "configurations", "runs", "pareto_front", "savings_vs_dense", "totals"}``
     with sorted keys; NaN and infinities become ``null``. Each configuration and run has an
     ``issues`` list: ``{"run", "field", "value", "action", "reason", "count"}`` per value left
     out or shown as text."""
     runs = list(runs)
-    c = compare(runs, group_by)
+    c = compare(runs, group_by, metric)
     groups = c.groups
     ratios = {row.configuration: row.ratio for row in c.rows}
     doc = {
@@ -160,7 +168,7 @@ def to_json(runs: Iterable[dict], group_by: Sequence[str] | None = None) -> str:
         "units": {"energy": c.policy.energy_unit, "co2": c.policy.mass_unit},
         "vs_dense": {k: None if r is None else _json_ready(asdict(r)) for k, r in ratios.items()},
         "configurations": _records(groups),
-        "runs": _records(runs_frame(runs, group_by)),
+        "runs": _records(runs_frame(runs, group_by, metric)),
         "pareto_front": list(pareto_front(groups)["configuration"]),
         "savings_vs_dense": _records(savings_vs_dense(groups)),
         "totals": _json_ready(study_totals(runs).to_dict("index")),
