@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from greentrain.report import formats  # noqa: E402
 from greentrain.report import runs as run_figures  # noqa: E402
-from greentrain.report.formatting import FORMATS  # noqa: E402
+from greentrain.report.formats import NAMES as FORMATS  # noqa: E402
 from greentrain.store import Store  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "app"

@@ -13,7 +13,7 @@ from fixtures.runs import NASTY_TEXTS, make_run, study
 from fixtures.store import write_raw, write_store
 
 from greentrain.cli import main
-from greentrain.report.formatting import FORMATS
+from greentrain.report.formats import NAMES as FORMATS
 
 BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # rich's own styling, when the terminal has colour

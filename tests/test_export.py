@@ -15,7 +15,14 @@ from fixtures.store import write_store
 
 from greentrain.cli import main
 from greentrain.errors import ConfigError
-from greentrain.report import formatting, latex_table, statement, statement_appendix, tables
+from greentrain.report import (
+    formats,
+    formatting,
+    latex_table,
+    statement,
+    statement_appendix,
+    tables,
+)
 
 LATEX_SPECIALS = "\\{}$&#^_%~<>|"
 
@@ -176,7 +183,7 @@ def test_unknown_format_is_a_config_error():
 
 
 def test_every_format_handles_an_empty_selection():
-    for fmt in formatting.FORMATS:
+    for fmt in formats.NAMES:
         assert tables.render([], fmt).strip()
 
 

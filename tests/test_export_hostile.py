@@ -17,7 +17,7 @@ import pytest
 from fixtures.runs import BAD_VALUES, NASTY_TEXTS, hostile_run, make_run, set_path, study
 
 from greentrain.report import grouping, tables
-from greentrain.report.formatting import FORMATS
+from greentrain.report.formats import NAMES as FORMATS
 
 BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 FORMULA_TRIGGERS = tuple("=+-@\t\r＝＋－＠")

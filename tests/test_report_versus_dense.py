@@ -8,7 +8,7 @@ import math
 import pytest
 from fixtures.runs import make_run, study
 
-from greentrain.report import grouping, provenance
+from greentrain.report import comparison, grouping, meter_check, provenance
 from greentrain.report import versus_dense as vd
 
 
@@ -73,3 +73,26 @@ def test_energy_split_tells_measured_gpu_from_modelled_cpu_per_domain():
     assert text.startswith("90% measured: GPU measured by the GPU's NVML energy counter")
     assert "CPU modelled, estimated from the process tree's CPU time" in text
     assert "6.40 W per busy core" in text
+
+
+def test_meters_within_their_stated_uncertainty_raise_no_warning():
+    assert meter_check.disagreements(_finished(study())) == []  # zeus is +2% of NVML
+
+
+def test_meters_that_disagree_are_named_and_the_ranking_rechecked_with_the_other():
+    runs = _finished(study())
+    for run in runs:  # a second meter reading 1.5x the best figure on every run
+        run["energy"]["gpu"]["alternatives"] = [
+            {"meter": "zeus", "method": "zeus", "energy_j": run["energy_j"] * 1.5}
+        ]
+    (d,) = meter_check.disagreements(runs)
+    assert d.domain == "gpu" and d.alternative == "zeus:zeus" and d.worst_ratio == 1.5
+    assert "more than their stated ±10% together" in d.text()
+    frame = grouping.runs_frame(runs)
+    labels = dict(zip(frame["id"], frame["configuration"], strict=True))
+    sentence = meter_check.ranking_sentence(meter_check.rankings(runs, labels))
+    assert sentence == (
+        "With zeus:zeus instead, the best configuration stays and the order is unchanged."
+    )
+    notes = " ".join(comparison.compare(runs).notes)
+    assert "Meters disagree: GPU: nvml:counter and zeus:zeus differ by up to 1.50×" in notes

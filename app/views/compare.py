@@ -66,11 +66,15 @@ elif not frame.empty:
         + "."
     )
 
+    disagree = [n for n in c.notes if n.startswith("Meters disagree")]
+    if disagree:
+        st.warning(markdown_text(disagree[0]))
+
     # -- the table -------------------------------------------------------------------------
     st.subheader("Every configuration, with n and 95% intervals")
     table = pd.DataFrame([c.cells(row) for row in c.rows], columns=c.headers())
     st.dataframe(table, hide_index=True, width="stretch")
-    st.caption(markdown_text(" ".join(c.notes)))
+    st.caption(markdown_text(" ".join(n for n in c.notes if not n.startswith("Meters"))))
 
     # -- charts ----------------------------------------------------------------------------
     st.subheader("Accuracy per energy against dense")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from greentrain.report.grouping import group_runs, grouped_by, pooled_keys, runs_frame
+from greentrain.report.meter_check import disagreements, ranking_sentence, rankings
 from greentrain.report.provenance import energy_split, measured_share, split_sentence
 from greentrain.report.stats import missing
 from greentrain.report.unit_policy import UnitPolicy, policy_for, readable
@@ -147,6 +148,15 @@ def compare(
         )
     pooled = pooled_keys(finished, group_by)
     notes = [CI_NOTE]
+    meters = [d.text() for d in disagreements(finished)]
+    if meters:
+        labels = dict(zip(frame["id"], frame["configuration"], strict=True))
+        notes.append(
+            "Meters disagree: "
+            + "; ".join(meters)
+            + ". "
+            + ranking_sentence(rankings(finished, labels))
+        )
     if pooled:
         notes.append(
             "Pooled over settings that differ between runs of one configuration: "

@@ -58,6 +58,7 @@ export keeps every string exactly as recorded.
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -249,6 +250,4 @@ def html_text(value: object) -> str:
     """Text for HTML or a plotly label (plotly renders a subset of HTML: ``<a>``, ``<b>``,
     ``<br>``, entities): rule 1, then ``& < >`` as entities, so it is shown, never acted upon
     (quotes stay: plotly shows ``&quot;`` literally, and no tag can open without ``<``)."""
-    import html
-
     return html.escape(plain_text(value), quote=False)

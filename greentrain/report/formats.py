@@ -55,19 +55,19 @@ def _latex(runs: list[dict], o: RenderOptions) -> str:
 
 
 def _markdown(runs: list[dict], o: RenderOptions) -> str:
-    from greentrain.report.tables import to_markdown
+    from greentrain.report.text_tables import to_markdown
 
     return to_markdown(runs, o.group_by, o.metric)
 
 
 def _csv(runs: list[dict], o: RenderOptions) -> str:
-    from greentrain.report.tables import to_csv
+    from greentrain.report.text_tables import to_csv
 
     return to_csv(runs, o.group_by, o.metric)
 
 
 def _json(runs: list[dict], o: RenderOptions) -> str:
-    from greentrain.report.tables import to_json
+    from greentrain.report.text_tables import to_json
 
     return to_json(runs, o.group_by, o.metric)
 

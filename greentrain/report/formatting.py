@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 from greentrain.report.escape import latex_text, markdown_text
-from greentrain.report.formats import NAMES
 from greentrain.report.stats import missing
 from greentrain.report.unit_policy import (
     _infinite,
@@ -25,7 +24,6 @@ from greentrain.report.unit_policy import (
 
 __all__ = ["fmt_sig", "readable"]
 
-FORMATS: tuple[str, ...] = NAMES  # the export formats' names, from their one registry
 PLOT_SUFFIXES: tuple[str, ...] = (".pdf", ".png", ".svg")
 
 

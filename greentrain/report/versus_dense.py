@@ -153,6 +153,11 @@ class Answer:
                 f"Dense gives the best accuracy per kWh; the best sparse configuration, {best}, "
                 f"is at {r.estimate:.2f}× dense ({r.interval_text()})"
             )
+        elif r.estimate < 1.0:
+            lead = (
+                f"No sparse configuration beats dense on accuracy per kWh; the best, {best}, "
+                f"is at {r.estimate:.2f}× dense ({r.interval_text()})"
+            )
         verdict = "" if r.distinguishable else "; not distinguishable from dense"
         return f"{lead}{verdict}. Energy: {self.energy}."
 
