@@ -31,7 +31,7 @@ RATIO_SCALE: tuple[tuple[float, str], ...] = ((0.0, "#D55E00"), (0.5, "#FFFFFF")
 
 def is_dense_label(label: str) -> bool:
     """Whether a configuration label names a dense configuration (``".../ dense"``)."""
-    return label.split(", ", 1)[0].endswith("/ dense") or label == "dense"
+    return label.split(", ", 1)[0].endswith("/ dense") or label.split(", ", 1)[0] == "dense"
 
 
 def colours(labels: Iterable[str]) -> dict[str, str]:
