@@ -219,3 +219,11 @@ def test_show_refuses_a_name_two_runs_share_naming_their_ids(tmp_path, capsys):
     assert "2 runs are named 'twin' (r1, r2)" in err and len(err.strip().splitlines()) == 1
     assert main(["show", "nobody", "--store", str(store)]) != 0
     assert "no run is named 'nobody' either" in capsys.readouterr().err
+
+
+def test_runs_table_shows_energy_and_carbon_in_the_unit_policys_units(tmp_path, capsys):
+    runs = [make_run("tiny", accs=[0.5], epoch_energy_j=[200.0], co2_per_kwh_g=475.0)]
+    out = _run(capsys, "runs", "--store", str(write_store(tmp_path / "u.db", runs)))
+    header = out.splitlines()[0].split()
+    assert "mWh" in header and "mgCO2e" in header  # 200 J = 55.6 mWh, never 5.56e-05 kWh
+    assert "55.6" in out and "e-0" not in out

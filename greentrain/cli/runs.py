@@ -30,6 +30,7 @@ from greentrain.record.vocabulary import STATUSES
 from greentrain.report.escape import terminal_text
 from greentrain.report.reading import check_number, describe
 from greentrain.report.runs import parse_time, run_is_estimated
+from greentrain.report.unit_policy import policy_for
 from greentrain.store import Store
 from greentrain.units import format_energy, iso_utc
 
@@ -46,6 +47,14 @@ def _fmt(value: object, fmt: str) -> str:
         return "-"
     number, why = check_number(value)
     return _invalid(value) if why is not None else format(number, fmt)
+
+
+def _policy_cell(value: object, show) -> str:
+    """``value`` shown by the unit policy's ``show``; ``-`` for None, marked when invalid."""
+    if value is None:
+        return "-"
+    number, why = check_number(value)
+    return _invalid(value) if why is not None else show(number)
 
 
 def _energy(value: object) -> str:
@@ -87,12 +96,18 @@ def runs_cmd(
         _print_json(runs)
         return
     table = Table(box=None, header_style="bold")
-    columns = ("id", "name", "status", "nodes", "exit", "started (UTC)", "s", "kWh", "gCO2e",
+    # one unit per column, chosen like every other surface's (report.unit_policy)
+    policy = policy_for(
+        [check_number(r.get("energy_kwh"))[0] for r in runs],
+        [check_number(r.get("co2_g"))[0] for r in runs],
+    )
+    energy_col, co2_col = policy.energy_unit, f"{policy.mass_unit}CO2e"
+    columns = ("id", "name", "status", "nodes", "exit", "started (UTC)", "s", energy_col, co2_col,
                "tags")  # fmt: skip
     for col in columns:
         table.add_column(
             col,
-            justify="right" if col in ("nodes", "exit", "s", "kWh", "gCO2e") else "left",
+            justify="right" if col in ("nodes", "exit", "s", energy_col, co2_col) else "left",
             no_wrap=col != "tags",
         )
     any_estimated = False
@@ -108,8 +123,8 @@ def runs_cmd(
             "-" if r.get("exit_code") is None else r["exit_code"],
             started[5:16].replace("T", " ") if isinstance(started, str) else started,
             _fmt(r.get("duration_s"), ".1f"),
-            _fmt(r.get("energy_kwh"), ".3g") + ("*" if estimated else ""),
-            _fmt(r.get("co2_g"), ".3g"),
+            _policy_cell(r.get("energy_kwh"), policy.energy) + ("*" if estimated else ""),
+            _policy_cell(r.get("co2_g"), policy.mass),
             " ".join(f"{k}={v}" for k, v in _map(r.get("tags")).items()),
         ]
         table.add_row(*(Text(terminal_text(c)) for c in cells))
