@@ -80,4 +80,5 @@ def test_run_text_that_is_markdown_or_html_stays_text_on_every_page(shown):
 
 def test_no_page_needs_horizontal_scroll_at_1400_px(shown):
     for page in PAGES:
+        assert "Page not found" not in shown[page]["body"], page
         assert max(shown[page]["overflow"]) <= 0, (page, shown[page]["overflow"])
