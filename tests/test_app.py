@@ -273,3 +273,14 @@ def test_accuracy_per_energy_reads_in_the_unit_policys_prefixed_unit(small_store
     runs_page = _run("runs")
     energies = set(runs_page.dataframe[0].value["energy"])
     assert "55.6 mWh" in energies  # 200 J, not 5.56e-05 kWh
+
+
+def test_runs_page_says_how_much_of_a_partly_measured_run_was_measured(tmp_path, monkeypatch):
+    run = make_run("h100", accs=[0.5], epoch_energy_j=[900.0])
+    run["energy"]["cpu"] = {"energy_j": 100.0, "source": "estimate:estimated", "estimated": True}
+    run["energy_j"] = 1000.0
+    run["energy_kwh"] = 1000.0 / 3.6e6
+    monkeypatch.setenv("GREENTRAIN_APP_STORE", str(write_store(tmp_path / "m.db", [run])))
+    at = _run("runs")
+    energy = at.dataframe[0].value.iloc[0]["energy"]
+    assert energy.endswith("(90% measured)") and not energy.startswith("≈")

@@ -14,11 +14,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
 from greentrain.report import runs as run_figures  # noqa: E402
+from greentrain.report.escape import markdown_text  # noqa: E402
 from greentrain.report.formatting import (  # noqa: E402
     energy_unit,
     fmt_co2_g,
     fmt_energy_kwh,
 )
+from greentrain.report.provenance import energy_split, measured_share, split_sentence  # noqa: E402
 from greentrain.report.reading import check_number  # noqa: E402
 from greentrain.units import joules_to_kwh, kwh_to_joules  # noqa: E402
 
@@ -52,13 +54,17 @@ if runs:
     est = run_figures.run_is_estimated(run)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Status", run["status"])
-    c2.metric("Energy", sh.fmt_kwh(run_figures.run_energy_kwh(run), est))
+    c2.metric("Energy", sh.fmt_kwh(run_figures.run_energy_kwh(run), measured_share([run])))
     co2 = run.get("co2_g")
     c3.metric("CO2e", fmt_co2_g(check_number(co2, nonnegative=True)[0]))
     acc = run_figures.final_accuracy(run)
     c4.metric("Final accuracy", "n/a" if acc is None else f"{acc * 100:.2f} %")
     if est:
-        st.warning("At least one energy figure of this run is an estimate, not a measurement.")
+        st.warning(
+            "At least one energy figure of this run is an estimate, not a measurement: "
+            + markdown_text(split_sentence(energy_split([run])))
+            + "."
+        )
 
     st.subheader("Energy by domain (best figure and its provenance)")
     dom_rows, alt_rows = [], []

@@ -16,6 +16,7 @@ from greentrain.report.formatting import (  # noqa: E402
     fmt_duration_s,
     fmt_energy_kwh,
 )
+from greentrain.report.provenance import measured_share  # noqa: E402
 from greentrain.report.study import study_totals  # noqa: E402
 
 runs = sh.page_header("Runs")
@@ -37,10 +38,11 @@ if runs:
         ).str.lower()
         sel = sel[hay.str.contains(needle, regex=False)]
 
+    by_id = {r["id"]: r for r in runs}
     table = sel.assign(
         energy=[
-            sh.fmt_kwh(e, est)
-            for e, est in zip(sel["energy_kwh"], sel["estimated"], strict=True)
+            sh.fmt_kwh(e, measured_share([by_id[i]]) if i in by_id else None)
+            for e, i in zip(sel["energy_kwh"], sel["id"], strict=True)
         ],
         accuracy_pct=sel["accuracy"] * 100.0,
         co2=sel["co2_g"].map(fmt_co2_g),
@@ -52,7 +54,8 @@ if runs:
         ]
     ]  # fmt: skip
     st.caption(
-        f"{len(sel)} of {len(df)} runs. Energies marked ≈ are estimates, not measurements; "
+        f"{len(sel)} of {len(df)} runs. Energies marked ≈ are estimates, not measurements, and a "
+        "partly measured one says how much; "
         "'not measured' means no meter could measure (see the Run page for the reason)."
     )
     st.dataframe(
