@@ -32,7 +32,7 @@ NOISE_KEYS: frozenset[str] = frozenset(
     {
         "seed", "name", "run_name", "tags", "store", "out", "output", "resume", "progress", "id",
         "run_id", "cwd", "command", "meter", "meters", "country", "region", "carbon_intensity",
-        "pue", "budget_kwh", "budget_gco2", "budget_forecast", "download", "workers",
+        "pue", "budget_kwh", "budget_gco2", "budget_forecast", "download",
     }
 )  # fmt: skip
 NOISE_SUFFIXES: tuple[str, ...] = ("_dir", "_path", "_file", "_id", "_url", "_uri")
