@@ -284,3 +284,23 @@ def test_runs_page_says_how_much_of_a_partly_measured_run_was_measured(tmp_path,
     at = _run("runs")
     energy = at.dataframe[0].value.iloc[0]["energy"]
     assert energy.endswith("(90% measured)") and not energy.startswith("≈")
+
+
+def test_run_page_numbers_epochs_from_one_on_energy_and_accuracy_charts_alike(data_store):
+    at = AppTest.from_file(str(APP / "views" / "run.py"), default_timeout=30)
+    at.query_params["run"] = "b0"  # its script logged epochs from 0, its windows from index 0
+    at.run()
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    xs = {s["layout"]["title"]["text"]: _values(s["data"][0]["x"]) for s in specs}
+    assert xs["Energy per epoch"] == xs["Accuracy"] == [1, 2, 3]
+
+
+def _values(array) -> list:
+    """A plotly spec's array: a list, or numpy bytes as ``{"dtype", "bdata"}``."""
+    if isinstance(array, dict):
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)

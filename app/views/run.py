@@ -40,6 +40,14 @@ def _epoch_number(index: object, position: int) -> int:
     return position + 1
 
 
+def _from_one(epochs: list) -> list:
+    """Epoch numbers from 1: a script that logs from 0 (Lightning's ``current_epoch``) is
+    shifted by one, so the accuracy and energy charts number the same epoch alike."""
+    numbers = [e for e in epochs if isinstance(e, int) and not isinstance(e, bool)]
+    shift = 1 if numbers and min(numbers) == 0 else 0
+    return [e + shift if isinstance(e, int) and not isinstance(e, bool) else e for e in epochs]
+
+
 runs = sh.page_header("Run")
 if runs:
     ids = [r["id"] for r in runs]
@@ -154,7 +162,7 @@ if runs:
     if curve:
         adf = pd.DataFrame(
             {
-                "epoch": [m.get("epoch", m.get("step")) for m in curve],
+                "epoch": _from_one([m.get("epoch", m.get("step")) for m in curve]),
                 f"{metric} (%)": [m[metric] * 100 for m in curve],
             }
         )
