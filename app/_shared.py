@@ -89,12 +89,18 @@ def empty_state(path: Path | None, what: str = "runs") -> None:
     )
 
 
-def fmt_kwh(value: float | None, estimated: bool) -> str:
-    """``"0.150 kWh"``, ``"56.2 Wh"``; estimates are marked ``"≈56.2 Wh (estimated)"``."""
+def fmt_kwh(value: float | None, measured_share: float | None) -> str:
+    """``"150 Wh"`` when all of it was measured; ``"≈56.2 Wh (estimated)"`` when all of it was
+    modelled; ``"2.83 Wh (85% measured)"`` in between (an H100 run whose GPU was measured and
+    whose CPU was modelled is not an estimate)."""
     if value is None or pd.isna(value):
         return "not measured"
     text = fmt_energy_kwh(value)
-    return f"≈{text} (estimated)" if estimated else text
+    if measured_share is None or measured_share <= 0.0005:
+        return f"≈{text} (estimated)"
+    if measured_share >= 0.9995:
+        return text
+    return f"{text} ({measured_share * 100:.0f}% measured)"
 
 
 # d3-format for plotly axes and colour bars: 3 significant digits with thousands separators,

@@ -15,8 +15,9 @@ from fixtures.runs import NASTY, make_run, study  # noqa: E402
 from fixtures.store import write_store  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from greentrain.report import formats  # noqa: E402
 from greentrain.report import runs as run_figures  # noqa: E402
-from greentrain.report.formatting import FORMATS  # noqa: E402
+from greentrain.report.formats import NAMES as FORMATS  # noqa: E402
 from greentrain.store import Store  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -92,7 +93,9 @@ def test_compare_page_draws_heatmap_pareto_energy_to_accuracy_and_savings(data_s
     at = _run("compare")
     assert _plotly_count(at) == 4
     assert "Pareto-optimal: resnet18 / cifar10 / bar / 0.8, resnet18 / cifar10 / dense" in _text(at)
-    e2a = at.dataframe[0].value
+    table = at.dataframe[0].value  # the comparison table comes first
+    assert {"n", "vs dense [95% CI]", "Measured energy"} <= set(table.columns)
+    e2a = at.dataframe[1].value
     assert {"configuration", "energy to target", "reached"} <= set(e2a.columns)
 
 
@@ -185,14 +188,18 @@ def test_run_page_warns_about_estimated_energy(data_store):
     assert any("estimate" in w.value for w in at.warning)
 
 
-def test_export_page_offers_every_format_as_download(data_store):
+def test_export_page_offers_every_registered_format_as_a_labelled_download(data_store):
     at = _run("export")
-    assert len(at.get("download_button")) == len(FORMATS)
-    at.radio[0].set_value("latex").run()
+    buttons = at.get("download_button")
+    assert len(buttons) == len(FORMATS)
+    labels = [b.proto.label for b in buttons]
+    assert labels == [f"Download {f.file_name}" for f in formats.REGISTRY]
+    assert "Best accuracy per kWh" in _text(at)  # the Markdown preview is rendered
+    at.selectbox[0].set_value("latex").run()
     assert r"\toprule" in at.code[0].value
-    at.radio[0].set_value("statement").run()
+    at.selectbox[0].set_value("statement").run()
     assert "of electricity in total" in at.code[0].value
-    at.radio[0].set_value("model-card").run()
+    at.selectbox[0].set_value("model-card").run()
     assert "co2_eq_emissions:" in at.code[0].value
 
 
@@ -253,12 +260,47 @@ def test_no_page_shows_a_figure_in_scientific_notation(small_store, page):
     assert not SCIENTIFIC.search(shown.replace("e-mail", "")), SCIENTIFIC.findall(shown)
 
 
-def test_accuracy_per_kwh_reads_as_percent_per_kwh_with_thousands_separators(small_store):
+def test_accuracy_per_energy_reads_in_the_unit_policys_prefixed_unit(small_store):
     at = _run("compare")
+    table = at.dataframe[0].value.set_index("Configuration")
+    # dense: 200 J = 55.6 mWh (the table's unit: its smallest energy reads >= 1 in it);
+    # 90 % / 55.6 mWh = 1.62 %/mWh -- never 1,620,000 %/kWh or 1.62e+6
+    assert table.loc["resnet18 / cifar10 / dense", "Energy (mWh)"] == "55.6 (n=1)"
+    assert table.loc["resnet18 / cifar10 / dense", "Accuracy per energy (%/mWh)"] == "1.62 (n=1)"
     heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     cells = [c for row in heat["text"] for c in row if c]
-    # dense: 0.9 / (200 J = 5.56e-5 kWh) = 16,200 per kWh, i.e. 1,620,000 %/kWh
-    assert "1,620,000 %/kWh" in cells
+    assert "1.00×<br>no interval<br>n=1" in cells  # colour centred on dense
     runs_page = _run("runs")
     energies = set(runs_page.dataframe[0].value["energy"])
-    assert "0.0556 Wh" in energies  # 200 J, not 5.56e-05 kWh
+    assert "55.6 mWh" in energies  # 200 J, not 5.56e-05 kWh
+
+
+def test_runs_page_says_how_much_of_a_partly_measured_run_was_measured(tmp_path, monkeypatch):
+    run = make_run("h100", accs=[0.5], epoch_energy_j=[900.0])
+    run["energy"]["cpu"] = {"energy_j": 100.0, "source": "estimate:estimated", "estimated": True}
+    run["energy_j"] = 1000.0
+    run["energy_kwh"] = 1000.0 / 3.6e6
+    monkeypatch.setenv("GREENTRAIN_APP_STORE", str(write_store(tmp_path / "m.db", [run])))
+    at = _run("runs")
+    energy = at.dataframe[0].value.iloc[0]["energy"]
+    assert energy.endswith("(90% measured)") and not energy.startswith("≈")
+
+
+def test_run_page_numbers_epochs_from_one_on_energy_and_accuracy_charts_alike(data_store):
+    at = AppTest.from_file(str(APP / "views" / "run.py"), default_timeout=30)
+    at.query_params["run"] = "b0"  # its script logged epochs from 0, its windows from index 0
+    at.run()
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    xs = {s["layout"]["title"]["text"]: _values(s["data"][0]["x"]) for s in specs}
+    assert xs["Energy per epoch"] == xs["Accuracy"] == [1, 2, 3]
+
+
+def _values(array) -> list:
+    """A plotly spec's array: a list, or numpy bytes as ``{"dtype", "bdata"}``."""
+    if isinstance(array, dict):
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)

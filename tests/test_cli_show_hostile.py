@@ -13,7 +13,7 @@ from fixtures.runs import NASTY_TEXTS, make_run, study
 from fixtures.store import write_raw, write_store
 
 from greentrain.cli import main
-from greentrain.report.formatting import FORMATS
+from greentrain.report.formats import NAMES as FORMATS
 
 BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # rich's own styling, when the terminal has colour
@@ -198,3 +198,32 @@ def test_one_malformed_column_never_breaks_a_listing(tmp_path, capsys, column, v
     write_raw(path, "b", **{column: value})
     runs = _strict(_run(capsys, "runs", "--store", str(path), "--json"))
     assert [r["name"] for r in runs] == ["a", "b"]
+
+
+# -- show by name ---------------------------------------------------------------------------------
+
+
+def test_show_accepts_a_unique_run_name_as_well_as_an_id(tmp_path, capsys):
+    store = write_store(tmp_path / "n.db", [make_run("abc123", name="baseline-lr3")])
+    out = _run(capsys, "show", "baseline-lr3", "--store", str(store))
+    assert "abc123" in out
+    out = _run(capsys, "show", "abc", "--store", str(store))  # an id prefix still works
+    assert "abc123" in out
+
+
+def test_show_refuses_a_name_two_runs_share_naming_their_ids(tmp_path, capsys):
+    runs = [make_run("r1", name="twin"), make_run("r2", name="twin")]
+    store = write_store(tmp_path / "t.db", runs)
+    assert main(["show", "twin", "--store", str(store)]) != 0
+    err = capsys.readouterr().err
+    assert "2 runs are named 'twin' (r1, r2)" in err and len(err.strip().splitlines()) == 1
+    assert main(["show", "nobody", "--store", str(store)]) != 0
+    assert "no run is named 'nobody' either" in capsys.readouterr().err
+
+
+def test_runs_table_shows_energy_and_carbon_in_the_unit_policys_units(tmp_path, capsys):
+    runs = [make_run("tiny", accs=[0.5], epoch_energy_j=[200.0], co2_per_kwh_g=475.0)]
+    out = _run(capsys, "runs", "--store", str(write_store(tmp_path / "u.db", runs)))
+    header = out.splitlines()[0].split()
+    assert "mWh" in header and "mgCO2e" in header  # 200 J = 55.6 mWh, never 5.56e-05 kWh
+    assert "55.6" in out and "e-0" not in out

@@ -15,7 +15,14 @@ from fixtures.store import write_store
 
 from greentrain.cli import main
 from greentrain.errors import ConfigError
-from greentrain.report import formatting, statement, statement_appendix, tables
+from greentrain.report import (
+    formats,
+    formatting,
+    latex_table,
+    statement,
+    statement_appendix,
+    tables,
+)
 
 LATEX_SPECIALS = "\\{}$&#^_%~<>|"
 
@@ -47,11 +54,13 @@ def test_latex_escape_leaves_no_raw_special_character():
 
 def test_latex_table_has_booktabs_rules_and_escaped_names():
     tex = tables.render(nasty_study(), "latex")
-    for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}"):
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular*}{\linewidth}"):
         assert rule in tex
-    assert formatting.latex_escape(NASTY) in tex
-    assert r"$81.0 \pm 1.4$" in tex  # dense: mean 81.0 %, std 1.4 points
-    assert "$^{*}$" in tex  # the estimated configuration is marked
+    assert latex_table.breakable(NASTY) in tex  # escaped, with break points in long words
+    assert formatting.latex_escape(NASTY) in tex.replace(r"\allowbreak{}", "")
+    # dense: mean 81.0 %, over the half-width of its 95% interval (n=2: t=12.7 x 1.41 / 1.41)
+    assert r"\shortstack[r]{81.0\\{$\pm$ 12.7}}" in tex
+    assert "constant / 0.5$^{\\approx}$" in tex  # the modelled configuration is marked
 
 
 def _compile(tmp_path, body: str) -> subprocess.CompletedProcess:
@@ -92,9 +101,9 @@ def test_markdown_escape_renders_names_literally():
 
 def test_markdown_table_lists_configurations_and_totals():
     text = tables.render(nasty_study(), "markdown")
-    assert "| resnet18 / cifar10 / dense | 2 | 81.0 ± 1.4 | 0.300 |" in text
+    assert "| resnet18 / cifar10 / dense | 2 | 81.0 ± 12.7 | 300 ± 0 |" in text
     assert formatting.markdown_escape(NASTY) in text
-    assert "| failed | 1 | 0.0500 |" in text
+    assert "| failed | 1 | 50.0 |" in text  # Wh: the unit the totals' smallest figure reads in
     assert "| all | 9 |" in text
 
 
@@ -135,21 +144,24 @@ def test_statement_reports_hardware_totals_carbon_meters_estimates_and_uncertain
     assert "1.50 kWh of electricity in total" in text
     assert (
         "runs that failed, were interrupted or were stopped by a budget included" in text
-        and "0.150 kWh" in text
+        and "150 Wh" in text  # one unit policy: SI prefix, no leading 0.
     )
     assert "400 gCO2e/kWh (Ember, 2023, DEU) and a PUE of 1.2" in text
     assert "total emissions come to 600 g CO2e" in text
-    # which figures were measured and which estimated, by which meter: one sentence
+    # which figures were measured and which modelled, by which meter in words, with the
+    # assumed uncertainty of each: one sentence
     assert (
-        "GPU energy was measured by nvml:counter in 7 runs and estimated by "
-        "estimate:estimated in 1 run." in text
+        "GPU energy was measured by the GPU's NVML energy counter (±5%) in 7 runs and "
+        "modelled: estimated from the process tree's CPU time and memory (correct to an order "
+        "of magnitude only) in 1 run." in text
     )
+    assert "Best accuracy per kWh: resnet18 / cifar10 / bar / 0.8, at 1.94× dense" in text
     assert "appendix" in text
     # the details are in the appendix, not in the paragraph
     assert "Fermi and Kepler" not in text
     appendix = tables.render(study(), "statement-appendix")
     assert "| GPU | nvml | counter | 7 | 1.20 kWh | measured |" in appendix
-    assert "| GPU | estimate | estimated | 1 | 0.300 kWh | estimated |" in appendix
+    assert "| GPU | estimate | estimated | 1 | 300 Wh | estimated |" in appendix
     assert "Fermi and Kepler" in appendix and "stated assumption" in appendix
     assert "order of magnitude" in appendix
     assert "| rapl | 8 | no RAPL | run on Linux |" in appendix
@@ -171,7 +183,7 @@ def test_unknown_format_is_a_config_error():
 
 
 def test_every_format_handles_an_empty_selection():
-    for fmt in formatting.FORMATS:
+    for fmt in formats.NAMES:
         assert tables.render([], fmt).strip()
 
 

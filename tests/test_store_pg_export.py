@@ -12,7 +12,7 @@ from fixtures.store import write_store
 
 from greentrain.cli.export import select_runs
 from greentrain.report import tables
-from greentrain.report.formatting import FORMATS
+from greentrain.report.formats import NAMES as FORMATS
 from greentrain.store import Store
 
 

@@ -1,4 +1,6 @@
-"""Export: the same LaTeX / Markdown / CSV / JSON / statement as ``greentrain export``."""
+"""Export: every format of the one registry (:mod:`greentrain.report.formats`) -- the same
+text as ``greentrain export`` -- as a labelled download, with a preview that renders (Markdown),
+wraps (text) or highlights (LaTeX, CSV, JSON, YAML) and has a copy button."""
 
 from __future__ import annotations
 
@@ -10,35 +12,16 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
-from greentrain.report.formatting import FORMATS  # noqa: E402
-from greentrain.report.tables import render  # noqa: E402
-
-SUFFIX = {
-    "latex": "tex",
-    "markdown": "md",
-    "csv": "csv",
-    "json": "json",
-    "statement": "txt",
-    "statement-appendix": "md",
-    "statement-appendix-latex": "tex",
-    "model-card": "yaml",
-}
-MIME = {
-    "latex": "text/x-tex",
-    "markdown": "text/markdown",
-    "csv": "text/csv",
-    "json": "application/json",
-    "statement": "text/plain",
-    "statement-appendix": "text/markdown",
-    "statement-appendix-latex": "text/x-tex",
-    "model-card": "application/yaml",
-}
+from greentrain.errors import ConfigError  # noqa: E402
+from greentrain.report import formats  # noqa: E402
 
 runs = sh.page_header("Export")
 if runs:
     statuses = sorted({r["status"] for r in runs})
-    pick = st.multiselect("Runs with status", statuses, default=statuses)
-    tag = st.text_input("Only runs with tag (KEY=VALUE)", "")
+    c1, c2, c3 = st.columns([2, 2, 1])
+    pick = c1.multiselect("Runs with status", statuses, default=statuses)
+    tag = c2.text_input("Only runs with tag (KEY=VALUE)", "")
+    allow_fake = c3.checkbox("Allow fake-meter runs", value=False)
     sel = [r for r in runs if r["status"] in pick]
     if "=" in tag:
         k, _, v = tag.partition("=")
@@ -47,17 +30,31 @@ if runs:
         f"{len(sel)} runs selected. Tables pool finished runs per configuration; totals and the "
         "statement include failed and interrupted runs."
     )
-    cols = st.columns(len(FORMATS))
-    texts = {fmt: render(sel, fmt) for fmt in FORMATS}
-    for col, fmt in zip(cols, FORMATS, strict=True):
-        col.download_button(
-            f"Download {fmt}",
-            texts[fmt],
-            file_name=f"greentrain-{fmt}.{SUFFIX[fmt]}",
-            mime=MIME[fmt],
-            key=f"dl_{fmt}",
+    options = formats.RenderOptions(allow_fake=allow_fake)
+    texts: dict[str, str] = {}
+    for fmt in formats.REGISTRY:
+        try:
+            texts[fmt.name] = fmt.render(sel, options)
+        except ConfigError as err:
+            texts[fmt.name] = f"Not written: {err}"
+    st.subheader("Downloads")
+    for fmt in formats.REGISTRY:
+        left, right = st.columns([3, 2])
+        left.markdown(f"**{fmt.name}** — {fmt.summary} (`{fmt.file_name}`)")
+        right.download_button(
+            f"Download {fmt.file_name}",
+            texts[fmt.name],
+            file_name=fmt.file_name,
+            mime=fmt.mime,
+            key=f"dl_{fmt.name}",
         )
-    show = st.radio("Preview", FORMATS, horizontal=True)
-    languages = {"latex": "latex", "statement-appendix-latex": "latex", "json": "json",
-                 "model-card": "yaml", "statement-appendix": "markdown"}  # fmt: skip
-    st.code(texts[show], language=languages.get(show, "text"))
+    st.subheader("Preview")
+    show = st.selectbox("Format", formats.NAMES, index=formats.NAMES.index("markdown"))
+    chosen = formats.get(show)
+    if chosen.preview == "markdown":
+        st.markdown(texts[show])  # run text in it is escaped: it renders as text
+        with st.expander("Source (with a copy button)"):
+            st.code(texts[show], language="markdown", wrap_lines=True)
+    else:
+        language = None if chosen.preview == "text" else chosen.preview
+        st.code(texts[show], language=language, wrap_lines=True)

@@ -14,11 +14,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
 from greentrain.report import runs as run_figures  # noqa: E402
+from greentrain.report.escape import markdown_text  # noqa: E402
 from greentrain.report.formatting import (  # noqa: E402
     energy_unit,
     fmt_co2_g,
     fmt_energy_kwh,
 )
+from greentrain.report.provenance import energy_split, measured_share, split_sentence  # noqa: E402
 from greentrain.report.reading import check_number  # noqa: E402
 from greentrain.units import joules_to_kwh, kwh_to_joules  # noqa: E402
 
@@ -31,11 +33,28 @@ def energy_text(joules: object) -> str | None:
     return None if value is None else fmt_energy_kwh(joules_to_kwh(value))
 
 
+def _epoch_number(index: object, position: int) -> int:
+    """An epoch window's number from 1 (its 0-based index + 1; its position without one)."""
+    if isinstance(index, int) and not isinstance(index, bool):
+        return index + 1
+    return position + 1
+
+
+def _from_one(epochs: list) -> list:
+    """Epoch numbers from 1: a script that logs from 0 (Lightning's ``current_epoch``) is
+    shifted by one, so the accuracy and energy charts number the same epoch alike."""
+    numbers = [e for e in epochs if isinstance(e, int) and not isinstance(e, bool)]
+    shift = 1 if numbers and min(numbers) == 0 else 0
+    return [e + shift if isinstance(e, int) and not isinstance(e, bool) else e for e in epochs]
+
+
 runs = sh.page_header("Run")
 if runs:
     ids = [r["id"] for r in runs]
     wanted = st.query_params.get("run")
-    index = next((i for i, x in enumerate(ids) if wanted and x.startswith(wanted)), len(ids) - 1)
+    finished = [i for i, r in enumerate(runs) if r.get("status") == "finished"]
+    last = finished[-1] if finished else len(ids) - 1  # open on the last finished run
+    index = next((i for i, x in enumerate(ids) if wanted and x.startswith(wanted)), last)
     names = {r["id"]: f"{r['name']} · {r['status']} · {r['id'][:12]}" for r in runs}
     run_id = st.selectbox("Run", ids, index=index, format_func=names.get)
     run = next(r for r in runs if r["id"] == run_id)
@@ -43,13 +62,17 @@ if runs:
     est = run_figures.run_is_estimated(run)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Status", run["status"])
-    c2.metric("Energy", sh.fmt_kwh(run_figures.run_energy_kwh(run), est))
+    c2.metric("Energy", sh.fmt_kwh(run_figures.run_energy_kwh(run), measured_share([run])))
     co2 = run.get("co2_g")
     c3.metric("CO2e", fmt_co2_g(check_number(co2, nonnegative=True)[0]))
     acc = run_figures.final_accuracy(run)
     c4.metric("Final accuracy", "n/a" if acc is None else f"{acc * 100:.2f} %")
     if est:
-        st.warning("At least one energy figure of this run is an estimate, not a measurement.")
+        st.warning(
+            "At least one energy figure of this run is an estimate, not a measurement: "
+            + markdown_text(split_sentence(energy_split([run])))
+            + "."
+        )
 
     st.subheader("Energy by domain (best figure and its provenance)")
     dom_rows, alt_rows = [], []
@@ -110,7 +133,8 @@ if runs:
         unit, per_kwh = energy_unit(max((e for e in kwh if e is not None), default=None))
         wdf = pd.DataFrame(
             {
-                "epoch": [w.get("index") for w in wins],
+                # windows are indexed from 0; epochs are numbered from 1 on every page
+                "epoch": [_epoch_number(w.get("index"), k) for k, w in enumerate(wins)],
                 f"energy ({unit})": [None if e is None else e * per_kwh for e in kwh],
                 "duration (s)": [w.get("duration_s") for w in wins],
             }
@@ -138,7 +162,7 @@ if runs:
     if curve:
         adf = pd.DataFrame(
             {
-                "epoch": [m.get("epoch", m.get("step")) for m in curve],
+                "epoch": _from_one([m.get("epoch", m.get("step")) for m in curve]),
                 f"{metric} (%)": [m[metric] * 100 for m in curve],
             }
         )

@@ -8,6 +8,7 @@ import typer
 
 from greentrain.cli._app import app
 from greentrain.errors import ConfigError
+from greentrain.report.unit_policy import policy_for
 
 
 @app.command("demo")
@@ -50,15 +51,17 @@ def _fmt(value: Any, spec: str, missing: str = "n/a") -> str:
 
 
 def render_table(rows: list[dict[str, Any]]) -> str:
-    """The comparison as plain text (a fixed-width table + notes), ready to print."""
+    """The comparison as plain text (a fixed-width table + notes), ready to print; energy,
+    CO2e and accuracy per energy in the units of every other surface (report.unit_policy)."""
+    p = policy_for([r["energy_kwh"] for r in rows], [r["co2_g"] for r in rows])
     headers = [
         "run",
         "test acc",
         "time (s)",
-        "energy (kWh)",
-        "gCO2e",
+        f"energy ({p.energy_unit})",
+        f"{p.mass_unit}CO2e",
         "bwd GFLOPs/iter",
-        "acc per kWh",
+        f"acc per {p.energy_unit} (%)",
     ]
     table = [headers]
     for r in rows:
@@ -68,15 +71,15 @@ def render_table(rows: list[dict[str, Any]]) -> str:
                 r["mode"] or r["name"],
                 _fmt(r["test_acc"], ".4f"),
                 _fmt(r["duration_s"], ".1f"),
-                _fmt(r["energy_kwh"], ".6f") + mark,
-                _fmt(r["co2_g"], ".3f"),
+                p.energy(r["energy_kwh"]) + mark,
+                p.mass(r["co2_g"]),
                 _fmt(
                     None
                     if r["backward_flops_per_iter"] is None
                     else r["backward_flops_per_iter"] / 1e9,
                     ".3f",
                 ),
-                _fmt(r["acc_per_kwh"], ",.0f"),
+                p.per_energy(r["acc_per_kwh"]),
             ]
         )
     if len(rows) == 2:

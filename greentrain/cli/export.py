@@ -12,7 +12,9 @@ from greentrain.cli._app import app
 from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
 from greentrain.integrations.trackers import TARGETS, export_runs, make_tracker
-from greentrain.report.formatting import FORMATS, PLOT_SUFFIXES
+from greentrain.record.vocabulary import STATUSES
+from greentrain.report import formats
+from greentrain.report.formatting import PLOT_SUFFIXES
 from greentrain.store import Store, default_target, is_url, redact
 from greentrain.store.guard import refuse_store_path
 
@@ -27,14 +29,16 @@ def select_runs(
 ) -> list[dict]:
     """Runs of ``store`` matching every given criterion (all runs when none is given).
 
-    ``run_ids`` may be unique prefixes; ``sweep`` selects the runs tagged ``sweep=<id>`` (the
-    tag ``greentrain sweep`` puts on each of its runs).
+    ``run_ids`` may be unique prefixes or unique run names; ``sweep`` selects the runs tagged
+    ``sweep=<id>`` (the tag ``greentrain sweep`` puts on each of its runs).
     """
+    from greentrain.cli.runs import resolve_run
+
     check_status(status)
     want_tags = dict(tags or {})
     if sweep is not None:
         want_tags["sweep"] = sweep
-    ids = [store.resolve_id(r) for r in run_ids] if run_ids else None
+    ids = [resolve_run(store, r) for r in run_ids] if run_ids else None
     return store.list_runs(status=status, tags=want_tags or None, ids=ids)
 
 
@@ -43,11 +47,24 @@ def export_cmd(
     runs_arg: list[str] = typer.Argument(
         None, metavar="[RUN]...", help="Select these run ids or prefixes (as --run)."
     ),
-    fmt: str = typer.Option(
-        "markdown",
-        "--format",
-        "-f",
-        help=" | ".join(FORMATS),
+    fmt: str = typer.Option("markdown", "--format", "-f", help=formats.help_text()),
+    group_by: str = typer.Option(
+        None,
+        "--group-by",
+        help="Comma-separated config keys that form configurations, beyond model, dataset, "
+        "schedule and drop rate (default: every key that differs among the runs; '' pools "
+        "everything else, with a note naming what was pooled).",
+    ),
+    metric: str = typer.Option(
+        None,
+        "--metric",
+        help="Accuracy metric to report (default: what the runs logged, the first of "
+        "test_acc, val_acc, eval_accuracy).",
+    ),
+    allow_fake: bool = typer.Option(
+        False,
+        "--allow-fake",
+        help="Let runs metered by the test meter 'fake' into a statement or model card.",
     ),
     to: str = typer.Option(
         None, "--to", help="Write the selected runs into a tracker instead: mlflow | wandb."
@@ -71,7 +88,7 @@ def export_cmd(
     run: list[str] = typer.Option(None, "--run", help="Select this run id or prefix (repeat)."),
     sweep: str = typer.Option(None, "--sweep", help="Select the runs of this sweep id."),
     status: str = typer.Option(
-        None, "--status", help="Select runs with this status (finished, failed, ...)."
+        None, "--status", help="Select runs with this status: " + " | ".join(STATUSES) + "."
     ),
     output: Path = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
     plot: Path = typer.Option(
@@ -90,10 +107,11 @@ def export_cmd(
     """Export the selected runs as a paper table, a carbon statement (and its appendix), a
     model card's co2_eq_emissions block, CSV/JSON and plots; or into MLflow/W&B with --to.
 
-    Tables pool the finished runs of each configuration (model, dataset, schedule, drop rate)
-    over seeds; totals and the statement include failed and interrupted runs.
+    Tables pool the finished runs of each configuration over seeds: a configuration is model,
+    dataset, schedule, drop rate and every other config key that differs among the runs
+    (--group-by overrides); totals and the statement include failed and interrupted runs.
     """
-    from greentrain.report import plots, tables  # pandas, matplotlib: this command only
+    from greentrain.report import plots  # pandas, matplotlib: this command only
 
     run = [*(runs_arg or []), *(run or [])]
     if to is not None:
@@ -103,8 +121,8 @@ def export_cmd(
         return
     if tracking_uri is not None:
         raise ConfigError("--tracking-uri goes with --to mlflow")
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if fmt not in formats.NAMES:
+        raise ConfigError(f"--format {fmt!r}: use one of {', '.join(formats.NAMES)}")
     for flag, target in (("-o", output), ("--plot", plot)):
         if target is not None and target.is_dir():
             raise ConfigError(f"{flag} {target} is a directory; give a file name inside it")
@@ -113,7 +131,9 @@ def export_cmd(
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise ConfigError(f"--plot {plot}: end the file name in {', '.join(PLOT_SUFFIXES)}")
     runs = _selected(store, run, tag, sweep, status)
-    text = tables.render(runs, fmt, training_type=training_type)
+    keys = None if group_by is None else [k.strip() for k in group_by.split(",") if k.strip()]
+    options = formats.RenderOptions(keys, training_type, metric, allow_fake)
+    text = formats.render(runs, fmt, options)
     if output is not None:
         try:
             output.parent.mkdir(parents=True, exist_ok=True)

@@ -27,9 +27,11 @@ from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError, StoreError
 from greentrain.record.jsonable import dumps
 from greentrain.record.nesting import counted_once
+from greentrain.record.vocabulary import STATUSES
 from greentrain.report.escape import terminal_text
 from greentrain.report.reading import check_number, describe
 from greentrain.report.runs import parse_time, run_is_estimated
+from greentrain.report.unit_policy import policy_for
 from greentrain.store import Store
 from greentrain.units import format_energy, iso_utc
 
@@ -46,6 +48,14 @@ def _fmt(value: object, fmt: str) -> str:
         return "-"
     number, why = check_number(value)
     return _invalid(value) if why is not None else format(number, fmt)
+
+
+def _policy_cell(value: object, show) -> str:
+    """``value`` shown by the unit policy's ``show``; ``-`` for None, marked when invalid."""
+    if value is None:
+        return "-"
+    number, why = check_number(value)
+    return _invalid(value) if why is not None else show(number)
 
 
 def _energy(value: object) -> str:
@@ -74,7 +84,7 @@ def _console() -> Console:
 def runs_cmd(
     store: str = typer.Option(None, "--store", help=STORE_HELP),
     tag: list[str] = typer.Option(None, "--tag", help="Only runs with tag KEY=VALUE (repeat)."),
-    status: str = typer.Option(None, "--status", help="running|finished|failed|interrupted"),
+    status: str = typer.Option(None, "--status", help="|".join(STATUSES)),
     name: str = typer.Option(None, "--name", help="Only runs with this name."),
     as_json: bool = typer.Option(False, "--json", help="Print the run objects as JSON."),
 ) -> None:
@@ -87,12 +97,18 @@ def runs_cmd(
         _print_json(runs)
         return
     table = Table(box=None, header_style="bold")
-    columns = ("id", "name", "status", "nodes", "exit", "started (UTC)", "s", "kWh", "gCO2e",
+    # one unit per column, chosen like every other surface's (report.unit_policy)
+    policy = policy_for(
+        [check_number(r.get("energy_kwh"))[0] for r in runs],
+        [check_number(r.get("co2_g"))[0] for r in runs],
+    )
+    energy_col, co2_col = policy.energy_unit, f"{policy.mass_unit}CO2e"
+    columns = ("id", "name", "status", "nodes", "exit", "started (UTC)", "s", energy_col, co2_col,
                "tags")  # fmt: skip
     for col in columns:
         table.add_column(
             col,
-            justify="right" if col in ("nodes", "exit", "s", "kWh", "gCO2e") else "left",
+            justify="right" if col in ("nodes", "exit", "s", energy_col, co2_col) else "left",
             no_wrap=col != "tags",
         )
     any_estimated = False
@@ -108,8 +124,8 @@ def runs_cmd(
             "-" if r.get("exit_code") is None else r["exit_code"],
             started[5:16].replace("T", " ") if isinstance(started, str) else started,
             _fmt(r.get("duration_s"), ".1f"),
-            _fmt(r.get("energy_kwh"), ".3g") + ("*" if estimated else ""),
-            _fmt(r.get("co2_g"), ".3g"),
+            _policy_cell(r.get("energy_kwh"), policy.energy) + ("*" if estimated else ""),
+            _policy_cell(r.get("co2_g"), policy.mass),
             " ".join(f"{k}={v}" for k, v in _map(r.get("tags")).items()),
         ]
         table.add_row(*(Text(terminal_text(c)) for c in cells))
@@ -155,15 +171,32 @@ def _total_line(runs: list[dict]) -> str:
     return line
 
 
+def resolve_run(st: Store, key: str) -> str:
+    """The full id of the run or group ``key`` names: an id, a unique id prefix, or the unique
+    name of a run (``greentrain run --name``). StoreError when none or several match."""
+    try:
+        return st.resolve_id(key)
+    except StoreError as err:
+        named = st.list_runs(name=key.strip()) if key.strip() else []
+        if len(named) == 1:
+            return named[0]["id"]
+        if len(named) > 1:
+            ids = ", ".join(str(r.get("id")) for r in named[:10])
+            raise StoreError(
+                f"{len(named)} runs are named {key!r} ({ids}); give one's id instead"
+            ) from None
+        raise StoreError(f"{err} (no run is named {key!r} either)") from None
+
+
 @app.command("show")
 def show_cmd(
-    run: str = typer.Argument(..., help="Run id or unique prefix."),
+    run: str = typer.Argument(..., help="Run id, unique id prefix, or unique run name."),
     store: str = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
 ) -> None:
     """Show one run: energy per domain with sources, windows, metrics, factors."""
     with open_to_read(store) as st:
-        r = st.get_run(run)
+        r = st.get_run(resolve_run(st, run))
     if as_json:
         _print_json(r)
         return

@@ -11,6 +11,7 @@ CSV cell               :func:`csv_cell`
 plain text             :func:`plain_text` (the carbon statement)
 terminal (rich)        :func:`terminal_text` (``greentrain runs`` and ``show``)
 matplotlib label       :func:`plot_text`
+HTML, plotly label     :func:`html_text`
 =====================  ====================================================================
 
 The rules:
@@ -39,8 +40,9 @@ The rules:
    point, ``[U+4E2D]``.
 3. **Markdown**: every ASCII punctuation character that Markdown or HTML could interpret,
    ``\\ ` * _ { } [ ] ( ) # + - ! | < > ~ ^ $ &``, is backslash-escaped (CommonMark allows
-   escaping any ASCII punctuation), so a name renders literally: never a tag, an entity, a
-   link, emphasis or a new cell.
+   escaping any ASCII punctuation), and a word joiner (U+2060) splits ``://``, ``www.`` and
+   ``@`` (GFM's autolinks act after escapes), so a name renders literally: never a tag, an
+   entity, a link (autolinks included), emphasis or a new cell.
 4. **CSV**: a text cell whose first non-blank character is ``= + - @`` (or a full-width form of
    one) gets a leading apostrophe ``'``, OWASP's convention against formula injection in
    spreadsheets (tab and CR, the other triggers, are already spaces by rule 1). Numbers stay
@@ -56,6 +58,8 @@ export keeps every string exactly as recorded.
 
 from __future__ import annotations
 
+import html
+import re
 import unicodedata
 
 # -- rule 1: control characters ----------------------------------------------------------------
@@ -197,11 +201,24 @@ def latex_text(value: object) -> str:
 # -- rule 3: Markdown --------------------------------------------------------------------------
 
 _MD_PUNCT = frozenset("\\`*_{}[]()#+-!|<>~^$&")
+WORD_JOINER = "\u2060"  # invisible, zero width: splits what an autolinker would match
+_AUTOLINK = re.compile(r"(?i)(:)(//)|(www)(\.)|(@)")
+
+
+def _break_autolink(m: re.Match) -> str:
+    return WORD_JOINER.join(g for g in m.groups() if g is not None) + (
+        WORD_JOINER if m.group(5) else ""
+    )
 
 
 def markdown_text(value: object) -> str:
-    """Text for a Markdown table cell or paragraph that renders literally (rules 1 and 3)."""
-    return "".join("\\" + ch if ch in _MD_PUNCT else ch for ch in plain_text(value))
+    """Text for a Markdown table cell or paragraph that renders literally (rules 1 and 3).
+
+    GFM's autolinks (GitHub's, Streamlit's) find URLs and e-mail addresses in the text *after*
+    escapes are resolved, so an escape cannot stop them: a word joiner (U+2060, invisible)
+    goes after the ``:`` of ``://``, between ``www`` and its dot, and after ``@``."""
+    text = "".join("\\" + ch if ch in _MD_PUNCT else ch for ch in plain_text(value))
+    return _AUTOLINK.sub(_break_autolink, text)
 
 
 # -- rule 4: CSV -------------------------------------------------------------------------------
@@ -224,3 +241,13 @@ def csv_cell(value: object) -> object:
 def plot_text(value: object) -> str:
     """Text for a matplotlib label: rule 1 and ``$`` escaped (no math text)."""
     return plain_text(value).replace("$", r"\$")
+
+
+# -- rule 7: HTML and plotly labels ------------------------------------------------------------
+
+
+def html_text(value: object) -> str:
+    """Text for HTML or a plotly label (plotly renders a subset of HTML: ``<a>``, ``<b>``,
+    ``<br>``, entities): rule 1, then ``& < >`` as entities, so it is shown, never acted upon
+    (quotes stay: plotly shows ``&quot;`` literally, and no tag can open without ``<``)."""
+    return html.escape(plain_text(value), quote=False)

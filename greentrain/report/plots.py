@@ -1,5 +1,7 @@
 """Static figures for papers (matplotlib, Agg backend): accuracy vs energy with the Pareto front,
-and energy per epoch by schedule. Energies are shown in kWh. Labels from runs go through
+and energy per epoch by schedule. Units, colours and intervals are those of every other surface
+(:mod:`~greentrain.report.unit_policy`, :mod:`~greentrain.report.palette`, 95% intervals).
+Labels from runs go through
 :func:`~greentrain.report.escape.plot_text` (no control characters, no math text).
 """
 
@@ -10,10 +12,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from greentrain.errors import ConfigError
+from greentrain.report import palette
+from greentrain.report.comparison import compare
 from greentrain.report.escape import plot_text
 from greentrain.report.formatting import PLOT_SUFFIXES
-from greentrain.report.grouping import group_runs
-from greentrain.report.study import energy_per_epoch_by_schedule, pareto_front
+from greentrain.report.study import energy_per_epoch_by_schedule, pareto_front, schedule_label
+from greentrain.report.unit_policy import policy_for
 
 
 def _pyplot():
@@ -26,10 +30,12 @@ def _pyplot():
 
 
 def plot_accuracy_vs_energy(runs: Iterable[dict], ax) -> None:
-    """Scatter of mean final accuracy (%) vs mean energy (kWh) per configuration, with error
-    bars (std) and the Pareto front (max accuracy, min energy) drawn as a step line.
-    Estimated energies are drawn hollow. DDPM-only selections plot FID (lower is better)."""
-    groups = group_runs(list(runs))
+    """Scatter of mean final accuracy (%) vs mean energy per configuration, in the unit of
+    :mod:`~greentrain.report.unit_policy`, with 95% interval error bars, n in the legend, one
+    colour per configuration (:mod:`~greentrain.report.palette`) and the Pareto front as a step
+    line. Partly modelled energies are drawn hollow. DDPM-only selections plot FID."""
+    c = compare(list(runs))
+    groups = c.groups
     metric = "accuracy"
     if (
         not groups.empty
@@ -45,21 +51,26 @@ def plot_accuracy_vs_energy(runs: Iterable[dict], ax) -> None:
         ax.text(0.5, 0.5, "no finished runs with energy and accuracy", ha="center", va="center")
         ax.set_axis_off()
         return
+    colours = palette.colours(groups["configuration"])
+    modelled = {row.configuration: row.modelled for row in c.rows}
+    ef = c.policy.energy_factor
     for _, g in data.iterrows():
-        est = bool(g["estimated"])
+        label = str(g["configuration"])
+        est = modelled.get(label, False)
         ax.errorbar(
-            g["energy_kwh_mean"],
+            g["energy_kwh_mean"] * ef,
             g[f"{metric}_mean"] * scale,
-            xerr=None if math.isnan(g["energy_kwh_std"]) else g["energy_kwh_std"],
-            yerr=None if math.isnan(g[f"{metric}_std"]) else g[f"{metric}_std"] * scale,
+            xerr=None if math.isnan(g["energy_kwh_ci95"]) else g["energy_kwh_ci95"] * ef,
+            yerr=None if math.isnan(g[f"{metric}_ci95"]) else g[f"{metric}_ci95"] * scale,
             fmt="o",
+            color=colours.get(label),
             mfc="none" if est else None,
             capsize=3,
-            label=plot_text(g["configuration"]) + (" (estimated)" if est else ""),
+            label=plot_text(f"{label} (n={int(g['n_runs'])})") + (" (modelled)" if est else ""),
         )
     front = pareto_front(data, metric)
     ax.step(
-        front["energy_kwh_mean"],
+        front["energy_kwh_mean"] * ef,
         front[f"{metric}_mean"] * scale,
         where="post",
         color="black",
@@ -67,24 +78,37 @@ def plot_accuracy_vs_energy(runs: Iterable[dict], ax) -> None:
         linewidth=1,
         label="Pareto front",
     )
-    ax.set_xlabel("energy per run (kWh)")
-    ax.set_ylabel("final test accuracy (%)" if metric == "accuracy" else "FID (lower is better)")
-    ax.set_title("Accuracy vs energy")
+    ax.set_xlabel(f"energy per run ({c.policy.energy_unit})")
+    ax.set_ylabel("final accuracy (%)" if metric == "accuracy" else "FID (lower is better)")
+    ax.set_title("Accuracy vs energy (95% interval over seeds)")
     ax.legend(fontsize="x-small", loc="best")
     ax.grid(alpha=0.3)
 
 
 def plot_energy_per_epoch(runs: Iterable[dict], ax) -> None:
-    """Mean energy (kWh) of each epoch, one line per schedule (finished runs)."""
+    """Mean energy of each epoch (numbered from 1), one line per schedule (finished runs), in
+    the unit of :mod:`~greentrain.report.unit_policy`."""
     series = energy_per_epoch_by_schedule(list(runs))
     if not series:
         ax.text(0.5, 0.5, "no per-epoch energy recorded", ha="center", va="center")
         ax.set_axis_off()
         return
+    policy = policy_for([v for values in series.values() for v in values])
+    groups = compare(list(runs)).groups
+    by_config = palette.colours(groups["configuration"]) if not groups.empty else {}
+    colours = {
+        schedule_label(g): by_config.get(str(g["configuration"])) for _, g in groups.iterrows()
+    }
     for label, values in series.items():
-        ax.plot(range(1, len(values) + 1), values, marker="o", label=plot_text(label))
+        ax.plot(
+            range(1, len(values) + 1),
+            [v * policy.energy_factor for v in values],
+            marker="o",
+            color=colours.get(label),
+            label=plot_text(label),
+        )
     ax.set_xlabel("epoch")
-    ax.set_ylabel("energy per epoch (kWh)")
+    ax.set_ylabel(f"energy per epoch ({policy.energy_unit})")
     ax.set_title("Energy per epoch by schedule")
     ax.legend(fontsize="x-small", loc="best")
     ax.grid(alpha=0.3)

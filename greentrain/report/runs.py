@@ -52,9 +52,26 @@ def _first_present(run: dict, names: tuple[str, str], issues: list[Issue] | None
     return None
 
 
-def final_accuracy(run: dict, issues: list[Issue] | None = None) -> float | None:
-    """Final top-1 test accuracy (fraction): ``final_test_acc``, else the last ``test_acc``."""
-    return _first_present(run, ("final_test_acc", "test_acc"), issues)
+# The accuracy metrics runs log, in the order a report looks for them: greentrain's jobs log
+# test_acc, Lightning scripts val_acc, the Hugging Face Trainer eval_accuracy.
+ACCURACY_METRICS: tuple[str, ...] = ("test_acc", "val_acc", "eval_accuracy")
+
+
+def accuracy_metric(run: dict) -> str | None:
+    """The first of :data:`ACCURACY_METRICS` the run logged (itself or as ``final_<name>``)."""
+    logged = {n for _, rec in RunReader(run).metrics() for n, v in rec.items() if v is not None}
+    return next((m for m in ACCURACY_METRICS if m in logged or f"final_{m}" in logged), None)
+
+
+def final_accuracy(
+    run: dict, issues: list[Issue] | None = None, metric: str | None = None
+) -> float | None:
+    """Final accuracy (fraction) of ``metric`` (default: :func:`accuracy_metric`):
+    ``final_<metric>``, else its last value."""
+    metric = metric or accuracy_metric(run)
+    if metric is None:
+        return None
+    return _first_present(run, (f"final_{metric}", metric), issues)
 
 
 def final_fid(run: dict, issues: list[Issue] | None = None) -> float | None:

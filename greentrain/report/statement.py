@@ -24,9 +24,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from greentrain.errors import ConfigError
+from greentrain.report.citation import carbon_citation
+from greentrain.report.comparison import compare
 from greentrain.report.escape import as_str, plain_text
 from greentrain.report.formatting import fmt_co2_g, fmt_duration_s, fmt_energy_kwh, readable
 from greentrain.report.grouping import runs_frame
+from greentrain.report.provenance import is_fake, source_words
 from greentrain.report.reading import Issue, RunReader, issue_lines, summarize
 from greentrain.report.runs import carbon_factors, domain_energy_j
 from greentrain.report.study import study_totals
@@ -59,6 +63,16 @@ METHOD_UNCERTAINTY: dict[str, str] = {
     "fake": "a fake meter used in tests: not a measurement",
 }
 UNKNOWN_UNCERTAINTY = "no uncertainty is known for this method"
+# The same assumptions in a few words, for the paragraph itself.
+SHORT_UNCERTAINTY: dict[str, str] = {
+    "counter": "±5%",
+    "sampled": "±10%",
+    "zeus": "±5%",
+    "rapl": "±10%",
+    "codecarbon": "±20%",
+    "estimated": "correct to an order of magnitude only",
+    "fake": "not a measurement",
+}
 APPENDIX_NAME = "the appendix (greentrain export --format statement-appendix)"
 TRAINING_TYPES = ("pre-training", "fine-tuning")
 UNFINISHED = ("failed", "interrupted", "budget")  # statuses of runs that did not finish
@@ -104,6 +118,8 @@ class Study:
     figures: dict[tuple[str, str], _Figures] = field(default_factory=dict)  # (domain, source)
     unmeasured: Counter = field(default_factory=Counter)  # (domain, reason) -> runs
     meters_down: Counter = field(default_factory=Counter)  # (meter, reason, fix) -> runs
+    examples: dict[str, dict] = field(default_factory=dict)  # source -> a run it measured
+    fake_runs: int = 0  # runs with a figure from the test meter "fake"
 
     @classmethod
     def read(cls, runs: Iterable[dict]) -> Study:
@@ -132,8 +148,12 @@ class Study:
             year = "year not stated" if year is None else r.text(year, "carbon.year")
             source = r.text(c.get("source"), "carbon.source") or "unknown source"
             self.carbon[(intensity, source, year, pue, place)] += 1
+        env = r.mapping(r.run.get("env"), "env")
+        fake = False
         for domain, dom in r.energy().items():
             if dom.get("energy_j") is None:
+                if domain == "gpu" and not env.get("gpu_models"):
+                    continue  # no GPU on the machine: nothing was missed
                 why = r.text(dom.get("reason"), f"energy.{domain}.reason")
                 self.unmeasured[(domain, why or "no reason recorded")] += 1
                 continue
@@ -141,10 +161,13 @@ class Study:
             if joules is None:
                 continue
             src = r.text(dom.get("source"), f"energy.{domain}.source") or "unknown"
+            self.examples.setdefault(src, run)
+            fake = fake or is_fake(src)
             fig = self.figures.setdefault((domain, src), _Figures())
             fig.runs += 1
             fig.energy_j += joules
             fig.estimated += r.flag_true(dom.get("estimated"), f"energy.{domain}.estimated")
+        self.fake_runs += fake
         for _, m in r.records(r.run.get("meters"), "meters"):
             if m.get("available") and not m.get("error"):
                 continue
@@ -183,11 +206,17 @@ def carbon_order(item: tuple[tuple, int]) -> tuple:
     return (intensity, source, year, math.inf if pue is None else pue, place)
 
 
-def _sources(items: list[tuple[str, int]], total_runs: int) -> str:
-    """``nvml:counter`` (all runs) or ``nvml:counter in 7 runs and zeus:zeus in 1 run``."""
+def _sources(items: list[tuple[str, int]], total_runs: int, study: Study) -> str:
+    """``the GPU's NVML energy counter`` (all runs) or ``the GPU's NVML energy counter in 7
+    runs and Zeus in 1 run``: each ``meter:method`` in words, with its assumed uncertainty."""
+
+    def words(src: str) -> str:
+        said = source_words(src, study.examples.get(src))
+        return f"{said} ({SHORT_UNCERTAINTY.get(method_of(src), 'uncertainty unknown')})"
+
     if len(items) == 1 and items[0][1] == total_runs:
-        return items[0][0]
-    return join_words([f"{src} in {runs_phrase(n)}" for src, n in items])
+        return words(items[0][0])
+    return join_words([f"{words(src)} in {runs_phrase(n)}" for src, n in items])
 
 
 def _measurement_sentence(study: Study) -> str:
@@ -199,13 +228,23 @@ def _measurement_sentence(study: Study) -> str:
     for domain in sorted(set(measured) | set(estimated), key=_domain_order):
         bits = []
         if domain in measured:
-            bits.append("measured by " + _sources(measured[domain], n))
+            bits.append("measured by " + _sources(measured[domain], n, study))
         if domain in estimated:
-            bits.append("estimated by " + _sources(estimated[domain], n))
+            items = estimated[domain]
+            bits.append(
+                ("modelled: " if all(meter_of(s) == "estimate" for s, _ in items) else "by ")
+                + _sources(items, n, study)
+            )
         by_desc.setdefault(" and ".join(bits), []).append(domain.upper())
     if not by_desc:
         return "No meter measured any energy."
     return join_words([f"{join_words(d)} energy was {desc}" for desc, d in by_desc.items()]) + "."
+
+
+def _cite(source: str, year: str) -> str:
+    """``IEA, Global Energy & CO2 Status Report 2019, world average (...), 2019``."""
+    text, when = carbon_citation(source, year)
+    return f"{text}, {when}"
 
 
 def _domain_order(domain: str) -> tuple[int, str]:
@@ -213,11 +252,25 @@ def _domain_order(domain: str) -> tuple[int, str]:
     return (order.index(domain) if domain in order else len(order), domain)
 
 
-def statement(runs: Iterable[dict]) -> str:
-    """The paragraph (see the module docstring); one line of plain text."""
+def refuse_fake(study: Study, allow_fake: bool) -> None:
+    """ConfigError when a selected run was metered by the test meter ``fake`` and
+    ``allow_fake`` is false: its figures are not measurements."""
+    if study.fake_runs and not allow_fake:
+        raise ConfigError(
+            f"{runs_phrase(study.fake_runs)} of the selection were metered by the test meter "
+            "'fake' (not a measurement); leave them out (--status, --tag, --run) or pass "
+            "--allow-fake"
+        )
+
+
+def statement(runs: Iterable[dict], metric: str | None = None, allow_fake: bool = False) -> str:
+    """The paragraph (see the module docstring); one line of plain text. ``metric`` is the
+    accuracy metric of the comparison sentence; runs metered by the test meter are refused
+    unless ``allow_fake``."""
     study = Study.read(runs)
     if not study.runs:
         return "No runs were selected, so there is no energy to report.\n"
+    refuse_fake(study, allow_fake)
     n = len(study.runs)
     totals = study_totals(study.runs)
     allt = totals.loc["all"]
@@ -253,7 +306,7 @@ def statement(runs: Iterable[dict]) -> str:
         )
     if study.carbon:
         descs = [
-            f"{readable(i)} gCO2e/kWh ({src}, {year}{', ' + place if place else ''}) and "
+            f"{readable(i)} gCO2e/kWh ({_cite(src, year)}{', ' + place if place else ''}) and "
             + ("an unreadable PUE" if pue is None else f"a PUE of {pue:g}")
             + ("" if len(study.carbon) == 1 else f" ({runs_phrase(k)})")
             for (i, src, year, pue, place), k in sorted(study.carbon.items(), key=carbon_order)
@@ -274,6 +327,9 @@ def statement(runs: Iterable[dict]) -> str:
             "missing from the totals, not counted as zero."
         )
     out.append(sentence)
+    answer = compare(study.runs, metric=metric).answer
+    if answer.best is not None:
+        out.append(answer.sentence())
     out.append(
         "Each meter's method and stated uncertainty, and the meters that were unavailable and "
         f"why, are listed in {APPENDIX_NAME}."

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import pandas as pd
 
 from greentrain.record.nesting import counted_once
-from greentrain.report.grouping import configuration, runs_frame
+from greentrain.report.grouping import runs_frame
 from greentrain.report.runs import epoch_energies_kwh
 from greentrain.report.stats import missing, safe_sum
 
@@ -148,19 +148,27 @@ def study_totals(runs: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def energy_per_epoch_by_schedule(runs: Iterable[dict]) -> dict[str, list[float]]:
-    """Mean energy (kWh) of epoch k over the finished runs of each schedule label.
+def schedule_label(row: Mapping) -> str:
+    """``"dense"``, ``"bar 0.8"`` or ``"constant 0.8, reselect_every=4"`` of a row of
+    :func:`~greentrain.report.grouping.runs_frame` or ``group_runs`` (its configuration label
+    when it has no model)."""
+    if row.get("dataset") is None or missing(row.get("dataset")):
+        return str(row["configuration"])
+    label = str(row["configuration"]).split(" / ", 2)[-1].replace(" / ", " ")
+    return label
 
-    Keys are ``"dense"`` for drop rate 0 and ``"<schedule> <rate>"`` otherwise; epochs whose
-    window was not measured in any run are NaN.
+
+def energy_per_epoch_by_schedule(runs: Iterable[dict]) -> dict[str, list[float]]:
+    """Mean energy (kWh) of epoch k over the finished runs of each schedule label
+    (:func:`schedule_label`: the configuration without model and dataset, settings that vary
+    included, so variants are never pooled); epochs whose window was not measured in any run
+    are NaN.
     """
     acc: dict[str, list[list[float]]] = {}
-    for run in runs:
-        if not isinstance(run, Mapping) or run.get("status") != "finished":
-            continue
-        key, label = configuration(run)
-        label = label.split(" / ", 2)[-1] if key[1] is not None else key[0]
-        label = label.replace(" / ", " ")
+    finished = [r for r in runs if isinstance(r, Mapping) and r.get("status") == "finished"]
+    frame = runs_frame(finished)
+    for run, (_, row) in zip(finished, frame.iterrows(), strict=True):
+        label = schedule_label(row)
         for k, e in enumerate(epoch_energies_kwh(run)):
             lists = acc.setdefault(label, [])
             while len(lists) <= k:
