@@ -381,3 +381,18 @@ def test_bench_where_tabulates_each_result_with_a_verdict_from_its_ratios(bench_
     assert r["verdict"] != "n/a" and not r["verdict"].startswith("no verdict")
     code, _, err = _run_cli(capsys, ["bench", "where", str(tmp_path / "missing.json")])
     assert code == 2 and err.startswith("error: cannot read bench result")
+
+
+def test_no_other_layout_times_dense_in_the_run_layout_only_and_the_table_says_so(capsys):
+    from greentrain.bench.where import row
+
+    code, out, err = _run_cli(
+        capsys, [*TINY, "--drops", "0.8", "--no-other-layout", "--no-layers", "--no-record",
+                 "--json"],
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert [v["name"] for v in result["variants"]] == ["dense", "sparse@0.8"]
+    assert result["dense_baseline"]["other_layout_measured"] is False
+    assert set(result["dense_baseline"]["fastest"].values()) <= {"dense", None}
+    assert "dense in this layout only" in row(result)["setting"]

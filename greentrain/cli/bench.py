@@ -42,6 +42,11 @@ def bench_ssprop(
     channels_last: bool = typer.Option(
         False, "--channels-last", help="Models and inputs in channels_last memory format."
     ),
+    other_layout: bool = typer.Option(
+        True,
+        "--other-layout/--no-other-layout",
+        help="Also time dense in the other memory layout (the fastest dense is the faster).",
+    ),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile every variant."),
     steps: int = typer.Option(20, "--steps", help="Timed rounds (one step of every variant)."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed rounds first."),
@@ -120,6 +125,7 @@ def bench_ssprop(
             device=device,
             dtype=dtype,
             channels_last=channels_last,
+            other_layout=other_layout,
             compile=compile_,
             steps=steps,
             warmup=warmup,

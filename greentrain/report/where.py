@@ -74,6 +74,8 @@ def setting(cfg: Mapping[str, Any]) -> str:
         parts.append("eager")
     if cfg.get("backend") not in (None, "auto"):
         parts.append(f"backend {cfg['backend']}")
+    if cfg.get("other_layout") is False:
+        parts.append("dense in this layout only")
     return ", ".join(parts)
 
 
