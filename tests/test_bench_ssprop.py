@@ -355,7 +355,7 @@ def test_a_recorded_bench_run_gives_the_same_where_row_as_its_json_result(bench_
     for key in ("workload", "setting", "verdict"):
         assert stored[key] == from_json[key], key
     for key in ("sparse_step", "sparse_backward", "bar_step", "zero_step"):
-        for end in ("ratio", "low", "high"):
+        for end in ("ratio", "low", "high", "level"):
             assert stored[key][end] == pytest.approx(from_json[key][end]), (key, end)
     assert stored["sparse_energy"]["ratio"] is None and stored["device"]
 
@@ -378,7 +378,9 @@ def test_bench_where_tabulates_each_result_with_a_verdict_from_its_ratios(bench_
         interval["low"],
         interval["high"],
     )
-    assert r["verdict"] != "n/a" and not r["verdict"].startswith("no verdict")
+    # two rounds cannot give a 95% interval ([min, max] covers the median with 50%)
+    assert r["sparse_step"]["level"] == pytest.approx(0.5)
+    assert r["verdict"] == "no verdict (time: too few rounds for a 95% interval)"
     code, _, err = _run_cli(capsys, ["bench", "where", str(tmp_path / "missing.json")])
     assert code == 2 and err.startswith("error: cannot read bench result")
 

@@ -70,6 +70,11 @@ def test_paired_ratio_keeps_the_per_round_ratios_that_recompute_it():
         (figure(0.98, 0.63, 1.78), figure(0.7, 0.6, 0.8), "no difference detected (energy)"),
         (figure(None), figure(0.9, 0.8, 1.01), "no difference detected (time)"),
         (None, figure(0.9), "no verdict (time: no interval over rounds)"),
+        (
+            None,
+            figure(0.9, 0.8, 0.95, 0.75),
+            "no verdict (time: too few rounds for a 95% interval)",
+        ),
         (None, None, "n/a"),
     ],
 )

@@ -173,6 +173,8 @@ def time_layers(
             "dense_backward_s": quantiles(times["dense"])["median"],
             "dense_alt_layout_backward_s": quantiles(times["dense_alt"])["median"],
             "dense_alt_layout_ratio": alt_ratio["median"] if alt_ratio else None,
+            "per_round_s": {"dense": times["dense"], "dense_alt": times["dense_alt"]}
+            | {v.name: times[v.name] for v in sparse_variants},
             "sparse": [
                 {
                     "variant": v.name,
@@ -205,8 +207,18 @@ def _fill_fastest_layout(rows: list[dict], row_times: list[dict], channels_last:
             s["ratio_vs_fastest_dense"] = fast["median"] if fast else None
 
 
+def _round_sums(rows: list[dict], key: str) -> list[float] | None:
+    """Per repetition, the sum over layers of ``key``'s seconds (None for older results)."""
+    lists = [(r.get("per_round_s") or {}).get(key) for r in rows]
+    if not lists or any(not values for values in lists):
+        return None
+    return [sum(values) for values in zip(*lists, strict=True)]
+
+
 def layer_totals(rows: list[dict]) -> dict | None:
-    """Sums of per-layer medians (seconds) and the ratios of those sums."""
+    """Sums of per-layer medians (seconds) and the ratios of those sums; with each sparse
+    variant, the median of per-repetition ratios of summed seconds to dense in the run's
+    layout, its 95% interval and those ratios (``round_ratio``)."""
     if not rows:
         return None
     dense = sum(r["dense_backward_s"] for r in rows)
@@ -217,8 +229,11 @@ def layer_totals(rows: list[dict]) -> dict | None:
         "fastest_dense_layout": rows[0]["fastest_dense_layout"],
         "sparse": [],
     }
+    dense_rounds = _round_sums(rows, "dense")
     for k, entry in enumerate(rows[0]["sparse"]):
         s = sum(r["sparse"][k]["backward_s"] for r in rows)
+        rounds = _round_sums(rows, entry["variant"])
+        paired = paired_ratio(rounds, dense_rounds) if rounds and dense_rounds else None
         total["sparse"].append(
             {
                 "variant": entry["variant"],
@@ -226,6 +241,7 @@ def layer_totals(rows: list[dict]) -> dict | None:
                 "backward_s": s,
                 "ratio": s / dense if dense > 0 else None,
                 "ratio_vs_fastest_dense": s / fastest if fastest > 0 else None,
+                "round_ratio": paired,
             }
         )
     return total

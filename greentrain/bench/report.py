@@ -37,7 +37,9 @@ def _ratio(r: dict | None, spread: bool = True, schedule: bool = False) -> str:
 
 def _figure(r: dict | None, schedule: bool) -> dict:
     interval = headline_interval(r, schedule) or {}
-    return figure(headline(r, schedule), interval.get("low"), interval.get("high"))
+    return figure(
+        headline(r, schedule), interval.get("low"), interval.get("high"), interval.get("level")
+    )
 
 
 def variant_verdict(v: dict) -> str:

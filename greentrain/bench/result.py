@@ -116,8 +116,9 @@ def environment(cfg: BenchConfig, device, counter_label: str | None) -> dict:
 
 
 def summary_rows(result: dict) -> list[dict]:
-    """Flat rows (one per variant) with the headline ratios and the ends of their 95% intervals
-    (``*_low``, ``*_high``); what the store's metrics get."""
+    """Flat rows (one per variant) with the headline ratios, the ends of their 95% intervals
+    (``*_low``, ``*_high``) and the intervals' coverage (``*_level``; lower with few rounds);
+    what the store's metrics get."""
     rows = []
     for v in result["variants"]:
         row = {
@@ -138,6 +139,7 @@ def summary_rows(result: dict) -> list[dict]:
                 row[name] = headline(ratio, schedule)
                 row[f"{name}_low"] = interval.get("low")
                 row[f"{name}_high"] = interval.get("high")
+                row[f"{name}_level"] = interval.get("level")
         row["step_time_s"] = v["step_time_s"]["median"] if v["step_time_s"] else None
         row["backward_time_s"] = v["backward_time_s"]["median"] if v["backward_time_s"] else None
         e = v["energy_j_per_step"]

@@ -31,7 +31,12 @@ def _figure(variant: Mapping[str, Any] | None, metric: str, baseline: str) -> di
     if schedule and "mean" not in ratio:  # results before the schedule's ratio was its mean
         return figure(None)
     interval = headline_interval(dict(ratio), schedule) or {}
-    return figure(headline(dict(ratio), schedule), interval.get("low"), interval.get("high"))
+    return figure(
+        headline(dict(ratio), schedule),
+        interval.get("low"),
+        interval.get("high"),
+        interval.get("level"),
+    )
 
 
 def _variant(result: Mapping[str, Any], pick) -> Mapping[str, Any] | None:

@@ -54,9 +54,18 @@ BASELINE = {"sparse": "fastest", "bar": "fastest", "zero": "same_layout"}
 Figure = Mapping[str, float | None]
 
 
-def figure(ratio: float | None, low: float | None = None, high: float | None = None) -> dict:
-    """A headline ratio with the ends of its confidence interval (None where not kept)."""
-    return {"ratio": ratio, "low": low, "high": high}
+LEVEL = 0.95  # a verdict needs an interval of at least this coverage
+
+
+def figure(
+    ratio: float | None,
+    low: float | None = None,
+    high: float | None = None,
+    level: float | None = None,
+) -> dict:
+    """A headline ratio with the ends of its confidence interval (None where not kept) and the
+    interval's coverage (None: not recorded, taken as :data:`LEVEL`)."""
+    return {"ratio": ratio, "low": low, "high": high, "level": level}
 
 
 def setting(cfg: Mapping[str, Any]) -> str:
@@ -105,6 +114,8 @@ def verdict(energy: Figure | None, step: Figure | None) -> str:
     value, low, high = fig["ratio"], fig.get("low"), fig.get("high")
     if low is None or high is None:
         return f"no verdict ({what}: no interval over rounds)"
+    if fig.get("level") is not None and fig["level"] < LEVEL - 1e-9:
+        return f"no verdict ({what}: too few rounds for a {LEVEL:.0%} interval)"
     if high < 1:
         return f"saves {what} ({_pct(1 - value)}%, CI {_pct(1 - high)}-{_pct(1 - low)}%)"
     if low > 1:
@@ -175,8 +186,8 @@ def rows_from_runs(runs: Iterable[Mapping[str, Any]], drop: float = 0.8) -> list
 def _stored_figure(reader: RunReader, row: Mapping[str, Any], metric: str, baseline: str) -> dict:
     """A figure from a recorded metrics row (see the module docstring for the names)."""
     name = f"{metric}_ratio_vs_fastest_dense" if baseline == "fastest" else f"{metric}_ratio"
-    return figure(*(reader.number(row.get(k), "metrics") for k in (name, name + "_low",
-                                                                    name + "_high")))  # fmt: skip
+    keys = (name, name + "_low", name + "_high", name + "_level")
+    return figure(*(reader.number(row.get(k), "metrics") for k in keys))
 
 
 def _x(fig: Figure | None) -> str:
@@ -185,7 +196,9 @@ def _x(fig: Figure | None) -> str:
         return "-"
     if fig.get("low") is None or fig.get("high") is None:
         return f"{fig['ratio']:.3f}"
-    return f"{fig['ratio']:.3f} [{fig['low']:.3f}-{fig['high']:.3f}]"
+    level = fig.get("level")
+    below = f", {level:.0%}" if level is not None and level < LEVEL - 1e-9 else ""
+    return f"{fig['ratio']:.3f} [{fig['low']:.3f}-{fig['high']:.3f}{below}]"
 
 
 def cells(r: Mapping[str, Any]) -> list[str]:
@@ -203,8 +216,9 @@ def how_to_read(drop: float = 0.8) -> str:
         f"{drop:g}); drop 0 = ssProp layers at rate 0 (the native path). × = ratio to the "
         "fastest dense configuration (drop 0: to dense in the same memory layout), the median "
         "of paired per-round ratios (the bar schedule's: their mean), with its 95% confidence "
-        "interval in brackets. Verdict from J/step where NVML measured it, else step time: "
-        "saves or costs only when the interval excludes 1, else no difference detected."
+        "interval in brackets (its lower coverage after a comma where too few rounds ran). Verdict "
+        "from J/step where NVML measured it, else step time: saves or costs only when the "
+        "interval excludes 1, else no difference detected."
     )
 
 
