@@ -182,3 +182,40 @@ def test_the_gpu_plan_keeps_the_priority_order_and_needs_no_store():
             assert "--no-record" in s.argv and "--store" not in s.argv, s.name
     # the priority stages fit the first call's budget even if each runs to its own minimum
     assert sum(s.min_s for s in stages[:6]) < 510
+
+
+def test_a_runbook_stopped_by_sigterm_ends_the_running_stage_group_and_publishes(tmp_path):
+    pid_file, out, work = tmp_path / "grandchild.pid", tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    work.mkdir()
+    hang = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "open(sys.argv[1], 'w').write(str(child.pid))\n"
+        "time.sleep(600)\n"
+    )
+    driver = (
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(RUNBOOK.parent)!r})\n"
+        "from pathlib import Path\n"
+        "import gpu_runner\n"
+        "from gpu_plan import Stage\n"
+        "gpu_runner.exit_on_sigterm()\n"
+        f"stage = Stage('hang', 'sleeps', ('{{py}}', '-c', {hang!r}, {str(pid_file)!r}), 600, 1)\n"
+        f"gpu_runner.run_plan([stage], work=Path({str(work)!r}), out=Path({str(out)!r}),\n"
+        "    budget_s=600, env=dict(os.environ), cwd=Path('.'), py=sys.executable, status={},\n"
+        "    log=lambda _: None)\n"
+    )
+    runbook = subprocess.Popen([sys.executable, "-c", driver], cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    runbook.terminate()
+    assert runbook.wait(timeout=120) == 143
+    deadline = time.monotonic() + 60
+    while not _gone(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(grandchild), "the running stage outlived the runbook"
+    status = json.loads(_members(out / gpu_runner.ARCHIVE)["status.json"])
+    assert status["interrupted"] is True and status["running"] == "hang"

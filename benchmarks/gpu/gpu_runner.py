@@ -100,7 +100,8 @@ def run_stage(stage: Stage, work: Path, deadline_s: float, env: dict, cwd: Path,
             proc.wait(timeout=deadline_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-        end_group(proc)  # also whatever the stage left running in its group
+        finally:  # also on SIGTERM of the runbook (:func:`exit_on_sigterm`)
+            end_group(proc)  # and whatever the stage left running in its group
     seconds = time.monotonic() - t0
     record = {
         "name": stage.name,
@@ -143,6 +144,17 @@ def run_stage(stage: Stage, work: Path, deadline_s: float, env: dict, cwd: Path,
     else:
         record["status"] = "ok"
     return record
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit(143) in the main thread, so a runbook stopped from outside
+    still ends the running stage's process group (its own session would outlive the runbook)
+    and publishes what it has."""
+
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -199,6 +211,17 @@ def run_plan(
     status.setdefault("stages", [])
     status["budget_s"] = budget_s
     publish(work, out, status)
+    try:
+        _run_stages(stages, work, out, budget_s, env, cwd, py, status, log, t0)
+    except BaseException:
+        status["interrupted"] = True
+        status["elapsed_s"] = time.monotonic() - t0
+        publish(work, out, status)
+        raise
+    return status
+
+
+def _run_stages(stages, work, out, budget_s, env, cwd, py, status, log, t0) -> None:
     for stage in stages:
         left = budget_s - (time.monotonic() - t0)
         if left < stage.min_s:
@@ -216,9 +239,10 @@ def run_plan(
             continue
         deadline = min(stage.limit_s, left)
         log(f"[runbook] {stage.name}: {stage.what} (deadline {deadline:.0f} s)")
+        status["running"] = stage.name  # left in place if the runbook is stopped during it
         record = run_stage(stage, work, deadline, env, cwd, py)
+        del status["running"]
         status["stages"].append(record)
         status["elapsed_s"] = time.monotonic() - t0
         publish(work, out, status)
         log(f"[runbook] {stage.name}: {record['status']} in {record['seconds']} s")
-    return status

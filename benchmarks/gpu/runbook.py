@@ -49,6 +49,7 @@ def _env(site: Path, simulate: bool, shim: Path) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
+    gpu_runner.exit_on_sigterm()
     out = Path(args.out or os.environ.get("OUT") or "gpu-out").resolve()
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="gpu-runbook-"))
