@@ -14,7 +14,9 @@ starts a stage only when at least ``min_s`` is left. The seconds are budgets for
 a cold compile cache (the first wave's H100 took 17.7 ms per dense CUDA-graph step; compiles
 dominate); the first call's whole budget is 9 minutes.
 
-``{py}`` in a command is the runbook's Python, ``{work}`` the run's work folder.
+``{py}`` in a command is the runbook's Python, ``{work}`` the run's work folder. pytest runs
+with ``-v``: a stage killed at its deadline writes no JUnit file, but its stdout keeps one line
+per finished test.
 """
 
 from __future__ import annotations
@@ -62,9 +64,9 @@ def gpu_stages() -> list[Stage]:
         Stage("cuda-tests",
               "kernel tests on CUDA; reduce-overhead compile vs eager gradients; per-layer "
               "CUDA-graph capture on the forward's stream",
-              ("{py}", "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-k", "cuda",
+              ("{py}", "-m", "pytest", "-v", "-rs", "-p", "no:cacheprovider", "-k", "cuda",
                "--junitxml", "{work}/cuda-tests.xml", "tests/test_ssprop_kernels.py",
-               "tests/test_ssprop_cuda_graphs.py"), 110, 30, output="text"),
+               "tests/test_ssprop_cuda_graphs.py"), 150, 30, output="text"),
         Stage("resnet50-graphs",
               "ResNet-50 224² b64 bf16 channels_last, CUDA graphs, Triton selection: dense vs "
               "drop 0 and 0.8, step time and NVML J/step",
