@@ -105,6 +105,12 @@ def judge(value: float | None, interval: dict | None, target: float) -> str:
     return "undecided: the interval spans the target"
 
 
+def _cell(text: str) -> str:
+    """Text from a run (a test's name or message) as one safe Markdown line."""
+    first = (str(text).strip().splitlines() or [""])[0]
+    return first.replace("|", "/").replace("`", "'")[:300]
+
+
 def _fmt(value: float | None, interval: dict | None) -> str:
     if value is None:
         return "-"
@@ -160,13 +166,14 @@ def collect(source: Path, reports: Path) -> Path:
     where_results, targets, tests = [], [], []
     for record in status["stages"]:
         name = record["name"]
-        for suffix in (".json", ".log", ".xml"):
+        kept = (".json", ".log", ".xml") if record.get("json") else (".out", ".log", ".xml")
+        for suffix in kept:
             if (work / f"{name}{suffix}").exists():
                 shutil.copy2(work / f"{name}{suffix}", dest / f"{name}{suffix}")
         command = str(record.get("command", "")).replace(status.get("python", "\0"), "python")
         lines.append(
-            f"| {name} | {record['status']} | {record.get('seconds')} | "
-            f"{record.get('deadline_s')} | `{command}` |"
+            f"| {name} | {_cell(record['status'])} | {record.get('seconds')} | "
+            f"{record.get('deadline_s')} | `{_cell(command)}` |"
         )
         if not record.get("json"):
             continue
@@ -191,7 +198,8 @@ def collect(source: Path, reports: Path) -> Path:
                 f"{result['tests']}."
             )
             tests += [
-                f"- {p['test']}: {p.get('failure', p.get('error', ''))}" for p in result["problems"]
+                f"- {_cell(p['test'])}: {_cell(p.get('failure', p.get('error', '')))}"
+                for p in result["problems"]
             ]
     lines += tests
     lines += [
