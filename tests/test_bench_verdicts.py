@@ -130,3 +130,14 @@ def test_where_markdown_shows_each_interval_and_says_how_to_read_it():
     text = bench_where.markdown([_result(channels_last=True)])
     assert "0.500 [0.480-0.530]" in text  # n = 7: only [min, max] covers 95% (98.4%)
     assert "95% confidence" in text and "no difference detected" in text
+
+
+def test_the_bench_table_gives_each_non_dense_variant_a_verdict_from_its_interval():
+    from greentrain.bench.report import VARIANT_HEADERS, variant_verdict
+
+    by_name = {v["name"]: v for v in _result(channels_last=True)["variants"]}
+    assert VARIANT_HEADERS[-1] == "verdict vs fastest dense"
+    assert variant_verdict(by_name["dense"]) == "-"
+    assert variant_verdict(by_name["sparse@0.8"]).startswith("saves time (50%, CI ")
+    # drop 0 vs the fastest dense: every round at 1.15, the interval excludes 1
+    assert variant_verdict(by_name["sparse@0"]).startswith("costs time (+15%")
