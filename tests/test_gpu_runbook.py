@@ -220,3 +220,23 @@ def test_a_runbook_stopped_by_sigterm_ends_the_running_stage_group_and_publishes
     assert _gone(grandchild), "the running stage outlived the runbook"
     status = json.loads(_members(out / gpu_runner.ARCHIVE)["status.json"])
     assert status["interrupted"] is True and status["running"] == "hang"
+
+
+def test_pack_fetches_wheels_for_the_gpu_python_and_writes_a_manifest(tmp_path):
+    import gpu_wheels
+
+    index = tmp_path / "index"
+    wheel = _wheel(index)
+    offline = ("--no-index", "--find-links", str(index))
+    wanted = ((f"{CARRIED}==0+runbook.test", "a test wheel"),)
+    manifest = gpu_wheels.pack(tmp_path / "dest", wanted, index_args=offline)
+    (entry,) = manifest["wheels"]
+    assert entry["file"] == wheel.name and (tmp_path / "dest" / wheel.name).exists()
+    assert entry["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert manifest["python"] == "3.12" and "manylinux2014_x86_64" in manifest["platforms"]
+    saved = json.loads((tmp_path / "dest" / gpu_wheels.MANIFEST).read_text())
+    assert saved == manifest and saved["why"] == {f"{CARRIED}==0+runbook.test": "a test wheel"}
+    with pytest.raises(RuntimeError, match="over"):
+        gpu_wheels.pack(tmp_path / "dest", wanted, max_bytes=10, index_args=offline)
+    with pytest.raises(RuntimeError, match="pip download nothing-here==1 failed"):
+        gpu_wheels.pack(tmp_path / "dest", (("nothing-here==1", ""),), index_args=offline)

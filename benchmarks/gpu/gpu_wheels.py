@@ -47,8 +47,9 @@ WHEELS = (
 )
 
 
-def download_command(requirement: str, dest: Path) -> list[str]:
-    """``pip download`` of one wheel for the GPU machine's Python and platform, no deps."""
+def download_command(requirement: str, dest: Path, index_args: tuple[str, ...] = ()) -> list[str]:
+    """``pip download`` of one wheel for the GPU machine's Python and platform, no deps;
+    ``index_args`` are passed to pip (e.g. ``--no-index --find-links DIR`` offline)."""
     cmd = [
         sys.executable,
         "-m",
@@ -65,14 +66,19 @@ def download_command(requirement: str, dest: Path) -> list[str]:
     ]
     for platform in PLATFORMS:
         cmd += ["--platform", platform]
-    return [*cmd, requirement]
+    return [*cmd, *index_args, requirement]
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def pack(dest: Path = DEFAULT_DIR, wheels=WHEELS, max_bytes: int = MAX_BYTES) -> dict:
+def pack(
+    dest: Path = DEFAULT_DIR,
+    wheels=WHEELS,
+    max_bytes: int = MAX_BYTES,
+    index_args: tuple[str, ...] = (),
+) -> dict:
     """Download ``wheels`` into ``dest`` and write its manifest; returns the manifest.
 
     Raises RuntimeError when pip fails or the wheels exceed ``max_bytes``.
@@ -81,7 +87,8 @@ def pack(dest: Path = DEFAULT_DIR, wheels=WHEELS, max_bytes: int = MAX_BYTES) ->
     for old in dest.glob("*.whl"):  # one version of each: two would stop the install there
         old.unlink()
     for requirement, _ in wheels:
-        proc = subprocess.run(download_command(requirement, dest), capture_output=True, text=True)
+        cmd = download_command(requirement, dest, index_args)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"pip download {requirement} failed: {tail}")
