@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 GT = ["{py}", "-m", "greentrain"]
-BENCH = [*GT, "bench", "ssprop", "--no-record", "--json", "--quiet"]
+# progress lines go to the stage's log: a stage killed at its deadline shows how far it got
+BENCH = [*GT, "bench", "ssprop", "--no-record", "--json"]
 R50 = ["--model", "resnet50", "--stem", "imagenet", "--input", "3,224,224", "--batch-size", "64"]
 GPU_BF16_CL = ["--device", "cuda", "--dtype", "bfloat16", "--channels-last"]
 # 6 energy rounds: the fewest whose median interval reaches 95% (order statistics)
