@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -148,9 +149,12 @@ def bench_ssprop(
         )
     )
 
-    def log(message: str) -> None:
+    started = time.monotonic()
+
+    def log(message: str) -> None:  # seconds since start: where the time went (compiles)
         if not quiet:
-            print(f"[bench] {message}", file=sys.stderr, flush=True)
+            print(f"[bench {time.monotonic() - started:6.1f}s] {message}", file=sys.stderr,
+                  flush=True)  # fmt: skip
 
     if no_record:
         result = run_ssprop_bench(cfg, log=log)
