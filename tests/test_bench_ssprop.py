@@ -398,3 +398,23 @@ def test_no_other_layout_times_dense_in_the_run_layout_only_and_the_table_says_s
     assert result["dense_baseline"]["other_layout_measured"] is False
     assert set(result["dense_baseline"]["fastest"].values()) <= {"dense", None}
     assert "dense in this layout only" in row(result)["setting"]
+
+
+def test_per_layer_baselines_are_the_row_layout_and_one_fastest_layout_for_the_model(
+    bench_result,
+):
+    rows, total = bench_result["layers"], bench_result["layers_total"]
+    layouts = {r["fastest_dense_layout"] for r in rows}
+    assert layouts == {total["fastest_dense_layout"]}  # one layout for every layer
+    same = sum(r["dense_backward_s"] for r in rows)
+    alt = sum(r["dense_alt_layout_backward_s"] for r in rows)
+    assert total["fastest_dense_layout"] == ("contiguous" if alt < same else "channels_last")
+    for row in rows:
+        assert row["layout"] == "channels_last" and row["timing"] == "wall"
+        assert row["capture_error"] is None
+        for s in row["sparse"]:  # ratio: against dense in the row's own layout, per round
+            per_round = row["per_round_s"]
+            want = [a / b for a, b in zip(per_round[s["variant"]], per_round["dense"], strict=True)]
+            assert s["ratio_per_round"] == pytest.approx(want)
+    (entry,) = total["sparse"]
+    assert entry["round_ratio"]["n"] == bench_result["config"]["layer_reps"]
