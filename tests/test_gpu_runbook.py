@@ -86,6 +86,8 @@ def test_simulated_gpu_machine_runs_every_cpu_stage_and_returns_two_files(simula
         f"{CARRIED}-0+runbook.test-py3-none-any.whl"
     ]
     assert all(0 < s["seconds"] <= s["deadline_s"] for s in status["stages"])
+    # the bench's ratios reach the printed output too, in case no file comes back
+    assert "- tiny-cpu: sparse@0: step " in proc.stdout and "sparse@0.8: step " in proc.stdout
 
 
 def test_the_simulated_machine_lacks_what_the_image_lacks_except_carried_wheels(simulated):

@@ -135,6 +135,8 @@ def run_stage(stage: Stage, work: Path, deadline_s: float, env: dict, cwd: Path,
     if result is not None:
         (work / f"{stage.name}.json").write_text(json.dumps(result, indent=1) + "\n")
         record["json"] = f"{stage.name}.json"
+        if stage.output == "bench":
+            record["headline"] = headline(result)
     if timed_out:
         record["status"] = f"timed out after {deadline_s:.0f} s"
     elif proc.returncode != 0:
@@ -155,6 +157,30 @@ def exit_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def headline(result: dict) -> str:
+    """One line of a bench result's ratios to the fastest dense, median [95% interval], so the
+    figures reach the device call's printed output even if no file came back."""
+
+    def cell(ratio: dict | None) -> str:
+        if not ratio:
+            return "-"
+        ci = ratio.get("interval") or {}
+        span = f" [{ci['low']:.3f}-{ci['high']:.3f}]" if ci else ""
+        return f"{ratio['median']:.3f}{span}"
+
+    parts = []
+    for v in result.get("variants", []):
+        if v.get("kind") == "dense":
+            continue
+        fast = v.get("ratios_vs_fastest_dense") or {}
+        parts.append(
+            f"{v['name']}: step {cell(fast.get('step_time'))}, J/step {cell(fast.get('energy'))}"
+        )
+    for t in (result.get("layers_total") or {}).get("sparse") or []:
+        parts.append(f"layers {t['variant']}: {cell(t.get('round_ratio'))}")
+    return "; ".join(parts)
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -189,6 +215,8 @@ def summary(status: dict) -> str:
     ]
     for r in status["stages"]:
         lines.append(f"| {r['name']} | {r['status']} | {r['seconds']} | {r['deadline_s']} |")
+    lines += ["", "Ratios to the fastest dense, median [95% interval]:", ""]
+    lines += [f"- {r['name']}: {r['headline']}" for r in status["stages"] if r.get("headline")]
     return "\n".join(lines) + "\n"
 
 
