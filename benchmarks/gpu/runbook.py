@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -47,47 +48,50 @@ def _env(site: Path, simulate: bool, shim: Path) -> dict:
     return base
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    t0 = time.monotonic()
-    gpu_runner.exit_on_sigterm()
-    out = Path(args.out or os.environ.get("OUT") or "gpu-out").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="gpu-runbook-"))
-    work = Path(args.work).resolve() if args.work else scratch / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    site = Path(args.site).resolve() if args.site else scratch / "site"
+def _chosen_stages(args: argparse.Namespace) -> list[gpu_plan.Stage]:
     stages = gpu_plan.simulated_stages() if args.simulate_gpu_machine else gpu_plan.gpu_stages()
     if args.stages:
         wanted = args.stages.split(",")
         unknown = sorted(set(wanted) - {s.name for s in stages})
         if unknown:
-            print(f"error: no stage {', '.join(unknown)}; see `runbook.py plan`", file=sys.stderr)
-            return 2
+            raise ValueError(f"no stage {', '.join(unknown)}; see `runbook.py plan`")
         stages = [s for s in stages if s.name in wanted]
     if args.no_optional:
         stages = [s for s in stages if not s.optional]
-    status = {
-        "plan": "simulated GPU machine (CPU)" if args.simulate_gpu_machine else "gpu",
-        "machine": platform.node(),
-        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "python": sys.executable,
-    }
-    status["install"] = gpu_wheels.install(Path(args.wheels).resolve(), site)
-    print(f"[runbook] wheels: {status['install']['status']} {status['install']['wheels']}")
-    env = _env(site, args.simulate_gpu_machine, scratch / "shim")
-    env.setdefault("GREENTRAIN_STORE", str(work / "greentrain.db"))
-    budget = args.budget_s - (time.monotonic() - t0)
-    status = gpu_runner.run_plan(
-        stages,
-        work=work,
-        out=out,
-        budget_s=budget,
-        env=env,
-        cwd=ROOT,
-        py=sys.executable,
-        status=status,
-    )
+    return stages
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    gpu_runner.exit_on_sigterm()
+    try:
+        stages = _chosen_stages(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out or os.environ.get("OUT") or "gpu-out").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="gpu-runbook-"))  # removed at the end
+    try:
+        work = Path(args.work).resolve() if args.work else scratch / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        site = Path(args.site).resolve() if args.site else scratch / "site"
+        status = {
+            "plan": "simulated GPU machine (CPU)" if args.simulate_gpu_machine else "gpu",
+            "machine": platform.node(),
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": shlex.join([sys.executable, *sys.argv]),
+            "python": sys.executable,
+        }
+        status["install"] = gpu_wheels.install(Path(args.wheels).resolve(), site)
+        print(f"[runbook] wheels: {status['install']['status']} {status['install']['wheels']}")
+        env = _env(site, args.simulate_gpu_machine, scratch / "shim")
+        env.setdefault("GREENTRAIN_STORE", str(work / "greentrain.db"))
+        budget = args.budget_s - (time.monotonic() - t0)
+        status = gpu_runner.run_plan(stages, work=work, out=out, budget_s=budget, env=env,
+                                     cwd=ROOT, py=sys.executable, status=status)  # fmt: skip
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print(gpu_runner.summary(status))
     required = [r for r, s in zip(status["stages"], stages, strict=True) if not s.optional]
     return 0 if all(r["status"] == "ok" for r in required) else 1
