@@ -110,7 +110,9 @@ def test_compare_page_tabulates_where_ssprop_saves_from_recorded_bench_runs(tmp_
     ratios = [(1.0, 1.0), (1.1, 1.1), (1.004, 1.0), (0.9, 0.85), (0.95, None)]
     bench["metrics"] = [
         {"step": i, "window": None, "time_s": 1.0 + i, "step_time_ratio_vs_fastest_dense": step,
-         "energy_ratio_vs_fastest_dense": energy}
+         "energy_ratio_vs_fastest_dense": energy, "step_time_ratio": step,
+         "energy_ratio_vs_fastest_dense_low": energy and energy - 0.03,
+         "energy_ratio_vs_fastest_dense_high": energy and energy + 0.02}
         for i, (step, energy) in enumerate(ratios)
     ]  # fmt: skip
     bench["env"] = {**bench["env"], "gpu_models": ["NVIDIA H200"]}
@@ -125,10 +127,10 @@ def test_compare_page_tabulates_where_ssprop_saves_from_recorded_bench_runs(tmp_
     )
     assert (row["sparse step ×"], row["sparse J/step ×"], row["bar step ×"]) == (
         "0.900",
-        "0.850",
+        "0.850 [0.820-0.870]",
         "0.950",
     )
-    assert row["drop 0 step ×"] == "1.004" and row["verdict"] == "saves energy (15%)"
+    assert row["drop 0 step ×"] == "1.004" and row["verdict"] == "saves energy (15%, CI 13-18%)"
 
 
 def test_compare_page_without_bench_runs_says_how_to_get_them(data_store):

@@ -354,14 +354,15 @@ def test_a_recorded_bench_run_gives_the_same_where_row_as_its_json_result(bench_
     from_json = row(bench_result)
     for key in ("workload", "setting", "verdict"):
         assert stored[key] == from_json[key], key
-    for key in ("sparse_step", "sparse_backward", "bar_step"):
-        assert stored[key] == pytest.approx(from_json[key]), key
-    assert stored["sparse_energy"] is None and stored["device"]
+    for key in ("sparse_step", "sparse_backward", "bar_step", "zero_step"):
+        for end in ("ratio", "low", "high", "level"):
+            assert stored[key][end] == pytest.approx(from_json[key][end]), (key, end)
+    assert stored["sparse_energy"]["ratio"] is None and stored["device"]
 
 
 def test_bench_where_tabulates_each_result_with_a_verdict_from_its_ratios(bench_result, capsys,
                                                                           tmp_path):  # fmt: skip
-    from greentrain.bench.where import row, verdict
+    from greentrain.bench.where import row
 
     path = tmp_path / "r.json"
     path.write_text(json.dumps(bench_result))
@@ -369,10 +370,51 @@ def test_bench_where_tabulates_each_result_with_a_verdict_from_its_ratios(bench_
     assert code == 0, err
     r = row(bench_result)
     sparse = next(v for v in bench_result["variants"] if v["name"] == "sparse@0.8")
-    assert r["sparse_step"] == sparse["ratios_vs_fastest_dense"]["step_time"]["median"]
-    assert r["sparse_energy"] is None  # CPU: no NVML, and the table says so
+    assert r["sparse_step"]["ratio"] == sparse["ratios_vs_fastest_dense"]["step_time"]["median"]
+    assert r["sparse_energy"]["ratio"] is None  # CPU: no NVML, and the table says so
     assert "n/a (no NVML)" in out and r["verdict"] in out
-    assert verdict(0.9, 0.95) == "saves energy (10%)" and verdict(None, 1.005) == "no gain (time)"
-    assert verdict(None, 1.2) == "costs time (+20%)"
+    interval = sparse["ratios_vs_fastest_dense"]["step_time"]["interval"]
+    assert (r["sparse_step"]["low"], r["sparse_step"]["high"]) == (
+        interval["low"],
+        interval["high"],
+    )
+    # two rounds cannot give a 95% interval ([min, max] covers the median with 50%)
+    assert r["sparse_step"]["level"] == pytest.approx(0.5)
+    assert r["verdict"] == "no verdict (time: too few rounds for a 95% interval)"
     code, _, err = _run_cli(capsys, ["bench", "where", str(tmp_path / "missing.json")])
     assert code == 2 and err.startswith("error: cannot read bench result")
+
+
+def test_no_other_layout_times_dense_in_the_run_layout_only_and_the_table_says_so(capsys):
+    from greentrain.bench.where import row
+
+    code, out, err = _run_cli(
+        capsys, [*TINY, "--drops", "0.8", "--no-other-layout", "--no-layers", "--no-record",
+                 "--json"],
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert [v["name"] for v in result["variants"]] == ["dense", "sparse@0.8"]
+    assert result["dense_baseline"]["other_layout_measured"] is False
+    assert set(result["dense_baseline"]["fastest"].values()) <= {"dense", None}
+    assert "dense in this layout only" in row(result)["setting"]
+
+
+def test_per_layer_baselines_are_the_row_layout_and_one_fastest_layout_for_the_model(
+    bench_result,
+):
+    rows, total = bench_result["layers"], bench_result["layers_total"]
+    layouts = {r["fastest_dense_layout"] for r in rows}
+    assert layouts == {total["fastest_dense_layout"]}  # one layout for every layer
+    same = sum(r["dense_backward_s"] for r in rows)
+    alt = sum(r["dense_alt_layout_backward_s"] for r in rows)
+    assert total["fastest_dense_layout"] == ("contiguous" if alt < same else "channels_last")
+    for row in rows:
+        assert row["layout"] == "channels_last" and row["timing"] == "wall"
+        assert row["capture_error"] is None
+        for s in row["sparse"]:  # ratio: against dense in the row's own layout, per round
+            per_round = row["per_round_s"]
+            want = [a / b for a, b in zip(per_round[s["variant"]], per_round["dense"], strict=True)]
+            assert s["ratio_per_round"] == pytest.approx(want)
+    (entry,) = total["sparse"]
+    assert entry["round_ratio"]["n"] == bench_result["config"]["layer_reps"]

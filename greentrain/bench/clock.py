@@ -6,9 +6,9 @@
   also a CUDA event, so each phase has a GPU time: the GPU timeline between its events, which
   in eager mode includes gaps where the GPU waited for the host to launch kernels (with CUDA
   graphs there are none).
-* :func:`graph_replay_seconds` times a piece of GPU work captured in a CUDA graph and replayed
-  ``reps`` times between two events: the GPU's time for the work alone, no host overhead. The
-  per-layer table uses it on CUDA.
+* :class:`CapturedBackward` captures one layer's backward in a CUDA graph (its forward run on
+  the capture stream) and times ``replays`` replays between two events: the GPU's time for the
+  backward alone, no host overhead. The per-layer table uses it on CUDA.
 
 Seconds throughout.
 """
@@ -69,25 +69,40 @@ class StepClock:
         return out
 
 
-def graph_replay_seconds(work: Callable[[], Any], reps: int) -> float:
-    """GPU seconds of one ``work()``: captured in a CUDA graph, replayed ``reps`` times.
+class CapturedBackward:
+    """One layer's backward captured in a CUDA graph, to time its GPU work alone.
 
-    Raises RuntimeError (torch's) when ``work`` cannot be captured.
+    ``forward()`` runs the layer's forward and returns ``(output, grad targets, grad_output)``.
+    It runs on a side stream, and the backward is captured on that same stream: autograd runs
+    each backward op on the stream its forward op ran on, so a forward on the default stream
+    would send the backward's kernels to a stream that is not being captured, and the capture
+    would fail. Warm-up backwards (allocator, cuDNN plans, Triton autotuning) run on the side
+    stream before the capture.
+
+    Raises RuntimeError (torch's) when the backward cannot be captured.
     """
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm up outside the graph (allocator, cuDNN plans)
-        for _ in range(3):
-            work()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        work()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    graph.replay()
-    start.record()
-    for _ in range(reps):
-        graph.replay()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / 1e3 / reps
+
+    def __init__(self, forward: Callable[[], tuple[Any, list, Any]], warmup: int = 3) -> None:
+        self.stream = torch.cuda.Stream()
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
+            out, targets, grad = forward()
+            for _ in range(warmup):
+                torch.autograd.grad(out, targets, grad, retain_graph=True)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, stream=self.stream):
+            self.grads = torch.autograd.grad(out, targets, grad, retain_graph=True)
+        torch.cuda.current_stream().wait_stream(self.stream)
+        self._keep = (out, targets, grad)  # the autograd graph the replays walk
+
+    def seconds(self, replays: int) -> float:
+        """GPU seconds of one backward: ``replays`` replays between two events, divided."""
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(self.stream):
+            self.graph.replay()  # untimed: the first replay uploads the graph
+            start.record()
+            for _ in range(replays):
+                self.graph.replay()
+            end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3 / replays

@@ -40,6 +40,9 @@ class BenchConfig:
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"`` accepted).
         dtype: ``"float32"``, or ``"bfloat16"`` (autocast to bf16; fp32 master weights).
         channels_last: put models and inputs in channels_last memory format.
+        other_layout: also time dense in the other memory layout, so the fastest dense
+            configuration is the faster of the two (False: dense in ``channels_last``'s layout
+            only; saves a compile per run with CUDA graphs; results say which was measured).
         compile: ``torch.compile`` every variant's model (dense too).
         compile_mode: ``torch.compile`` mode with ``compile``: ``"default"``,
             ``"reduce-overhead"`` (CUDA graphs on a GPU) or ``"max-autotune"``. Every compiled
@@ -84,6 +87,7 @@ class BenchConfig:
     device: str = "cpu"
     dtype: str = "float32"
     channels_last: bool = False
+    other_layout: bool = True
     compile: bool = False
     compile_mode: str = "default"
     cuda_graphs: bool = False

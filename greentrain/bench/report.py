@@ -1,7 +1,10 @@
 """Render a ``bench ssprop`` result: rich tables for people, Markdown for the README.
 
-Times are shown in milliseconds, energy in joules per step, ratios as ``median [p10-p90]`` of
-per-round ratios to dense (see :data:`greentrain.bench.ssprop_bench.METHOD`).
+Times are shown in milliseconds, energy in joules per step, ratios as ``median [low-high]`` of
+per-round ratios to dense with the 95% confidence interval of that median (a schedule: the mean
+and its interval; see :mod:`greentrain.bench.stats`). Each non-dense variant gets a verdict
+against the fastest dense configuration from that interval
+(:func:`greentrain.report.where.verdict`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from greentrain.bench.stats import headline
+from greentrain.bench.stats import headline, headline_interval
+from greentrain.report.where import figure, verdict
 
 
 def _ms(stats: dict | None) -> str:
@@ -25,9 +29,27 @@ def _ratio(r: dict | None, spread: bool = True, schedule: bool = False) -> str:
     value = headline(r, schedule)
     if value is None:
         return "-"
-    if spread:
-        return f"{value:.3f} [{r['p10']:.2f}-{r['p90']:.2f}]"
+    interval = headline_interval(r, schedule)
+    if spread and interval:
+        return f"{value:.3f} [{interval['low']:.2f}-{interval['high']:.2f}]"
     return f"{value:.3f}"
+
+
+def _figure(r: dict | None, schedule: bool) -> dict:
+    interval = headline_interval(r, schedule) or {}
+    return figure(
+        headline(r, schedule), interval.get("low"), interval.get("high"), interval.get("level")
+    )
+
+
+def variant_verdict(v: dict) -> str:
+    """The verdict of one variant against the fastest dense (J/step where measured, else step
+    time), from the confidence interval over paired rounds; ``-`` for dense variants."""
+    if v["kind"] == "dense":
+        return "-"
+    schedule = v["kind"] == "schedule"
+    f = v["ratios_vs_fastest_dense"]
+    return verdict(_figure(f.get("energy"), schedule), _figure(f.get("step_time"), schedule))
 
 
 def _x(value: float | None) -> str:
@@ -84,6 +106,7 @@ def _variant_rows(result: dict) -> list[list[str]]:
                 _ratio(f["backward_time"], schedule=sch),
                 _energy(v, result),
                 "n/a" if not result["energy"]["available"] else _ratio(r["energy"], schedule=sch),
+                variant_verdict(v),
             ]
         )
     return rows
@@ -100,6 +123,7 @@ VARIANT_HEADERS = [
     "bwd x fastest dense",
     "J/step",
     "J x dense",
+    "verdict vs fastest dense",
 ]
 
 
@@ -201,9 +225,10 @@ def schedule_line(result: dict) -> str | None:
 def footnotes(result: dict) -> list[str]:
     """Method notes printed under the tables."""
     notes = [
-        "Ratios: median [p10-p90] of per-round ratios (a schedule's: their mean, its time in "
-        "units of dense; variants interleaved, order rotated "
-        "each round); 'fastest dense' = the dense layout with the lowest median ratio to dense "
+        "Ratios: median [95% confidence interval] of per-round ratios (a schedule's: their "
+        "mean, its time in units of dense; variants interleaved, order rotated each round); "
+        "a verdict says saves/costs only when the interval excludes 1; "
+        "'fastest dense' = the dense layout with the lowest median ratio to dense "
         "for that metric "
         f"(step: {result['dense_baseline']['fastest']['step_time']}, backward: "
         f"{result['dense_baseline']['fastest']['backward_time']}).",

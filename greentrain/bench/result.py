@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from greentrain.bench.config import SCHEDULE_DROP_RATE, SCHEDULE_PERIOD_EPOCHS, BenchConfig
-from greentrain.bench.stats import headline, paired_ratio, quantiles
+from greentrain.bench.stats import headline, headline_interval, paired_ratio, quantiles
 from greentrain.bench.variants import Variant, layout_name, optimizer_impl
 from greentrain.envinfo import cpu_model
 
@@ -92,6 +92,7 @@ def schedule_result(v: Variant, dense: Variant) -> dict:
         # the schedule's headline ratio (bench.stats.headline): the mean over steps of the paired
         # per-step ratio, its average step time in units of dense; the summary row's too
         "mean_step_time_ratio": headline(per_round, schedule=True),
+        "mean_step_time_interval": headline_interval(per_round, schedule=True),
         "ratio_of_total_time": per_round["ratio_of_means"] if per_round else None,
         "phase_step_time_ratios": phases,
         "mean_of_phase_ratios": (sum(both) / 2) if all(b is not None for b in both) else None,
@@ -115,7 +116,9 @@ def environment(cfg: BenchConfig, device, counter_label: str | None) -> dict:
 
 
 def summary_rows(result: dict) -> list[dict]:
-    """Flat rows (one per variant) with the headline ratios; what the store's metrics get."""
+    """Flat rows (one per variant) with the headline ratios, the ends of their 95% intervals
+    (``*_low``, ``*_high``) and the intervals' coverage (``*_level``; lower with few rounds);
+    what the store's metrics get."""
     rows = []
     for v in result["variants"]:
         row = {
@@ -127,10 +130,16 @@ def summary_rows(result: dict) -> list[dict]:
         }
         schedule = v["kind"] == "schedule"
         for metric in METRICS:
-            row[f"{metric}_ratio"] = headline(v["ratios"].get(metric), schedule)
-            row[f"{metric}_ratio_vs_fastest_dense"] = headline(
-                v["ratios_vs_fastest_dense"].get(metric), schedule
-            )
+            for name, table in (
+                (f"{metric}_ratio", v["ratios"]),
+                (f"{metric}_ratio_vs_fastest_dense", v["ratios_vs_fastest_dense"]),
+            ):
+                ratio = table.get(metric)
+                interval = headline_interval(ratio, schedule) or {}
+                row[name] = headline(ratio, schedule)
+                row[f"{name}_low"] = interval.get("low")
+                row[f"{name}_high"] = interval.get("high")
+                row[f"{name}_level"] = interval.get("level")
         row["step_time_s"] = v["step_time_s"]["median"] if v["step_time_s"] else None
         row["backward_time_s"] = v["backward_time_s"]["median"] if v["backward_time_s"] else None
         e = v["energy_j_per_step"]

@@ -22,7 +22,10 @@ Method (also recorded in every result under ``"method"``):
   reason (never 0).
 * **Ratios.** Median (and p10-p90) of per-round ratios ``variant[r] / dense[r]``, against the
   same-settings dense and against the fastest dense configuration (per metric: the dense
-  variant with the lowest median paired ratio to the same-settings dense).
+  variant with the lowest median paired ratio to the same-settings dense; with
+  ``other_layout`` False only the run's layout is measured). Every ratio keeps its per-round
+  ratios and a 95% confidence interval of its median (a schedule's: of its mean)
+  (:mod:`greentrain.bench.stats`); verdicts come from that interval.
 * **Per layer.** Each conv's input and grad_output are captured from one real step of an eager
   dense copy; then, per layer, dense (both layouts) and sparse (the variant's converted layer,
   loaded with the dense layer's weights) each build their graph once and
@@ -87,19 +90,24 @@ METHOD = {
     ),
     "ratio": (
         "median of per-round ratios variant[r] / baseline[r] (p10-p90 of the same ratios); for "
-        "a schedule variant the mean of them (its phases alternate), also in the summary"
+        "a schedule variant the mean of them (its phases alternate), also in the summary; "
+        "per_round keeps the ratios; interval: 95% CI of the median from order statistics "
+        "(distribution-free), mean_interval: Student t CI of the mean; a verdict (saves/costs) "
+        "only when the headline's interval excludes 1"
     ),
     "fastest_dense": (
-        "per metric, the dense variant (either memory layout) with the lowest median paired "
-        "ratio to the same-settings dense"
+        "per metric, the dense variant (either memory layout; the run's only with "
+        "--no-other-layout) with the lowest median paired ratio to the same-settings dense"
     ),
     "per_layer": (
         "conv input and grad_output captured from one real eager dense step; per layer each "
         "variant builds its graph once and torch.autograd.grad(..., retain_graph=True) is timed "
         "layer_reps times, interleaved: on CUDA GPU seconds of a CUDA graph of it replayed "
-        "graph_replays times (no host overhead), on CPU wall seconds; sparse layers carry the "
-        "dense layer's weights; grad_input skipped where the real input needed none; same "
-        "layout/autocast"
+        "graph_replays times (no host overhead; the forward runs on the capture stream; a failed "
+        "capture falls back to wall time and says why in capture_error), on CPU wall seconds; "
+        "sparse layers carry the dense layer's weights; grad_input skipped where the real input "
+        "needed none; same layout/autocast; ratio vs dense in the run's layout, "
+        "ratio_vs_fastest_dense vs the layout faster for the whole model (one for all layers)"
     ),
     "phases": (
         "--phases: forward, backward (torch.autograd.grad of one retained graph) and "
@@ -141,7 +149,8 @@ def _run(cfg: BenchConfig, log: Log) -> dict:
     base = task.build(cfg)
     batch = task.make_batch(cfg, device)
 
-    log(f"building {2 + len(cfg.drops) + int(cfg.schedule_check)} variants of {cfg.model}")
+    count = 1 + int(cfg.other_layout) + len(cfg.drops) + int(cfg.schedule_check)
+    log(f"building {count} variants of {cfg.model}")
     variants = make_variants(cfg, base, device)
     run_rounds(cfg, variants, batch, device, autocast, log)
     if counter is not None:
@@ -172,6 +181,7 @@ def _run(cfg: BenchConfig, log: Log) -> dict:
         "dense_baseline": {
             "same_settings": "dense",
             "same_settings_layout": layout_name(cfg.channels_last),
+            "other_layout_measured": cfg.other_layout,
             "fastest": fastest,
         },
         "variants": [variant_result(v, dense, fastest, by_name, cfg) for v in variants],

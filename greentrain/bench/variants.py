@@ -148,22 +148,26 @@ def _make_variant(
 
 
 def make_variants(cfg: BenchConfig, base, device) -> list[Variant]:
-    """Dense (run's layout), dense (other layout), sparse per drop rate, optional bar schedule."""
+    """Dense (run's layout), dense (other layout, unless ``cfg.other_layout`` is False), sparse
+    per drop rate, optional bar schedule."""
     cl = cfg.channels_last
     variants = [
         _make_variant(
             cfg, base, device, name="dense", kind="dense", drop_rate=None, channels_last=cl
         ),
-        _make_variant(
-            cfg,
-            base,
-            device,
-            name=f"dense[{layout_name(not cl)}]",
-            kind="dense",
-            drop_rate=None,
-            channels_last=not cl,
-        ),
     ]
+    if cfg.other_layout:
+        variants.append(
+            _make_variant(
+                cfg,
+                base,
+                device,
+                name=f"dense[{layout_name(not cl)}]",
+                kind="dense",
+                drop_rate=None,
+                channels_last=not cl,
+            )
+        )
     for rate in cfg.drops:
         variants.append(
             _make_variant(

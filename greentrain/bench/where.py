@@ -3,8 +3,9 @@
 
 The table, its verdict and how to read it are :mod:`greentrain.report.where`'s (the app builds
 the same rows from recorded bench runs); this module only takes each variant's headline ratio
-against the *fastest* dense configuration out of a result (:mod:`greentrain.bench.stats`: the
-median of paired per-round ratios, the mean for the bar schedule).
+and its confidence interval out of a result (:mod:`greentrain.bench.stats`: the median of paired
+per-round ratios, the mean for the bar schedule), against the *fastest* dense configuration, or
+for drop 0 against dense in the result's own memory layout.
 """
 
 from __future__ import annotations
@@ -12,23 +13,30 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from greentrain.bench.stats import headline
+from greentrain.bench.stats import headline, headline_interval
 from greentrain.report import where
-from greentrain.report.where import HEADERS, TOLERANCE, cells, verdict
+from greentrain.report.where import HEADERS, cells, figure, verdict
 
-__all__ = ["HEADERS", "TOLERANCE", "cells", "markdown", "row", "verdict"]
+__all__ = ["HEADERS", "cells", "markdown", "row", "verdict"]
 
 
-def _ratio(variant: Mapping[str, Any] | None, metric: str) -> float | None:
+def _figure(variant: Mapping[str, Any] | None, metric: str, baseline: str) -> dict:
     if not variant:
-        return None
-    ratio = (variant.get("ratios_vs_fastest_dense") or {}).get(metric)
+        return figure(None)
+    table = "ratios_vs_fastest_dense" if baseline == "fastest" else "ratios"
+    ratio = (variant.get(table) or {}).get(metric)
     if not isinstance(ratio, Mapping):
-        return None
+        return figure(None)
     schedule = variant.get("kind") == "schedule"
     if schedule and "mean" not in ratio:  # results before the schedule's ratio was its mean
-        return None
-    return headline(ratio, schedule)
+        return figure(None)
+    interval = headline_interval(dict(ratio), schedule) or {}
+    return figure(
+        headline(dict(ratio), schedule),
+        interval.get("low"),
+        interval.get("high"),
+        interval.get("level"),
+    )
 
 
 def _variant(result: Mapping[str, Any], pick) -> Mapping[str, Any] | None:
@@ -42,12 +50,13 @@ def row(result: Mapping[str, Any], drop: float = 0.8) -> dict[str, Any]:
         "bar": lambda v: v.get("kind") == "schedule",
         "zero": lambda v: v.get("kind") == "sparse" and v.get("drop_rate") == 0.0,
     }
-    ratios = {
-        key: {m: _ratio(_variant(result, pick), m) for m in where.FIGURES[key]}
+    figures = {
+        key: {m: _figure(_variant(result, pick), m, where.BASELINE[key]) for m in metrics}
         for key, pick in picks.items()
+        for metrics in (where.FIGURES[key],)
     }
     device = (result.get("env") or {}).get("device_name", "?")
-    return where.make_row(result.get("config", {}), device, ratios, drop)
+    return where.make_row(result.get("config", {}), device, figures, drop)
 
 
 def markdown(results: Sequence[Mapping[str, Any]], drop: float = 0.8) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -41,6 +42,11 @@ def bench_ssprop(
     dtype: str = typer.Option("float32", "--dtype", help="float32, or bfloat16 (autocast)."),
     channels_last: bool = typer.Option(
         False, "--channels-last", help="Models and inputs in channels_last memory format."
+    ),
+    other_layout: bool = typer.Option(
+        True,
+        "--other-layout/--no-other-layout",
+        help="Also time dense in the other memory layout (the fastest dense is the faster).",
     ),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile every variant."),
     steps: int = typer.Option(20, "--steps", help="Timed rounds (one step of every variant)."),
@@ -120,6 +126,7 @@ def bench_ssprop(
             device=device,
             dtype=dtype,
             channels_last=channels_last,
+            other_layout=other_layout,
             compile=compile_,
             steps=steps,
             warmup=warmup,
@@ -142,9 +149,12 @@ def bench_ssprop(
         )
     )
 
-    def log(message: str) -> None:
+    started = time.monotonic()
+
+    def log(message: str) -> None:  # seconds since start: where the time went (compiles)
         if not quiet:
-            print(f"[bench] {message}", file=sys.stderr, flush=True)
+            print(f"[bench {time.monotonic() - started:6.1f}s] {message}", file=sys.stderr,
+                  flush=True)  # fmt: skip
 
     if no_record:
         result = run_ssprop_bench(cfg, log=log)
