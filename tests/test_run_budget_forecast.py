@@ -56,7 +56,7 @@ def test_the_guard_trips_once_when_the_spend_reaches_the_budget_with_its_figures
     assert tripped["reason"] == "spent" and tripped["spent"]["kwh"] == pytest.approx(1.0)
     assert tripped["spent"]["gco2"] == pytest.approx(500.0)
     assert guard.check() is tripped and len(stops) == 1  # never stopped twice
-    assert [n[0] for n in notes] == ["budget"] and "stopping the job" in lines[-1]
+    assert [n[0] for n in notes] == ["budget reached"] and "stopping the job" in lines[-1]
 
 
 def test_a_forecast_over_budget_warns_once_and_stops_nothing_by_default():

@@ -7,15 +7,16 @@ against the latest forecast of the run's total (:mod:`greentrain.run.forecasting
 
 * the first time the forecast's *central* figure crosses the budget, a warning line is
   printed -- nothing is stopped;
-* when the spend reaches the budget, the guard trips: the record gets a ``budget`` event with
-  the figures that triggered it and ``stop`` is called (``greentrain run`` sends SIGINT to the
-  job's process group and kills it after the grace period; ``track()`` raises
-  KeyboardInterrupt in the main thread);
+* when the spend reaches the budget, the guard trips: the record gets a ``budget reached``
+  event with the figures that triggered it and ``stop`` is called, which escalates until the
+  job has ended (:mod:`greentrain.run.stopping`; :mod:`greentrain.run.oversight` records the
+  ``budget`` event once the stop has happened, with its time, energy and overshoot);
 * with ``forecast``, it also trips when the forecast's 95% interval lies wholly above
   the budget (its *low* end crosses it): the run would overspend with high confidence.
 
-A tripped run's status is ``budget`` and its exit code
-:data:`greentrain.errors.EXIT_BUDGET` (124, as ``timeout`` exits when its limit is hit).
+A run its budget stopped has the status ``budget`` and the exit code
+:data:`greentrain.errors.EXIT_BUDGET` (124, as ``timeout`` exits when its limit is hit); one
+that could not be stopped keeps its own status, and its record says the stop failed.
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ class BudgetGuard:
         intensity_g_per_kwh, pue: the run's carbon factors (for a gCO2e budget).
         spent_j: the run's energy so far, joules (None while nothing measures).
         forecast: the latest forecast of the run's total, or None.
-        stop: called once, from the guard's thread, with the ``budget`` event's fields.
-        note: records an event on the run (``note("budget", **fields)``).
+        stop: called once, from the guard's thread, with the ``budget reached`` event's
+            fields: asks the job to stop.
+        note: records an event on the run (``note("budget reached", **fields)``).
         say: prints one line for the user (default: stderr, prefixed ``greentrain:``).
     """
 
@@ -193,7 +195,7 @@ class BudgetGuard:
             else f"the forecast's 95% interval starts at {_kwh(fc.low_j)}"
         )  # fmt: skip
         self._say(f"budget {self.budget.describe()} reached ({what}); stopping the job")
-        self._note("budget", **self.tripped)
+        self._note("budget reached", **self.tripped)
         self._stop_fn(self.tripped)
         return self.tripped
 
