@@ -1,22 +1,40 @@
-"""Forecasting a run's total energy from its first epochs, with an interval.
+"""Forecasting a run's total energy from its finished epochs, with an interval that holds up
+when epochs drift.
 
 What greentrain knows after a few epochs: the measured joules of each finished epoch (its
 window), how many epochs the run will have, and -- for ssProp -- each epoch's analytic backward
 FLOPs (a scheduled drop rate makes epochs cost different amounts: a bar schedule alternates
 dense and sparse epochs).
 
-Method (:func:`forecast`):
+Method (:func:`forecast`; the reasons and the back-test are in ``docs/forecasts-and-budgets.md``):
 
-* With FLOPs that differ between the epochs seen and the epochs to come, epoch energy is
-  modelled as ``E = a + b * F`` (joules; ``F`` = the epoch's backward FLOPs), fitted by least
-  squares to the epochs seen; each remaining epoch is predicted from its own ``F``.
-* Otherwise (a dense run, a constant drop rate, or epochs seen that all share one ``F``) every
-  remaining epoch is predicted at the mean joules per epoch seen.
-* The interval is a two-sided 95% prediction interval for the *sum* of the remaining epochs:
-  Student's t with the fit's residual degrees of freedom, variance = n_left residual variances
-  (each future epoch's own scatter) plus the variance of the fitted sum (the parameters'
-  uncertainty). With too few epochs for a variance (one epoch, or two for the two-parameter
-  fit) there is no interval: ``low``/``high`` are None and ``note`` says so -- never 0.
+* **Model.** Epoch energy is multiplicative in its causes, so it is modelled in logs::
+
+      log E_t = b0 (+ b1 F_t) (+ b2 t) + u_t
+
+  ``F_t`` the epoch's backward FLOPs (only when the epochs fitted have more than one level);
+  ``t`` the epoch's index, a *trend* term, fitted whenever a degree of freedom remains after
+  it (from three epochs on): a job whose epochs grow or shrink (15% dearer each, a cache
+  warming up, a machine filling with other jobs) is extrapolated along its trend, and the
+  trend's own uncertainty -- which grows with the distance it is extrapolated -- is in the
+  interval. A steady job's trend is estimated near zero, and its uncertainty is what it costs.
+  The first epoch leaves the fit once three later epochs exist (compilation, cuDNN
+  autotuning, a dataset cache make it unlike the others); it still counts in what was spent.
+* **Correlated variation.** Epochs on a shared machine are dear or cheap in runs (another job
+  comes and goes): the residuals ``u_t`` are treated as an AR(1) series whose lag-1
+  autocorrelation ``rho`` is estimated from them, at least :data:`RHO_FLOOR` (the measured
+  runs of ``reports/forecast-backtest`` show 0.1-0.7). Every variance is multiplied by the
+  long-run factor ``(1 + rho) / (1 - rho)``.
+* **Interval.** Least squares gives the predicted log of each epoch to come and the covariance
+  of those predictions; the remaining energy ``S = sum exp(yhat_t)`` has, to first order,
+  variance ``f s^2 (sum w_t^2 + w' X_f (X'X)^-1 X_f' w)`` with ``w_t = exp(yhat_t)``, ``s^2`` the
+  residual variance and ``f`` the long-run factor: each future epoch's own variation plus the
+  parameters' uncertainty, the trend's included. The half-width is Student's t (residual
+  degrees of freedom) times its square root.
+* **Bounds.** The low end is never below what was already spent; the half-width is never
+  below :data:`MIN_HALF_WIDTH` of the predicted remaining energy (an interval of zero width
+  would claim more than any meter knows). With one epoch seen (or too few for the model's
+  degrees of freedom) there is no interval: ``low``/``high`` are None and ``note`` says so.
 * ``total = spent + predicted remaining``; CO2e follows at the run's intensity and PUE.
 
 Pure functions of numbers; joules in, joules out.
@@ -28,8 +46,33 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from greentrain.units import co2_g
+
+LEVEL = 0.95  # the interval's nominal coverage
+MIN_HALF_WIDTH = 0.01  # of the predicted remaining energy: the floor of every half-width
+WARMUP_AFTER = 3  # the first epoch leaves the fit once this many later epochs are seen
+TREND_DF = 1  # residual degrees of freedom a trend term must leave
+RHO_FLOOR = 0.5  # the least lag-1 autocorrelation assumed of epoch-to-epoch variation
+RHO_MAX = 0.9
+
+
+def long_run_factor(residuals: Sequence[float]) -> float:
+    """``(1 + rho) / (1 - rho)``: how much more a sum of epochs varies when consecutive epochs'
+    variations are correlated (an AR(1) with lag-1 autocorrelation ``rho``, estimated from the
+    residuals, at least :data:`RHO_FLOOR`, at most :data:`RHO_MAX`)."""
+    n = len(residuals)
+    rho = RHO_FLOOR
+    if n >= 3:
+        mean = math.fsum(residuals) / n
+        r = [v - mean for v in residuals]
+        denominator = math.fsum(v * v for v in r)
+        if denominator > 0:
+            lag1 = math.fsum(x * y for x, y in zip(r, r[1:], strict=False))
+            rho = max(rho, lag1 / denominator)
+    rho = min(rho, RHO_MAX)
+    return (1 + rho) / (1 - rho)
 
 
 @dataclass(frozen=True)
@@ -82,22 +125,85 @@ class Forecast:
         }
 
 
-def _t975(df: int) -> float:
-    """Two-sided 95% quantile of Student's t (scipy ships with scikit-learn, a dependency)."""
+def _t_quantile(df: int) -> float:
+    """Two-sided :data:`LEVEL` quantile of Student's t (scipy ships with scikit-learn)."""
     from scipy.stats import t  # heavy: only when an interval is computed
 
-    return float(t.ppf(0.975, df))
+    return float(t.ppf(0.5 + LEVEL / 2, df))
 
 
-def _fit_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float, float, float]:
-    """Least squares ``y = a + b x``: (a, b, residual variance, mean x, Sxx)."""
-    n = len(x)
-    mx, my = math.fsum(x) / n, math.fsum(y) / n
-    sxx = math.fsum((xi - mx) ** 2 for xi in x)
-    b = math.fsum((xi - mx) * (yi - my) for xi, yi in zip(x, y, strict=True)) / sxx
-    a = my - b * mx
-    rss = math.fsum((yi - a - b * xi) ** 2 for xi, yi in zip(x, y, strict=True))
-    return a, b, rss / (n - 2) if n > 2 else math.nan, mx, sxx
+@dataclass(frozen=True)
+class _Fit:
+    """A least-squares fit of log epoch energy: what it predicts for chosen epochs."""
+
+    columns: tuple[str, ...]
+    beta: Any  # numpy vector
+    inverse: Any  # (X'X)^-1
+    variance: float  # residual variance of the logs (NaN without degrees of freedom)
+    df: int
+    factor: float = 1.0  # long-run variance factor of autocorrelated residuals
+
+    def rows(self, index: Sequence[int], flops: Sequence[float] | None) -> Any:
+        import numpy as np
+
+        cols = {"1": [1.0] * len(index), "t": [float(i) for i in index]}
+        if "F" in self.columns:
+            cols["F"] = [float(flops[i]) for i in index]  # type: ignore[index]
+        return np.array([cols[c] for c in self.columns], dtype=float).T
+
+    def predict_sum(
+        self, index: Sequence[int], flops: Sequence[float] | None
+    ) -> tuple[float, float]:
+        """(predicted joules of the epochs ``index``, standard deviation of that sum)."""
+        import numpy as np
+
+        x = self.rows(index, flops)
+        w = np.exp(x @ self.beta)
+        total = float(w.sum())
+        if not math.isfinite(self.variance):
+            return total, math.nan
+        g = w @ x
+        var = self.variance * self.factor * (float(w @ w) + float(g @ self.inverse @ g))
+        return total, math.sqrt(max(var, 0.0))
+
+
+def _fit(y: Sequence[float], flops: Sequence[float] | None, seen: int) -> _Fit | None:
+    """The model fitted to the first ``seen`` epochs (see the module docstring)."""
+    first = 1 if seen - 1 >= WARMUP_AFTER else 0
+    index = list(range(first, seen))
+    columns = ["1"]
+    if flops is not None and len({flops[i] for i in index}) > 1:
+        columns.append("F")
+    if len(index) - (len(columns) + 1) >= TREND_DF:
+        columns.append("t")
+    return _least_squares(y, flops, index, columns)
+
+
+def _least_squares(
+    y: Sequence[float], flops: Sequence[float] | None, index: list[int], columns: list[str]
+) -> _Fit | None:
+    import numpy as np
+
+    fit = _Fit(tuple(columns), None, None, math.nan, len(index) - len(columns))
+    x = fit.rows(index, flops)
+    if "F" in columns:  # scale FLOPs to order 1 for a well-conditioned X'X
+        x[:, columns.index("F")] /= max(abs(flops[i]) for i in index)  # type: ignore[index]
+    logs = np.log(np.asarray([y[i] for i in index], dtype=float))
+    xtx = x.T @ x
+    if np.linalg.matrix_rank(xtx) < len(columns):
+        return None
+    inverse = np.linalg.inv(xtx)
+    beta = inverse @ (x.T @ logs)
+    if "F" in columns:  # back to FLOPs as given
+        k = columns.index("F")
+        scale = max(abs(flops[i]) for i in index)  # type: ignore[index]
+        beta[k] /= scale
+        inverse[k, :] /= scale
+        inverse[:, k] /= scale
+    resid = logs - fit.rows(index, flops) @ beta
+    variance = float(resid @ resid) / fit.df if fit.df >= 1 else math.nan
+    factor = long_run_factor([float(r) for r in resid])
+    return dataclasses.replace(fit, beta=beta, inverse=inverse, variance=variance, factor=factor)
 
 
 def forecast(
@@ -108,7 +214,7 @@ def forecast(
     """The forecast after ``len(epoch_j)`` finished epochs (see the module docstring).
 
     Args:
-        epoch_j: measured joules of each finished epoch, in order.
+        epoch_j: measured joules of each finished epoch, in order (each > 0).
         epochs_total: epochs the run will have in all (>= the epochs seen).
         flops: backward FLOPs of every epoch of the run (``epochs_total`` values), when known.
     """
@@ -117,46 +223,35 @@ def forecast(
         raise ValueError("a forecast needs at least one finished epoch")
     if epochs_total < seen:
         raise ValueError(f"{seen} epochs seen but the run has {epochs_total}")
+    if any(not (0 < v < math.inf) for v in epoch_j):
+        raise ValueError("every epoch's energy must be a positive number of joules")
     spent = math.fsum(epoch_j)
     left = epochs_total - seen
     if left == 0:
         return Forecast(seen, epochs_total, spent, spent, spent, spent, "finished")
-    f_seen = list(flops[:seen]) if flops is not None else []
-    f_left = list(flops[seen:epochs_total]) if flops is not None else []
-    if len(set(f_seen)) > 1:  # two FLOPs levels seen (a bar schedule): fit energy to FLOPs
-        return _by_flops(list(epoch_j), f_seen, f_left, spent, epochs_total)
+    if flops is not None and len(flops) < epochs_total:
+        flops = None
     note = ""
-    if f_left and set(f_left) - set(f_seen):
-        note = "epochs to come have other FLOPs than those seen; predicted at the mean seen"
-    return _by_mean(list(epoch_j), left, spent, epochs_total, note)
+    if flops is not None and len(set(flops[:seen])) == 1 and set(flops[seen:]) - {flops[0]}:
+        note = "epochs to come have other FLOPs than those seen; predicted at the level seen"
+    fit = _fit(epoch_j, flops, seen)
+    if fit is None:  # FLOPs that cannot be told apart from the rest: fit without them
+        fit = _fit(epoch_j, None, seen)
+    assert fit is not None  # one column of ones always has full rank
+    future = range(seen, epochs_total)
+    remaining, sd = fit.predict_sum(future, flops if "F" in fit.columns else None)
+    method = _describe(fit)
+    total = spent + remaining
+    if not math.isfinite(sd):
+        why = "one epoch: no interval" if seen == 1 else f"{seen} epochs: too few for an interval"
+        note = "; ".join(filter(None, [note, why]))
+        return Forecast(seen, epochs_total, spent, total, None, None, method, note)
+    half = max(_t_quantile(fit.df) * sd, MIN_HALF_WIDTH * remaining)
+    return Forecast(seen, epochs_total, spent, total, max(spent, total - half), total + half,
+                    method, note)  # fmt: skip
 
 
-def _by_mean(y: list[float], left: int, spent: float, total: int, note: str) -> Forecast:
-    n = len(y)
-    mean = math.fsum(y) / n
-    predicted = spent + left * mean
-    method = "mean joules per epoch seen x epochs left"
-    if n < 2:
-        note = "; ".join(filter(None, [note, "one epoch: no interval"]))
-        return Forecast(n, total, spent, predicted, None, None, method, note)
-    var = math.fsum((v - mean) ** 2 for v in y) / (n - 1)
-    half = _t975(n - 1) * math.sqrt(var * (left + left**2 / n))
-    return Forecast(n, total, spent, predicted, predicted - half, predicted + half, method, note)
-
-
-def _by_flops(
-    y: list[float], f_seen: list[float], f_left: list[float], spent: float, total: int
-) -> Forecast:
-    n = len(y)
-    a, b, var, mx, sxx = _fit_line(f_seen, y)
-    predicted = spent + math.fsum(a + b * f for f in f_left)
-    method = "joules per epoch = a + b x backward FLOPs, least squares over the epochs seen"
-    if n < 3 or not math.isfinite(var):
-        return Forecast(n, total, spent, predicted, None, None, method,
-                        f"{n} epochs: too few for an interval of a two-parameter fit")  # fmt: skip
-    m = len(f_left)
-    fsum = math.fsum(f_left)
-    # variance of the fitted sum over the remaining epochs: m^2/n + (sum f - m mx)^2 / Sxx
-    fitted = m * m / n + (fsum - m * mx) ** 2 / sxx
-    half = _t975(n - 2) * math.sqrt(var * (m + fitted))
-    return Forecast(n, total, spent, predicted, predicted - half, predicted + half, method)
+def _describe(fit: _Fit) -> str:
+    terms = {"F": "backward FLOPs", "t": "epoch trend"}
+    used = [terms[c] for c in fit.columns if c in terms]
+    return "log joules per epoch = " + " + ".join(["level", *used]) + ", least squares"
