@@ -19,15 +19,20 @@ series is known, so each forecast is scored exactly. Prints Markdown::
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from greentrain.errors import GreentrainError
-from greentrain.report.backtest import BacktestRow, backtest, epoch_series, markdown, replay
-from greentrain.report.backtest import summary_table
+from greentrain.report.backtest import (
+    BacktestRow,
+    backtest,
+    epoch_series,
+    markdown,
+    replay,
+    summary_table,
+)
 from greentrain.store import Store
 
 LENGTHS = (8, 12, 20, 30, 50)  # epochs per synthetic run
@@ -137,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="fractions of the run's epochs seen")  # fmt: skip
     parser.add_argument("--synthetic", action="store_true", help="also the synthetic jobs")
     parser.add_argument("--noise-from", action="append", default=[],
-                        help="stores whose measured epochs give the synthetic variation")  # fmt: skip
+                        help="stores whose measured epochs to build on")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=5, help="synthetic runs per kind and length")
     parser.add_argument("--per-run", action="store_true", help="one row per recorded forecast")
     args = parser.parse_args(argv)
@@ -170,10 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(by_kind(rows)) + "\n")
             worst = max(rows, key=lambda r: abs(r.error))
             print(f"Worst error: {worst.error:+.1%} ({worst.name}, after {worst.fraction:.0%}).")
-            misses = [r for r in rows if r.covered is False]
-            if misses and not math.isnan(len(misses)):
-                print(f"Intervals that missed: {len(misses)} of "
-                      f"{sum(r.covered is not None for r in rows)}.")  # fmt: skip
+            misses = sum(r.covered is False for r in rows)
+            judged = sum(r.covered is not None for r in rows)
+            print(f"Intervals that missed: {misses} of {judged}.")
     except GreentrainError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
