@@ -150,3 +150,14 @@ def test_progress_text_shows_the_total_and_half_interval_in_one_unit():
     assert text.startswith("≈ 0.42") and "kWh at end, ±" in text
     assert progress_text(forecast([20.0], 3)) == "≈ 60.0 J at end"
     assert progress_text(None) is None
+
+
+def test_an_epoch_cut_short_by_the_stop_is_never_fed_to_the_forecast():
+    listener = ForecastListener(epochs=10)
+    for i in range(3):
+        listener.on_window(dict(_epoch(i, 10.0), ended_unix=100.0 + i))
+    before = listener.latest
+    listener.stop_requested(102.5)
+    listener.on_window(dict(_epoch(3, 2.0), ended_unix=103.0))  # a budget stop mid-epoch
+    assert listener.latest is before and listener.partial_epochs == 1
+    assert listener.epoch_j == [10.0, 10.0, 10.0]
