@@ -75,9 +75,10 @@ KINDS: dict[str, Drift] = {
 }
 
 
-def measured_variation(paths: Sequence[str]) -> list[list[float]]:
+def measured_variation(paths: Sequence[str], scale: float = 1.0) -> list[list[float]]:
     """Each recorded run's epoch energies divided by its level (the mean of its epochs with the
-    same FLOPs): measured multiplicative variation around 1."""
+    same FLOPs): measured multiplicative variation around 1, its logs times ``scale`` (1: as
+    measured; 0.5: a machine half as noisy)."""
     out = []
     for path in paths:
         store = Store(path, create=False)
@@ -89,7 +90,7 @@ def measured_variation(paths: Sequence[str]) -> list[list[float]]:
             keys = flops if flops is not None else [0.0] * len(joules)
             level = {k: sum(j for j, f in zip(joules, keys, strict=True) if f == k)
                      / keys.count(k) for k in set(keys)}  # fmt: skip
-            out.append([j / level[f] for j, f in zip(joules, keys, strict=True)])
+            out.append([(j / level[f]) ** scale for j, f in zip(joules, keys, strict=True)])
     return out
 
 
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-from", action="append", default=[],
                         help="stores whose measured epochs to build on")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=5, help="synthetic runs per kind and length")
+    parser.add_argument("--variation-scale", type=float, default=1.0,
+                        help="scale the measured logs (0.5: half as noisy)")  # fmt: skip
     parser.add_argument("--per-run", action="store_true", help="one row per recorded forecast")
     args = parser.parse_args(argv)
     try:
@@ -162,14 +165,15 @@ def main(argv: list[str] | None = None) -> int:
             title = f"{Path(path).name}: {len(rows)} forecasts of {len(runs)} runs"
             print(markdown(rows, title, per_run=args.per_run))
         if args.synthetic:
-            variation = measured_variation(args.noise_from)
+            variation = measured_variation(args.noise_from, args.variation_scale)
             if not variation:
                 print("error: no recorded run with 10 or more measured epochs", file=sys.stderr)
                 return 1
             rows = synthetic_rows(variation, args.seeds, fractions)
             jobs = len({r.run for r in rows})
-            print(f"**synthetic: {len(rows)} forecasts of {jobs} runs "
-                  f"({len(KINDS)} kinds x lengths {LENGTHS} x {args.seeds} seeds)**\n")  # fmt: skip
+            print(f"**synthetic: {len(rows)} forecasts of {jobs} runs ({len(KINDS)} kinds x "
+                  f"lengths {LENGTHS} x {args.seeds} seeds; measured variation's logs x "
+                  f"{args.variation_scale:g})**\n")  # fmt: skip
             print("\n".join(summary_table(rows)) + "\n")
             print("Intervals that held the actual total, per kind of job:\n")
             print("\n".join(by_kind(rows)) + "\n")
