@@ -161,3 +161,24 @@ def test_an_epoch_cut_short_by_the_stop_is_never_fed_to_the_forecast():
     listener.on_window(dict(_epoch(3, 2.0), ended_unix=103.0))  # a budget stop mid-epoch
     assert listener.latest is before and listener.partial_epochs == 1
     assert listener.epoch_j == [10.0, 10.0, 10.0]
+
+
+def test_the_guard_checks_sooner_when_the_power_will_reach_the_limit_before_the_next_check():
+    started = time.monotonic()
+    limit = kwh_to_joules(1.0)
+
+    def spent():  # reaches the limit 0.3 s after the start, far before a 30-second check
+        return limit * (time.monotonic() - started) / 0.3
+
+    stops = []
+    guard = BudgetGuard(Budget(kwh=1.0), intensity_g_per_kwh=500.0, pue=1.0, spent_j=spent,
+                        stop=stops.append, say=lambda line: None, check_s=30.0)  # fmt: skip
+    guard.check()  # two readings give the power
+    time.sleep(0.05)
+    guard.check()
+    guard.start()
+    deadline = time.monotonic() + 20
+    while not stops and time.monotonic() < deadline:
+        time.sleep(0.01)
+    guard.close()
+    assert stops and stops[0]["spent_j"] < limit * 2  # not 30 s (100 limits) late

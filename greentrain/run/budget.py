@@ -1,7 +1,8 @@
 """Energy and carbon budgets: stop a run cleanly when it has spent, or will spend, too much.
 
 A :class:`Budget` is a limit in kWh (energy as metered), in grams CO2e (energy x the run's
-intensity x PUE), or both. A :class:`BudgetGuard` checks it every ``check_s`` seconds against
+intensity x PUE), or both. A :class:`BudgetGuard` checks it every ``check_s`` seconds (sooner
+when the power since the last check will reach the limit before the next one) against
 what the run has spent so far (the best figure per domain, summed: the record's own total) and
 against the latest forecast of the run's total (:mod:`greentrain.run.forecasting`):
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +34,8 @@ from greentrain.errors import ConfigError
 from greentrain.record.forecast import Forecast
 from greentrain.units import co2_g, joules_to_kwh, kwh_to_joules
 
-CHECK_S = 1.0  # seconds between two checks of the spend
+CHECK_S = 1.0  # seconds between two checks of the spend (at most)
+MIN_CHECK_S = 0.02  # seconds: the shortest wait when the limit is near
 
 
 def _check(flag: str, value: float | None, unit: str) -> float | None:
@@ -132,6 +135,8 @@ class BudgetGuard:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last: tuple[float, float] | None = None  # (monotonic s, joules) of the last check
+        self._before: tuple[float, float] | None = None
 
     def start(self) -> None:
         if self.limit_j is None or self._thread is not None:
@@ -146,9 +151,21 @@ class BudgetGuard:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        while not self._done.wait(self.check_s):
+        while not self._done.wait(self._next_wait()):
             if self.check() is not None:
                 return
+
+    def _next_wait(self) -> float:
+        """Seconds to the next check: ``check_s``, or sooner when the power between the last
+        two checks will reach the limit before then (so the stop is not a check late)."""
+        wait = self.check_s
+        last, before = self._last, self._before
+        if self.limit_j is not None and last is not None and before is not None:
+            (t1, spent1), (t0, spent0) = last, before
+            if t1 > t0 and spent1 > spent0:
+                power = (spent1 - spent0) / (t1 - t0)
+                wait = min(wait, max(MIN_CHECK_S, (self.limit_j - spent1) / power))
+        return wait
 
     def figures(self, energy_j: float) -> dict[str, float]:
         """kWh and gCO2e of ``energy_j`` metered joules at the run's factors."""
@@ -160,6 +177,8 @@ class BudgetGuard:
             if self.tripped is not None or self.limit_j is None:
                 return self.tripped
             spent = self._spent_j()
+            if spent is not None:
+                self._before, self._last = self._last, (time.monotonic(), spent)
             fc = self._forecast()
             if fc is not None and not self.warned and fc.total_j >= self.limit_j:
                 self.warned = True
