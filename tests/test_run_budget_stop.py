@@ -104,6 +104,23 @@ def test_track_stops_a_block_whose_process_ignores_sigint(tmp_path):
     _stopped(run)
 
 
+def test_track_stops_a_block_whose_thread_blocks_sigint_in_its_signal_mask(tmp_path):
+    store = str(tmp_path / "s.db")
+    options = RunOptions.build(store=store, meters=["fake"], budget_kwh=BUDGET_KWH)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])  # as inherited
+    try:
+        with pytest.raises(BudgetExceeded):
+            with track("masked", options=options):
+                deadline = time.monotonic() + DEADLINE_S
+                while time.monotonic() < deadline:
+                    time.sleep(0.01)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    run = _only_run(store)
+    assert run["status"] == "budget"
+    _stopped(run)
+
+
 def test_track_gives_the_jobs_own_sigint_handler_its_graceful_stop(tmp_path):
     store = str(tmp_path / "s.db")
     options = RunOptions.build(store=store, meters=["fake"], budget_kwh=BUDGET_KWH, grace_s=30)

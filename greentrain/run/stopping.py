@@ -16,8 +16,9 @@ the job says it has ended (:meth:`Escalation.finish`):
   call -- raises :class:`KeyboardInterrupt` whatever the inherited disposition. The first step
   gives a job's own SIGINT handler its chance (a graceful stop at the end of a step); the
   second raises KeyboardInterrupt in the job's thread asynchronously
-  (``PyThreadState_SetAsyncExc``: it works outside the main thread too, and past a handler
-  that swallowed the first), waking it with the signal.
+  (``PyThreadState_SetAsyncExc``: it works outside the main thread too, past a handler that
+  swallowed the first, and where an inherited signal mask blocks SIGINT -- then it is the first
+  step too), waking it with the signal.
 
 When every step has been taken and another grace period has passed with the job still going,
 the escalation gives up: it says so at once (``on_give_up``), and the outcome records that the
@@ -220,6 +221,7 @@ class InProcessStop:
         self.requested = False  # the budget's SIGINT raises KeyboardInterrupt once set
         self._previous: Any = None
         self._installed = False
+        self._blocked = False  # SIGINT blocked in the owner thread: raise, never signal
         self._armed = False
         self._lock = threading.Lock()
 
@@ -235,6 +237,8 @@ class InProcessStop:
         self._previous = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, self._on_sigint)
         self._installed = True
+        # an inherited mask that blocks SIGINT would keep the signal pending for ever
+        self._blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
     def disarm(self) -> None:
         """The job has ended: no more interrupts; the previous SIGINT handler is back."""
@@ -270,7 +274,7 @@ class InProcessStop:
         with self._lock:
             if not self._armed:
                 return
-            if self.in_main_thread and self._installed:
+            if self.in_main_thread and self._installed and not self._blocked:
                 previous = self._previous
                 if not callable(previous) or previous is signal.default_int_handler:
                     self.requested = True
@@ -288,9 +292,9 @@ class InProcessStop:
                 return
             self.requested = True
             ours = self.in_main_thread and signal.getsignal(signal.SIGINT) == self._on_sigint
-            if not ours and self.owner.ident is not None:
+            if (self._blocked or not ours) and self.owner.ident is not None:
                 _raise_async(self.owner.ident, KeyboardInterrupt)
-            if self.in_main_thread:
+            if self.in_main_thread and not self._blocked:
                 self._wake()
 
     def _wake(self) -> None:
