@@ -81,7 +81,7 @@ def measured_variation(paths: Sequence[str], scale: float = 1.0) -> list[list[fl
     measured; 0.5: a machine half as noisy)."""
     out = []
     for path in paths:
-        store = Store(path, create=False)
+        store = Store(path, create=False, read_only=True)
         for listed in store.list_runs(status="finished"):
             series = epoch_series(store.get_run(listed["id"]))
             if series is None or len(series[0]) < 2 * BLOCK:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--synthetic needs --noise-from STORE (measured epochs to build on)")
     try:
         for path in args.stores:
-            store = Store(path, create=False)
+            store = Store(path, create=False, read_only=True)
             runs = [store.get_run(r["id"]) for r in store.list_runs()]
             rows = backtest(runs, fractions)
             title = f"{Path(path).name}: {len(rows)} forecasts of {len(runs)} runs"
