@@ -84,6 +84,7 @@ class Oversight:
         self.escalation: Escalation | None = None
         self.requested: dict[str, Any] | None = None  # the ``budget reached`` fields
         self.outcome: dict[str, Any] | None = None  # the ``budget`` event, once settled
+        self._closed = False
         self._lock = threading.Lock()
 
     @property
@@ -108,8 +109,8 @@ class Oversight:
     def _request_stop(self, tripped: dict[str, Any]) -> None:
         """The guard tripped: start the stopper's escalation (from the guard's thread)."""
         with self._lock:
-            if self.requested is not None or self.outcome is not None:
-                return
+            if self.requested is not None or self._closed:
+                return  # asked already, or the job has ended: nothing to stop
             self.requested = dict(tripped, requested_unix=time.time())
             self.forecaster.stop_requested(time.time())
             self.escalation = self.stopper.escalation(on_step=self._on_step,
@@ -134,12 +135,13 @@ class Oversight:
         if self.guard is not None:
             self.guard.close()
         with self._lock:
+            self._closed = True
             escalation, requested = self.escalation, self.requested
             if self.outcome is not None or requested is None:
                 self.stopper.disarm()
                 return
+        self.stopper.disarm()  # first: a step taken now must not interrupt the settling
         result = escalation.finish() if escalation is not None else None
-        self.stopper.disarm()
         spent = self._recorder.spent_j() if self._recorder is not None else None
         limit = requested.get("limit_j")
         stopped = bool(result and result["stopped"])
