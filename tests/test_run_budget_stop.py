@@ -19,6 +19,7 @@ from greentrain import client
 from greentrain.cli import main
 from greentrain.errors import EXIT_BUDGET, BudgetExceeded
 from greentrain.run import RunOptions, track
+from greentrain.run.stopping import own_cgroup
 from greentrain.store import Store
 from greentrain.units import kwh_to_joules
 
@@ -235,3 +236,12 @@ def test_greentrain_train_started_with_sigint_ignored_stops_at_its_budget(tmp_pa
     assert outcome["spent_at_request_j"] >= kwh_to_joules(0.00002) * 0.99
     assert outcome["stop_s"] < 30  # stopped at once, not trained on to the end
     assert len([w for w in run["windows"] if w["name"] == "epoch"]) < 200
+
+
+def test_a_job_in_the_wrappers_own_cgroup_is_stopped_through_its_process_group_only():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert own_cgroup(child.pid) is None  # never signal every process of our cgroup
+    finally:
+        child.kill()
+        child.wait()

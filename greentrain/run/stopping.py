@@ -39,7 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+# where the cgroup v2 hierarchy is mounted: unified, or beside v1's controllers (hybrid)
+CGROUP_ROOTS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
 
 Step = tuple[str, Callable[[], None]]
 
@@ -143,8 +144,11 @@ def own_cgroup(pid: int) -> Path | None:
     theirs, ours = path_of(pid), path_of("self")
     if theirs is None or theirs == ours or theirs in ("", "/"):
         return None
-    folder = CGROUP_ROOT / theirs.lstrip("/")
-    return folder if (folder / "cgroup.procs").exists() else None
+    for root in CGROUP_ROOTS:
+        if (root / "cgroup.procs").exists():
+            folder = root / theirs.lstrip("/")
+            return folder if (folder / "cgroup.procs").exists() else None
+    return None
 
 
 def _cgroup_pids(folder: Path) -> list[int]:
