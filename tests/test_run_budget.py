@@ -113,6 +113,8 @@ def test_a_sweep_forecast_adds_seeds_linearly_configurations_in_quadrature_measu
     assert "1 of 4 points measured" in last and "3 predicted" in last
     assert [line.split()[1] for line in made.lines()[1:5]] == ["predicted", "predicted",
                                                                "measured", "predicted"]  # fmt: skip
+    measured = [r for r in rows if r.measured]
+    assert "(every point measured)" in SweepForecast("sid", measured, 0.0, 400.0, 1.0).lines()[-1]
     rows.append(PointForecast("drop=0.9,seed=0", False, "probe", _fc(5.0, None)))
     assert SweepForecast("sid", rows, 0.0, 400.0, 1.0).half_width_j is None
 

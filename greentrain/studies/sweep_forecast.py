@@ -117,8 +117,12 @@ class SweepForecast:
                 out.append(f"{'':62s} note: {r.made.note}")
         total, half = self.total_j, self.half_width_j
         kwh = joules_to_kwh(total)
-        interval = (" (no interval: a predicted point has none)" if half is None
-                    else f" ± {joules_to_kwh(half):.3g} (95%)")  # fmt: skip
+        if all(r.measured for r in self.rows):
+            interval = " (every point measured)"
+        elif half is None:
+            interval = " (no interval: a predicted point has none)"
+        else:
+            interval = f" ± {joules_to_kwh(half):.3g} (95%)"
         grams = co2_g(total, self.intensity_g_per_kwh, self.pue)
         measured = sum(r.measured for r in self.rows)
         out.append(
