@@ -144,11 +144,13 @@ def test_the_epoch_count_comes_from_the_usual_config_keys(params, expected):
     assert epochs_from_config(params) == expected
 
 
-def test_progress_text_shows_the_total_and_half_interval_in_one_unit():
-    f = forecast([kwh_to_joules(0.04), kwh_to_joules(0.044)], 10)
+def test_progress_text_shows_the_total_and_its_interval_in_one_unit():
+    f = forecast([kwh_to_joules(k) for k in (0.04, 0.044, 0.042, 0.041, 0.043, 0.042)], 10)
     text = progress_text(f)
-    assert text.startswith("≈ 0.42") and "kWh at end, ±" in text
+    assert text.startswith("≈ 0.41") and "kWh at end, ±" in text
     assert progress_text(forecast([20.0], 3)) == "≈ 60.0 J at end"
+    held = forecast([9.0, 11.0], 4)  # the low end is held at the 20 J spent
+    assert progress_text(held).startswith("≈ 39.9 J at end, 95% 20.0-")
     assert progress_text(None) is None
 
 

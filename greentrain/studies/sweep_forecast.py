@@ -70,8 +70,11 @@ class PointForecast:
 
     @property
     def half_width_j(self) -> float | None:
-        """0 for a measured point; the forecast's 95% half-width (None without one)."""
-        return 0.0 if self.measured else self.made.half_width_j
+        """0 for a measured point; else how far the forecast's 95% interval reaches above its
+        figure (its low end may be held at what was spent), None without an interval."""
+        if self.measured:
+            return 0.0
+        return None if self.made.high_j is None else self.made.high_j - self.made.total_j
 
 
 @dataclass(frozen=True)
