@@ -15,12 +15,14 @@ Seeds are never assumed to cost the same: a seed's data order and drop pattern c
 its epochs cost, and one seed's run said nothing certain about another's (issue 22: 178 J
 against 362 J).
 
-The sweep's total is the sum over points. Its 95% half-width: the predicted points of one
-configuration are added linearly (their forecasts share the configuration's model error, so
-they are treated as one draw), configurations in quadrature (independent); measured points add
-nothing. A predicted point without an interval (a one-epoch probe) leaves the total without
-one, and says so. Joules throughout; kWh and gCO2e (at the sweep's intensity and PUE) only for
-display. What the probes spent is reported beside the total, not in it.
+The sweep's total is the sum over points. Its 95% half-width, from how far each predicted
+point's interval reaches above its figure (the low end may be held at what was spent): the
+predicted points of one configuration are added linearly (their forecasts share the
+configuration's model error, so they are treated as one draw), configurations in quadrature
+(independent); measured points add nothing. A predicted point without an interval (a
+one-epoch probe) leaves the total without one, and says so. Joules throughout; kWh and gCO2e
+(at the sweep's intensity and PUE) only for display. What the probes spent is reported beside
+the total, not in it.
 """
 
 from __future__ import annotations
