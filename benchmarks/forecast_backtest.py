@@ -19,7 +19,9 @@ series is known, so each forecast is scored exactly. Prints Markdown::
 from __future__ import annotations
 
 import argparse
+import math
 import random
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -121,6 +123,33 @@ def synthetic_rows(
     return rows
 
 
+def oracle_widths(
+    variation: list[list[float]], fraction: float, draws: int = 400
+) -> dict[tuple[str, int], float]:
+    """The noise floor: per kind and length, the width (over the actual total) of the central
+    95% of the errors of an *oracle* that knows the job's drift exactly (its base series) and
+    the noise's distribution, and estimates only the level from the epochs seen (their joules
+    over their base), after ``fraction`` of the run, over ``draws`` noise draws. A forecast
+    that must also find out whether and how the job drifts cannot be narrower on average."""
+    out = {}
+    for kind, drift in KINDS.items():
+        for n in LENGTHS:
+            seen = max(1, math.ceil(fraction * n - 1e-9))
+            if seen >= n:  # nothing to come, nothing forecast (as in the back-test)
+                continue
+            errors = []
+            for draw in range(draws):
+                rng = random.Random(f"oracle/{kind}/{n}/{draw}")
+                base, _ = drift(n, rng)
+                joules = [b * u for b, u in zip(base, noise(variation, n, rng), strict=True)]
+                level = sum(joules[:seen]) / sum(base[:seen])
+                predicted = sum(joules[:seen]) + level * sum(base[seen:])
+                errors.append(predicted / sum(joules) - 1)
+            errors.sort()
+            out[kind, n] = errors[int(0.975 * draws) - 1] - errors[int(0.025 * draws)]
+    return out
+
+
 def by_kind(rows: Sequence[BacktestRow]) -> list[str]:
     """Coverage per kind of job and fraction: ``held/with interval``."""
     fractions = sorted({r.fraction for r in rows})
@@ -136,6 +165,24 @@ def by_kind(rows: Sequence[BacktestRow]) -> list[str]:
     return lines
 
 
+def noise_floor(variation: list[list[float]], fractions: Sequence[float]) -> list[str]:
+    """Markdown: per fraction, the median and range over kinds and lengths of
+    :func:`oracle_widths`, and the median over lengths for each kind."""
+    lines = ["Noise floor: 95% width of an oracle that knows each job's drift and estimates "
+             "only its level (400 draws per kind and length):", "",
+             "| after | median width | range | flat jobs (dense), by length |",
+             "|---|---|---|---|"]  # fmt: skip
+    for fraction in fractions:
+        widths = oracle_widths(variation, fraction)
+        flat = ", ".join(
+            f"{n}: {widths['dense', n]:.1%}" for n in LENGTHS if ("dense", n) in widths
+        )
+        values = list(widths.values())
+        lines.append(f"| {fraction:.0%} | {statistics.median(values):.1%} "
+                     f"| {min(values):.1%}-{max(values):.1%} | {flat} |")  # fmt: skip
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stores", nargs="*", help="store files whose runs to replay")
@@ -148,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variation-scale", type=float, default=1.0,
                         help="scale the measured logs (0.5: half as noisy)")  # fmt: skip
     parser.add_argument("--per-run", action="store_true", help="one row per recorded forecast")
+    parser.add_argument("--noise-floor", action="store_true",
+                        help="also the widths of an oracle knowing each job's drift")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         fractions = [float(f) for f in args.at.split(",")]
@@ -182,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             misses = sum(r.covered is False for r in rows)
             judged = sum(r.covered is not None for r in rows)
             print(f"Intervals that missed: {misses} of {judged}.")
+            if args.noise_floor:
+                print("\n" + "\n".join(noise_floor(variation, fractions)))
     except GreentrainError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -13,24 +13,29 @@ Method (:func:`forecast`; the reasons and the back-test are in ``docs/forecasts-
       log E_t = b0 (+ b1 F_t) (+ b2 t) + u_t
 
   ``F_t`` the epoch's backward FLOPs (only when the epochs fitted have more than one level);
-  ``t`` the epoch's index, a *trend* term, fitted whenever a degree of freedom remains after
-  it (from three epochs on): a job whose epochs grow or shrink (15% dearer each, a cache
-  warming up, a machine filling with other jobs) is extrapolated along its trend, and the
-  trend's own uncertainty -- which grows with the distance it is extrapolated -- is in the
-  interval. A steady job's trend is estimated near zero, and its uncertainty is what it costs.
-  The first epoch leaves the fit once three later epochs exist (compilation, cuDNN
-  autotuning, a dataset cache make it unlike the others); it still counts in what was spent.
+  ``t`` the epoch's index, a *trend* term. The first epoch leaves the fit once three later
+  epochs exist (compilation, cuDNN autotuning, a dataset cache make it unlike the others); it
+  still counts in what was spent.
+* **Trend by evidence.** Two models are fitted: without the trend, and (when a degree of
+  freedom remains after it, from three epochs on) with it. A drifting job (15% dearer each
+  epoch, a cache warming up, a machine filling) must be extrapolated along its drift, with the
+  slope's uncertainty, which grows with the distance extrapolated; a steady job should not pay
+  for a slope it does not have. The forecast averages the two models by their posterior
+  probabilities (:func:`_trend_weight`: the Bayesian information criterion counted on the
+  effective number of epochs ``n / f``, equal prior odds): its centre is the weighted mean, its
+  interval the central 95% of the mixture of the two predictive distributions. A drift the
+  data show takes the trend's weight to 1; a trend the data cannot rule out keeps a share.
 * **Correlated variation.** Epochs on a shared machine are dear or cheap in runs (another job
   comes and goes): the residuals ``u_t`` are treated as an AR(1) series whose lag-1
-  autocorrelation ``rho`` is estimated from them, at least :data:`RHO_FLOOR` (the measured
-  runs of ``reports/forecast-backtest`` show 0.1-0.7). Every variance is multiplied by the
-  long-run factor ``(1 + rho) / (1 - rho)``.
-* **Interval.** Least squares gives the predicted log of each epoch to come and the covariance
-  of those predictions; the remaining energy ``S = sum exp(yhat_t)`` has, to first order,
-  variance ``f s^2 (sum w_t^2 + w' X_f (X'X)^-1 X_f' w)`` with ``w_t = exp(yhat_t)``, ``s^2`` the
-  residual variance and ``f`` the long-run factor: each future epoch's own variation plus the
-  parameters' uncertainty, the trend's included. The half-width is Student's t (residual
-  degrees of freedom) times its square root.
+  autocorrelation ``rho`` is estimated from them, corrected for the bias of fitted residuals
+  and shrunk toward :data:`RHO_PRIOR` (:func:`lag1_autocorrelation`). Every variance is
+  multiplied by the long-run factor ``f = (1 + rho) / (1 - rho)``.
+* **Interval.** Least squares gives each model's predicted log of each epoch to come and the
+  covariance of those predictions; the remaining energy ``S = sum exp(yhat_t)`` has, to first
+  order, variance ``f s^2 (sum w_t^2 + w' X_f (X'X)^-1 X_f' w)`` with ``w_t = exp(yhat_t)``,
+  ``s^2`` the residual variance: each future epoch's own variation plus the parameters'
+  uncertainty, the trend's included. Each model's predictive distribution is Student's t
+  (its residual degrees of freedom) with that scale; the interval is the mixture's.
 * **Bounds.** The low end is never below what was already spent; the half-width is never
   below :data:`MIN_HALF_WIDTH` of the predicted remaining energy (an interval of zero width
   would claim more than any meter knows). With one epoch seen (or too few for the model's
@@ -54,24 +59,42 @@ LEVEL = 0.95  # the interval's nominal coverage
 MIN_HALF_WIDTH = 0.01  # of the predicted remaining energy: the floor of every half-width
 WARMUP_AFTER = 3  # the first epoch leaves the fit once this many later epochs are seen
 TREND_DF = 1  # residual degrees of freedom a trend term must leave
-RHO_FLOOR = 0.5  # the least lag-1 autocorrelation assumed of epoch-to-epoch variation
+RHO_PRIOR = 0.5  # prior mean of the lag-1 autocorrelation of epoch-to-epoch variation
+RHO_PRIOR_EPOCHS = 10  # the prior's weight, in epochs (against the residuals' degrees of freedom)
 RHO_MAX = 0.9
 
 
-def long_run_factor(residuals: Sequence[float]) -> float:
-    """``(1 + rho) / (1 - rho)``: how much more a sum of epochs varies when consecutive epochs'
-    variations are correlated (an AR(1) with lag-1 autocorrelation ``rho``, estimated from the
-    residuals, at least :data:`RHO_FLOOR`, at most :data:`RHO_MAX`)."""
+def lag1_autocorrelation(residuals: Sequence[float], parameters: int = 1) -> float:
+    """The lag-1 autocorrelation ``rho`` of epoch-to-epoch variation, estimated from the
+    residuals of a fit with ``parameters`` coefficients and shrunk toward a prior.
+
+    The sample lag-1 autocorrelation of least-squares residuals is biased low by about
+    ``parameters / n`` (a fitted level and trend make residuals anticorrelated), and on a few
+    epochs it is mostly noise. It is corrected by that bias and averaged with
+    :data:`RHO_PRIOR` (the measured runs of ``reports/forecast-backtest``: 0.1-0.7), which
+    weighs as much as :data:`RHO_PRIOR_EPOCHS` residual degrees of freedom; the result is
+    clipped to ``[0, RHO_MAX]``. Fewer than three residuals: the prior."""
     n = len(residuals)
-    rho = RHO_FLOOR
-    if n >= 3:
-        mean = math.fsum(residuals) / n
-        r = [v - mean for v in residuals]
-        denominator = math.fsum(v * v for v in r)
-        if denominator > 0:
-            lag1 = math.fsum(x * y for x, y in zip(r, r[1:], strict=False))
-            rho = max(rho, lag1 / denominator)
-    rho = min(rho, RHO_MAX)
+    if n < 3:
+        return RHO_PRIOR
+    mean = math.fsum(residuals) / n
+    r = [v - mean for v in residuals]
+    denominator = math.fsum(v * v for v in r)
+    if denominator <= 0:
+        return RHO_PRIOR
+    lag1 = math.fsum(x * y for x, y in zip(r, r[1:], strict=False)) / denominator
+    weight = max(n - parameters, 0)
+    rho = (weight * (lag1 + parameters / n) + RHO_PRIOR_EPOCHS * RHO_PRIOR) / (
+        weight + RHO_PRIOR_EPOCHS
+    )
+    return min(max(rho, 0.0), RHO_MAX)
+
+
+def long_run_factor(residuals: Sequence[float], parameters: int = 1) -> float:
+    """``(1 + rho) / (1 - rho)``: how much more a sum of epochs varies when consecutive epochs'
+    variations are correlated (an AR(1) with :func:`lag1_autocorrelation` ``rho``); at least
+    1 (independent epochs)."""
+    rho = lag1_autocorrelation(residuals, parameters)
     return (1 + rho) / (1 - rho)
 
 
@@ -142,6 +165,7 @@ class _Fit:
     variance: float  # residual variance of the logs (NaN without degrees of freedom)
     df: int
     factor: float = 1.0  # long-run variance factor of autocorrelated residuals
+    rss: float = math.nan  # residual sum of squares of the logs
 
     def rows(self, index: Sequence[int], flops: Sequence[float] | None) -> Any:
         import numpy as np
@@ -167,16 +191,35 @@ class _Fit:
         return total, math.sqrt(max(var, 0.0))
 
 
-def _fit(y: Sequence[float], flops: Sequence[float] | None, seen: int) -> _Fit | None:
-    """The model fitted to the first ``seen`` epochs (see the module docstring)."""
+def _fits(y: Sequence[float], flops: Sequence[float] | None, seen: int) -> list[_Fit]:
+    """The models fitted to the first ``seen`` epochs: the level (and FLOPs), and the same with
+    an epoch trend where a degree of freedom remains after it (see the module docstring)."""
     first = 1 if seen - 1 >= WARMUP_AFTER else 0
     index = list(range(first, seen))
     columns = ["1"]
     if flops is not None and len({flops[i] for i in index}) > 1:
         columns.append("F")
+    candidates = [columns]
     if len(index) - (len(columns) + 1) >= TREND_DF:
-        columns.append("t")
-    return _least_squares(y, flops, index, columns)
+        candidates.append([*columns, "t"])
+    fits = [_least_squares(y, flops, index, c) for c in candidates]
+    return [fit for fit in fits if fit is not None]
+
+
+def _trend_weight(level: _Fit, trend: _Fit) -> float:
+    """The posterior probability of the model with a trend against the one without, from the
+    Bayesian information criterion counted on the *effective* number of epochs ``n / f`` (``f``
+    the trend model's long-run factor: correlated epochs carry less evidence than as many
+    independent ones, and an AR(1) wanders like a trend). Equal prior odds."""
+    n = level.df + len(level.columns)
+    effective = max(n / trend.factor, 1.0)
+
+    def bic(fit: _Fit) -> float:
+        rss = max(fit.rss, 1e-300)  # an exact fit
+        return effective * math.log(rss / n) + len(fit.columns) * math.log(effective)
+
+    half_delta = (bic(trend) - bic(level)) / 2
+    return 1.0 / (1.0 + math.exp(min(half_delta, 700.0)))
 
 
 def _least_squares(
@@ -202,8 +245,11 @@ def _least_squares(
         inverse[:, k] /= scale
     resid = logs - fit.rows(index, flops) @ beta
     variance = float(resid @ resid) / fit.df if fit.df >= 1 else math.nan
-    factor = long_run_factor([float(r) for r in resid])
-    return dataclasses.replace(fit, beta=beta, inverse=inverse, variance=variance, factor=factor)
+    factor = long_run_factor([float(r) for r in resid], len(columns))
+    return dataclasses.replace(
+        fit, beta=beta, inverse=inverse, variance=variance, factor=factor,
+        rss=float(resid @ resid),
+    )  # fmt: skip
 
 
 def forecast(
@@ -234,24 +280,71 @@ def forecast(
     note = ""
     if flops is not None and len(set(flops[:seen])) == 1 and set(flops[seen:]) - {flops[0]}:
         note = "epochs to come have other FLOPs than those seen; predicted at the level seen"
-    fit = _fit(epoch_j, flops, seen)
-    if fit is None:  # FLOPs that cannot be told apart from the rest: fit without them
-        fit = _fit(epoch_j, None, seen)
-    assert fit is not None  # one column of ones always has full rank
+    fits = _fits(epoch_j, flops, seen)
+    if not fits:  # FLOPs that cannot be told apart from the rest: fit without them
+        fits = _fits(epoch_j, None, seen)
+    assert fits  # one column of ones always has full rank
+    weights = [1.0]
+    if len(fits) == 2:
+        p = _trend_weight(*fits)
+        weights = [1.0 - p, p]
     future = range(seen, epochs_total)
-    remaining, sd = fit.predict_sum(future, flops if "F" in fit.columns else None)
-    method = _describe(fit)
+    parts = []  # (weight, predicted remaining, its standard deviation, degrees of freedom)
+    for weight, fit in zip(weights, fits, strict=True):
+        remaining, sd = fit.predict_sum(future, flops if "F" in fit.columns else None)
+        parts.append((weight, remaining, sd, fit.df))
+    remaining = math.fsum(w * r for w, r, _, _ in parts)
+    method = _describe(fits[0], weights[1] if len(fits) == 2 else None)
     total = spent + remaining
-    if not math.isfinite(sd):
+    if not all(math.isfinite(sd) for _, _, sd, _ in parts):
         why = "one epoch: no interval" if seen == 1 else f"{seen} epochs: too few for an interval"
         note = "; ".join(filter(None, [note, why]))
         return Forecast(seen, epochs_total, spent, total, None, None, method, note)
-    half = max(_t_quantile(fit.df) * sd, MIN_HALF_WIDTH * remaining)
-    return Forecast(seen, epochs_total, spent, total, max(spent, total - half), total + half,
+    low, high = _mixture_interval(parts)
+    floor = MIN_HALF_WIDTH * remaining
+    low, high = min(low, remaining - floor), max(high, remaining + floor)
+    return Forecast(seen, epochs_total, spent, total, max(spent, spent + low), spent + high,
                     method, note)  # fmt: skip
 
 
-def _describe(fit: _Fit) -> str:
+def _mixture_interval(parts: Sequence[tuple[float, float, float, int]]) -> tuple[float, float]:
+    """The central :data:`LEVEL` interval of a mixture of scaled Student's t distributions
+    ``(weight, centre, scale, degrees of freedom)``: the predictive distribution of the
+    remaining joules averaged over the models by their weights. One part: ``centre +- t
+    scale``."""
+    from scipy.optimize import brentq
+    from scipy.stats import t
+
+    parts = [p for p in parts if p[0] > 0]
+    tails = (0.5 - LEVEL / 2, 0.5 + LEVEL / 2)
+    if len(parts) == 1:
+        _, centre, scale, df = parts[0]
+        half = _t_quantile(df) * scale
+        return centre - half, centre + half
+
+    def cdf(x: float) -> float:
+        return math.fsum(
+            w * (t.cdf((x - c) / s, df) if s > 0 else float(x >= c)) for w, c, s, df in parts
+        )
+
+    out = []
+    for tail in tails:
+        # a mixture's quantile lies between its parts' own quantiles
+        own = [c + s * float(t.ppf(tail, df)) for _, c, s, df in parts]
+        a, b = min(own), max(own)
+        if b - a <= 1e-12 * max(abs(b), 1.0) or cdf(a) >= tail:  # (a part of zero scale)
+            out.append(a)
+        elif cdf(b) <= tail:
+            out.append(b)
+        else:
+            out.append(brentq(lambda x, q=tail: cdf(x) - q, a, b, xtol=1e-9 * (b - a)))
+    return out[0], out[1]
+
+
+def _describe(fit: _Fit, trend_weight: float | None) -> str:
+    """The model in words; with the trend model's weight where the two were averaged."""
     terms = {"F": "backward FLOPs", "t": "epoch trend"}
     used = [terms[c] for c in fit.columns if c in terms]
+    if trend_weight is not None:
+        used.append(f"epoch trend (weight {trend_weight:.2f})")
     return "log joules per epoch = " + " + ".join(["level", *used]) + ", least squares"
