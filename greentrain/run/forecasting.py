@@ -159,8 +159,9 @@ class ForecastListener:
 
 def progress_text(made: Forecast | None) -> str | None:
     """``≈ 0.42 kWh at end, ±0.03`` for a progress bar (None without a forecast); small runs
-    in Wh or J, the interval's half-width in the same unit -- or, when its low end was held at
-    what was spent, the interval itself (``≈ 0.42 kWh at end, 95% 0.30-0.61``)."""
+    in Wh or J, the interval's half-width in the same unit -- or, when it is not symmetric
+    (its low end held at what was spent, or two models averaged), the interval itself
+    (``≈ 0.42 kWh at end, 95% 0.30-0.61``)."""
     if made is None:
         return None
     kwh = joules_to_kwh(made.total_j)
@@ -172,6 +173,6 @@ def progress_text(made: Forecast | None) -> str | None:
         above, below = made.high_j - made.total_j, made.total_j - made.low_j
         if abs(above - below) <= 1e-9 * max(made.total_j, 1.0):
             text += f", ±{above / scale:.{digits}f}"
-        else:  # the low end held at what was spent: say the interval as it is
+        else:  # not symmetric: say the interval as it is
             text += f", 95% {made.low_j / scale:.{digits}f}-{made.high_j / scale:.{digits}f}"
     return text
