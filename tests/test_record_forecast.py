@@ -8,13 +8,8 @@ import random
 
 import pytest
 
-from greentrain.record.forecast import (
-    MIN_HALF_WIDTH,
-    RHO_PRIOR,
-    forecast,
-    lag1_autocorrelation,
-    long_run_factor,
-)
+from greentrain.record.epoch_models import RHO_PRIOR, lag1_autocorrelation, long_run_factor
+from greentrain.record.forecast import MIN_HALF_WIDTH, forecast
 
 
 def _ar1(n: int, rho: float, sigma: float, rng: random.Random) -> list[float]:
@@ -82,9 +77,7 @@ def test_the_interval_holds_the_known_truth_of_drifting_correlated_series_about_
         energy = [50.0 * drift(t) * math.exp(u) for t, u in enumerate(noise)]
         f = forecast(energy[:12], 24)  # after half the run
         held += f.low_j <= sum(energy) <= f.high_j
-    # averaging the trend model with the level-only one costs drifting series some coverage:
-    # 87.6% (linear growth) to 91.3% over 1,000 trials, 96% for the steady series
-    assert 0.85 <= held / trials <= 1.0, f"{kind}: {held}/{trials}"
+    assert 0.88 <= held / trials <= 1.0, f"{kind}: {held}/{trials}"
 
 
 def test_correlated_epochs_widen_the_interval():
@@ -137,11 +130,15 @@ def test_the_lag1_autocorrelation_is_estimated_from_the_data_and_shrunk_toward_t
     assert min(raw, RHO_PRIOR) <= lag1_autocorrelation(few) <= max(raw, RHO_PRIOR)
 
 
+def _trend_weight(method: str) -> float:
+    return float(method.split("epoch trend (weight ")[1].split(")")[0])
+
+
 def test_a_drift_the_data_show_takes_the_trend_weight_to_one():
     rng = random.Random(5)
     energy = [40.0 * 1.15**t * math.exp(rng.gauss(0, 0.03)) for t in range(20)]
     f = forecast(energy[:8], 20)
-    assert "epoch trend (weight 1.00)" in f.method
+    assert _trend_weight(f.method) >= 0.95
     assert f.low_j <= sum(energy) <= f.high_j
 
 
@@ -150,8 +147,7 @@ def test_a_steady_job_gives_the_trend_little_weight_and_is_not_charged_for_a_slo
     steady = [50.0 * math.exp(u) for u in noise]
     drifting = [50.0 * 1.06**t * math.exp(u) for t, u in enumerate(noise)]  # the same noise
     f, g = forecast(steady[:12], 24), forecast(drifting[:12], 24)
-    weight = float(f.method.split("weight ")[1].split(")")[0])
-    assert weight < 0.5 and "weight 1.00" in g.method
+    assert _trend_weight(f.method) < 0.5 and _trend_weight(g.method) >= 0.95
     assert f.low_j <= sum(steady) <= f.high_j and g.low_j <= sum(drifting) <= g.high_j
     # relative to its total, the steady job's interval is the narrower one by far
     assert (f.high_j - f.low_j) / f.total_j < 0.6 * (g.high_j - g.low_j) / g.total_j

@@ -20,16 +20,18 @@ Method (:func:`forecast`; the reasons and the back-test are in ``docs/forecasts-
   freedom remains after it, from three epochs on) with it. A drifting job (15% dearer each
   epoch, a cache warming up, a machine filling) must be extrapolated along its drift, with the
   slope's uncertainty, which grows with the distance extrapolated; a steady job should not pay
-  for a slope it does not have. The forecast averages the two models by their posterior
-  probabilities (:func:`_trend_weight`: the Bayesian information criterion counted on the
-  effective number of epochs ``n / f``, equal prior odds): its centre is the weighted mean, its
-  interval the central 95% of the mixture of the two predictive distributions. A drift the
-  data show takes the trend's weight to 1; a trend the data cannot rule out keeps a share.
+  for a slope it does not have. The forecast averages the two models by weights from how well
+  each *would have forecast this run*: from every earlier origin, each model fitted to the
+  epochs before it predicts the sum of the following seen epochs, up to as many as are still to
+  come (a leave-future-out score at the forecast's own horizon). Before any origin can be
+  scored, the Bayesian information criterion on the effective number of epochs decides. The
+  centre is the weighted mean, the interval the central 95% of the mixture of the two
+  predictive distributions. (Both weights: :mod:`greentrain.record.epoch_models`.)
 * **Correlated variation.** Epochs on a shared machine are dear or cheap in runs (another job
   comes and goes): the residuals ``u_t`` are treated as an AR(1) series whose lag-1
   autocorrelation ``rho`` is estimated from them, corrected for the bias of fitted residuals
-  and shrunk toward :data:`RHO_PRIOR` (:func:`lag1_autocorrelation`). Every variance is
-  multiplied by the long-run factor ``f = (1 + rho) / (1 - rho)``.
+  and shrunk toward a prior of 0.5. Every variance is multiplied by the long-run factor
+  ``f = (1 + rho) / (1 - rho)``.
 * **Interval.** Least squares gives each model's predicted log of each epoch to come and the
   covariance of those predictions; the remaining energy ``S = sum exp(yhat_t)`` has, to first
   order, variance ``f s^2 (sum w_t^2 + w' X_f (X'X)^-1 X_f' w)`` with ``w_t = exp(yhat_t)``,
@@ -51,51 +53,17 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from greentrain.record.epoch_models import (
+    Fit,
+    bic_trend_weight,
+    fit_models,
+    future_trend_weight,
+)
 from greentrain.units import co2_g
 
 LEVEL = 0.95  # the interval's nominal coverage
 MIN_HALF_WIDTH = 0.01  # of the predicted remaining energy: the floor of every half-width
-WARMUP_AFTER = 3  # the first epoch leaves the fit once this many later epochs are seen
-TREND_DF = 1  # residual degrees of freedom a trend term must leave
-RHO_PRIOR = 0.5  # prior mean of the lag-1 autocorrelation of epoch-to-epoch variation
-RHO_PRIOR_EPOCHS = 10  # the prior's weight, in epochs (against the residuals' degrees of freedom)
-RHO_MAX = 0.9
-
-
-def lag1_autocorrelation(residuals: Sequence[float], parameters: int = 1) -> float:
-    """The lag-1 autocorrelation ``rho`` of epoch-to-epoch variation, estimated from the
-    residuals of a fit with ``parameters`` coefficients and shrunk toward a prior.
-
-    The sample lag-1 autocorrelation of least-squares residuals is biased low by about
-    ``parameters / n`` (a fitted level and trend make residuals anticorrelated), and on a few
-    epochs it is mostly noise. It is corrected by that bias and averaged with
-    :data:`RHO_PRIOR` (the measured runs of ``reports/forecast-backtest``: 0.1-0.7), which
-    weighs as much as :data:`RHO_PRIOR_EPOCHS` residual degrees of freedom; the result is
-    clipped to ``[0, RHO_MAX]``. Fewer than three residuals: the prior."""
-    n = len(residuals)
-    if n < 3:
-        return RHO_PRIOR
-    mean = math.fsum(residuals) / n
-    r = [v - mean for v in residuals]
-    denominator = math.fsum(v * v for v in r)
-    if denominator <= 0:
-        return RHO_PRIOR
-    lag1 = math.fsum(x * y for x, y in zip(r, r[1:], strict=False)) / denominator
-    weight = max(n - parameters, 0)
-    rho = (weight * (lag1 + parameters / n) + RHO_PRIOR_EPOCHS * RHO_PRIOR) / (
-        weight + RHO_PRIOR_EPOCHS
-    )
-    return min(max(rho, 0.0), RHO_MAX)
-
-
-def long_run_factor(residuals: Sequence[float], parameters: int = 1) -> float:
-    """``(1 + rho) / (1 - rho)``: how much more a sum of epochs varies when consecutive epochs'
-    variations are correlated (an AR(1) with :func:`lag1_autocorrelation` ``rho``); at least
-    1 (independent epochs)."""
-    rho = lag1_autocorrelation(residuals, parameters)
-    return (1 + rho) / (1 - rho)
 
 
 @dataclass(frozen=True)
@@ -155,103 +123,6 @@ def _t_quantile(df: int) -> float:
     return float(t.ppf(0.5 + LEVEL / 2, df))
 
 
-@dataclass(frozen=True)
-class _Fit:
-    """A least-squares fit of log epoch energy: what it predicts for chosen epochs."""
-
-    columns: tuple[str, ...]
-    beta: Any  # numpy vector
-    inverse: Any  # (X'X)^-1
-    variance: float  # residual variance of the logs (NaN without degrees of freedom)
-    df: int
-    factor: float = 1.0  # long-run variance factor of autocorrelated residuals
-    rss: float = math.nan  # residual sum of squares of the logs
-
-    def rows(self, index: Sequence[int], flops: Sequence[float] | None) -> Any:
-        import numpy as np
-
-        cols = {"1": [1.0] * len(index), "t": [float(i) for i in index]}
-        if "F" in self.columns:
-            cols["F"] = [float(flops[i]) for i in index]  # type: ignore[index]
-        return np.array([cols[c] for c in self.columns], dtype=float).T
-
-    def predict_sum(
-        self, index: Sequence[int], flops: Sequence[float] | None
-    ) -> tuple[float, float]:
-        """(predicted joules of the epochs ``index``, standard deviation of that sum)."""
-        import numpy as np
-
-        x = self.rows(index, flops)
-        w = np.exp(x @ self.beta)
-        total = float(w.sum())
-        if not math.isfinite(self.variance):
-            return total, math.nan
-        g = w @ x
-        var = self.variance * self.factor * (float(w @ w) + float(g @ self.inverse @ g))
-        return total, math.sqrt(max(var, 0.0))
-
-
-def _fits(y: Sequence[float], flops: Sequence[float] | None, seen: int) -> list[_Fit]:
-    """The models fitted to the first ``seen`` epochs: the level (and FLOPs), and the same with
-    an epoch trend where a degree of freedom remains after it (see the module docstring)."""
-    first = 1 if seen - 1 >= WARMUP_AFTER else 0
-    index = list(range(first, seen))
-    columns = ["1"]
-    if flops is not None and len({flops[i] for i in index}) > 1:
-        columns.append("F")
-    candidates = [columns]
-    if len(index) - (len(columns) + 1) >= TREND_DF:
-        candidates.append([*columns, "t"])
-    fits = [_least_squares(y, flops, index, c) for c in candidates]
-    return [fit for fit in fits if fit is not None]
-
-
-def _trend_weight(level: _Fit, trend: _Fit) -> float:
-    """The posterior probability of the model with a trend against the one without, from the
-    Bayesian information criterion counted on the *effective* number of epochs ``n / f`` (``f``
-    the trend model's long-run factor: correlated epochs carry less evidence than as many
-    independent ones, and an AR(1) wanders like a trend). Equal prior odds."""
-    n = level.df + len(level.columns)
-    effective = max(n / trend.factor, 1.0)
-
-    def bic(fit: _Fit) -> float:
-        rss = max(fit.rss, 1e-300)  # an exact fit
-        return effective * math.log(rss / n) + len(fit.columns) * math.log(effective)
-
-    half_delta = (bic(trend) - bic(level)) / 2
-    return 1.0 / (1.0 + math.exp(min(half_delta, 700.0)))
-
-
-def _least_squares(
-    y: Sequence[float], flops: Sequence[float] | None, index: list[int], columns: list[str]
-) -> _Fit | None:
-    import numpy as np
-
-    fit = _Fit(tuple(columns), None, None, math.nan, len(index) - len(columns))
-    x = fit.rows(index, flops)
-    if "F" in columns:  # scale FLOPs to order 1 for a well-conditioned X'X
-        x[:, columns.index("F")] /= max(abs(flops[i]) for i in index)  # type: ignore[index]
-    logs = np.log(np.asarray([y[i] for i in index], dtype=float))
-    xtx = x.T @ x
-    if np.linalg.matrix_rank(xtx) < len(columns):
-        return None
-    inverse = np.linalg.inv(xtx)
-    beta = inverse @ (x.T @ logs)
-    if "F" in columns:  # back to FLOPs as given
-        k = columns.index("F")
-        scale = max(abs(flops[i]) for i in index)  # type: ignore[index]
-        beta[k] /= scale
-        inverse[k, :] /= scale
-        inverse[:, k] /= scale
-    resid = logs - fit.rows(index, flops) @ beta
-    variance = float(resid @ resid) / fit.df if fit.df >= 1 else math.nan
-    factor = long_run_factor([float(r) for r in resid], len(columns))
-    return dataclasses.replace(
-        fit, beta=beta, inverse=inverse, variance=variance, factor=factor,
-        rss=float(resid @ resid),
-    )  # fmt: skip
-
-
 def forecast(
     epoch_j: Sequence[float],
     epochs_total: int,
@@ -280,13 +151,15 @@ def forecast(
     note = ""
     if flops is not None and len(set(flops[:seen])) == 1 and set(flops[seen:]) - {flops[0]}:
         note = "epochs to come have other FLOPs than those seen; predicted at the level seen"
-    fits = _fits(epoch_j, flops, seen)
+    fits = fit_models(epoch_j, flops, seen)
     if not fits:  # FLOPs that cannot be told apart from the rest: fit without them
-        fits = _fits(epoch_j, None, seen)
+        fits = fit_models(epoch_j, None, seen)
     assert fits  # one column of ones always has full rank
     weights = [1.0]
     if len(fits) == 2:
-        p = _trend_weight(*fits)
+        p = future_trend_weight(fits, epoch_j, flops if "F" in fits[0].columns else None, seen,
+                           epochs_total - seen)  # fmt: skip
+        p = bic_trend_weight(*fits) if p is None else p  # no origin yet: the BIC decides
         weights = [1.0 - p, p]
     future = range(seen, epochs_total)
     parts = []  # (weight, predicted remaining, its standard deviation, degrees of freedom)
@@ -341,7 +214,7 @@ def _mixture_interval(parts: Sequence[tuple[float, float, float, int]]) -> tuple
     return out[0], out[1]
 
 
-def _describe(fit: _Fit, trend_weight: float | None) -> str:
+def _describe(fit: Fit, trend_weight: float | None) -> str:
     """The model in words; with the trend model's weight where the two were averaged."""
     terms = {"F": "backward FLOPs", "t": "epoch trend"}
     used = [terms[c] for c in fit.columns if c in terms]
