@@ -87,3 +87,29 @@ def test_replay_scores_any_series_and_leaves_out_fractions_with_nothing_to_come(
     assert [r.epochs_seen for r in rows] == [1, 2]  # 99% of 4 epochs leaves none to come
     assert rows[0].covered is None and rows[0].width is None  # one epoch: no interval
     assert all(r.job == "x" for r in rows)
+
+
+def _benchmark():
+    """benchmarks/forecast_backtest.py, which is a script, not a package module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "forecast_backtest.py"
+    spec = importlib.util.spec_from_file_location("forecast_backtest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_noise_floor_oracle_is_exact_without_noise_and_narrows_as_the_run_goes_on():
+    import random
+    import statistics
+
+    bench = _benchmark()
+    assert set(bench.oracle_widths([[1.0] * 10], 0.5, draws=20).values()) == {0.0}
+    rng = random.Random(1)
+    noisy = [[rng.lognormvariate(0, 0.1) for _ in range(20)] for _ in range(4)]
+    early = bench.oracle_widths(noisy, 0.25, draws=40)
+    late = bench.oracle_widths(noisy, 0.75, draws=40)
+    assert len(early) == len(bench.KINDS) * len(bench.LENGTHS)
+    assert 0 < statistics.median(late.values()) < statistics.median(early.values())
