@@ -18,6 +18,7 @@ TREND_DF = 1  # residual degrees of freedom a trend term must leave
 RHO_PRIOR = 0.5  # prior mean of the lag-1 autocorrelation of epoch-to-epoch variation
 RHO_PRIOR_EPOCHS = 10  # the prior's weight, in epochs (against the residuals' degrees of freedom)
 RHO_MAX = 0.9
+SCORED_ORIGINS = 50  # the latest origins the leave-future-out weight scores (bounds its cost)
 
 
 def lag1_autocorrelation(residuals: Sequence[float], parameters: int = 1) -> float:
@@ -132,15 +133,15 @@ def future_trend_weight(
     (up to ``horizon`` of them, the epochs the forecast has to come): the difference of their
     log predictive densities (Student's t, as the interval) summed over the origins, divided
     by the mean window length (consecutive windows overlap: each epoch's surprise is counted
-    about once), as log odds. None while no origin leaves the trend model a degree of
-    freedom."""
+    about once), as log odds; the latest :data:`SCORED_ORIGINS` origins. None while no origin
+    leaves the trend model a degree of freedom."""
     from scipy.stats import t
 
     first = 1 if seen - 1 >= WARMUP_AFTER else 0
     index = list(range(first, seen))
     need = len(fits[1].columns) + 1
     score, windows, length = 0.0, 0, 0
-    for k in range(need, len(index)):
+    for k in range(max(need, len(index) - SCORED_ORIGINS), len(index)):
         sub = index[:k]
         ahead = range(index[k], min(seen, index[k] + horizon))
         actual = math.fsum(y[i] for i in ahead)
