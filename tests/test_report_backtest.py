@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from greentrain.report.backtest import backtest, backtest_run, markdown, summarize
+from greentrain.record.forecast import forecast
+from greentrain.report.backtest import (
+    backtest,
+    backtest_run,
+    markdown,
+    replay,
+    summarize,
+    wilson,
+)
 
 
 def _run(epoch_j, *, flops=None, plan=None, status="finished", run_id="r1"):
@@ -20,12 +28,16 @@ def _run(epoch_j, *, flops=None, plan=None, status="finished", run_id="r1"):
 
 
 def test_the_forecast_after_a_fraction_of_epochs_is_scored_against_all_epochs():
-    rows = backtest_run(_run([10.0, 12.0, 11.0, 13.0] + [11.0] * 16))  # 20 epochs
-    assert [(r.fraction, r.epochs_seen) for r in rows] == [(0.1, 2), (0.25, 5)]
+    joules = [10.0, 12.0, 11.0, 13.0] + [11.0] * 16  # 20 epochs
+    rows = backtest_run(_run(joules))
+    assert [(r.fraction, r.epochs_seen) for r in rows] == [(0.1, 2), (0.25, 5), (0.5, 10),
+                                                           (0.75, 15)]  # fmt: skip
     first = rows[0]
-    assert first.predicted_j == pytest.approx(11.0 * 20)  # mean of 10 and 12, x 20 epochs
-    assert first.actual_j == pytest.approx(10 + 12 + 11 + 13 + 11 * 16)
-    assert first.error == pytest.approx((220 - first.actual_j) / first.actual_j)
+    made = forecast(joules[:2], 20)
+    assert first.predicted_j == pytest.approx(made.total_j)
+    assert first.actual_j == pytest.approx(sum(joules))
+    assert first.error == pytest.approx((made.total_j - first.actual_j) / first.actual_j)
+    assert first.width == pytest.approx((made.high_j - made.low_j) / first.actual_j)
     assert first.covered is True
 
 
@@ -53,5 +65,51 @@ def test_the_summary_counts_errors_and_interval_coverage_per_fraction():
     assert summary["runs"] == 2 and summary["epochs_seen"] == [2]
     assert summary["max_abs_error"] == pytest.approx(max(abs(r.error) for r in rows))
     assert summary["covered"] + (summary["with_interval"] - summary["covered"]) == 2
+    widths = [r.width for r in rows]
+    assert summary["median_width"] == pytest.approx(sum(widths) / 2)  # the median of two
+    low, high = wilson(summary["covered"], 2)
+    assert (summary["coverage_low"], summary["coverage_high"]) == (low, high)
     text = markdown(rows, "t")
     assert "| 50% | 2 | 2 |" in text and "| a | 50% | 2/4 |" in text
+
+
+@pytest.mark.parametrize(
+    ("held", "trials", "low", "high"),
+    [(4, 6, 0.300, 0.903), (6, 6, 0.610, 1.0), (0, 5, 0.0, 0.434), (190, 200, 0.910, 0.973)],
+)
+def test_the_wilson_interval_matches_its_published_values(held, trials, low, high):
+    got = wilson(held, trials)
+    assert got == pytest.approx((low, high), abs=1e-3)
+
+
+def test_replay_scores_any_series_and_leaves_out_fractions_with_nothing_to_come():
+    rows = replay("s", "synthetic", [10.0, 11.0, 12.0, 13.0], None, (0.25, 0.5, 0.99), job="x")
+    assert [r.epochs_seen for r in rows] == [1, 2]  # 99% of 4 epochs leaves none to come
+    assert rows[0].covered is None and rows[0].width is None  # one epoch: no interval
+    assert all(r.job == "x" for r in rows)
+
+
+def _benchmark():
+    """benchmarks/forecast_backtest.py, which is a script, not a package module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "forecast_backtest.py"
+    spec = importlib.util.spec_from_file_location("forecast_backtest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_noise_floor_oracle_is_exact_without_noise_and_narrows_as_the_run_goes_on():
+    import random
+    import statistics
+
+    bench = _benchmark()
+    assert set(bench.oracle_widths([[1.0] * 10], 0.5, draws=20).values()) == {0.0}
+    rng = random.Random(1)
+    noisy = [[rng.lognormvariate(0, 0.1) for _ in range(20)] for _ in range(4)]
+    early = bench.oracle_widths(noisy, 0.25, draws=40)
+    late = bench.oracle_widths(noisy, 0.75, draws=40)
+    assert len(early) == len(bench.KINDS) * len(bench.LENGTHS)
+    assert 0 < statistics.median(late.values()) < statistics.median(early.values())

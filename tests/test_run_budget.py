@@ -14,11 +14,7 @@ from greentrain.errors import EXIT_BUDGET, BudgetExceeded
 from greentrain.record.forecast import Forecast
 from greentrain.run import RunOptions, track
 from greentrain.store import Store
-from greentrain.studies.sweep_forecast import (
-    ConfigurationForecast,
-    SweepForecast,
-    configuration,
-)
+from greentrain.studies.sweep_forecast import PointForecast, SweepForecast, configuration
 from greentrain.units import kwh_to_joules
 
 LOOP = "import time\nwhile True: time.sleep(0.01)"
@@ -102,16 +98,24 @@ def _fc(total: float, half: float | None) -> Forecast:
     return Forecast(2, 10, 1.0, total, low, high, "test")
 
 
-def test_a_sweep_forecast_adds_seeds_linearly_and_configurations_in_quadrature():
+def test_a_sweep_forecast_adds_seeds_linearly_configurations_in_quadrature_measured_not_at_all():
     rows = [
-        ConfigurationForecast("a", 3, "probe", _fc(100.0, 10.0)),
-        ConfigurationForecast("b", 1, "probe", _fc(50.0, 40.0)),
+        PointForecast("drop=0,seed=0", False, "probe", _fc(100.0, 10.0)),
+        PointForecast("drop=0,seed=1", False, "probe", _fc(120.0, 20.0)),
+        PointForecast("drop=0,seed=2", True, "finished run", Forecast(10, 10, 90, 90, 90, 90, "m")),
+        PointForecast("drop=0.8,seed=0", False, "probe", _fc(50.0, 40.0)),
     ]
     made = SweepForecast("sid", rows, probes_j=7.0, intensity_g_per_kwh=400.0, pue=1.5)
-    assert made.total_j == 350.0
-    assert made.half_width_j == pytest.approx(math.hypot(30.0, 40.0))
-    assert "± " in made.lines()[-1] and "gCO2e at 400 gCO2e/kWh and PUE 1.5" in made.lines()[-1]
-    rows.append(ConfigurationForecast("c", 1, "probe", _fc(5.0, None)))
+    assert made.total_j == 360.0 and made.measured_j == 90.0
+    assert made.half_width_j == pytest.approx(math.hypot(10.0 + 20.0, 40.0))
+    last = made.lines()[-1]
+    assert "± " in last and "gCO2e at 400 gCO2e/kWh and PUE 1.5" in last
+    assert "1 of 4 points measured" in last and "3 predicted" in last
+    assert [line.split()[1] for line in made.lines()[1:5]] == ["predicted", "predicted",
+                                                               "measured", "predicted"]  # fmt: skip
+    measured = [r for r in rows if r.measured]
+    assert "(every point measured)" in SweepForecast("sid", measured, 0.0, 400.0, 1.0).lines()[-1]
+    rows.append(PointForecast("drop=0.9,seed=0", False, "probe", _fc(5.0, None)))
     assert SweepForecast("sid", rows, 0.0, 400.0, 1.0).half_width_j is None
 
 
@@ -120,27 +124,38 @@ def test_a_configuration_is_a_point_key_without_its_seed():
     assert configuration(key) == "model=resnet18,dataset=digits,drop=0.8,schedule=bar"
 
 
-def test_dry_run_forecast_probes_each_configuration_once_and_reuses_its_probe(
+def test_dry_run_forecast_probes_every_seed_itself_reuses_its_probe_and_measures_finished_points(
     tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     store = str(tmp_path / "s.db")
-    argv = ["sweep", "--drop", "0,0.8", "--seed", "0,1", "--store", store, "--epochs", "5"]
-    argv += ["--dry-run-forecast", "--probe-epochs", "2", *TINY_TRAIN]
+    grid = ["sweep", "--drop", "0", "--seed", "0,1", "--store", store, "--epochs", "4",
+            "--sweep-id", "s1"]  # fmt: skip
+    argv = [*grid, "--dry-run-forecast", "--probe-epochs", "3", *TINY_TRAIN]
     assert main(argv) == 0
     first = capsys.readouterr().out
     runs = Store(store).list_runs()
-    assert len(runs) == 2 and all("sweep" not in r["tags"] for r in runs)
-    assert {r["tags"]["probe-epochs"] for r in runs} == {"2"}
-    assert all(r["name"].endswith("-probe") for r in runs)
+    assert len(runs) == 2 and all("sweep" not in r["tags"] for r in runs)  # one probe per seed
+    assert {r["tags"]["point"].split("seed=")[1] for r in runs} == {"0", "1"}
+    assert {r["tags"]["probe-epochs"] for r in runs} == {"3"}
     rows = [line for line in first.splitlines() if line.startswith("model=")]
-    assert len(rows) == 2 and all(" 2 " in line for line in rows)  # two seeds each
+    assert len(rows) == 2 and all(" predicted " in line for line in rows)
     assert all("gpu fake:fake" in line for line in rows)  # each figure's meter and method
     total = [line for line in first.splitlines() if "kWh" in line and "gCO2e" in line]
-    assert total and "the probes spent" in total[0]
+    assert total and "the probes spent" in total[0] and "0 of 2 points measured" in total[0]
 
     assert main(argv) == 0  # again: the probes are reused, nothing new runs
     second = capsys.readouterr().out
-    assert len(Store(store).list_runs()) == 2
-    assert "probing" not in second
+    assert len(Store(store).list_runs()) == 2 and "probing" not in second
     assert [ln for ln in second.splitlines() if ln.startswith("model=")] == rows
+
+    one = ["sweep", "--drop", "0", "--seed", "0", "--store", store, "--epochs", "4",
+           "--sweep-id", "s1"]  # fmt: skip
+    assert main([*one, *TINY_TRAIN]) == 0  # the point drop=0, seed=0 runs for real
+    capsys.readouterr()
+    assert main(argv) == 0
+    third = capsys.readouterr().out
+    measured = [ln for ln in third.splitlines() if " measured " in ln and ln.startswith("model=")]
+    assert len(measured) == 1 and "seed=0" in measured[0]
+    assert "1 of 2 points measured" in third
+    assert " ± " in [ln for ln in third.splitlines() if "gCO2e" in ln][0]  # never "± 0"

@@ -56,7 +56,7 @@ def test_the_guard_trips_once_when_the_spend_reaches_the_budget_with_its_figures
     assert tripped["reason"] == "spent" and tripped["spent"]["kwh"] == pytest.approx(1.0)
     assert tripped["spent"]["gco2"] == pytest.approx(500.0)
     assert guard.check() is tripped and len(stops) == 1  # never stopped twice
-    assert [n[0] for n in notes] == ["budget"] and "stopping the job" in lines[-1]
+    assert [n[0] for n in notes] == ["budget reached"] and "stopping the job" in lines[-1]
 
 
 def test_a_forecast_over_budget_warns_once_and_stops_nothing_by_default():
@@ -144,9 +144,44 @@ def test_the_epoch_count_comes_from_the_usual_config_keys(params, expected):
     assert epochs_from_config(params) == expected
 
 
-def test_progress_text_shows_the_total_and_half_interval_in_one_unit():
-    f = forecast([kwh_to_joules(0.04), kwh_to_joules(0.044)], 10)
-    text = progress_text(f)
-    assert text.startswith("≈ 0.42") and "kWh at end, ±" in text
+def test_progress_text_shows_the_total_and_its_interval_in_one_unit():
+    f = forecast([kwh_to_joules(k) for k in (0.04, 0.044, 0.042, 0.041, 0.043, 0.042)], 10)
+    # two models averaged: an asymmetric interval, said as it is, in the total's unit
+    assert progress_text(f) == "≈ 0.421 kWh at end, 95% 0.400-0.437"
+    assert progress_text(forecast([10.0, 10.5], 3)) == "≈ 30.7 J at end, ±9.5"  # symmetric
     assert progress_text(forecast([20.0], 3)) == "≈ 60.0 J at end"
+    held = forecast([9.0, 11.0], 4)  # the low end is held at the 20 J spent
+    assert progress_text(held).startswith("≈ 39.9 J at end, 95% 20.0-")
     assert progress_text(None) is None
+
+
+def test_an_epoch_cut_short_by_the_stop_is_never_fed_to_the_forecast():
+    listener = ForecastListener(epochs=10)
+    for i in range(3):
+        listener.on_window(dict(_epoch(i, 10.0), ended_unix=100.0 + i))
+    before = listener.latest
+    listener.stop_requested(102.5)
+    listener.on_window(dict(_epoch(3, 2.0), ended_unix=103.0))  # a budget stop mid-epoch
+    assert listener.latest is before and listener.partial_epochs == 1
+    assert listener.epoch_j == [10.0, 10.0, 10.0]
+
+
+def test_the_guard_checks_sooner_when_the_power_will_reach_the_limit_before_the_next_check():
+    started = time.monotonic()
+    limit = kwh_to_joules(1.0)
+
+    def spent():  # reaches the limit 0.3 s after the start, far before a 30-second check
+        return limit * (time.monotonic() - started) / 0.3
+
+    stops = []
+    guard = BudgetGuard(Budget(kwh=1.0), intensity_g_per_kwh=500.0, pue=1.0, spent_j=spent,
+                        stop=stops.append, say=lambda line: None, check_s=30.0)  # fmt: skip
+    guard.check()  # two readings give the power
+    time.sleep(0.05)
+    guard.check()
+    guard.start()
+    deadline = time.monotonic() + 20
+    while not stops and time.monotonic() < deadline:
+        time.sleep(0.01)
+    guard.close()
+    assert stops and stops[0]["spent_j"] < limit * 2  # not 30 s (100 limits) late

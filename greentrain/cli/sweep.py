@@ -34,8 +34,8 @@ def sweep(
     dry_run_forecast: bool = typer.Option(
         False,
         "--dry-run-forecast",
-        help="Forecast the sweep's energy and CO2e from one measured run per configuration "
-        "(a finished point, else a short probe run) instead of running it.",
+        help="Forecast the sweep's energy and CO2e point by point: measured (finished) or "
+        "predicted from its own short probe run, instead of running it.",
     ),
     probe_epochs: int = typer.Option(
         3, help="--dry-run-forecast: epochs each probe trains (at most the run's epochs)."

@@ -1,22 +1,47 @@
-"""Forecasting a run's total energy from its first epochs, with an interval.
+"""Forecasting a run's total energy from its finished epochs, with an interval that holds up
+when epochs drift.
 
 What greentrain knows after a few epochs: the measured joules of each finished epoch (its
 window), how many epochs the run will have, and -- for ssProp -- each epoch's analytic backward
 FLOPs (a scheduled drop rate makes epochs cost different amounts: a bar schedule alternates
 dense and sparse epochs).
 
-Method (:func:`forecast`):
+Method (:func:`forecast`; the reasons and the back-test are in ``docs/forecasts-and-budgets.md``):
 
-* With FLOPs that differ between the epochs seen and the epochs to come, epoch energy is
-  modelled as ``E = a + b * F`` (joules; ``F`` = the epoch's backward FLOPs), fitted by least
-  squares to the epochs seen; each remaining epoch is predicted from its own ``F``.
-* Otherwise (a dense run, a constant drop rate, or epochs seen that all share one ``F``) every
-  remaining epoch is predicted at the mean joules per epoch seen.
-* The interval is a two-sided 95% prediction interval for the *sum* of the remaining epochs:
-  Student's t with the fit's residual degrees of freedom, variance = n_left residual variances
-  (each future epoch's own scatter) plus the variance of the fitted sum (the parameters'
-  uncertainty). With too few epochs for a variance (one epoch, or two for the two-parameter
-  fit) there is no interval: ``low``/``high`` are None and ``note`` says so -- never 0.
+* **Model.** Epoch energy is multiplicative in its causes, so it is modelled in logs::
+
+      log E_t = b0 (+ b1 F_t) (+ b2 t) + u_t
+
+  ``F_t`` the epoch's backward FLOPs (only when the epochs fitted have more than one level);
+  ``t`` the epoch's index, a *trend* term. The first epoch leaves the fit once three later
+  epochs exist (compilation, cuDNN autotuning, a dataset cache make it unlike the others); it
+  still counts in what was spent.
+* **Trend by evidence.** Two models are fitted: without the trend, and (when a degree of
+  freedom remains after it, from three epochs on) with it. A drifting job (15% dearer each
+  epoch, a cache warming up, a machine filling) must be extrapolated along its drift, with the
+  slope's uncertainty, which grows with the distance extrapolated; a steady job should not pay
+  for a slope it does not have. The forecast averages the two models by weights from how well
+  each *would have forecast this run*: from every earlier origin, each model fitted to the
+  epochs before it predicts the sum of the following seen epochs, up to as many as are still to
+  come (a leave-future-out score at the forecast's own horizon). Before any origin can be
+  scored, the Bayesian information criterion on the effective number of epochs decides. The
+  centre is the weighted mean, the interval the central 95% of the mixture of the two
+  predictive distributions. (Both weights: :mod:`greentrain.record.epoch_models`.)
+* **Correlated variation.** Epochs on a shared machine are dear or cheap in runs (another job
+  comes and goes): the residuals ``u_t`` are treated as an AR(1) series whose lag-1
+  autocorrelation ``rho`` is estimated from them, corrected for the bias of fitted residuals
+  and shrunk toward a prior of 0.5. Every variance is multiplied by the long-run factor
+  ``f = (1 + rho) / (1 - rho)``.
+* **Interval.** Least squares gives each model's predicted log of each epoch to come and the
+  covariance of those predictions; the remaining energy ``S = sum exp(yhat_t)`` has, to first
+  order, variance ``f s^2 (sum w_t^2 + w' X_f (X'X)^-1 X_f' w)`` with ``w_t = exp(yhat_t)``,
+  ``s^2`` the residual variance: each future epoch's own variation plus the parameters'
+  uncertainty, the trend's included. Each model's predictive distribution is Student's t
+  (its residual degrees of freedom) with that scale; the interval is the mixture's.
+* **Bounds.** The low end is never below what was already spent; the half-width is never
+  below :data:`MIN_HALF_WIDTH` of the predicted remaining energy (an interval of zero width
+  would claim more than any meter knows). With one epoch seen (or too few for the model's
+  degrees of freedom) there is no interval: ``low``/``high`` are None and ``note`` says so.
 * ``total = spent + predicted remaining``; CO2e follows at the run's intensity and PUE.
 
 Pure functions of numbers; joules in, joules out.
@@ -29,7 +54,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from greentrain.record.epoch_models import (
+    Fit,
+    bic_trend_weight,
+    fit_models,
+    future_trend_weight,
+)
 from greentrain.units import co2_g
+
+LEVEL = 0.95  # the interval's nominal coverage
+MIN_HALF_WIDTH = 0.01  # of the predicted remaining energy: the floor of every half-width
 
 
 @dataclass(frozen=True)
@@ -82,22 +116,11 @@ class Forecast:
         }
 
 
-def _t975(df: int) -> float:
-    """Two-sided 95% quantile of Student's t (scipy ships with scikit-learn, a dependency)."""
+def _t_quantile(df: int) -> float:
+    """Two-sided :data:`LEVEL` quantile of Student's t (scipy ships with scikit-learn)."""
     from scipy.stats import t  # heavy: only when an interval is computed
 
-    return float(t.ppf(0.975, df))
-
-
-def _fit_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float, float, float]:
-    """Least squares ``y = a + b x``: (a, b, residual variance, mean x, Sxx)."""
-    n = len(x)
-    mx, my = math.fsum(x) / n, math.fsum(y) / n
-    sxx = math.fsum((xi - mx) ** 2 for xi in x)
-    b = math.fsum((xi - mx) * (yi - my) for xi, yi in zip(x, y, strict=True)) / sxx
-    a = my - b * mx
-    rss = math.fsum((yi - a - b * xi) ** 2 for xi, yi in zip(x, y, strict=True))
-    return a, b, rss / (n - 2) if n > 2 else math.nan, mx, sxx
+    return float(t.ppf(0.5 + LEVEL / 2, df))
 
 
 def forecast(
@@ -108,7 +131,7 @@ def forecast(
     """The forecast after ``len(epoch_j)`` finished epochs (see the module docstring).
 
     Args:
-        epoch_j: measured joules of each finished epoch, in order.
+        epoch_j: measured joules of each finished epoch, in order (each > 0).
         epochs_total: epochs the run will have in all (>= the epochs seen).
         flops: backward FLOPs of every epoch of the run (``epochs_total`` values), when known.
     """
@@ -117,46 +140,84 @@ def forecast(
         raise ValueError("a forecast needs at least one finished epoch")
     if epochs_total < seen:
         raise ValueError(f"{seen} epochs seen but the run has {epochs_total}")
+    if any(not (0 < v < math.inf) for v in epoch_j):
+        raise ValueError("every epoch's energy must be a positive number of joules")
     spent = math.fsum(epoch_j)
     left = epochs_total - seen
     if left == 0:
         return Forecast(seen, epochs_total, spent, spent, spent, spent, "finished")
-    f_seen = list(flops[:seen]) if flops is not None else []
-    f_left = list(flops[seen:epochs_total]) if flops is not None else []
-    if len(set(f_seen)) > 1:  # two FLOPs levels seen (a bar schedule): fit energy to FLOPs
-        return _by_flops(list(epoch_j), f_seen, f_left, spent, epochs_total)
+    if flops is not None and len(flops) < epochs_total:
+        flops = None
     note = ""
-    if f_left and set(f_left) - set(f_seen):
-        note = "epochs to come have other FLOPs than those seen; predicted at the mean seen"
-    return _by_mean(list(epoch_j), left, spent, epochs_total, note)
+    if flops is not None and len(set(flops[:seen])) == 1 and set(flops[seen:]) - {flops[0]}:
+        note = "epochs to come have other FLOPs than those seen; predicted at the level seen"
+    fits = fit_models(epoch_j, flops, seen)
+    if not fits:  # FLOPs that cannot be told apart from the rest: fit without them
+        fits = fit_models(epoch_j, None, seen)
+    assert fits  # one column of ones always has full rank
+    weights = [1.0]
+    if len(fits) == 2:
+        p = future_trend_weight(fits, epoch_j, flops if "F" in fits[0].columns else None, seen,
+                           epochs_total - seen)  # fmt: skip
+        p = bic_trend_weight(*fits) if p is None else p  # no origin yet: the BIC decides
+        weights = [1.0 - p, p]
+    future = range(seen, epochs_total)
+    parts = []  # (weight, predicted remaining, its standard deviation, degrees of freedom)
+    for weight, fit in zip(weights, fits, strict=True):
+        remaining, sd = fit.predict_sum(future, flops if "F" in fit.columns else None)
+        parts.append((weight, remaining, sd, fit.df))
+    remaining = math.fsum(w * r for w, r, _, _ in parts)
+    method = _describe(fits[0], weights[1] if len(fits) == 2 else None)
+    total = spent + remaining
+    if not all(math.isfinite(sd) for _, _, sd, _ in parts):
+        why = "one epoch: no interval" if seen == 1 else f"{seen} epochs: too few for an interval"
+        note = "; ".join(filter(None, [note, why]))
+        return Forecast(seen, epochs_total, spent, total, None, None, method, note)
+    low, high = _mixture_interval(parts)
+    floor = MIN_HALF_WIDTH * remaining
+    low, high = min(low, remaining - floor), max(high, remaining + floor)
+    return Forecast(seen, epochs_total, spent, total, max(spent, spent + low), spent + high,
+                    method, note)  # fmt: skip
 
 
-def _by_mean(y: list[float], left: int, spent: float, total: int, note: str) -> Forecast:
-    n = len(y)
-    mean = math.fsum(y) / n
-    predicted = spent + left * mean
-    method = "mean joules per epoch seen x epochs left"
-    if n < 2:
-        note = "; ".join(filter(None, [note, "one epoch: no interval"]))
-        return Forecast(n, total, spent, predicted, None, None, method, note)
-    var = math.fsum((v - mean) ** 2 for v in y) / (n - 1)
-    half = _t975(n - 1) * math.sqrt(var * (left + left**2 / n))
-    return Forecast(n, total, spent, predicted, predicted - half, predicted + half, method, note)
+def _mixture_interval(parts: Sequence[tuple[float, float, float, int]]) -> tuple[float, float]:
+    """The central :data:`LEVEL` interval of a mixture of scaled Student's t distributions
+    ``(weight, centre, scale, degrees of freedom)``: the predictive distribution of the
+    remaining joules averaged over the models by their weights. One part: ``centre +- t
+    scale``."""
+    from scipy.optimize import brentq
+    from scipy.stats import t
+
+    parts = [p for p in parts if p[0] > 0]
+    tails = (0.5 - LEVEL / 2, 0.5 + LEVEL / 2)
+    if len(parts) == 1:
+        _, centre, scale, df = parts[0]
+        half = _t_quantile(df) * scale
+        return centre - half, centre + half
+
+    def cdf(x: float) -> float:
+        return math.fsum(
+            w * (t.cdf((x - c) / s, df) if s > 0 else float(x >= c)) for w, c, s, df in parts
+        )
+
+    out = []
+    for tail in tails:
+        # a mixture's quantile lies between its parts' own quantiles
+        own = [c + s * float(t.ppf(tail, df)) for _, c, s, df in parts]
+        a, b = min(own), max(own)
+        if b - a <= 1e-12 * max(abs(b), 1.0) or cdf(a) >= tail:  # (a part of zero scale)
+            out.append(a)
+        elif cdf(b) <= tail:
+            out.append(b)
+        else:
+            out.append(brentq(lambda x, q=tail: cdf(x) - q, a, b, xtol=1e-9 * (b - a)))
+    return out[0], out[1]
 
 
-def _by_flops(
-    y: list[float], f_seen: list[float], f_left: list[float], spent: float, total: int
-) -> Forecast:
-    n = len(y)
-    a, b, var, mx, sxx = _fit_line(f_seen, y)
-    predicted = spent + math.fsum(a + b * f for f in f_left)
-    method = "joules per epoch = a + b x backward FLOPs, least squares over the epochs seen"
-    if n < 3 or not math.isfinite(var):
-        return Forecast(n, total, spent, predicted, None, None, method,
-                        f"{n} epochs: too few for an interval of a two-parameter fit")  # fmt: skip
-    m = len(f_left)
-    fsum = math.fsum(f_left)
-    # variance of the fitted sum over the remaining epochs: m^2/n + (sum f - m mx)^2 / Sxx
-    fitted = m * m / n + (fsum - m * mx) ** 2 / sxx
-    half = _t975(n - 2) * math.sqrt(var * (m + fitted))
-    return Forecast(n, total, spent, predicted, predicted - half, predicted + half, method)
+def _describe(fit: Fit, trend_weight: float | None) -> str:
+    """The model in words; with the trend model's weight where the two were averaged."""
+    terms = {"F": "backward FLOPs", "t": "epoch trend"}
+    used = [terms[c] for c in fit.columns if c in terms]
+    if trend_weight is not None:
+        used.append(f"epoch trend (weight {trend_weight:.2f})")
+    return "log joules per epoch = " + " + ".join(["level", *used]) + ", least squares"

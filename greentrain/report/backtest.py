@@ -10,8 +10,12 @@ really took (the sum of its epoch windows): the part of a run the forecast predi
 outside epoch windows (setup, a final evaluation) is the same in forecast and truth at the
 end of a live run, so it is left out of both here.
 
-Per run and fraction: predicted and actual joules, the relative error, and whether the 95%
-interval held the actual figure (None when there was no interval).
+Per run and fraction: predicted and actual joules, the relative error, the interval's width
+relative to the actual total, and whether the 95% interval held the actual figure (None when
+there was no interval). :func:`summarize` gives, per fraction, the coverage with its 95%
+Wilson score interval (a binomial interval: with 6 forecasts, 4 held is 30%-90%), the median
+width and the median and worst absolute error. :func:`replay` does the same for any epoch
+series (the synthetic jobs of ``benchmarks/forecast_backtest.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from greentrain.record.forecast import forecast
 from greentrain.record.ranking import total_j
 from greentrain.report.reading import RunReader
 
-FRACTIONS = (0.10, 0.25)
+FRACTIONS = (0.10, 0.25, 0.50, 0.75)
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class BacktestRow:
     low_j: float | None
     high_j: float | None
     method: str
+    job: str = ""  # the kind of job (synthetic series), for grouping
 
     @property
     def error(self) -> float:
@@ -54,6 +60,13 @@ class BacktestRow:
         if self.low_j is None or self.high_j is None:
             return None
         return self.low_j <= self.actual_j <= self.high_j
+
+    @property
+    def width(self) -> float | None:
+        """(high - low) / actual, None without an interval."""
+        if self.low_j is None or self.high_j is None:
+            return None
+        return (self.high_j - self.low_j) / self.actual_j
 
 
 def epoch_series(
@@ -87,6 +100,41 @@ def epoch_series(
     return [float(j) for j in joules], flops  # type: ignore[misc]
 
 
+def replay(
+    run: str,
+    name: str,
+    joules: Sequence[float],
+    flops: Sequence[float] | None,
+    fractions: Sequence[float] = FRACTIONS,
+    job: str = "",
+) -> list[BacktestRow]:
+    """Rows of one epoch series: the forecast after each fraction of its epochs (at least one
+    seen, at least one to come) against the sum of all of them."""
+    total = len(joules)
+    rows = []
+    for fraction in fractions:
+        seen = max(1, math.ceil(fraction * total - 1e-9))
+        if seen >= total:
+            continue
+        made = forecast(joules[:seen], total, flops)
+        rows.append(
+            BacktestRow(
+                run=run,
+                name=name,
+                fraction=fraction,
+                epochs_seen=seen,
+                epochs=total,
+                predicted_j=made.total_j,
+                actual_j=math.fsum(joules),
+                low_j=made.low_j,
+                high_j=made.high_j,
+                method=made.method,
+                job=job,
+            )  # fmt: skip
+        )
+    return rows
+
+
 def backtest_run(
     run: Mapping[str, Any], fractions: Sequence[float] = FRACTIONS
 ) -> list[BacktestRow]:
@@ -97,28 +145,7 @@ def backtest_run(
     if series is None:
         return []
     joules, flops = series
-    total = len(joules)
-    rows = []
-    for fraction in fractions:
-        seen = max(1, math.ceil(fraction * total - 1e-9))
-        if seen >= total:
-            continue
-        made = forecast(joules[:seen], total, flops)
-        rows.append(
-            BacktestRow(
-                run=str(run.get("id")),
-                name=str(run.get("name")),
-                fraction=fraction,
-                epochs_seen=seen,
-                epochs=total,
-                predicted_j=made.total_j,
-                actual_j=math.fsum(joules),
-                low_j=made.low_j,
-                high_j=made.high_j,
-                method=made.method,
-            )  # fmt: skip
-        )
-    return rows
+    return replay(str(run.get("id")), str(run.get("name")), joules, flops, fractions, "recorded")
 
 
 def backtest(runs: Iterable[Mapping[str, Any]], fractions: Sequence[float] = FRACTIONS):
@@ -126,40 +153,74 @@ def backtest(runs: Iterable[Mapping[str, Any]], fractions: Sequence[float] = FRA
     return [row for run in runs for row in backtest_run(run, fractions)]
 
 
+def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (95% by default); (nan, nan) for no
+    trials."""
+    if trials == 0:
+        return math.nan, math.nan
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = (
+        z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    )
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def summarize(rows: Sequence[BacktestRow]) -> list[dict[str, Any]]:
-    """Per fraction: runs, median and worst absolute error, interval coverage."""
+    """Per fraction: forecasts, median and worst absolute error, how many intervals held the
+    actual total (coverage, with its Wilson interval), the median width / actual total."""
     out = []
     for fraction in sorted({r.fraction for r in rows}):
         these = [r for r in rows if r.fraction == fraction]
         errors = [abs(r.error) for r in these]
         judged = [r.covered for r in these if r.covered is not None]
+        widths = [r.width for r in these if r.width is not None]
+        covered = sum(judged)
+        low, high = wilson(covered, len(judged))
         out.append({
             "fraction": fraction, "runs": len(these),
             "epochs_seen": sorted({r.epochs_seen for r in these}),
             "median_abs_error": statistics.median(errors), "max_abs_error": max(errors),
-            "covered": sum(judged), "with_interval": len(judged),
+            "covered": covered, "with_interval": len(judged),
+            "coverage": covered / len(judged) if judged else math.nan,
+            "coverage_low": low, "coverage_high": high,
+            "median_width": statistics.median(widths) if widths else math.nan,
         })  # fmt: skip
     return out
 
 
-def markdown(rows: Sequence[BacktestRow], title: str) -> str:
-    """A summary table and one row per run and fraction."""
-    lines = [f"**{title}**", "",
-             "| after | runs | epochs seen | median abs. error | worst | 95% interval held |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+def _seen(epochs: list[int]) -> str:
+    return ",".join(map(str, epochs)) if len(epochs) <= 4 else f"{epochs[0]}-{epochs[-1]}"
+
+
+def summary_table(rows: Sequence[BacktestRow]) -> list[str]:
+    """The per-fraction summary as Markdown table lines."""
+    lines = ["| after | forecasts | epochs seen | 95% interval held | coverage (95% Wilson) "
+             "| median width | median abs. error | worst |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for s in summarize(rows):
         held = f"{s['covered']}/{s['with_interval']}" if s["with_interval"] else "no interval"
-        seen = ",".join(str(e) for e in s["epochs_seen"])
+        cover = "-"
+        if s["with_interval"]:
+            cover = f"{s['coverage']:.1%} ({s['coverage_low']:.1%}-{s['coverage_high']:.1%})"
+        width = "-" if math.isnan(s["median_width"]) else f"{s['median_width']:.1%}"
         lines.append(
-            f"| {s['fraction']:.0%} | {s['runs']} | {seen} | {s['median_abs_error']:.1%} "
-            f"| {s['max_abs_error']:.1%} | {held} |"
+            f"| {s['fraction']:.0%} | {s['runs']} | {_seen(s['epochs_seen'])} | {held} | {cover} "
+            f"| {width} | {s['median_abs_error']:.1%} | {s['max_abs_error']:.1%} |"
         )
-    lines += ["", "| run | after | seen/epochs | predicted J | actual J | error | 95% interval |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for r in rows:
-        interval = "-" if r.low_j is None else f"{r.low_j:.1f}-{r.high_j:.1f}"
-        lines.append(
-            f"| {r.name.replace('|', '/')} | {r.fraction:.0%} | {r.epochs_seen}/{r.epochs} "
-            f"| {r.predicted_j:.1f} | {r.actual_j:.1f} | {r.error:+.1%} | {interval} |"
-        )
+    return lines
+
+
+def markdown(rows: Sequence[BacktestRow], title: str, *, per_run: bool = True) -> str:
+    """A summary table and (``per_run``) one row per run and fraction."""
+    lines = [f"**{title}**", "", *summary_table(rows)]
+    if per_run:
+        lines += ["", "| run | after | seen/epochs | predicted J | actual J | error "
+                  "| 95% interval |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in rows:
+            interval = "-" if r.low_j is None else f"{r.low_j:.1f}-{r.high_j:.1f}"
+            lines.append(
+                f"| {r.name.replace('|', '/')} | {r.fraction:.0%} | {r.epochs_seen}/{r.epochs} "
+                f"| {r.predicted_j:.1f} | {r.actual_j:.1f} | {r.error:+.1%} | {interval} |"
+            )
     return "\n".join(lines) + "\n"

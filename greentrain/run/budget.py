@@ -1,21 +1,23 @@
 """Energy and carbon budgets: stop a run cleanly when it has spent, or will spend, too much.
 
 A :class:`Budget` is a limit in kWh (energy as metered), in grams CO2e (energy x the run's
-intensity x PUE), or both. A :class:`BudgetGuard` checks it every ``check_s`` seconds against
+intensity x PUE), or both. A :class:`BudgetGuard` checks it every ``check_s`` seconds (sooner
+when the power since the last check will reach the limit before the next one) against
 what the run has spent so far (the best figure per domain, summed: the record's own total) and
 against the latest forecast of the run's total (:mod:`greentrain.run.forecasting`):
 
 * the first time the forecast's *central* figure crosses the budget, a warning line is
   printed -- nothing is stopped;
-* when the spend reaches the budget, the guard trips: the record gets a ``budget`` event with
-  the figures that triggered it and ``stop`` is called (``greentrain run`` sends SIGINT to the
-  job's process group and kills it after the grace period; ``track()`` raises
-  KeyboardInterrupt in the main thread);
+* when the spend reaches the budget, the guard trips: the record gets a ``budget reached``
+  event with the figures that triggered it and ``stop`` is called, which escalates until the
+  job has ended (:mod:`greentrain.run.stopping`; :mod:`greentrain.run.oversight` records the
+  ``budget`` event once the stop has happened, with its time, energy and overshoot);
 * with ``forecast``, it also trips when the forecast's 95% interval lies wholly above
   the budget (its *low* end crosses it): the run would overspend with high confidence.
 
-A tripped run's status is ``budget`` and its exit code
-:data:`greentrain.errors.EXIT_BUDGET` (124, as ``timeout`` exits when its limit is hit).
+A run its budget stopped has the status ``budget`` and the exit code
+:data:`greentrain.errors.EXIT_BUDGET` (124, as ``timeout`` exits when its limit is hit); one
+that could not be stopped keeps its own status, and its record says the stop failed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +34,8 @@ from greentrain.errors import ConfigError
 from greentrain.record.forecast import Forecast
 from greentrain.units import co2_g, joules_to_kwh, kwh_to_joules
 
-CHECK_S = 1.0  # seconds between two checks of the spend
+CHECK_S = 1.0  # seconds between two checks of the spend (at most)
+MIN_CHECK_S = 0.02  # seconds: the shortest wait when the limit is near
 
 
 def _check(flag: str, value: float | None, unit: str) -> float | None:
@@ -97,8 +101,9 @@ class BudgetGuard:
         intensity_g_per_kwh, pue: the run's carbon factors (for a gCO2e budget).
         spent_j: the run's energy so far, joules (None while nothing measures).
         forecast: the latest forecast of the run's total, or None.
-        stop: called once, from the guard's thread, with the ``budget`` event's fields.
-        note: records an event on the run (``note("budget", **fields)``).
+        stop: called once, from the guard's thread, with the ``budget reached`` event's
+            fields: asks the job to stop.
+        note: records an event on the run (``note("budget reached", **fields)``).
         say: prints one line for the user (default: stderr, prefixed ``greentrain:``).
     """
 
@@ -130,6 +135,8 @@ class BudgetGuard:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last: tuple[float, float] | None = None  # (monotonic s, joules) of the last check
+        self._before: tuple[float, float] | None = None
 
     def start(self) -> None:
         if self.limit_j is None or self._thread is not None:
@@ -144,9 +151,21 @@ class BudgetGuard:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        while not self._done.wait(self.check_s):
+        while not self._done.wait(self._next_wait()):
             if self.check() is not None:
                 return
+
+    def _next_wait(self) -> float:
+        """Seconds to the next check: ``check_s``, or sooner when the power between the last
+        two checks will reach the limit before then (so the stop is not a check late)."""
+        wait = self.check_s
+        last, before = self._last, self._before
+        if self.limit_j is not None and last is not None and before is not None:
+            (t1, spent1), (t0, spent0) = last, before
+            if t1 > t0 and spent1 > spent0:
+                power = (spent1 - spent0) / (t1 - t0)
+                wait = min(wait, max(MIN_CHECK_S, (self.limit_j - spent1) / power))
+        return wait
 
     def figures(self, energy_j: float) -> dict[str, float]:
         """kWh and gCO2e of ``energy_j`` metered joules at the run's factors."""
@@ -158,6 +177,8 @@ class BudgetGuard:
             if self.tripped is not None or self.limit_j is None:
                 return self.tripped
             spent = self._spent_j()
+            if spent is not None:
+                self._before, self._last = self._last, (time.monotonic(), spent)
             fc = self._forecast()
             if fc is not None and not self.warned and fc.total_j >= self.limit_j:
                 self.warned = True
@@ -193,7 +214,7 @@ class BudgetGuard:
             else f"the forecast's 95% interval starts at {_kwh(fc.low_j)}"
         )  # fmt: skip
         self._say(f"budget {self.budget.describe()} reached ({what}); stopping the job")
-        self._note("budget", **self.tripped)
+        self._note("budget reached", **self.tripped)
         self._stop_fn(self.tripped)
         return self.tripped
 

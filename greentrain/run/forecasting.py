@@ -17,6 +17,10 @@ the end of the latest epoch (its setup and evaluations outside epoch windows inc
 total is ``spent + predicted remaining epochs``; work after the last epoch (a final
 evaluation, sampling) is not forecast.
 
+An epoch window that closes after the run's stop was asked for (a budget stop mid-epoch) is a
+partial epoch: it is counted in :attr:`ForecastListener.partial_epochs` and never fed to the
+forecast, which would read it as a cheap epoch.
+
 Each forecast is handed to ``on_forecast`` (the recorder stores it as a ``forecast`` event with
 its time, the progress bar shows it) and kept as :attr:`ForecastListener.latest` for a budget.
 """
@@ -74,6 +78,8 @@ class ForecastListener:
         self.first_index: int | None = None
         self.last_index = -1
         self.run_spent_j: float | None = None
+        self.partial_epochs = 0
+        self._stop_unix: float | None = None
         self._lock = threading.Lock()
         self._latest: Forecast | None = None
 
@@ -86,6 +92,10 @@ class ForecastListener:
     @property
     def epochs(self) -> int | None:
         return self.given_epochs if self.given_epochs is not None else self.config_epochs
+
+    def stop_requested(self, unix: float) -> None:
+        """The run was asked to stop at ``unix`` (seconds): an epoch that ends later is cut."""
+        self._stop_unix = unix
 
     # -- listener events ------------------------------------------------------------------------
     def on_config(self, event: Mapping[str, Any]) -> None:
@@ -101,6 +111,11 @@ class ForecastListener:
         energy = total_j(event.get("energy") or {})
         if energy is None:
             return  # nothing measured this epoch: no forecast rather than a wrong one
+        ended = event.get("ended_unix")
+        if self._stop_unix is not None and (not isinstance(ended, (int, float))
+                                            or ended >= self._stop_unix):  # fmt: skip
+            self.partial_epochs += 1
+            return  # cut short by the stop: not an epoch's cost
         info = event.get("info") if isinstance(event.get("info"), Mapping) else {}
         index = info.get("index")
         if not isinstance(index, int) or isinstance(index, bool) or index <= self.last_index:
@@ -144,7 +159,9 @@ class ForecastListener:
 
 def progress_text(made: Forecast | None) -> str | None:
     """``≈ 0.42 kWh at end, ±0.03`` for a progress bar (None without a forecast); small runs
-    in Wh or J, the interval's half-width in the same unit."""
+    in Wh or J, the interval's half-width in the same unit -- or, when it is not symmetric
+    (its low end held at what was spent, or two models averaged), the interval itself
+    (``≈ 0.42 kWh at end, 95% 0.30-0.61``)."""
     if made is None:
         return None
     kwh = joules_to_kwh(made.total_j)
@@ -152,6 +169,10 @@ def progress_text(made: Forecast | None) -> str | None:
     value = made.total_j / scale
     digits = max(0, 2 - math.floor(math.log10(value))) if value > 0 else 0
     text = f"≈ {value:.{digits}f} {unit} at end"
-    if made.half_width_j is not None:
-        text += f", ±{made.half_width_j / scale:.{digits}f}"
+    if made.low_j is not None and made.high_j is not None:
+        above, below = made.high_j - made.total_j, made.total_j - made.low_j
+        if abs(above - below) <= 1e-9 * max(made.total_j, 1.0):
+            text += f", ±{above / scale:.{digits}f}"
+        else:  # not symmetric: say the interval as it is
+            text += f", 95% {made.low_j / scale:.{digits}f}-{made.high_j / scale:.{digits}f}"
     return text

@@ -16,9 +16,9 @@ join one run group (:mod:`greentrain.run.group`): each records its node's part.
 
 Status: ``finished`` (exit 0), ``failed`` (non-zero exit, SIGKILL, command not found),
 ``interrupted`` (the wrapper received SIGINT/SIGTERM/SIGHUP/SIGQUIT, or the job was killed by
-one of them), ``budget`` (the run's budget stopped it: SIGINT to the job's group, SIGKILL after
-the grace period; exit code 124). A job that *exits* with 130 or 143 by itself is ``failed``,
-not interrupted.
+one of them), ``budget`` (the run's budget stopped it: SIGINT, SIGTERM, then SIGKILL to the
+job's group, a grace period apart, :mod:`greentrain.run.stopping`; exit code 124). A job that
+*exits* with 130 or 143 by itself is ``failed``, not interrupted.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from greentrain.run.oversight import Oversight
 from greentrain.run.process import TERMINATING, Job, become_subreaper, exit_code_of
 from greentrain.run.recorder import Clock, Recorder
 from greentrain.run.session import RunSession
+from greentrain.run.stopping import GroupStop
 from greentrain.run.summary import print_summary
 from greentrain.run.watchdog import Watchdog
 
@@ -177,12 +178,9 @@ def run_command(
     record: dict[str, Any] = {}
     run_id = ""
 
-    def stop_job(detail: dict[str, Any]) -> None:  # the budget's: SIGINT, SIGKILL after grace
-        if job is not None:
-            job.forward(signal.SIGINT)
-
+    stopper = GroupStop(lambda: job.pid if job is not None else None, opts.grace_s)
     oversight = Oversight(opts, intensity_g_per_kwh=factors.intensity_g_per_kwh,
-                          pue=factors.pue, stop=stop_job)  # fmt: skip
+                          pue=factors.pue, stopper=stopper)  # fmt: skip
     try:
         session = RunSession(opts, command, name=opts.name, carbon=factors.to_dict(),
                              meter_objects=meter_objects, group=group, clock=clock,

@@ -7,9 +7,7 @@ once.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
-import functools
 import os
 import signal
 import sys
@@ -29,6 +27,7 @@ from greentrain.run.options import RunOptions
 from greentrain.run.oversight import Oversight, say
 from greentrain.run.recorder import Clock, Recorder
 from greentrain.run.session import RunSession
+from greentrain.run.stopping import InProcessStop
 from greentrain.run.summary import print_summary
 
 
@@ -53,7 +52,7 @@ class Run:
     @property
     def budget_exceeded(self) -> bool:
         """True once the run's budget asked it to stop."""
-        return self._oversight is not None and self._oversight.tripped is not None
+        return self._oversight is not None and self._oversight.stop_requested
 
     def power_w(self) -> float | None:
         """Current power draw in watts: all measured domains, best figure per domain.
@@ -122,17 +121,6 @@ def _terminate_as_exception() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _interrupt(owner: threading.Thread, detail: dict[str, Any]) -> None:
-    """The budget's stop under ``track()``: KeyboardInterrupt in the block's thread, which
-    Python can do only for the main thread; elsewhere the block is told through
-    :attr:`Run.budget_exceeded`."""
-    if owner is threading.main_thread():
-        _thread.interrupt_main()
-    else:
-        say("track() runs outside the main thread, so it cannot interrupt the job: check "
-            "run.budget_exceeded in the loop to stop it")  # fmt: skip
-
-
 def _budget_error(run_id: str, tripped: dict[str, Any]) -> BudgetExceeded:
     spent = tripped.get("spent") or {}
     what = f"spent {spent['kwh']:.4g} kWh" if spent else "forecast over budget"
@@ -170,7 +158,8 @@ def track(
     On exit the record is finalized: ``finished``; ``interrupted`` on KeyboardInterrupt, and on
     SIGTERM/SIGHUP (then ``SystemExit(128 + signal)`` is raised, the shell's exit code for a
     process killed by that signal); ``failed`` on any other exception (which propagates);
-    ``budget`` when the run's budget stopped it (KeyboardInterrupt in the main thread, then
+    ``budget`` when the run's budget stopped it (KeyboardInterrupt in the block's thread,
+    whatever SIGINT's inherited disposition, :mod:`greentrain.run.stopping`; then
     :class:`~greentrain.errors.BudgetExceeded` is raised; the CLI exits 124).
     """
     opts = options if options is not None else RunOptions.build(**fields)
@@ -182,9 +171,9 @@ def track(
         yield Run(outer, None)
         return
     factors = opts.carbon.factors()
-    stop = functools.partial(_interrupt, threading.current_thread())
+    stopper = InProcessStop(threading.current_thread(), opts.grace_s)
     oversight = Oversight(opts, intensity_g_per_kwh=factors.intensity_g_per_kwh, pue=factors.pue,
-                          stop=stop)  # fmt: skip
+                          stopper=stopper)  # fmt: skip
     command = list(sys.argv) if sys.argv and sys.argv[0] else ["python"]
     group = GroupInfo(opts.group, None, "--group") if opts.group else None
     session = RunSession(opts, command, name=name or opts.name, carbon=factors.to_dict(),

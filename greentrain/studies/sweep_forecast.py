@@ -1,24 +1,28 @@
 """What a whole sweep will cost, before it runs: ``greentrain sweep ... --dry-run-forecast``.
 
-A sweep's points that differ only in their seed compute the same thing, so they cost about the
-same: one *configuration*. For each configuration one run is measured and forecast to its
-full length with :func:`greentrain.record.forecast.forecast` (the method the live forecast
-uses: mean joules per epoch, or joules fitted to each epoch's backward FLOPs when a drop
-schedule makes epochs differ):
+Every point of the sweep -- every seed of every configuration -- gets a figure of its own:
 
-* a finished point of the configuration, when the store has one (its measured total);
-* else a *probe*: the configuration's first point trained for its first ``probe_epochs``
-  epochs (``greentrain train --stop-after-epoch K``), recorded as ``<point name>-probe`` with
-  the tags ``sweep-probe=<sweep id>`` and ``point=<key>`` (so it never counts as the point,
-  and running the dry run again reuses it).
+* **measured**: the point has finished (the store has its run): its measured energy, exactly;
+* **predicted**: else a *probe* of that very point (its own seed, not a sibling's) is trained
+  for its first ``probe_epochs`` epochs (``greentrain train --stop-after-epoch K``), recorded as
+  ``<point name>-probe`` with the tags ``sweep-probe=<sweep id>`` and ``point=<key>`` (so it
+  never counts as the point, and running the dry run again reuses it), and forecast to the
+  point's full length with :func:`greentrain.record.forecast.forecast` -- the live forecast's
+  method, with its 95% interval -- plus what the probe spent outside its epochs (setup,
+  evaluation).
 
-A point's forecast is the probe's epochs extrapolated to the run's epochs plus what the probe
-spent outside its epochs (setup, evaluation). The sweep's total is the sum over points; its
-95% interval treats the seeds of one configuration as one draw (their half-widths add) and
-configurations as independent (half-widths add in quadrature). Joules throughout; kWh and
-gCO2e (at the sweep's intensity and PUE) only for display. The total is the whole sweep's,
-points already finished included (at their configuration's figure); what the probes spent is
-reported beside it, not in it.
+Seeds are never assumed to cost the same: a seed's data order and drop pattern change what
+its epochs cost, and one seed's run said nothing certain about another's (issue 22: 178 J
+against 362 J).
+
+The sweep's total is the sum over points. Its 95% half-width, from how far each predicted
+point's interval reaches above its figure (the low end may be held at what was spent): the
+predicted points of one configuration are added linearly (their forecasts share the
+configuration's model error, so they are treated as one draw), configurations in quadrature
+(independent); measured points add nothing. A predicted point without an interval (a
+one-epoch probe) leaves the total without one, and says so. Joules throughout; kWh and gCO2e
+(at the sweep's intensity and PUE) only for display. What the probes spent is reported beside
+the total, not in it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import math
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from greentrain.errors import ConfigError
 from greentrain.record.forecast import Forecast, forecast
@@ -49,31 +54,37 @@ def configuration(key: str) -> str:
 
 
 @dataclass(frozen=True)
-class ConfigurationForecast:
-    """One configuration: its ``points`` (seeds), where the figure came from, and the
-    forecast total of one point (joules)."""
+class PointForecast:
+    """One point's figure (joules): measured (a finished run) or predicted (its own probe)."""
 
-    configuration: str
-    points: int
+    key: str
+    measured: bool
     source: str
-    per_point: Forecast
+    made: Forecast
+
+    @property
+    def configuration(self) -> str:
+        return configuration(self.key)
 
     @property
     def total_j(self) -> float:
-        return self.points * self.per_point.total_j
+        return self.made.total_j
 
     @property
     def half_width_j(self) -> float | None:
-        half = self.per_point.half_width_j
-        return None if half is None else self.points * half
+        """0 for a measured point; else how far the forecast's 95% interval reaches above its
+        figure (its low end may be held at what was spent), None without an interval."""
+        if self.measured:
+            return 0.0
+        return None if self.made.high_j is None else self.made.high_j - self.made.total_j
 
 
 @dataclass(frozen=True)
 class SweepForecast:
-    """The forecast of every configuration of one sweep, and what the probes cost (joules)."""
+    """The figure of every point of one sweep, and what the probes cost (joules)."""
 
     sweep_id: str
-    rows: list[ConfigurationForecast]
+    rows: list[PointForecast]
     probes_j: float
     intensity_g_per_kwh: float
     pue: float
@@ -83,32 +94,47 @@ class SweepForecast:
         return math.fsum(r.total_j for r in self.rows)
 
     @property
+    def measured_j(self) -> float:
+        return math.fsum(r.total_j for r in self.rows if r.measured)
+
+    @property
     def half_width_j(self) -> float | None:
-        """The 95% half-width of the total, None when any configuration has no interval."""
-        halves = [r.half_width_j for r in self.rows]
-        if any(h is None for h in halves):
-            return None
-        return math.sqrt(math.fsum(h * h for h in halves))  # type: ignore[operator]
+        """The 95% half-width of the total (see the module docstring); None when a predicted
+        point has no interval."""
+        by_configuration: dict[str, float] = {}
+        for r in self.rows:
+            half = r.half_width_j
+            if half is None:
+                return None
+            by_configuration[r.configuration] = by_configuration.get(r.configuration, 0.0) + half
+        return math.sqrt(math.fsum(h * h for h in by_configuration.values()))
 
     def lines(self) -> list[str]:
-        """A table of the configurations, then the sweep's total in kWh and gCO2e."""
-        out = [f"{'configuration':58s} {'points':>6s} {'kWh/point':>11s} {'± 95%':>9s}  source"]
+        """A table of the points, then the sweep's total in kWh and gCO2e."""
+        out = [f"{'point':62s} {'figure':9s} {'kWh':>11s} {'± 95%':>9s}  source"]
         for r in self.rows:
-            half = r.per_point.half_width_j
+            half = r.half_width_j
             half_text = "-" if half is None else f"{joules_to_kwh(half):.3g}"
-            out.append(
-                f"{r.configuration:58s} {r.points:6d} "
-                f"{joules_to_kwh(r.per_point.total_j):11.4g} {half_text:>9s}  {r.source}"
-            )
-            if r.per_point.note:
-                out.append(f"{'':58s} note: {r.per_point.note}")
+            kind = "measured" if r.measured else "predicted"
+            out.append(f"{r.key:62s} {kind:9s} {joules_to_kwh(r.total_j):11.4g} "
+                       f"{half_text:>9s}  {r.source}")  # fmt: skip
+            if r.made.note:
+                out.append(f"{'':62s} note: {r.made.note}")
         total, half = self.total_j, self.half_width_j
         kwh = joules_to_kwh(total)
-        interval = " (no interval)" if half is None else f" ± {joules_to_kwh(half):.3g} (95%)"
+        if all(r.measured for r in self.rows):
+            interval = " (every point measured)"
+        elif half is None:
+            interval = " (no interval: a predicted point has none)"
+        else:
+            interval = f" ± {joules_to_kwh(half):.3g} (95%)"
         grams = co2_g(total, self.intensity_g_per_kwh, self.pue)
+        measured = sum(r.measured for r in self.rows)
         out.append(
             f"sweep {self.sweep_id}: ≈ {kwh:.4g} kWh{interval}, ≈ {grams:.4g} gCO2e at "
-            f"{self.intensity_g_per_kwh:g} gCO2e/kWh and PUE {self.pue:g}; the probes spent "
+            f"{self.intensity_g_per_kwh:g} gCO2e/kWh and PUE {self.pue:g}; {measured} of "
+            f"{len(self.rows)} points measured ({joules_to_kwh(self.measured_j):.4g} kWh), "
+            f"{len(self.rows) - measured} predicted; the probes spent "
             f"{joules_to_kwh(self.probes_j):.3g} kWh"
         )
         return out
@@ -145,7 +171,7 @@ def _provenance(run: dict) -> str:
 
 
 def _point_forecast(run: dict, epochs: int) -> Forecast:
-    """A full point's forecast from a recorded run of its configuration (see module doc)."""
+    """The point's forecast to ``epochs`` epochs from its own probe run (see module doc)."""
     series = epoch_series(run, min_epochs=1)
     if series is None:
         raise ConfigError(f"run {run['id']} has no measured epoch: nothing to forecast from")
@@ -157,6 +183,31 @@ def _point_forecast(run: dict, epochs: int) -> Forecast:
     return made.shifted(max(0.0, measured - made.spent_j))
 
 
+def _measured(run: dict) -> Forecast:
+    """A finished point's own energy as a forecast with nothing left to come."""
+    energy = total_j(run.get("energy") or {})
+    if energy is None:
+        raise ConfigError(f"run {run['id']} has no measured energy")
+    series = epoch_series(run, min_epochs=1)
+    epochs = len(series[0]) if series is not None else 0
+    return Forecast(epochs, epochs, energy, energy, energy, energy, "measured")
+
+
+def _probe(plan_: SweepPlan, store: StoreLike, key: str, probe_epochs: int, echo: Any) -> dict:
+    """The finished probe of the point ``key`` (trained now when the store has none)."""
+    point = plan_.points[key]
+    probe = _probe_point(point, plan_.sweep_id, key, probe_epochs)
+    epochs = probe.cfg.stop_after_epoch
+    run = _probe_run(store, plan_.sweep_id, key, epochs)
+    if run is None:
+        echo(f"sweep {plan_.sweep_id}: probing {key} for {epochs} epoch(s)")
+        code = subprocess.run(train_command(probe), env=child_env(None, probe)).returncode
+        run = _probe_run(store, plan_.sweep_id, key, epochs)
+        if run is None:
+            raise ConfigError(f"the probe of {key} failed (exit code {code})")
+    return run
+
+
 def forecast_sweep(
     plan_: SweepPlan,
     store: StoreLike,
@@ -166,36 +217,22 @@ def forecast_sweep(
     pue: float = 1.0,
     echo: Callable[[str], None] = print,
 ) -> SweepForecast:
-    """Measure one run per configuration of ``plan_`` (probing where needed) and forecast the
-    sweep's total energy (see the module docstring)."""
+    """Measure or predict every point of ``plan_`` (probing each unfinished point) and forecast
+    the sweep's total energy (see the module docstring)."""
     if probe_epochs < 1:
         raise ConfigError(f"--probe-epochs must be >= 1, got {probe_epochs}")
-    groups: dict[str, list[str]] = {}
-    for key in plan_.points:
-        groups.setdefault(configuration(key), []).append(key)
     done = finished_points(plan_.sweep_id, store)
     rows, probes_j = [], 0.0
-    for config, keys in groups.items():
-        point = plan_.points[keys[0]]
-        finished = [k for k in keys if k in done]
-        if finished:
+    for key, point in plan_.points.items():
+        if key in done:
             with Store(store) as st:
-                run = st.get_run(done[finished[0]])
-            source = f"finished run {run['id']}; {_provenance(run)}"
-        else:
-            probe = _probe_point(point, plan_.sweep_id, keys[0], probe_epochs)
-            epochs = probe.cfg.stop_after_epoch
-            run = _probe_run(store, plan_.sweep_id, keys[0], epochs)
-            if run is None:
-                echo(f"sweep {plan_.sweep_id}: probing {keys[0]} for {epochs} epoch(s)")
-                code = subprocess.run(train_command(probe), env=child_env(None, probe)).returncode
-                run = _probe_run(store, plan_.sweep_id, keys[0], epochs)
-                if run is None:
-                    raise ConfigError(f"the probe of {keys[0]} failed (exit code {code})")
-            probes_j += total_j(run.get("energy") or {}) or 0.0
-            source = (
-                f"probe run {run['id']} ({epochs} of {point.cfg.epochs} epochs); {_provenance(run)}"
-            )
-        per_point = _point_forecast(run, point.cfg.epochs)
-        rows.append(ConfigurationForecast(config, len(keys), source, per_point))
+                run = st.get_run(done[key])
+            rows.append(PointForecast(key, True, f"finished run {run['id']}; {_provenance(run)}",
+                                      _measured(run)))  # fmt: skip
+            continue
+        run = _probe(plan_, store, key, probe_epochs, echo)
+        probes_j += total_j(run.get("energy") or {}) or 0.0
+        seen = len((epoch_series(run, min_epochs=1) or ([],))[0])
+        source = f"probe run {run['id']} ({seen} of {point.cfg.epochs} epochs); {_provenance(run)}"
+        rows.append(PointForecast(key, False, source, _point_forecast(run, point.cfg.epochs)))
     return SweepForecast(plan_.sweep_id, rows, probes_j, intensity_g_per_kwh, pue)

@@ -1,0 +1,193 @@
+"""The models of log epoch energy behind :func:`greentrain.record.forecast.forecast`: least
+squares fits with and without an epoch trend, the AR(1) correlation of their residuals, and the
+weight of the trend model (the method and its reasons: ``docs/forecasts-and-budgets.md``).
+
+Pure functions of numbers: epoch joules in logs, epochs by index (0 the run's first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+WARMUP_AFTER = 3  # the first epoch leaves the fit once this many later epochs are seen
+TREND_DF = 1  # residual degrees of freedom a trend term must leave
+RHO_PRIOR = 0.5  # prior mean of the lag-1 autocorrelation of epoch-to-epoch variation
+RHO_PRIOR_EPOCHS = 10  # the prior's weight, in epochs (against the residuals' degrees of freedom)
+RHO_MAX = 0.9
+SCORED_ORIGINS = 50  # the latest origins the leave-future-out weight scores (bounds its cost)
+
+
+def lag1_autocorrelation(residuals: Sequence[float], parameters: int = 1) -> float:
+    """The lag-1 autocorrelation ``rho`` of epoch-to-epoch variation, estimated from the
+    residuals of a fit with ``parameters`` coefficients and shrunk toward a prior.
+
+    The sample lag-1 autocorrelation of least-squares residuals is biased low by about
+    ``parameters / n`` (a fitted level and trend make residuals anticorrelated), and on a few
+    epochs it is mostly noise. It is corrected by that bias and averaged with
+    :data:`RHO_PRIOR` (the measured runs of ``reports/forecast-backtest``: 0.1-0.7), which
+    weighs as much as :data:`RHO_PRIOR_EPOCHS` residual degrees of freedom; the result is
+    clipped to ``[0, RHO_MAX]``. Fewer than three residuals: the prior."""
+    n = len(residuals)
+    if n < 3:
+        return RHO_PRIOR
+    mean = math.fsum(residuals) / n
+    r = [v - mean for v in residuals]
+    denominator = math.fsum(v * v for v in r)
+    if denominator <= 0:
+        return RHO_PRIOR
+    lag1 = math.fsum(x * y for x, y in zip(r, r[1:], strict=False)) / denominator
+    weight = max(n - parameters, 0)
+    rho = (weight * (lag1 + parameters / n) + RHO_PRIOR_EPOCHS * RHO_PRIOR) / (
+        weight + RHO_PRIOR_EPOCHS
+    )
+    return min(max(rho, 0.0), RHO_MAX)
+
+
+def long_run_factor(residuals: Sequence[float], parameters: int = 1) -> float:
+    """``(1 + rho) / (1 - rho)``: how much more a sum of epochs varies when consecutive epochs'
+    variations are correlated (an AR(1) with :func:`lag1_autocorrelation` ``rho``); at least
+    1 (independent epochs)."""
+    rho = lag1_autocorrelation(residuals, parameters)
+    return (1 + rho) / (1 - rho)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A least-squares fit of log epoch energy: what it predicts for chosen epochs."""
+
+    columns: tuple[str, ...]
+    beta: Any  # numpy vector
+    inverse: Any  # (X'X)^-1
+    variance: float  # residual variance of the logs (NaN without degrees of freedom)
+    df: int
+    factor: float = 1.0  # long-run variance factor of autocorrelated residuals
+    rss: float = math.nan  # residual sum of squares of the logs
+
+    def rows(self, index: Sequence[int], flops: Sequence[float] | None) -> Any:
+        import numpy as np
+
+        cols = {"1": [1.0] * len(index), "t": [float(i) for i in index]}
+        if "F" in self.columns:
+            cols["F"] = [float(flops[i]) for i in index]  # type: ignore[index]
+        return np.array([cols[c] for c in self.columns], dtype=float).T
+
+    def predict_sum(
+        self, index: Sequence[int], flops: Sequence[float] | None
+    ) -> tuple[float, float]:
+        """(predicted joules of the epochs ``index``, standard deviation of that sum)."""
+        import numpy as np
+
+        x = self.rows(index, flops)
+        w = np.exp(x @ self.beta)
+        total = float(w.sum())
+        if not math.isfinite(self.variance):
+            return total, math.nan
+        g = w @ x
+        var = self.variance * self.factor * (float(w @ w) + float(g @ self.inverse @ g))
+        return total, math.sqrt(max(var, 0.0))
+
+
+def fit_models(y: Sequence[float], flops: Sequence[float] | None, seen: int) -> list[Fit]:
+    """The models fitted to the first ``seen`` epochs: the level (and FLOPs), and the same with
+    an epoch trend where a degree of freedom remains after it; the first epoch leaves the fit
+    once :data:`WARMUP_AFTER` later epochs are seen."""
+    first = 1 if seen - 1 >= WARMUP_AFTER else 0
+    index = list(range(first, seen))
+    columns = ["1"]
+    if flops is not None and len({flops[i] for i in index}) > 1:
+        columns.append("F")
+    candidates = [columns]
+    if len(index) - (len(columns) + 1) >= TREND_DF:
+        candidates.append([*columns, "t"])
+    fits = [least_squares(y, flops, index, c) for c in candidates]
+    return [fit for fit in fits if fit is not None]
+
+
+def bic_trend_weight(level: Fit, trend: Fit) -> float:
+    """The posterior probability of the model with a trend against the one without, from the
+    Bayesian information criterion counted on the *effective* number of epochs ``n / f`` (``f``
+    the trend model's long-run factor: correlated epochs carry less evidence than as many
+    independent ones, and an AR(1) wanders like a trend). Equal prior odds. Used while too few
+    epochs are seen for :func:`future_trend_weight`."""
+    n = level.df + len(level.columns)
+    effective = max(n / trend.factor, 1.0)
+
+    def bic(fit: Fit) -> float:
+        rss = max(fit.rss, 1e-300)  # an exact fit
+        return effective * math.log(rss / n) + len(fit.columns) * math.log(effective)
+
+    half_delta = (bic(trend) - bic(level)) / 2
+    return 1.0 / (1.0 + math.exp(min(half_delta, 700.0)))
+
+
+def future_trend_weight(
+    fits: Sequence[Fit], y: Sequence[float], flops: Sequence[float] | None, seen: int,
+    horizon: int,
+) -> float | None:  # fmt: skip
+    """The trend model's weight (``fits``: without, with the trend) from how well each model,
+    fitted to the epochs before each origin, predicted the sum of the following seen epochs
+    (up to ``horizon`` of them, the epochs the forecast has to come): the difference of their
+    log predictive densities (Student's t, as the interval) summed over the origins, divided
+    by the mean window length (consecutive windows overlap: each epoch's surprise is counted
+    about once), as log odds; the latest :data:`SCORED_ORIGINS` origins. None while no origin
+    leaves the trend model a degree of freedom."""
+    from scipy.stats import t
+
+    first = 1 if seen - 1 >= WARMUP_AFTER else 0
+    index = list(range(first, seen))
+    need = len(fits[1].columns) + 1
+    score, windows, length = 0.0, 0, 0
+    for k in range(max(need, len(index) - SCORED_ORIGINS), len(index)):
+        sub = index[:k]
+        ahead = range(index[k], min(seen, index[k] + horizon))
+        actual = math.fsum(y[i] for i in ahead)
+        parts = []
+        for fit in fits:
+            again = least_squares(y, flops, sub, list(fit.columns))
+            if again is None or again.df < 1:
+                break
+            predicted, sd = again.predict_sum(ahead, flops if "F" in fit.columns else None)
+            sd = max(sd, 1e-9 * predicted)  # an exact fit
+            parts.append(float(t.logpdf((actual - predicted) / sd, again.df)) - math.log(sd))
+        if len(parts) == 2:
+            score += parts[1] - parts[0]
+            windows += 1
+            length += len(ahead)
+    if not windows:
+        return None
+    score /= length / windows
+    return 1.0 / (1.0 + math.exp(-max(min(score, 700.0), -700.0)))
+
+
+def least_squares(
+    y: Sequence[float], flops: Sequence[float] | None, index: list[int], columns: list[str]
+) -> Fit | None:
+    import numpy as np
+
+    fit = Fit(tuple(columns), None, None, math.nan, len(index) - len(columns))
+    x = fit.rows(index, flops)
+    if "F" in columns:  # scale FLOPs to order 1 for a well-conditioned X'X
+        x[:, columns.index("F")] /= max(abs(flops[i]) for i in index)  # type: ignore[index]
+    logs = np.log(np.asarray([y[i] for i in index], dtype=float))
+    xtx = x.T @ x
+    if np.linalg.matrix_rank(xtx) < len(columns):
+        return None
+    inverse = np.linalg.inv(xtx)
+    beta = inverse @ (x.T @ logs)
+    if "F" in columns:  # back to FLOPs as given
+        k = columns.index("F")
+        scale = max(abs(flops[i]) for i in index)  # type: ignore[index]
+        beta[k] /= scale
+        inverse[k, :] /= scale
+        inverse[:, k] /= scale
+    resid = logs - fit.rows(index, flops) @ beta
+    variance = float(resid @ resid) / fit.df if fit.df >= 1 else math.nan
+    factor = long_run_factor([float(r) for r in resid], len(columns))
+    return dataclasses.replace(
+        fit, beta=beta, inverse=inverse, variance=variance, factor=factor,
+        rss=float(resid @ resid),
+    )  # fmt: skip
