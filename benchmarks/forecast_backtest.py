@@ -9,11 +9,13 @@ Synthetic jobs (``--synthetic``): epoch series built from the *measured* epoch e
 recorded runs of ``--noise-from`` (their epoch-to-epoch variation on a shared machine, kept in
 blocks of 5 consecutive epochs so that its autocorrelation survives), times an explicit drift
 model per kind of job (:data:`KINDS`), for several run lengths and seeds. The truth of each
-series is known, so each forecast is scored exactly. Prints Markdown::
+series is known, so each forecast is scored exactly. ``--noise-floor`` adds the widths of an
+oracle that knows each job's drift and estimates only its level (:func:`oracle_widths`): what
+the measured variation alone costs. Prints Markdown::
 
     python benchmarks/forecast_backtest.py reports/forecast-backtest/sweeps-digits-20ep.db
     python benchmarks/forecast_backtest.py --synthetic \\
-        --noise-from reports/forecast-backtest/sweeps-digits-20ep.db --seeds 5
+        --noise-from reports/forecast-backtest/sweeps-digits-20ep.db --seeds 10 --noise-floor
 """
 
 from __future__ import annotations
