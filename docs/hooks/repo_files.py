@@ -8,7 +8,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 # site path -> repository file
-FILES = {"assets/compare.png": "reports/compare.png"}
+FILES = {
+    "assets/compare.png": "reports/compare.png",
+    **{
+        f"assets/app/{page}.png": f"reports/app/{page}.png"
+        for page in ("compare", "runs", "run", "export")
+    },
+}
 
 
 def on_files(files: Any, config: Any) -> Any:
