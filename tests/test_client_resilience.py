@@ -5,6 +5,7 @@ connection and a wrapper stopped with SIGSTOP cost no entry, or the record count
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -70,6 +71,14 @@ class LineServer:
 
     def steps(self) -> list[int]:
         return sorted(m["step"] for m in self.lines if m["k"] == "log")
+
+
+@pytest.fixture(autouse=True)
+def _client_logger_enabled():
+    """A library configured earlier in this process (``logging.config.dictConfig`` disables
+    every logger that exists) must not hide the client's warnings from these tests."""
+    for name in ("greentrain", "greentrain.client"):
+        logging.getLogger(name).disabled = False
 
 
 @pytest.fixture
@@ -270,19 +279,21 @@ def test_drops_counted_while_disconnected_reach_the_wrapper_when_the_client_reco
 def _recorder(tmp_path):
     from greentrain.run.meterset import MeterSet
     from greentrain.run.recorder import Recorder
+    from greentrain.run.session import open_writes
 
     meters = MeterSet([], meters=[FakeMeter()])
-    recorder = Recorder(Store(tmp_path / "g.db"), "run-drops", meters, sample_s=0)
+    writes, _, _ = open_writes(str(tmp_path / "g.db"), "run-drops")
+    recorder = Recorder(writes, "run-drops", meters, sample_s=0)
     recorder.create(["job"], None, None, None)
     meters.start()
     recorder.align_start()
-    return recorder
+    return recorder, writes
 
 
 def test_the_wrapper_books_cumulative_drop_reports_once_and_reads_spill_files(tmp_path):
     from greentrain.run.channel import ChannelServer
 
-    recorder = _recorder(tmp_path)
+    recorder, writes = _recorder(tmp_path)
     server = ChannelServer(recorder)
     server.start()
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -299,7 +310,10 @@ def test_the_wrapper_books_cumulative_drop_reports_once_and_reads_spill_files(tm
         fh.write(json.dumps({**report, "counts": {"buffer full": 6}}) + "\n")
     recorder.stop()
     server.close()
-    rec = recorder.finalize("finished", 0)
+    recorder.finalize("finished", 0)
+    assert writes.close(60)  # every write landed
+    with Store(tmp_path / "g.db") as st:
+        rec = st.get_run("run-drops")
     assert [(m["step"], m["window"]) for m in rec["metrics"]] == [(1, None), (2, "epoch")]
     events = [e for e in rec["events"] if e["event"] == "client entries dropped"]
     assert [e["count"] for e in events if e["pid"] == 7] == [3, 2, 1]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from greentrain.record.nesting import ancestor_chain, counted_once, nested_in
 from greentrain.report.study import study_totals
+from greentrain.report.unit_policy import energy_text
 from greentrain.run.identity import parent_run_id
 from greentrain.store import Store
 from greentrain.store.backend import connect
@@ -60,19 +61,23 @@ def test_every_total_counts_the_inner_energy_once(store_target):
     totals = study_totals([outer, inner]).loc["all"]
     assert totals["energy_kwh"] == pytest.approx(outer_kwh)
     assert totals["co2_g"] == pytest.approx(outer["co2_g"]) and totals["nested_runs"] == 1
-    exported = json.loads(_gt("export", "--store", store_target, "-f", "json").stdout)
+    exported = json.loads(
+        _gt("export", "--allow-fake", "--store", store_target, "-f", "json").stdout
+    )
     assert exported["totals"]["all"]["energy_kwh"] == pytest.approx(outer_kwh)
-    statement = _gt("export", "--store", store_target, "-f", "statement").stdout
+    statement = _gt("export", "--allow-fake", "--store", store_target, "-f", "statement").stdout
     assert "nested inside another selected run" in statement
     listing = _gt("runs", "--store", store_target).stdout.strip().splitlines()
-    assert listing[-1].startswith(f"total 2 runs: {outer_kwh:.3g} kWh")
+    assert listing[-1].startswith(f"total 2 runs: {energy_text(outer_kwh)},")
     assert "1 nested runs counted once" in listing[-1]
 
 
 def test_an_inner_run_selected_without_its_parent_is_counted(store_target):
     outer, inner = _nested(store_target)
     exported = json.loads(
-        _gt("export", "--store", store_target, "-f", "json", "--run", inner["id"]).stdout
+        _gt(
+            "export", "--allow-fake", "--store", store_target, "-f", "json", "--run", inner["id"]
+        ).stdout
     )
     assert exported["totals"]["all"]["energy_kwh"] == pytest.approx(
         joules_to_kwh(inner["energy_j"])

@@ -97,9 +97,9 @@ def test_a_text_energy_and_duration_are_shown_unreadable_and_the_rest_is_read(st
     else:  # PostgreSQL: the column became text, so every energy cell is unreadable, none 0
         assert record["energy"]["cpu"]["energy_j"] is None
     for fmt in FORMATS:
-        out = _gt("export", "--store", store_target, "-f", fmt)
+        out = _gt("export", "--allow-fake", "--store", store_target, "-f", fmt)
         _assert_read(out)
-    statement = _gt("export", "--store", store_target, "-f", "statement").stdout
+    statement = _gt("export", "--allow-fake", "--store", store_target, "-f", "statement").stdout
     assert f"run {damaged}: runs.duration_s = 'long' ignored (unreadable in the store)" in statement
 
 
@@ -131,7 +131,7 @@ def test_an_unreadable_schema_version_is_read_and_never_written(store_target):
     assert listing.returncode == 0 and "intact" in listing.stdout, listing.stderr
     assert "schema_version 'abc' cannot be read" in listing.stderr
     for fmt in ("csv", "statement"):
-        out = _gt("export", "--store", store_target, "-f", fmt)
+        out = _gt("export", "--allow-fake", "--store", store_target, "-f", fmt)
         assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     refused = _gt("run", "--store", store_target, "--meter", "fake", "--", "true")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr

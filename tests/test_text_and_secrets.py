@@ -170,7 +170,7 @@ def test_credentials_never_land_in_the_record_exports_or_messages(store_target, 
     surfaces = [done.stdout + done.stderr, json.dumps(record).encode(),
                 surfaces_shown.stdout + surfaces_shown.stderr]  # fmt: skip
     for fmt in ("csv", "json", "markdown", "latex", "statement", "statement-appendix"):
-        out = _gt("export", "--store", store_target, "-f", fmt)
+        out = _gt("export", "--allow-fake", "--store", store_target, "-f", fmt)
         assert out.returncode == 0, out.stderr
         surfaces.append(out.stdout + out.stderr)
     listing = _gt("runs", "--store", store_target)
@@ -215,5 +215,5 @@ def test_a_non_utf8_directory_name_and_argument_are_recorded_escaped_not_lost(
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["cwd"] == run["cwd"]
     for fmt in ("csv", "json", "markdown", "latex", "statement"):
-        out = _gt("export", "--store", store_target, "-f", fmt)
+        out = _gt("export", "--allow-fake", "--store", store_target, "-f", fmt)
         assert out.returncode == 0 and b"Traceback" not in out.stderr, out.stderr

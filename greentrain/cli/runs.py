@@ -31,7 +31,7 @@ from greentrain.record.vocabulary import STATUSES
 from greentrain.report.escape import terminal_text
 from greentrain.report.reading import check_number, describe
 from greentrain.report.runs import parse_time, run_is_estimated
-from greentrain.report.unit_policy import policy_for
+from greentrain.report.unit_policy import energy_text, mass_text, policy_for
 from greentrain.store import Store
 from greentrain.units import format_energy, iso_utc
 
@@ -159,9 +159,10 @@ def _total_line(runs: list[dict]) -> str:
     counted = [r for r, once in zip(runs, counted_once(runs), strict=True) if once]
     kwh = [v for v in (check_number(r.get("energy_kwh"))[0] for r in counted) if v is not None]
     co2 = [v for v in (check_number(r.get("co2_g"))[0] for r in counted) if v is not None]
-    kwh_text = _fmt(sum(kwh), ".3g") if kwh else "n/a"  # never a 0 standing for "unknown"
-    co2_text = _fmt(sum(co2), ".3g") if co2 else "n/a"
-    line = f"total {len(runs)} runs: {kwh_text} kWh, {co2_text} gCO2e"
+    # never a 0 standing for "unknown"; units as every other surface chooses them
+    kwh_text = energy_text(sum(kwh)) if kwh else "n/a energy"
+    co2_text = mass_text(sum(co2)) if co2 else "n/a CO2e"
+    line = f"total {len(runs)} runs: {kwh_text}, {co2_text}"
     nested = len(runs) - len(counted)
     if nested:
         line += f" ({nested} nested runs counted once, inside the runs they ran in)"

@@ -169,6 +169,7 @@ class Link:
         self._pending.clear()
         self._pending_bytes = self._head_sent = 0
         self._path, self._next_try, self._backoff = path, 0.0, BACKOFF_MIN_S
+        self._outage_warned = False  # an outage of the new run's wrapper is its own news
 
     def _queue_report(self) -> None:
         counts = dict(self.dropped)

@@ -232,7 +232,7 @@ def _measurement_sentence(study: Study) -> str:
         if domain in estimated:
             items = estimated[domain]
             bits.append(
-                ("modelled: " if all(meter_of(s) == "estimate" for s, _ in items) else "by ")
+                ("modelled: " if all(meter_of(s) == "estimate" for s, _ in items) else "modelled by ")
                 + _sources(items, n, study)
             )
         by_desc.setdefault(" and ".join(bits), []).append(domain.upper())
@@ -257,7 +257,8 @@ def refuse_fake(study: Study, allow_fake: bool) -> None:
     ``allow_fake`` is false: its figures are not measurements."""
     if study.fake_runs and not allow_fake:
         raise ConfigError(
-            f"{runs_phrase(study.fake_runs)} of the selection were metered by the test meter "
+            f"{runs_phrase(study.fake_runs)} of the selection "
+            f"{'was' if study.fake_runs == 1 else 'were'} metered by the test meter "
             "'fake' (not a measurement); leave them out (--status, --tag, --run) or pass "
             "--allow-fake"
         )
