@@ -1,7 +1,9 @@
 """Fixed cost of ``greentrain run``: wall time of ``greentrain run -- true`` against bare ``true``.
 
 Each configuration runs ``--repeats`` times, interleaved (so load drift hits all alike), and the
-median is kept (bytecode caches on, whatever ``PYTHONDONTWRITEBYTECODE`` says).
+median is kept (bytecode caches on, whatever ``PYTHONDONTWRITEBYTECODE`` says). Besides the wall
+time, the CPU time (user + system, of the command and the children it waited for) is kept: on a
+loaded machine the wall time mostly measures the wait for a core, the CPU time much less.
 Configurations: bare ``true``; ``python -c pass`` (the interpreter alone);
 ``python -c "import greentrain.cli"`` (the CLI's imports); ``greentrain --help`` (every
 sub-command's module imported, as the help lists them); ``greentrain run`` with every
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,10 +41,16 @@ METERS = ("nvml", "zeus", "codecarbon", "rapl", "estimate")
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def _wall(argv: list[str]) -> float:
-    t = time.perf_counter()
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _wall_and_cpu(argv: list[str]) -> tuple[float, float]:
+    """Seconds of wall time and of CPU time (user + system) that ``argv`` took."""
+    cpu, t = _children_cpu_s(), time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _children_cpu_s() - cpu
 
 
 def configurations(store: Path) -> dict[str, list[str]]:
@@ -70,27 +79,36 @@ def main(argv: list[str] | None = None) -> int:
             keep = [n for n in configs if n == "true" or any(t in n for t in args.only)]
             configs = {n: configs[n] for n in keep}
         for argv_ in configs.values():  # warm file caches once, untimed
-            _wall(argv_)
+            _wall_and_cpu(argv_)
         walls: dict[str, list[float]] = {name: [] for name in configs}
+        cpus: dict[str, list[float]] = {name: [] for name in configs}
         for _ in range(args.repeats):
             for name, argv_ in configs.items():
-                walls[name].append(_wall(argv_))
+                wall, cpu = _wall_and_cpu(argv_)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
     medians = {name: statistics.median(v) for name, v in walls.items()}
+    cpu_medians = {name: statistics.median(v) for name, v in cpus.items()}
     bare = medians["true"]
     result = {
         "repeats": args.repeats,
         "median_wall_s": medians,
         "fixed_cost_s": {n: m - bare for n, m in medians.items() if n.startswith("greentrain")},
-        "method": "median wall time of each command, interleaved; fixed cost = minus bare true",
+        "median_cpu_s": cpu_medians,
+        "load_average_1min": os.getloadavg()[0],
+        "method": "median wall time of each command, interleaved; fixed cost = minus bare true; "
+        "CPU = user + system time of the command and its waited-for children",
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print("| command | median wall (s) | fixed cost (s) |")
-    print("|---|---:|---:|")
+    print(f"load average (1 min) at the end: {result['load_average_1min']:.1f}")
+    print("| command | median wall (s) | fixed cost (s) | median CPU, user + system (s) |")
+    print("|---|---:|---:|---:|")
     for name, m in medians.items():
         cost = result["fixed_cost_s"].get(name)
-        print(f"| `{name}` | {m:.3f} | {'' if cost is None else f'{cost:.3f}'} |")
+        cost_text = "" if cost is None else f"{cost:.3f}"
+        print(f"| `{name}` | {m:.3f} | {cost_text} | {cpu_medians[name]:.3f} |")
     return 0
 
 
