@@ -60,7 +60,9 @@ def _to_int(value: Any) -> int:
 
 
 def _to_float(value: Any) -> float:
-    if type(value) in (int, float):
+    if type(value) is float:
+        return value
+    if type(value) is int and abs(value) < 2**53:  # exactly a float; a larger one is typer's
         return float(value)
     if type(value) is str and _FLOAT.fullmatch(value):
         result = float(value)
