@@ -65,6 +65,8 @@ class Variant(NamedTuple):
         if not sep or not label or not rest:
             raise argparse.ArgumentTypeError(f"{text!r}: write LABEL=PYTHON[:TREE]")
         python, _, tree = rest.partition(":")
+        if os.sep in python:  # a path: absolute, as the runs start outside this directory
+            python = os.path.abspath(python)  # not resolved: a venv's python is a link
         return cls(label, python, str(Path(tree).resolve()) if tree else None)
 
 
