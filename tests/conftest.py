@@ -68,7 +68,8 @@ SLOW_TESTS = frozenset({
     "test_store_pg_errors.py::test_a_server_gone_mid_run_spools_and_the_next_open_imports",
 })  # fmt: skip
 SUBPROCESS_FILES = frozenset({
-    "test_cli_errors.py", "test_cli_flops.py", "test_cli_run.py", "test_client_edges.py",
+    "test_cli_errors.py", "test_cli_flops.py", "test_cli_lazy.py", "test_cli_plain_values.py",
+    "test_cli_run.py", "test_client_edges.py",
     "test_cluster_client.py", "test_cluster_election.py", "test_cluster_torchrun.py",
     "test_core_without_torch.py", "test_export.py", "test_export_hostile.py", "test_harness.py",
     "test_integrations_lightning.py", "test_integrations_readme.py",

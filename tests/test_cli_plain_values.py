@@ -90,6 +90,12 @@ def test_invalid_plain_values_fail_with_typers_own_message():
         assert plain == typers, args
 
 
+def test_long_numbers_give_typers_value_or_error():
+    for args in (["--count", "1" * 30], ["--ratio", "1" * 400], ["--count", "9" * 5000]):
+        typers, plain = _both(args)
+        assert plain == typers, args[0]
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     count=st.text(alphabet="0123456789+-._ eE", max_size=6),

@@ -12,7 +12,10 @@ choices, no path or file) a coercion that converts the usual spellings (``"3"``,
 a default of the right type) directly. Any other value goes to typer's own coercion, built on
 first need, so unusual spellings (``"1_000"``, ``" 2"``, ``"inf"``) and every error message are
 exactly typer's. The options themselves are still defined once, with ``typer.Option``. With
-typer < 0.29 (click's types, no pydantic) there is nothing to do and nothing is changed.
+typer < 0.29 (click's types, no pydantic) there is nothing to do and nothing is changed. This
+leans on typer's private coercion hooks (``typer._coercion``, ``param._runtime_param``): a typer
+that changes them gets its own coercion back, correct but slower, and
+``tests/test_cli_plain_values.py`` then fails on the pydantic import to say so.
 """
 
 from __future__ import annotations
@@ -60,7 +63,9 @@ def _to_int(value: Any) -> int:
 
 
 def _to_float(value: Any) -> float:
-    if type(value) in (int, float):
+    if type(value) is float:
+        return value
+    if type(value) is int and abs(value) < 2**53:  # exactly a float; a larger one is typer's
         return float(value)
     if type(value) is str and _FLOAT.fullmatch(value):
         result = float(value)
@@ -128,8 +133,8 @@ if RuntimeParam is not None:
 
 
 def coerce_plain_values(params: Iterable[Any]) -> None:
-    """Give each plain parameter among ``params`` the direct coercion; a no-op for typer < 0.29
-    and for a parameter whose coercion typer has built already."""
+    """Give each plain parameter among ``params`` the direct coercion; a no-op for typer < 0.29,
+    for a typer whose coercion hooks differ, and for a parameter typer has coerced already."""
     if RuntimeParam is None:  # pragma: no cover - typer < 0.29
         return
     for param in params:
@@ -139,13 +144,17 @@ def coerce_plain_values(params: Iterable[Any]) -> None:
         if getattr(descriptor, "file_annotation", None) is not None:
             continue
         convert = plain_converter(descriptor.annotation, descriptor.parameter_info)
-        if convert is not None:
+        if convert is None:
+            continue
+        try:
             param._runtime_param = PlainRuntimeParam(
                 parameter_info=descriptor.parameter_info,
                 annotation=descriptor.annotation,
                 convert=convert,
                 descriptor=descriptor,
             )
+        except TypeError:  # a later typer's RuntimeParam has other fields or methods: its own
+            return
 
 
 class PlainValues:
