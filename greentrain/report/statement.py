@@ -232,7 +232,11 @@ def _measurement_sentence(study: Study) -> str:
         if domain in estimated:
             items = estimated[domain]
             bits.append(
-                ("modelled: " if all(meter_of(s) == "estimate" for s, _ in items) else "modelled by ")
+                (
+                    "modelled: "
+                    if all(meter_of(s) == "estimate" for s, _ in items)
+                    else "modelled by "
+                )
                 + _sources(items, n, study)
             )
         by_desc.setdefault(" and ".join(bits), []).append(domain.upper())
