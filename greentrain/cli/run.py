@@ -8,6 +8,8 @@ from greentrain.cli._app import app
 from greentrain.cli.options import budget_options, parse_tags
 from greentrain.cli.plain_values import PlainValuesCommand
 from greentrain.errors import ConfigError
+from greentrain.integrations.mirror import Mirror
+from greentrain.integrations.trackers import make_tracker
 from greentrain.run import CarbonOptions, RunOptions, run_command
 from greentrain.run.budget import Budget
 from greentrain.run.recorder import default_name
@@ -95,10 +97,7 @@ def run_cmd(
         budget=Budget(budget_kwh, budget_gco2, budget_forecast),
     )
     listeners = []
-    if mirror:  # imported only when mirroring: not part of every run's start
-        from greentrain.integrations.mirror import Mirror  # noqa: PLC0415
-        from greentrain.integrations.trackers import make_tracker  # noqa: PLC0415
-
+    if mirror:
         factors = options.carbon.factors()
         for target in dict.fromkeys(mirror):  # the tracker is reached now, before the job starts
             listeners.append(
