@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -139,3 +140,36 @@ def test_doctor_text_says_no_with_the_reason_and_the_fix_where_neither_applies()
     })  # fmt: skip
     assert "subreaper  no: PR_SET_CHILD_SUBREAPER is Linux only" in text
     assert "cgroup     no: cannot create a cgroup" in text and "fix: run as root" in text
+
+
+@pytest.mark.skipif(not CGROUP, reason="no writable cgroup v2 here")
+def test_a_daemon_that_left_the_group_is_stopped_through_the_cgroup_when_the_wrapper_dies(
+    tmp_path,
+):
+    pidfile, store = tmp_path / "daemon.pid", tmp_path / "g.db"
+    daemon_cmd = f"{PY} -c 'import time; time.sleep(120)'"
+    job = f'setsid env -i /bin/sh -c "{daemon_cmd} & echo \\$! > {pidfile}"; sleep 120'
+    wrapper = subprocess.Popen(
+        [PY, "-m", "greentrain", "run", "--store", str(store), "--meter", "fake", "--grace",
+         "1", "--", "sh", "-c", job],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling a condition, with a generous deadline
+    daemon = int(pidfile.read_text())
+    assert _alive(daemon)
+    wrapper.kill()  # SIGKILL: no clean-up of its own; only the watchdog is left
+    wrapper.wait()
+    while _alive(daemon) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(daemon), "the daemon outlived its dead wrapper"
+    while time.monotonic() < deadline:
+        with Store(store) as st:
+            run = st.list_runs()[0]
+        if run["status"] != "running":
+            break
+        time.sleep(0.1)
+    assert run["status"] == "interrupted"
+    [event] = [e for e in Store(store).get_run(run["id"])["events"] if e["event"] == "wrapper died"]
+    assert "left in the job's cgroup" in event["detail"]

@@ -17,6 +17,7 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _names = itertools.count()
@@ -102,8 +103,9 @@ class JobCgroup:
     """One job's cgroup (see the module docstring); :meth:`create` returns None where the
     system does not allow one."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, home: str | None = None) -> None:
         self.path = path
+        self.home = home  # the cgroup the wrapper lives in (the job's cgroup's parent)
         self._final_usec: int | None = None
 
     @classmethod
@@ -118,7 +120,27 @@ class JobCgroup:
             os.mkdir(path)
         except OSError:
             return None
-        return cls(path)
+        return cls(path, parent)
+
+    @contextlib.contextmanager
+    def born_inside(self) -> Iterator[bool]:
+        """The calling process steps into this cgroup for the block and back out after it, so
+        a process it spawns in the block is *born* in the cgroup: nothing the new process
+        forks, however early (a ``setsid`` daemon), can slip past a move made afterwards.
+        Yields whether it stepped in. If stepping back out fails, the cgroup is given up
+        (:attr:`path` None): it holds the wrapper, so it must never be killed."""
+        me = str(os.getpid())
+        if self.home is None or not self.add(os.getpid()):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            try:
+                with open(os.path.join(self.home, "cgroup.procs"), "w", encoding="ascii") as fh:
+                    fh.write(me)
+            except OSError:
+                self.path = None  # type: ignore[assignment]
 
     def add(self, pid: int) -> bool:
         """Move process ``pid`` into the cgroup; False when it is gone or cannot be moved."""

@@ -135,7 +135,13 @@ class Job:
     def start(self) -> int | None:
         """Spawn the command; None when it runs, else the shell's exit code (127, 126)."""
         self.cgroup = JobCgroup.create()
-        code = self._start()
+        if self.cgroup is None:
+            code = self._start()
+        else:
+            with self.cgroup.born_inside():  # the command starts inside: nothing slips out
+                code = self._start()
+            if self.cgroup.path is None:  # the wrapper could not step back out: give it up
+                self.cgroup = None
         if code is not None:
             self._drop_cgroup()
             return code
@@ -162,7 +168,8 @@ class Job:
         return None
 
     def _into_cgroup(self) -> None:
-        """Move the command, and what it forked before the move, into the job's cgroup."""
+        """Make sure the command, and what it forked, is in the job's cgroup (where the wrapper
+        could not step into the cgroup to spawn it there)."""
         if self.cgroup is None or not self.cgroup.add(self.pid):
             self._drop_cgroup()
             return

@@ -203,7 +203,7 @@ def run_command(
                 exit_code = cannot_start
             else:
                 meter_set.start_deferred()  # slow meters begin once the job runs
-                watchdog.watch(job.pid)
+                watchdog.watch(job.pid, job.cgroup.path if job.cgroup is not None else None)
                 recorder.cpu = JobCPU(job.pid, job.reaped_cpu_s)
                 watcher.job = job
                 meter_set.attach(job.pid, job.reaped_cpu_s)

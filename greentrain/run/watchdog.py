@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 
+from greentrain.run.jobcgroup import JobCgroup
 from greentrain.store import Store, StoreLocation, locate
 from greentrain.store.journal import append_last_word
 from greentrain.store.ops import AbandonRun
@@ -34,7 +35,7 @@ ENV_WATCHDOG_STORE = "GREENTRAIN_WATCHDOG_STORE"
 # in $GREENTRAIN_WATCHDOG_STORE.
 BOOTSTRAP = """
 import os, sys
-buf, pgid = b"", None
+buf, pgid, cgroup = b"", None, None
 while True:
     try:
         data = os.read(3, 4096)
@@ -48,10 +49,12 @@ while True:
     for line in lines:
         if line.startswith(b"job "):
             pgid = int(line[4:])
+        elif line.startswith(b"cgroup "):
+            cgroup = os.fsdecode(line[7:])
         elif line == b"ok":
             sys.exit(0)
 from greentrain.run.watchdog import rescue
-rescue(os.environ["GREENTRAIN_WATCHDOG_STORE"], sys.argv[1], pgid, float(sys.argv[2]))
+rescue(os.environ["GREENTRAIN_WATCHDOG_STORE"], sys.argv[1], pgid, float(sys.argv[2]), cgroup)
 """
 
 
@@ -82,9 +85,12 @@ class Watchdog:
         with contextlib.suppress(OSError):
             os.write(self._write_end, line.encode() + b"\n")
 
-    def watch(self, pgid: int) -> None:
-        """The job's process group, to stop should the wrapper die."""
+    def watch(self, pgid: int, cgroup: str | None = None) -> None:
+        """The job's process group, and its cgroup where it has one (whatever left the group,
+        a ``setsid`` daemon say, is still in it), to stop should the wrapper die."""
         self._send(f"job {pgid}")
+        if cgroup:
+            self._send(f"cgroup {cgroup}")
 
     def dismiss(self) -> None:
         """The wrapper finished its work: the watchdog exits without acting."""
@@ -113,9 +119,24 @@ def stop_group(pgid: int, grace_s: float) -> bool:
     return True
 
 
-def rescue(store_path: str, run_id: str, pgid: int | None, grace_s: float) -> None:
-    """The wrapper died: stop the job's group and mark the run interrupted."""
+def stop_cgroup(path: str) -> int:
+    """SIGKILL what is still in the job's cgroup (``cgroup.kill``, else one by one) and remove
+    it once empty; how many processes were in it."""
+    cgroup = JobCgroup(path)
+    left = len(cgroup.pids())
+    if left:
+        cgroup.kill()
+    cgroup.remove(timeout_s=5.0)
+    return left
+
+
+def rescue(
+    store_path: str, run_id: str, pgid: int | None, grace_s: float, cgroup: str | None = None
+) -> None:
+    """The wrapper died: stop the job's group, then whatever of the job is still in its
+    cgroup (processes that left the group), and mark the run interrupted."""
     stopped = stop_group(pgid, grace_s) if pgid else False
+    escaped = stop_cgroup(cgroup) if cgroup else 0
     event = {
         "t": time.time(),
         "event": "wrapper died",
@@ -123,6 +144,7 @@ def rescue(store_path: str, run_id: str, pgid: int | None, grace_s: float) -> No
             "the greentrain run process ended without finishing the record (killed or "
             "crashed); the watchdog "
             + ("stopped the job's process group" if stopped else "found no job running")
+            + (f" and {escaped} processes left in the job's cgroup" if escaped else "")
             + "; energy is the last sample the wrapper stored"
         ),
     }
