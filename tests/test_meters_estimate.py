@@ -76,6 +76,7 @@ def test_a_real_run_records_the_cpu_seconds_of_each_estimate_and_the_statement_n
     tmp_path,
 ):
     from greentrain.report import tables
+    from greentrain.report.provenance import energy_split, split_sentence
     from greentrain.store.reader import StoreReader
 
     store = tmp_path / "runs.db"
@@ -101,6 +102,8 @@ def test_a_real_run_records_the_cpu_seconds_of_each_estimate_and_the_statement_n
     statement = tables.render([run], "statement")
     said = f"estimated from {inputs['cpu_s']:.3g} CPU-seconds of the process tree at "
     assert said + f"{inputs['w_per_core']:.2f} W per busy core" in statement
+    compare_note = split_sentence(energy_split([run]))  # the Compare page's energy line
+    assert "CPU and DRAM modelled, " + said in compare_note
 
 
 def test_a_spans_inputs_are_its_own_cpu_seconds_and_gb_hours_not_the_runs_so_far():
