@@ -57,6 +57,8 @@ from typing import Any
 
 from torch import nn
 
+from ssprop.schedule_names import check_schedule
+
 __all__ = [
     "DropScheduler",
     "Constant",
@@ -293,6 +295,7 @@ class Bar(DropScheduler):
         return 0.0 if 2 * p < period else 1.0
 
 
+# The names and their order are ssprop.schedule_names.SCHEDULE_NAMES (torch-free, for help texts).
 SCHEDULERS: dict[str, type[DropScheduler]] = {
     "constant": Constant,
     "linear": Linear,
@@ -316,12 +319,7 @@ def build(
 
     Raises ``ValueError`` with a one-line message for an unknown name or a bad value.
     """
-    try:
-        cls = SCHEDULERS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown drop schedule {name!r}; choose one of {', '.join(SCHEDULERS)}"
-        ) from None
+    cls = SCHEDULERS[check_schedule(name)]
     return cls(
         model,
         drop_rate,

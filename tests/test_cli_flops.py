@@ -197,3 +197,27 @@ def test_console_script_prints_one_json_object():
     assert report["schedule"] == "cosine" and report["period"] is None
     assert 0 < report["sparse_flops_per_iter"] < report["dense_flops_per_iter"]
     assert {"dense_flops_per_iter", "sparse_flops_per_iter", "layers"} <= set(report)
+
+
+@pytest.mark.parametrize("command", ["flops", "train", "sweep"])
+def test_schedule_help_and_check_come_from_ssprops_registry(command, capsys):
+    from ssprop.schedule_names import SCHEDULE_NAMES
+
+    assert main([command, "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert " | ".join(SCHEDULE_NAMES) in help_text
+    assert main([command, "--schedule", "bar,step" if command == "sweep" else "step"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: unknown --schedule 'step': use one of {', '.join(SCHEDULE_NAMES)}"
+
+
+def test_the_cli_reads_schedule_names_without_importing_torch():
+    probe = (
+        "import sys, greentrain.cli.flops, greentrain.cli.train, greentrain.cli.sweep;"
+        "import greentrain.cli.schedules as s; print(s.SCHEDULE_CHOICES, 'torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["constant", "|", "linear", "|", "cosine", "|", "bar", "False"]

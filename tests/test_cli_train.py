@@ -16,7 +16,7 @@ from greentrain.studies.sweep_plan import train_args
     ("args", "message"),
     [
         (["--drop", "1.5"], "--drop must be in [0, 1)"),
-        (["--schedule", "zigzag"], "unknown schedule 'zigzag'"),
+        (["--schedule", "zigzag"], "unknown --schedule 'zigzag': use one of constant, linear"),
         (["--model", "vgg"], "unknown model 'vgg'"),
         (["--resume"], "--resume needs --out DIR"),
         (["--tag", "novalue"], "--tag 'novalue': write it as KEY=VALUE"),

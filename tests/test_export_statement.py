@@ -103,3 +103,18 @@ def test_cli_export_takes_group_by_metric_and_allow_fake(tmp_path, capsys):
     help_text = capsys.readouterr().out
     for fmt in formats.REGISTRY:  # the help is the registry's
         assert fmt.name in help_text
+
+
+def test_meters_in_words_state_the_cpu_seconds_the_estimates_used_summed_over_runs():
+    runs = [_cpu_only("a"), _cpu_only("b")]
+    runs[0]["energy"]["cpu"]["inputs"] = {"cpu_s": 100.0, "w_per_core": 6.4}
+    runs[1]["energy"]["cpu"]["inputs"] = {"cpu_s": 312.0, "w_per_core": 6.4}
+    statement = tables.render(runs, "statement")
+    assert (
+        "estimated from 412 CPU-seconds of the process tree at 6.40 W per busy core "
+        "(TDP table: X family) and its memory at 0.375 W/GB"
+    ) in statement
+    del runs[1]["energy"]["cpu"]["inputs"]  # one run without them: no partial sum is stated
+    statement = tables.render(runs, "statement")
+    assert "CPU-seconds" not in statement
+    assert "estimated from the process tree's CPU time and memory" in statement

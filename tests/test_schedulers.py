@@ -236,3 +236,9 @@ def test_per_layer_targets_keep_their_ratio_and_zero_target_layers_stay_dense():
     explicit = S.Bar(model, 0.6, total_steps=4, steps_per_epoch=1, period=2)
     explicit.step()
     assert [m.drop_rate for m in layers] == pytest.approx([0.0 if t == 0 else 0.6 for t in targets])
+
+
+def test_the_registry_maps_exactly_the_torch_free_names_in_their_order():
+    from ssprop.schedule_names import SCHEDULE_NAMES
+
+    assert tuple(S.SCHEDULERS) == SCHEDULE_NAMES

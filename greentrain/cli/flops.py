@@ -17,6 +17,7 @@ from rich.table import Table
 
 from greentrain.cli._app import app
 from greentrain.cli.options import variant_options
+from greentrain.cli.schedules import SCHEDULE_CHOICES, check_schedules
 from greentrain.errors import ConfigError
 from greentrain.record.jsonable import dumps
 
@@ -162,7 +163,7 @@ def flops_cmd(
     num_classes: int = typer.Option(10, "--num-classes", help="Classifier outputs."),
     drop: float = typer.Option(0.8, "--drop", help="Target drop rate D in [0, 1)."),
     schedule: str = typer.Option(
-        "bar", "--schedule", help="constant, linear, cosine or bar (drop-rate schedule)."
+        "bar", "--schedule", help=f"Drop-rate schedule: {SCHEDULE_CHOICES}."
     ),
     period: int = typer.Option(
         None,
@@ -192,6 +193,7 @@ def flops_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> int:
     """Backward FLOPs per iteration of a paper model: dense vs ssProp under a drop schedule."""
+    check_schedules("--schedule", schedule)
     from greentrain.jobs.flops_report import flops_report  # torch: loaded by this command only
 
     report = flops_report(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from greentrain.cli._app import app
+from greentrain.cli.schedules import SCHEDULE_CHOICES, check_schedules
 from greentrain.cli.train import parse_train_options
 from greentrain.errors import EXIT_BUDGET
 
@@ -18,7 +19,7 @@ def sweep(
     model: str = typer.Option("resnet18", help="Comma list of models."),
     dataset: str = typer.Option("digits", help="Comma list of datasets."),
     drop: str = typer.Option("0,0.8", help="Comma list of drop rates (0 = dense)."),
-    schedule: str = typer.Option("bar", help="Comma list of schedules."),
+    schedule: str = typer.Option("bar", help=f"Comma list of schedules: {SCHEDULE_CHOICES}."),
     seed: str = typer.Option("0", help="Comma list of seeds."),
     sweep_id: str = typer.Option(None, help="Name the sweep (default: hash of grid + flags)."),
     executor: str = typer.Option("local", help="local | slurm (submitit)."),
@@ -48,6 +49,7 @@ def sweep(
     share one budget: no point starts once it is spent, and the point that crosses it stops
     (exit code 124).
     """
+    check_schedules("--schedule", schedule, many=True)  # before torch loads
     from greentrain.studies.sweep import run_sweep  # torch: this command only
     from greentrain.studies.sweep_plan import parse_grid, plan
 

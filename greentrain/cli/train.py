@@ -15,6 +15,7 @@ import typer
 
 from greentrain.cli._app import USAGE_ERRORS, app, usage_error_line
 from greentrain.cli.options import budget_options, parse_tags, variant_options
+from greentrain.cli.schedules import SCHEDULE_CHOICES, check_schedules
 from greentrain.errors import ConfigError
 from greentrain.run import CarbonOptions, RunOptions
 from greentrain.run.budget import Budget
@@ -61,9 +62,7 @@ def train(
     eval_batch_size: int = typer.Option(None, rich_help_panel=_RECIPE),
     workers: int = typer.Option(0, rich_help_panel=_RECIPE, help="DataLoader worker processes."),
     drop: float = typer.Option(0.0, rich_help_panel=_SSPROP, help="Target drop rate; 0 = dense."),
-    schedule: str = typer.Option(
-        "bar", rich_help_panel=_SSPROP, help="constant | linear | cosine | bar"
-    ),
+    schedule: str = typer.Option("bar", rich_help_panel=_SSPROP, help=SCHEDULE_CHOICES),
     period: int = typer.Option(
         None, rich_help_panel=_SSPROP, help="Default: 2 epochs for bar, else the whole run."
     ),
@@ -167,6 +166,7 @@ def build_config(*, resolved: bool = True, **opts: Any) -> tuple[Any, RunOptions
     """(TrainConfig, RunOptions) for the options of :func:`train` (ConfigError if bad; the run
     options are None with ``--no-meter-self``). ``resolved`` fills the paper's defaults for the
     dataset/model, else fields not given stay None."""
+    check_schedules("--schedule", opts["schedule"])  # before torch loads
     from greentrain.jobs.config import TrainConfig  # imports ssprop, so torch
     from greentrain.jobs.recipes import resolve
 

@@ -96,6 +96,10 @@ def assemble_energy(
             out[domain] = ranked[domain]
         else:
             out[domain] = dict(entry)
+            ranked_entry = ranked.get(domain) or {}
+            same = ranked_entry.get("source") == entry.get("source")
+            if "inputs" not in entry and same and "inputs" in ranked_entry:
+                out[domain]["inputs"] = ranked_entry["inputs"]  # stored before figures had them
     return out
 
 

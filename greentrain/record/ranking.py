@@ -11,7 +11,8 @@ methods across devices (one GPU with a counter, one sampled) is ranked by its le
 A domain's figure (the run object's ``energy[domain]``)::
 
     {"energy_j", "source": "meter:method", "estimated", "devices": {device: energy_j},
-     "alternatives": [{"meter", "method", "energy_j", "disagreement_pct"}]}
+     "alternatives": [{"meter", "method", "energy_j", "disagreement_pct"}],
+     "inputs": {"cpu_s", "w_per_core", "tdp_source", ...}}  # a model's inputs, when modelled
 
 or ``{"energy_j": None, "reason": str}`` for a domain nobody measured. ``disagreement_pct`` is
 ``(alternative - best) / best * 100`` (None when the best figure is 0 J).
@@ -27,7 +28,9 @@ from typing import Any
 
 from greentrain.record.readings import EnergyReading
 from greentrain.record.vocabulary import (
+    CUMULATIVE_DETAIL_KEYS,
     DOMAINS,
+    ESTIMATE_INPUT_KEYS,
     METHOD_PRIORITY,
     figure_is_estimated,
     meter_rank,
@@ -45,6 +48,17 @@ class Candidate:
     devices: dict[str, float] = field(default_factory=dict)
     estimated: bool = False
     scope: str = "process"  # "machine" as soon as one of its readings covers the machine
+    inputs: dict[str, Any] = field(default_factory=dict)  # a model's inputs, summed over devices
+
+    def add_inputs(self, detail: Mapping[str, Any]) -> None:
+        """Keep ``detail``'s :data:`ESTIMATE_INPUT_KEYS`; cumulative counts add up."""
+        for key in ESTIMATE_INPUT_KEYS:
+            value = detail.get(key)
+            if value is None or isinstance(value, bool):
+                continue
+            if key in CUMULATIVE_DETAIL_KEYS and isinstance(value, (int, float)):
+                value = float(value) + float(self.inputs.get(key, 0.0))
+            self.inputs[key] = value
 
     @property
     def energy_j(self) -> float:
@@ -73,6 +87,8 @@ def _collect(entries: Iterable[tuple[str, str, str, str, float, Mapping[str, Any
             cand.method = method
         cand.devices[device] = cand.devices.get(device, 0.0) + float(energy_j)
         cand.estimated = cand.estimated or figure_is_estimated(method, detail)
+        if figure_is_estimated(method, detail):
+            cand.add_inputs(detail)
         if reading_scope(method, detail) == "machine":
             cand.scope = "machine"
     return {domain: list(cands.values()) for domain, cands in by_domain.items()}
@@ -130,21 +146,31 @@ def no_figure_reason(domain: str, meters: Sequence[Mapping[str, Any]]) -> str:
 
 def _figure(best: Candidate, others: Sequence[Candidate]) -> dict[str, Any]:
     best_j = best.energy_j
-    return {
-        "energy_j": best_j,
-        "source": f"{best.meter}:{best.method}",
-        "estimated": best.estimated,
-        "devices": dict(best.devices),
-        "alternatives": [
-            {
-                "meter": c.meter,
-                "method": c.method,
-                "energy_j": c.energy_j,
-                "disagreement_pct": disagreement_pct(c.energy_j, best_j),
-            }
-            for c in others
-        ],
-    }
+    return _with_inputs(
+        best,
+        {
+            "energy_j": best_j,
+            "source": f"{best.meter}:{best.method}",
+            "estimated": best.estimated,
+            "devices": dict(best.devices),
+            "alternatives": [
+                {
+                    "meter": c.meter,
+                    "method": c.method,
+                    "energy_j": c.energy_j,
+                    "disagreement_pct": disagreement_pct(c.energy_j, best_j),
+                }
+                for c in others
+            ],
+        },
+    )
+
+
+def _with_inputs(cand: Candidate, figure: dict[str, Any]) -> dict[str, Any]:
+    """``figure`` with the model's ``inputs`` (CPU-seconds, W per core, ...) where it has any."""
+    if cand.inputs:
+        figure["inputs"] = dict(cand.inputs)
+    return figure
 
 
 def best_figures(
@@ -190,12 +216,12 @@ def window_figures(
         chosen = cands.get(run_sources.get(domain, ""))
         if chosen is None:
             chosen = min(cands.values(), key=Candidate.sort_key)
-        out[domain] = {
+        out[domain] = _with_inputs(chosen, {
             "energy_j": chosen.energy_j,
             "source": f"{chosen.meter}:{chosen.method}",
             "estimated": chosen.estimated,
             "devices": dict(chosen.devices),
-        }
+        })  # fmt: skip
     return out
 
 

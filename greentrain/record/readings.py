@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from greentrain.record.vocabulary import reading_scope
+from greentrain.record.vocabulary import CUMULATIVE_DETAIL_KEYS, reading_scope
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,14 @@ def diff_readings(end: Readings, begin: Readings | None) -> Readings:
     """``end - begin`` per meter x domain x device, in joules.
 
     A meter that has readings at ``end`` but none at a non-empty ``begin`` is dropped: it had no
-    reading when the span opened, so there is no honest difference.
+    reading when the span opened, so there is no honest difference. The detail's cumulative
+    counts (:data:`CUMULATIVE_DETAIL_KEYS`: CPU-seconds, RSS GB-hours, samples) are differenced
+    the same way, so a window's figure states the inputs of that window alone.
     """
     out: Readings = {}
     for meter, readings in end.items():
-        base = {(r.domain, r.device): r.energy_j for r in (begin or {}).get(meter, [])}
+        opened = {(r.domain, r.device): r for r in (begin or {}).get(meter, [])}
+        base = {key: r.energy_j for key, r in opened.items()}
         if begin and meter not in begin:
             continue
         out[meter] = [
@@ -59,11 +62,27 @@ def diff_readings(end: Readings, begin: Readings | None) -> Readings:
                 device=r.device,
                 energy_j=r.energy_j - base.get((r.domain, r.device), 0.0),
                 method=r.method,
-                detail=dict(r.detail),
+                detail=_diff_detail(r.detail, opened.get((r.domain, r.device))),
             )
             for r in readings
         ]
     return out
+
+
+def _diff_detail(detail: Mapping[str, Any], begin: EnergyReading | None) -> dict:
+    """``detail`` with its cumulative counts less those of ``begin`` (same device)."""
+    out = dict(detail)
+    if begin is None:
+        return out
+    for key in CUMULATIVE_DETAIL_KEYS:
+        end_v, begin_v = detail.get(key), begin.detail.get(key)
+        if _is_number(end_v) and _is_number(begin_v):
+            out[key] = end_v - begin_v
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def readings_rows(readings: Mapping[str, list[EnergyReading]]) -> list[dict[str, Any]]:

@@ -46,6 +46,22 @@ RUN_SCOPE = -1  # window index of the whole-run energy rows in the store
 # A metrics entry's own fields; a logged metric of the same name is stored as ``user_<name>``.
 RESERVED_METRICS: tuple[str, ...] = ("step", "window", "time_s")
 
+# A reading's detail keys that count, like energy_j, since the meter started (unit in the name):
+# a span's value (a window, the job after the baseline) is end - begin, and a figure over several
+# devices adds them up. The estimate's CPU-seconds and RSS GB-hours; the samples integrated.
+CUMULATIVE_DETAIL_KEYS: tuple[str, ...] = ("cpu_s", "rss_gb_h", "samples")
+
+# The inputs of a modelled figure that the run object's figure carries (``inputs``): the
+# process tree's CPU-seconds, watts per busy core and their source, RSS GB-hours, W per GB.
+ESTIMATE_INPUT_KEYS: tuple[str, ...] = (
+    "cpu_s",
+    "w_per_core",
+    "tdp_source",
+    "rss_gb_h",
+    "w_per_gb",
+    "w_per_gb_source",
+)
+
 # What a figure covers: the job's own processes, or the whole machine (a device, a CPU package,
 # a model of the host) that concurrent runs share.
 SCOPES: tuple[str, ...] = ("process", "machine")

@@ -51,9 +51,7 @@ def _model_card_source(study: Study) -> str:
                 f"{what}: "
                 + ", ".join(
                     f"{d.upper()} "
-                    + " / ".join(
-                        _by(source_words(src, study.examples.get(src))) for src, _ in items
-                    )
+                    + " / ".join(_by(source_words(src, study.runs_of.get(src))) for src, _ in items)
                     for d, items in by.items()
                 )
             )

@@ -118,7 +118,7 @@ class Study:
     figures: dict[tuple[str, str], _Figures] = field(default_factory=dict)  # (domain, source)
     unmeasured: Counter = field(default_factory=Counter)  # (domain, reason) -> runs
     meters_down: Counter = field(default_factory=Counter)  # (meter, reason, fix) -> runs
-    examples: dict[str, dict] = field(default_factory=dict)  # source -> a run it measured
+    runs_of: dict[str, list[dict]] = field(default_factory=dict)  # source -> runs it measured
     fake_runs: int = 0  # runs with a figure from the test meter "fake"
 
     @classmethod
@@ -161,7 +161,9 @@ class Study:
             if joules is None:
                 continue
             src = r.text(dom.get("source"), f"energy.{domain}.source") or "unknown"
-            self.examples.setdefault(src, run)
+            measured_by = self.runs_of.setdefault(src, [])
+            if not measured_by or measured_by[-1] is not run:
+                measured_by.append(run)
             fake = fake or is_fake(src)
             fig = self.figures.setdefault((domain, src), _Figures())
             fig.runs += 1
@@ -211,7 +213,7 @@ def _sources(items: list[tuple[str, int]], total_runs: int, study: Study) -> str
     runs and Zeus in 1 run``: each ``meter:method`` in words, with its assumed uncertainty."""
 
     def words(src: str) -> str:
-        said = source_words(src, study.examples.get(src))
+        said = source_words(src, study.runs_of.get(src))
         return f"{said} ({SHORT_UNCERTAINTY.get(method_of(src), 'uncertainty unknown')})"
 
     if len(items) == 1 and items[0][1] == total_runs:
