@@ -8,9 +8,9 @@ them on the machine with ``pip install --no-index --no-deps --target``.
 
 Why each wheel travels (the image has everything else the stages import, KINDS.md):
 
-* ``typer`` 0.28.0: the CLI's parser at the version greentrain pins (``<0.29``, pyproject); the
-  image's typer is of unknown version. Pure Python, 0.1 MB; its needs (rich, shellingham,
-  annotated-doc) are in the image.
+* ``typer`` 0.28.0: the CLI's parser, a version that parses with click alone (0.29 and later
+  also need pydantic, which the image may lack); the image's typer is of unknown version.
+  Pure Python, 0.1 MB; its needs (rich, shellingham, annotated-doc) are in the image.
 * ``diffusers`` and ``importlib-metadata``: only for the optional DDPM UNet stage (the image
   has no diffusers; its other needs, huggingface-hub >= 1.32, safetensors, Pillow, regex,
   requests, filelock, numpy, zipp, are in the image). 6.5 MB.
@@ -41,7 +41,7 @@ PLATFORMS = (
 )
 # (requirement, why it travels); one version of each
 WHEELS = (
-    ("typer==0.28.0", "greentrain's CLI parser at its pinned version (<0.29)"),
+    ("typer==0.28.0", "greentrain's CLI parser, a version that needs no pydantic"),
     ("diffusers==0.42.1", "the DDPM UNet stage (optional); absent from the image"),
     ("importlib-metadata==9.1.0", "needed by diffusers; absent from the image"),
 )
