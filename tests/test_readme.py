@@ -102,7 +102,7 @@ def test_the_readme_client_example_records_each_epoch_window_and_its_loss(tmp_pa
 def test_the_generated_cli_reference_documents_every_command_and_option():
     sys.path.insert(0, str(ROOT / "docs" / "hooks"))
     try:
-        from cli_reference import cli_markdown
+        from cli_reference import _argument_name, cli_markdown
     finally:
         sys.path.remove(str(ROOT / "docs" / "hooks"))
     from greentrain.cli._app import load_all_commands
@@ -114,7 +114,7 @@ def test_the_generated_cli_reference_documents_every_command_and_option():
         command = root.commands[name]
         for param in command.params:
             if not getattr(param, "hidden", False) and getattr(param, "opts", None):
-                shown = param.human_readable_name if param.param_type_name == "argument" else None
+                shown = _argument_name(param) if param.param_type_name == "argument" else None
                 assert (f"`{shown}`" if shown else f"`{param.opts[0]}`") in page, (name, param)
 
 

@@ -38,11 +38,28 @@ def _default(param: Any) -> str:
     return f"`{default}`"
 
 
-def _param_row(param: Any) -> str:
+def _argument_name(param: Any) -> str:
+    """An argument's name as its usage line shows it (click's ``human_readable_name``, which
+    typer >= 0.29's own arguments lack: their metavar or upper-cased name instead)."""
+    shown = getattr(param, "human_readable_name", None) or getattr(param, "metavar", None)
+    return str(shown or param.name or "").upper()
+
+
+def _type_name(param: Any, ctx: Any) -> str:
+    """The parameter's type as the installed parser names it: click's (``text``, ``integer``)
+    up to typer 0.28; typer >= 0.29 keeps no click type and names the annotation (``str``)."""
+    kind = getattr(param, "type", None)
+    if kind is not None:
+        return str(getattr(kind, "name", "") or "")
+    display = getattr(param, "display_type", None)
+    return str(display(ctx)).strip("<>") if callable(display) else ""
+
+
+def _param_row(param: Any, ctx: Any) -> str:
     names = [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]
     is_argument = getattr(param, "param_type_name", "") == "argument"
-    shown = f"`{param.human_readable_name}`" if is_argument else ", ".join(f"`{n}`" for n in names)
-    kind = "flag" if getattr(param, "is_flag", False) else getattr(param.type, "name", "")
+    shown = f"`{_argument_name(param)}`" if is_argument else ", ".join(f"`{n}`" for n in names)
+    kind = "flag" if getattr(param, "is_flag", False) else _type_name(param, ctx)
     if getattr(param, "multiple", False) or getattr(param, "nargs", 1) == -1:
         kind += ", repeatable"
     if getattr(param, "required", False):
@@ -62,7 +79,7 @@ def _command(name: str, cmd: Any, parent_ctx: Any, lines: list[str], depth: int)
     if params:
         lines.append("| argument / option | type | default | meaning |")
         lines.append("|---|---|---|---|")
-        lines.extend(_param_row(p) for p in params)
+        lines.extend(_param_row(p, ctx) for p in params)
         lines.append("")
     for sub_name in getattr(cmd, "list_commands", lambda _ctx: [])(ctx):
         sub = cmd.get_command(ctx, sub_name)
