@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from greentrain.cli._app import app
+from greentrain.cli.lookup import resolve_run
 from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
 from greentrain.integrations.trackers import TARGETS, export_runs, make_tracker
@@ -32,8 +33,6 @@ def select_runs(
     ``run_ids`` may be unique prefixes or unique run names; ``sweep`` selects the runs tagged
     ``sweep=<id>`` (the tag ``greentrain sweep`` puts on each of its runs).
     """
-    from greentrain.cli.runs import resolve_run
-
     check_status(status)
     want_tags = dict(tags or {})
     if sweep is not None:

@@ -23,8 +23,9 @@ from rich.table import Table
 from rich.text import Text
 
 from greentrain.cli._app import app
+from greentrain.cli.lookup import open_to_read, resolve_run
 from greentrain.cli.options import check_status, parse_tags
-from greentrain.errors import ConfigError, StoreError
+from greentrain.errors import ConfigError
 from greentrain.record.jsonable import dumps
 from greentrain.record.nesting import counted_once
 from greentrain.record.vocabulary import STATUSES
@@ -143,16 +144,6 @@ def runs_cmd(
         console.print("* includes estimated figures (see `greentrain show RUN`)", markup=False)
 
 
-def open_to_read(store: str | None) -> Store:
-    """The store for a command that only reads: writable where it can be (a dead wrapper's run
-    is then recorded as interrupted), else read-only -- a store on read-only media, or one whose
-    schema version cannot be read, is still listed and shown, never refused."""
-    try:
-        return Store(store, create=False)
-    except StoreError:
-        return Store(store, read_only=True, create=False)
-
-
 def _total_line(runs: list[dict]) -> str:
     """The listing's total: energy and CO2e of the runs, each nested run counted once (inside
     the run it ran in, :func:`greentrain.record.nesting.counted_once`)."""
@@ -170,23 +161,6 @@ def _total_line(runs: list[dict]) -> str:
     if missing:
         line += f"; {missing} runs without an energy figure are not in it"
     return line
-
-
-def resolve_run(st: Store, key: str) -> str:
-    """The full id of the run or group ``key`` names: an id, a unique id prefix, or the unique
-    name of a run (``greentrain run --name``). StoreError when none or several match."""
-    try:
-        return st.resolve_id(key)
-    except StoreError as err:
-        named = st.list_runs(name=key.strip()) if key.strip() else []
-        if len(named) == 1:
-            return named[0]["id"]
-        if len(named) > 1:
-            ids = ", ".join(str(r.get("id")) for r in named[:10])
-            raise StoreError(
-                f"{len(named)} runs are named {key!r} ({ids}); give one's id instead"
-            ) from None
-        raise StoreError(f"{err} (no run is named {key!r} either)") from None
 
 
 @app.command("show")
