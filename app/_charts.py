@@ -124,13 +124,28 @@ def pareto_scatter(c: Comparison, front: list[str]) -> go.Figure | None:
             name="Pareto front",
         )
     )
+    return _titled(
+        fig,
+        "Accuracy vs energy (mean, 95% interval over seeds)",
+        f"energy per run ({c.policy.energy_unit})",
+        "final accuracy (%)",
+        x_ticks=TICKS,
+    )
+
+
+def _titled(
+    fig: go.Figure, title: str, x_title: str, y_title: str, x_ticks: str | None = None
+) -> go.Figure:
+    """``fig`` with its title, axis titles and the legend below the plot (every chart of the
+    page reads alike); ``x_ticks``: the x axis's tick format."""
     fig.update_layout(
-        title="Accuracy vs energy (mean, 95% interval over seeds)",
-        xaxis_title=f"energy per run ({c.policy.energy_unit})",
-        yaxis_title="final accuracy (%)",
+        title=title,
+        xaxis_title=x_title,
+        yaxis_title=y_title,
         legend=dict(orientation="h", yanchor="top", y=-0.2),
     )
-    fig.update_xaxes(tickformat=TICKS)
+    if x_ticks is not None:
+        fig.update_xaxes(tickformat=x_ticks)
     return fig
 
 
@@ -180,14 +195,13 @@ def energy_to_accuracy(c: Comparison, runs: list[dict]) -> go.Figure | None:
         drawn = True
     if not drawn:
         return None
-    fig.update_layout(
-        title="Test accuracy vs cumulative energy (mean per epoch, 95% interval)",
-        xaxis_title=f"cumulative energy ({c.policy.energy_unit})",
-        yaxis_title="test accuracy (%)",
-        legend=dict(orientation="h", yanchor="top", y=-0.2),
+    return _titled(
+        fig,
+        "Test accuracy vs cumulative energy (mean per epoch, 95% interval)",
+        f"cumulative energy ({c.policy.energy_unit})",
+        "test accuracy (%)",
+        x_ticks=TICKS,
     )
-    fig.update_xaxes(tickformat=TICKS)
-    return fig
 
 
 def savings_scatter(c: Comparison, frame: pd.DataFrame) -> go.Figure | None:
@@ -223,10 +237,9 @@ def savings_scatter(c: Comparison, frame: pd.DataFrame) -> go.Figure | None:
     fig.add_trace(
         go.Scatter(x=[0, 100], y=[0, 100], mode="lines", line=dict(dash="dot"), name="equal")
     )
-    fig.update_layout(
-        title="Energy saving vs FLOPs saving (95% interval, measured share in the legend)",
-        xaxis_title="backward FLOPs saving vs dense (%)",
-        yaxis_title="energy saving vs dense (%)",
-        legend=dict(orientation="h", yanchor="top", y=-0.2),
+    return _titled(
+        fig,
+        "Energy saving vs FLOPs saving (95% interval, measured share in the legend)",
+        "backward FLOPs saving vs dense (%)",
+        "energy saving vs dense (%)",
     )
-    return fig
