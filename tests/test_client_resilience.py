@@ -164,10 +164,7 @@ def test_a_wrapper_stopped_for_15_s_never_holds_the_script_and_loses_nothing_unc
     job = tmp_path / "job.py"
     job.write_text(textwrap.dedent(STOPPED_WRAPPER_JOB).format(
         buffer_bytes=buffer_bytes, go=str(go), done=str(done), entries=entries))  # fmt: skip
-    wrapper = subprocess.Popen(
-        [PY, "-m", "greentrain", "run", "--store", str(store), "--meter", "fake", "--", PY,
-         str(job)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    wrapper = _wrapper(store, job)
     try:
         assert wrapper.stdout.readline().strip() == "ready"
         os.kill(wrapper.pid, signal.SIGSTOP)
@@ -238,10 +235,7 @@ def test_entries_buffered_while_the_wrapper_was_stopped_arrive_once_it_runs_agai
     store, job = tmp_path / "g.db", tmp_path / "job.py"
     names = {"go": str(go), "done": str(done), "resumed": str(resumed)}
     job.write_text(textwrap.dedent(RESUMED_JOB).format(buffer_bytes=0, entries=entries, **names))
-    wrapper = subprocess.Popen(
-        [PY, "-m", "greentrain", "run", "--store", str(store), "--meter", "fake", "--", PY,
-         str(job)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    wrapper = _wrapper(store, job)
     try:
         assert wrapper.stdout.readline().strip() == "ready"
         os.kill(wrapper.pid, signal.SIGSTOP)
@@ -274,6 +268,15 @@ def test_drops_counted_while_disconnected_reach_the_wrapper_when_the_client_reco
     kept = len(server.steps())
     assert report["pid"] == os.getpid() and kept + report["counts"]["buffer full"] == 500
     server.sock.close()
+
+
+def _wrapper(store, job) -> subprocess.Popen:
+    """``greentrain run`` of the script ``job`` into ``store`` with the fake meter, its output
+    piped (the script says ``ready`` first)."""
+    return subprocess.Popen(
+        [PY, "-m", "greentrain", "run", "--store", str(store), "--meter", "fake", "--", PY,
+         str(job)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
 
 
 def _recorder(tmp_path):
