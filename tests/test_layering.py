@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"record", "units", "errors", "extras"},
     "client": {"protocol", "record", "errors"},
     "run": {"meters", "store", "client", "record", "carbon", "envinfo", "protocol", "units",
-            "errors"},
+            "errors", "extras"},
     "report": {"record", "units", "errors"},
     "jobs": {"client", "units", "errors"},
     "studies": {"jobs", "run", "report", "meters", "store", "client", "protocol", "record",

@@ -9,7 +9,8 @@ from greentrain.meters import DEFAULT_METERS, METERS, create_meter, probe_all
 
 
 def test_registry_knows_every_meter_and_rejects_unknown_names():
-    assert set(METERS) == {"nvml", "zeus", "codecarbon", "rapl", "estimate", "fake"}
+    assert set(METERS) == {"nvml", "zeus", "codecarbon", "rapl", "estimate", "fake", "prometheus"}
+    assert "prometheus" not in DEFAULT_METERS  # joins the defaults with --prometheus-url
     assert "fake" not in DEFAULT_METERS
     with pytest.raises(ConfigError, match="unknown meter"):
         create_meter("nope")

@@ -72,6 +72,20 @@ def run_cmd(
     budget_kwh: float = _BUDGET["budget_kwh"],
     budget_gco2: float = _BUDGET["budget_gco2"],
     budget_forecast: bool = _BUDGET["budget_forecast"],
+    # -- Prometheus (issue 24): serve the run's counters; read DCGM's GPU energy from a server
+    prometheus_port: int = typer.Option(
+        None,
+        "--prometheus-port",
+        help="Serve the run's energy (J) and CO2e (g) counters on this port for Prometheus to "
+        "scrape, until the run ends.",
+    ),
+    prometheus_url: str = typer.Option(
+        None,
+        "--prometheus-url",
+        envvar="GREENTRAIN_PROMETHEUS_URL",
+        help="Prometheus server whose DCGM exporter series give this host's GPU energy "
+        "(adds the prometheus meter).",
+    ),
 ) -> int:
     """Meter COMMAND's energy and carbon; stream its output; exit with its exit code."""
     argv = list(command or [])
@@ -95,6 +109,8 @@ def run_cmd(
         group=group,
         epochs=epochs,
         budget=Budget(budget_kwh, budget_gco2, budget_forecast),
+        prometheus_port=prometheus_port,
+        prometheus_url=prometheus_url,
     )
     listeners = []
     if mirror:

@@ -26,6 +26,7 @@ METERS: dict[str, str] = {
     "rapl": "greentrain.meters.rapl:RaplMeter",
     "estimate": "greentrain.meters.estimate:EstimateMeter",
     "fake": "greentrain.meters.fake:FakeMeter",
+    "prometheus": "greentrain.meters.prometheus:PrometheusMeter",
 }
 
 # Meters used by ``greentrain run`` when no --meter is given (each only if its probe passes).

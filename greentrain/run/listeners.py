@@ -8,6 +8,11 @@ A listener is any object with some of these methods, each taking one event dict:
   (an epoch, an evaluation) closes; ``energy`` has the best figure per domain
   (:func:`greentrain.record.ranking.select_best`), joules; ``run_energy`` the same for the
   whole run so far (at the window's end);
+* ``on_sample(event)``: ``{"run_id", "group", "node", "t", "readings", "meters"}`` at each
+  sample of the run's timeline (every ``sample_s`` seconds, and at the end): ``readings`` are
+  every meter's cumulative readings since the run's start, ``meters`` the meters' statuses
+  (what :func:`~greentrain.record.ranking.select_best` takes), ``group``/``node`` the run
+  group's id and this wrapper's rank (None outside a group);
 * ``on_end(event)``: ``{"run_id", "status", "exit_code", "record"}`` when the run is final.
 
 Events are delivered in order by one thread of their own (:class:`Fanout`), so a slow listener
@@ -23,7 +28,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-KINDS = ("on_config", "on_window", "on_end")
+KINDS = ("on_config", "on_window", "on_sample", "on_end")
 
 
 class Fanout:

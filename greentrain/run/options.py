@@ -110,6 +110,11 @@ class RunOptions:
             passes to ``client.config``; see :mod:`greentrain.run.forecasting`).
         budget: what the run may spend (:class:`~greentrain.run.budget.Budget`; none by
             default).
+        prometheus_port: serve the run's energy and CO2e counters on this port
+            (:mod:`greentrain.run.prometheus_export`; None: no endpoint).
+        prometheus_url: a Prometheus server whose DCGM exporter series the ``prometheus``
+            meter reads (:mod:`greentrain.meters.prometheus`); given, that meter joins the
+            default meters.
     """
 
     store: StoreLike = None
@@ -123,6 +128,8 @@ class RunOptions:
     group: str | None = None
     epochs: int | None = None
     budget: Budget = field(default_factory=Budget)
+    prometheus_port: int | None = None
+    prometheus_url: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.baseline_s < math.inf:
@@ -161,7 +168,16 @@ class RunOptions:
         brings ready meter objects (tests) and named none."""
         if self.meters:
             return list(self.meters)
-        return [] if with_objects else resolve_meter_names(None)
+        if with_objects:
+            return []
+        return resolve_meter_names(None) + (["prometheus"] if self.prometheus_url else [])
+
+    def meter_options(self) -> dict[str, dict[str, Any]]:
+        """Constructor options per meter: CodeCarbon's country, the Prometheus server's URL."""
+        opts = self.carbon.meter_options()
+        if self.prometheus_url:
+            opts["prometheus"] = {"url": self.prometheus_url}
+        return opts
 
     def recorded(self) -> dict[str, Any]:
         """The flat fields a job records in its run's config (the ``greentrain train`` flags);

@@ -296,6 +296,11 @@ class Recorder:
                                              rows=readings_rows(totals)))  # fmt: skip
         self.writes.submit(ops.AddSample(self.run_id, seq=seq, t=t, cpu_s=cpu_s,
                                          readings=sample_readings(totals, on_device)))  # fmt: skip
+        self.fanout.emit("on_sample", {
+            "run_id": self.run_id, "t": t, "readings": totals, "meters": self.meters.statuses(),
+            "group": self.group.id if self.group else None,
+            "node": self.group.rank if self.group else None,
+        })  # fmt: skip
 
     def stop(self) -> None:
         """The job ended: take the end instant and the final readings now, before any write."""

@@ -89,7 +89,7 @@ class RunSession:
         self.run_id = new_run_id()
         self.writes, self.location, self._owned = open_writes(opts.store, self.run_id)
         names = opts.meter_names(with_objects=bool(meter_objects))
-        self.meters = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
+        self.meters = MeterSet(names, meters=meter_objects, options=opts.meter_options())
         self.recorder = Recorder(self.writes, self.run_id, self.meters, sample_s=opts.sample_s,
                                  listeners=listeners, group=group, clock=clock)  # fmt: skip
         self.recorder.create(command, name, opts.tags, carbon, parent_id=parent_run_id())

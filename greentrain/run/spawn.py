@@ -42,6 +42,7 @@ from greentrain.run.group import detect_group
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import Oversight
 from greentrain.run.process import TERMINATING, Job, become_subreaper, exit_code_of
+from greentrain.run.prometheus_export import exporters_for
 from greentrain.run.recorder import Clock, Recorder
 from greentrain.run.session import RunSession
 from greentrain.run.stopping import GroupStop
@@ -163,6 +164,7 @@ def run_command(
     if warning:
         _say(warning)
     factors = opts.carbon.factors()
+    exporters = exporters_for(opts.prometheus_port, factors)  # a port in use: before anything
     ensure_standard_fds()
     become_subreaper()
 
@@ -184,7 +186,8 @@ def run_command(
     try:
         session = RunSession(opts, command, name=opts.name, carbon=factors.to_dict(),
                              meter_objects=meter_objects, group=group, clock=clock,
-                             listeners=[*oversight.listeners, *listeners])  # fmt: skip
+                             listeners=[*oversight.listeners, *listeners, *exporters],
+                             )  # fmt: skip
         run_id, recorder, meter_set = session.run_id, session.recorder, session.meters
         session.start_meters(defer_slow=True)
         if opts.baseline_s > 0 and not watcher.event.is_set():
@@ -238,6 +241,8 @@ def run_command(
                 if session is not None:
                     record = session.finish(status, exit_code)
             finally:
+                for exporter in exporters:
+                    exporter.close()
                 if watchdog is not None:
                     watchdog.dismiss()
                 watcher.stop()

@@ -25,6 +25,7 @@ from greentrain.record.ranking import select_best, total_j
 from greentrain.run.group import GroupInfo
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import Oversight, say
+from greentrain.run.prometheus_export import exporters_for
 from greentrain.run.recorder import Clock, Recorder
 from greentrain.run.session import RunSession
 from greentrain.run.stopping import InProcessStop
@@ -148,7 +149,8 @@ def track(
         name: the run's name (default: the script's name).
         options: how to meter and record, or its fields as keywords (``store=``, ``tags=``,
             ``meters=``, ``country=``, ``region=``, ``carbon_intensity=``, ``pue=``,
-            ``epochs=``, ``budget_kwh=``, ``budget_gco2=``, ``budget_forecast=``; see
+            ``epochs=``, ``budget_kwh=``, ``budget_gco2=``, ``budget_forecast=``,
+            ``prometheus_port=``, ``prometheus_url=``; see
             :class:`~greentrain.run.options.RunOptions`).
         meter_objects: ready meter instances, in addition to ``meters`` (tests).
         listeners: objects following the run as it goes (:mod:`greentrain.run.listeners`).
@@ -171,6 +173,7 @@ def track(
         yield Run(outer, None)
         return
     factors = opts.carbon.factors()
+    exporters = exporters_for(opts.prometheus_port, factors)  # a port in use: before anything
     stopper = InProcessStop(threading.current_thread(), opts.grace_s)
     oversight = Oversight(opts, intensity_g_per_kwh=factors.intensity_g_per_kwh, pue=factors.pue,
                           stopper=stopper)  # fmt: skip
@@ -178,7 +181,8 @@ def track(
     group = GroupInfo(opts.group, None, "--group") if opts.group else None
     session = RunSession(opts, command, name=name or opts.name, carbon=factors.to_dict(),
                          meter_objects=meter_objects, group=group, clock=clock,
-                         listeners=[*oversight.listeners, *listeners])  # fmt: skip
+                         listeners=[*oversight.listeners, *listeners, *exporters],
+                         )  # fmt: skip
     run_id, recorder = session.run_id, session.recorder
     handle = Run(run_id, recorder, oversight)
     status, exit_code = "failed", 1
@@ -213,6 +217,8 @@ def track(
     finally:
         oversight.close()
         handle.record = session.finish(status, exit_code)
+        for exporter in exporters:
+            exporter.close()
         handle.status = status
         if summary and handle.record and sys.stderr is not None:
             print_summary(handle.record)
