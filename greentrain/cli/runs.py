@@ -238,6 +238,11 @@ def show_cmd(
         f"{_fmt(r.get('co2_g'), '.4g')} gCO2e  [{carbon.get('intensity_g_per_kwh')} g/kWh "
         f"{carbon.get('source')} year {carbon.get('year')}, PUE {carbon.get('pue')}]"
     )
+    for a in map(_map, _list(r.get("energy_alternatives"))):  # SLURM's own figure
+        pct = a.get("disagreement_pct")
+        pct_s = "" if pct is None else f" ({_fmt(pct, '+.1f')}%)"
+        line = f"{a.get('meter')}:{a.get('method')} of {a.get('job')} [{a.get('state')}]{pct_s}"
+        say(f"  vs    {_energy(a.get('energy_j'))}  {line}  {a.get('reason') or ''}".rstrip())
     baseline = _map(r.get("baseline"))
     if baseline:
         say(

@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from greentrain.record.accounting import accounting_alternatives
 from greentrain.record.drops import client_drops
 from greentrain.record.jsonable import loads
 from greentrain.record.ranking import (
@@ -221,6 +222,7 @@ def assemble_run(
         "net_energy_j": _net_energy_j(energy_j, energy_obj, baseline, row["duration_s"]),
         "events": redact_all(loads(row.get("events"), [])),
         "client_drops": client_drops(loads(row.get("events"), [])),
+        "energy_alternatives": accounting_alternatives(loads(row.get("events"), []), energy_j),
         "group": row.get("group_id"),
         "nodes": [],
     }

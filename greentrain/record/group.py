@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from greentrain.record.accounting import accounting_alternatives
 from greentrain.record.assemble import co2_of
 from greentrain.record.drops import client_drops
 from greentrain.record.jsonable import loads
@@ -308,6 +309,9 @@ def assemble_group(group_id: str, members: Sequence[Member]) -> dict[str, Any]:
         "events": [{**e, "node": m.label} for m in ordered for e in m.run.get("events") or []
                    if isinstance(e, Mapping)],
         "client_drops": client_drops(e for m in ordered for e in m.run.get("events") or []),
+        "energy_alternatives": accounting_alternatives(
+            (e for m in ordered for e in m.run.get("events") or []), energy_j
+        ),
         "group": group_id,
         "nodes": [_node(m, covered, counted[m.run["id"]]) for m in ordered],
     }  # fmt: skip

@@ -29,6 +29,7 @@ from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import say
 from greentrain.run.recorder import Clock, Recorder
+from greentrain.run.slurm_accounting import record_slurm_figure
 from greentrain.store import Store, StoreLocation, locate, ops
 from greentrain.store.journal import JournalWriter
 
@@ -86,6 +87,7 @@ class RunSession:
         clock: Clock | None = None,
     ) -> None:
         self.opts = opts
+        self.group = group
         self.run_id = new_run_id()
         self.writes, self.location, self._owned = open_writes(opts.store, self.run_id)
         names = opts.meter_names(with_objects=bool(meter_objects))
@@ -108,6 +110,8 @@ class RunSession:
         writes and reading the record back), and return the stored record ({} when it has not
         landed or could not be read in time: its journal stays for ``greentrain store sync``)."""
         try:
+            self.recorder.stop()  # the meters' final readings first: sacct may take seconds
+            record_slurm_figure(self.recorder, self.group)
             self.recorder.finalize(status, exit_code)
         finally:
             # the wrapper exits within --grace of its job: the store gets what is left of it
