@@ -40,7 +40,8 @@ class PrometheusExporter:
 
     Args:
         port: TCP port to listen on, 1-65535.
-        intensity_g_per_kwh, pue: the run's carbon factors, for the CO2e counter.
+        intensity_g_per_kwh: the run's grid intensity (gCO2e/kWh), for the CO2e counter.
+        pue: the run's PUE (>= 1.0), for the CO2e counter.
         addr: address to bind (default all interfaces: the cluster's Prometheus scrapes it
             from another host).
 
