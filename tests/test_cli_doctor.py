@@ -11,7 +11,9 @@ def test_doctor_json_lists_every_meter_with_reason_on_this_machine(capsys):
     assert main(["doctor", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     by_meter = {r["meter"]: r for r in rows}
-    assert set(by_meter) == {"nvml", "zeus", "codecarbon", "rapl", "estimate", "fake"}
+    assert set(by_meter) == {"nvml", "zeus", "codecarbon", "rapl", "estimate", "fake",
+                             "prometheus"}  # fmt: skip
+    assert "--prometheus-url" in by_meter["prometheus"]["fix"]  # no server given here
     for row in rows:
         assert set(row) >= {"meter", "available", "reason", "fix", "devices"}
         if not row["available"]:

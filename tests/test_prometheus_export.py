@@ -46,8 +46,10 @@ def _wait(condition, what: str):
 
 def test_track_serves_counters_labelled_by_run_updated_each_sample_until_the_block_ends(tmp_path):
     port = free_port()
-    with track(store=tmp_path / "g.db", meter_objects=[FakeMeter()], prometheus_port=port,
-               sample_s=0.1, carbon_intensity=100.0) as run:  # fmt: skip
+    counter = FakeMeter({"name": "other", "channels": [
+        {"domain": "gpu", "device": "gpu:0", "power_w": 50.0, "method": "counter"}]})  # fmt: skip
+    with track(store=tmp_path / "g.db", meter_objects=[FakeMeter(), counter],
+               prometheus_port=port, sample_s=0.1, carbon_intensity=100.0) as run:  # fmt: skip
 
         def best_gpu() -> float | None:
             samples = _scrape(port).get("greentrain_energy_joules", [])
@@ -58,12 +60,13 @@ def test_track_serves_counters_labelled_by_run_updated_each_sample_until_the_blo
         first = _wait(best_gpu, "a first sample with energy")
         _wait(lambda: (best_gpu() or 0) > first, "a later sample (the counter grows)")
         families = _scrape(port)
-        sample = next(s for s in families["greentrain_energy_joules"]
-                      if s.labels["domain"] == "gpu")  # fmt: skip
+        gpu = {s.labels["figure"]: s for s in families["greentrain_energy_joules"]
+               if s.labels["domain"] == "gpu"}  # fmt: skip
+        sample = gpu["best"]
         assert sample.name == "greentrain_energy_joules_total"  # a counter
-        assert (
-            sample.labels["source"] == "fake:fake" and sample.labels["host"] == socket.gethostname()
-        )
+        assert sample.labels["source"] == "other:counter"  # a counter outranks fake
+        assert gpu["alternative"].labels["source"] == "fake:fake"
+        assert sample.labels["host"] == socket.gethostname()
         assert sample.labels["group"] == "" and sample.labels["node"] == ""
         (co2,) = families["greentrain_co2e_grams"]
         assert co2.labels["run"] == run.id and co2.value > 0
@@ -131,3 +134,16 @@ def test_a_real_prometheus_scrapes_a_greentrain_run_labelled_by_run_group_node_a
     assert labels["job"] == "greentrain"  # the scrape job of the server's config
     assert 0 < float(series["value"][1]) <= run["energy"]["gpu"]["energy_j"]
     assert 0 < float(co2["value"][1]) <= run["co2_g"]
+
+
+@pytest.mark.parametrize("port", ["0", "70000"])
+def test_a_port_outside_1_to_65535_is_a_one_line_error(port, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "greentrain", "run", "--store", str(tmp_path / "g.db"),
+         "--meter", "fake", "--prometheus-port", port, "--", "true"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: --prometheus-port must be a port number 1-65535 (got {port})"
+    )
