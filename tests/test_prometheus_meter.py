@@ -69,7 +69,7 @@ def test_meter_reports_the_known_increase_of_each_gpu_of_this_host_only(prom, dc
     assert readings["gpu:1"].energy_j == pytest.approx(0.75)
     r = readings["gpu:0"]
     assert r.method == "counter" and r.domain == "gpu"
-    assert r.detail["query"] == f"{METRIC}{{{host_selector('Hostname', HOST)}}}"
+    assert r.detail["query"] == f"{METRIC}{{{host_selector('Hostname', HOST)}}}[5m]"
     assert r.detail["url"] == prom.url and r.detail["uuid"] == "GPU-aaaa-0000"
     assert r.detail["end_sample_unix"] > r.detail["start_sample_unix"]
     assert "stale" not in r.detail

@@ -4,8 +4,9 @@ API: for hosts where the job cannot open NVML but the cluster's Prometheus scrap
 DCGM's exporter publishes ``DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION``: each GPU's energy counter in
 millijoules since the driver loaded (the counter NVML's ``counter`` method reads), labelled
 ``gpu`` (index), ``UUID``, ``modelName`` and ``Hostname``. The meter asks the server for this
-host's series with an instant query (``/api/v1/query``) when it starts and at every read; a
-reading is the difference of two such queries, per GPU, so a window or the whole run is
+host's series (``/api/v1/query`` of their samples over the last :data:`LOOKBACK`, keeping each
+series' latest sample and the instant it was scraped) when it starts and at every read; a
+reading is the difference of two such samples, per GPU, so a window or the whole run is
 ``value(end) - value(start)`` (the ``increase()`` of the counter over the run, a counter that
 went back -- a driver reload -- taken as restarted from 0, as NVML's is).
 
@@ -46,6 +47,12 @@ from greentrain.errors import ConfigError, MeterUnavailable
 from greentrain.meters.base import EnergyReading, Meter, Probe
 
 METRIC = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"  # millijoules since the driver loaded
+# The query asks for the raw samples of this span (a range vector) and keeps each series' last:
+# an instant vector would carry the query's time, not the instant the value was scraped at.
+LOOKBACK = "5m"
+# Prometheus may move a scrape's timestamp by a few milliseconds to align it with its schedule:
+# a sample counts as scraped after the run's end only this much after it (seconds).
+ALIGN_MARGIN_S = 0.02
 ENV_URL = "GREENTRAIN_PROMETHEUS_URL"
 ENV_HOST_LABEL = "GREENTRAIN_PROMETHEUS_HOST_LABEL"
 ENV_HOST = "GREENTRAIN_PROMETHEUS_HOST"
@@ -110,7 +117,7 @@ class PrometheusMeter(Meter):
         self.url = (url or env.get(ENV_URL) or "").rstrip("/")
         self.host = host or env.get(ENV_HOST) or socket.gethostname().split(".")[0]
         label = host_label or env.get(ENV_HOST_LABEL) or "Hostname"
-        self.query = f"{METRIC}{{{host_selector(label, self.host)}}}"
+        self.query = f"{METRIC}{{{host_selector(label, self.host)}}}[{LOOKBACK}]"
         try:
             self.settle_s = float(settle_s if settle_s is not None else env.get(ENV_SETTLE, 0))
         except ValueError:
@@ -145,7 +152,9 @@ class PrometheusMeter(Meter):
             raise MeterUnavailable(f"Prometheus at {self.url}: {body.get('error')}", URL_FIX)
         out = []
         for series in body.get("data", {}).get("result", []):
-            labels, (t, value) = series.get("metric", {}), series["value"]
+            if not series.get("values"):
+                continue
+            labels, (t, value) = series.get("metric", {}), series["values"][-1]
             index, uuid = str(labels.get("gpu", "")), str(labels.get("UUID", ""))
             out.append(Sample(uuid or index, index, uuid, str(labels.get("modelName", "")),
                               float(value), float(t)))  # fmt: skip
@@ -218,7 +227,7 @@ class PrometheusMeter(Meter):
                 error = None
             except MeterUnavailable as err:
                 samples, error = [], err.reason
-            fresh = bool(samples) and all(s.t >= ended for s in samples)
+            fresh = bool(samples) and all(s.t >= ended + ALIGN_MARGIN_S for s in samples)
             if fresh or time.monotonic() >= deadline:
                 break
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
