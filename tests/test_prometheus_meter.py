@@ -11,6 +11,7 @@ import sys
 import pytest
 from fixtures.promserver import DcgmExporter, PromServer, binary, free_port
 
+from greentrain.errors import MeterUnavailable
 from greentrain.meters.prometheus import METRIC, PrometheusMeter, host_selector
 from greentrain.store import Store
 
@@ -164,3 +165,29 @@ def test_greentrain_run_with_prometheus_url_records_the_gpu_figure_from_dcgm(pro
     assert gpu["source"] == "prometheus:counter"
     assert gpu["energy_j"] == pytest.approx(900.0)
     assert gpu["devices"] == {"gpu:0": pytest.approx(600.0), "gpu:1": pytest.approx(300.0)}
+
+
+def test_a_server_that_goes_away_mid_run_leaves_the_last_figure_marked_stale(dcgm):
+    path, why = binary()
+    if path is None:
+        pytest.skip(why)
+    own = PromServer({"dcgm": dcgm.target})  # a server of this test's own, to stop mid-run
+    try:
+        uuid = "GPU-bbbb-1111"
+        _set(dcgm, {uuid: 100_000})
+        _scraped(own, {uuid: 100_000})
+        meter = PrometheusMeter(own.url, host=HOST, environ={"CUDA_VISIBLE_DEVICES": "1"})
+        never_read = PrometheusMeter(own.url, host=HOST, environ={"CUDA_VISIBLE_DEVICES": "1"})
+        meter.start()
+        never_read.start()
+        _set(dcgm, {uuid: 130_000})
+        _scraped(own, {uuid: 130_000})
+        assert meter.read()[0].energy_j == pytest.approx(30.0)
+    finally:
+        own.stop()  # a real fault: the server process ends
+    (stale,) = meter.read()
+    assert stale.energy_j == pytest.approx(30.0) and "did not answer" in stale.detail["stale"]
+    (final,) = meter.stop()
+    assert final.energy_j == pytest.approx(30.0) and "final query failed" in final.detail["stale"]
+    with pytest.raises(MeterUnavailable, match="no query since the start succeeded"):
+        never_read.stop()  # nothing but its start: no figure, never 0 J
