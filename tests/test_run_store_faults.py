@@ -15,7 +15,7 @@ import pytest
 from greentrain.errors import StoreError
 from greentrain.meters.fake import FakeMeter
 from greentrain.run import run_command
-from greentrain.store import Store, journal_dir
+from greentrain.store import Store, journal_dir, ops
 
 PY = sys.executable
 LOGGING_JOB = """
@@ -138,7 +138,7 @@ def test_a_read_only_folder_is_named_as_the_cause_not_a_damaged_store(tmp_path):
     folder.chmod(0o555)
     try:
         with pytest.raises(StoreError, match="read-only"):
-            Store(folder / "g.db").create_run("x", name="x", command=[], cwd=".")
+            Store(folder / "g.db").write(ops.CreateRun("x", name="x", command=[], cwd="."))
     finally:
         folder.chmod(0o755)
 

@@ -3,7 +3,7 @@
 :meth:`RunWrites.submit` appends a typed write (:mod:`greentrain.store.ops`) to the run's
 journal (:mod:`greentrain.store.journal`) and returns: the job, a window's meter reading and the
 run's end time never wait for the store. One thread lands the entries in order through
-:meth:`greentrain.store.Store.apply_entries`, the same keyed path ``greentrain store sync``,
+:meth:`greentrain.store.Store.land`, the same keyed path ``greentrain store sync``,
 merges and the watchdog use, so an entry is stored exactly once however often it is tried.
 
 A store that is locked, unreachable, hung or full is a passing fault: the thread retries, and
@@ -28,11 +28,11 @@ from greentrain.run.oversight import say
 from greentrain.store import Store, StoreLocation
 from greentrain.store.journal import JournalWriter
 from greentrain.store.ops import Write
+from greentrain.store.writer import APPLY_BATCH
 
 RETRY_PAUSE_S = 1.0  # between attempts while the store is busy or unreachable
 ATTEMPT_S = 2.0  # how long one attempt waits for a lock
 OPEN_WAIT_S = 2.0  # how long a run's start waits for its store before going on without it
-BATCH = 200  # entries per transaction
 
 
 class StoreOpener:
@@ -132,7 +132,7 @@ class RunWrites:
                     self._cond.wait()
                 if not self._pending or self._past_deadline():
                     return
-                batch = [self._pending[i] for i in range(min(BATCH, len(self._pending)))]
+                batch = [self._pending[i] for i in range(min(APPLY_BATCH, len(self._pending)))]
             store = self.store()
             if store is None:
                 opener = self._store
@@ -160,19 +160,8 @@ class RunWrites:
 
     def _apply(self, store: Store, batch: list[tuple[int, Write]]) -> None:
         """Land ``batch``; a write the store refuses for good is noted and the rest land."""
-        try:
-            with store.patience(ATTEMPT_S):
-                store.apply_entries(batch)
-            return
-        except StoreBusy:
-            raise
-        except Exception as err:  # noqa: BLE001 - find the one write that fails, keep the rest
-            if len(batch) == 1:
-                n, write = batch[0]
-                self.errors.append(f"entry {n} ({write.op}): {err}")
-                return
-        for entry in batch:
-            self._apply(store, [entry])
+        with store.patience(ATTEMPT_S):
+            self.errors += store.land(batch, len(batch)).refused
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline

@@ -29,7 +29,7 @@ from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import say
 from greentrain.run.recorder import Clock, Recorder
-from greentrain.store import Store, StoreLocation, locate, ops
+from greentrain.store import Store, StoreLocation, locate
 from greentrain.store.journal import JournalWriter
 
 EXIT_MARGIN_S = 2.0  # at most this much of --grace (half at most) is kept for the exit
@@ -101,7 +101,7 @@ class RunSession:
         record their status."""
         self.meters.start(background_slow=self.opts.baseline_s == 0,
                           on_ready=self.recorder.on_meter_ready, defer_slow=defer_slow)  # fmt: skip
-        self.writes.submit(ops.SetMeters(self.run_id, meters=self.meters.statuses()))
+        self.recorder.store_meters()
 
     def finish(self, status: str, exit_code: int | None) -> dict[str, Any]:
         """Queue the record's end, wait at most ``--grace`` seconds for the store (landing the
