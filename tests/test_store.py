@@ -92,6 +92,20 @@ def test_stale_running_run_with_dead_wrapper_pid_reads_as_interrupted(store_targ
     assert raw_rows(store_target, status) == [("interrupted",)]
 
 
+def test_a_dead_wrapper_found_by_a_reader_and_by_its_watchdog_has_one_death_event(store_target):
+    """A reader marks the run first, the watchdog's mark comes after: one event, the
+    watchdog's (it says what it stopped)."""
+    with Store(store_target) as st:
+        new_run(st, "dead00000001", pid=_dead_pid())
+        assert st.get_run("dead00000001")["status"] == "interrupted"  # the reader's mark
+        watchdog = {"t": 2.0, "event": "wrapper died", "detail": "the watchdog stopped the job"}
+        st.write(ops.AbandonRun("dead00000001", ended_unix=3.0, event=watchdog))
+        run = st.get_run("dead00000001")
+    assert [(e["event"], e["detail"]) for e in run["events"]] == [
+        ("wrapper died", "the watchdog stopped the job")
+    ]
+
+
 def test_read_only_store_refuses_writes(store_target):
     Store(store_target).close()
     with Store(store_target, read_only=True) as ro, pytest.raises(StoreError, match="read-only"):
