@@ -22,7 +22,7 @@ from typing import Any
 
 from greentrain.errors import StoreError
 from greentrain.meters.base import Meter
-from greentrain.run.applier import OPEN_WAIT_S, RunWrites, StoreOpener
+from greentrain.run.applier import OPEN_WAIT_S, RunWrites
 from greentrain.run.group import GroupInfo
 from greentrain.run.identity import new_run_id, parent_run_id
 from greentrain.run.meterset import MeterSet
@@ -38,19 +38,21 @@ MIN_WAIT_S = 0.2  # the store's least wait at the end (a healthy store needs mil
 
 def open_writes(target: Store | str | Any, run_id: str) -> tuple[RunWrites, StoreLocation, bool]:
     """The run's writer: (writes, the store's location, whether the session opened the store
-    and closes it). Raises StoreError for a configuration error only."""
-    if isinstance(target, Store):
-        location, store, owned = target.location, target, False
-    else:
-        location, owned = locate(target), True
-        opener = StoreOpener(location)
-        store = opener.wait(OPEN_WAIT_S)
+    and closes it). It waits at most :data:`OPEN_WAIT_S` for the store; raises StoreError for
+    a configuration error only."""
+    owned = not isinstance(target, Store)
+    location = locate(target) if owned else target.location
+    writes = RunWrites(None, location if owned else target)
     try:
-        journal: JournalWriter | None = JournalWriter(location, run_id)
+        writes.wait_open(OPEN_WAIT_S)
+    except StoreError:
+        writes.close(0.0)  # nothing was written: no journal
+        raise
+    try:
+        writes.journal = JournalWriter(location, run_id)
     except (OSError, StoreError) as err:
         say(f"the run's journal cannot be written ({err}); its writes go to the store only")
-        journal = None
-    return RunWrites(journal, store if store is not None else opener), location, owned
+    return writes, location, owned
 
 
 def rescue_if_replaced(store: Store, run_id: str) -> None:
