@@ -84,6 +84,29 @@ def test_a_wrapper_killed_after_forwarding_a_signal_leaves_that_event_in_the_sto
     assert next(e for e in run["events"] if e["event"] == "signal forwarded")["signal"] == "SIGUSR1"
 
 
+def test_metrics_logged_before_a_quiet_spell_are_journalled_and_survive_a_killed_wrapper(
+    tmp_path,
+):
+    """Five metrics, then the job goes quiet: they are journalled (and landed) within about a
+    second, not held in memory until a 64th metric or the run's end."""
+    store, ready = tmp_path / "g.db", tmp_path / "ready"
+    Store(store).close()
+    job = ("import time\nfrom greentrain import client\n"
+           "for i in range(5):\n    client.log(step=i, loss=1.0)\n"
+           f"open({str(ready)!r}, 'w').close()\ntime.sleep(300)\n")  # fmt: skip
+    wrapper = subprocess.Popen([PY, "-m", "greentrain", "run", "--store", str(store), "--meter",
+                                "fake", "--grace", "1", "--", PY, "-c", job],
+                               stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    _until(ready.exists, "the job logged")
+    landed = "SELECT step FROM metrics ORDER BY seq"
+    _until(lambda: len(raw_rows(str(store), landed)) == 5, "the metrics landed", 30)
+    wrapper.kill()
+    wrapper.wait(timeout=60)
+    _until(lambda: _settled(store), "the watchdog marked the run")
+    assert [r[0] for r in raw_rows(str(store), landed)] == [0, 1, 2, 3, 4]
+    assert raw_rows(str(store), "SELECT status FROM runs") == [("interrupted",)]
+
+
 def test_a_wrapper_killed_at_random_points_stores_every_entry_once(tmp_path):
     """Six kill points from the wrapper's start-up to its job's end; after each, four
     ``greentrain store sync`` at once race the watchdog. Metrics stored are a prefix of the

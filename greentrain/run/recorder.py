@@ -7,19 +7,16 @@ read from the :class:`~greentrain.run.meterset.MeterSet` at every window boundar
 wrapper die) and when the job ends; the best figure per domain is decided by
 :func:`greentrain.record.ranking.select_best`, the function readers use too. Every write is a
 typed :mod:`greentrain.store.ops` value handed to :class:`~greentrain.run.applier.RunWrites`
-(journal first, then the store), so a busy store never delays the job, a window's reading or
-the run's end time. Nothing waits in memory for the run's end: an event, a meter's changed
-status, a device taken over are journalled the moment they happen, and logged metrics at the
-latest :data:`METRIC_FLUSH_S` seconds after they arrive, so a SIGKILLed wrapper's record keeps
-them (its watchdog, or ``greentrain store sync``, lands the journal).
+(journal first, then the store) the moment it is made -- an event, a meter's changed status,
+a device taken over; logged metrics at the latest :data:`METRIC_FLUSH_S` seconds after they
+arrive -- so a busy store never delays the job and a SIGKILLed wrapper's record keeps them.
 
 Durations (the run's, a window's, a baseline's) come from the :class:`Clock`'s monotonic
 clock; its wall clock only labels instants (``started_at``, ``ended_at``, events), so a clock
 step mid-run changes no duration.
 
-A run of a group (one node's part of a multi-node job) takes part in its group's device
-election on this host (:mod:`greentrain.run.election`): its meter set reports only the devices
-it won, and the record says which it left to whom.
+A run of a group takes part in its group's device election on this host
+(:mod:`greentrain.run.election`): it meters only the devices it won, and says which it left.
 """
 
 from __future__ import annotations
@@ -54,7 +51,7 @@ from greentrain.run.meterset import MeterSet
 from greentrain.store import ops, redact_all
 from greentrain.store.liveness import process_started, start_ticks
 
-METRIC_FLUSH_N = 64  # metrics buffered before a store write ...
+METRIC_FLUSH_N = 64  # metrics buffered before they are journalled ...
 METRIC_FLUSH_S = 1.0  # ... or at most this many seconds after they arrived
 SAMPLE_S = 10.0  # seconds between samples of the run's timeline (0: none)
 
@@ -105,7 +102,6 @@ class Recorder:
         self._windows: dict[str, tuple[int, str, float, float, Readings, dict]] = {}  # t, mono
         self._next_window = 0
         self._metrics: list[dict[str, Any]] = []
-        self._last_flush = time.monotonic()
         self._sampler: Poller | None = None
         self._flusher = Poller(self.flush_metrics, METRIC_FLUSH_S, "greentrain-metrics")
         self._meters_stored: list[dict[str, Any]] | None = None  # the statuses last journalled
@@ -173,18 +169,15 @@ class Recorder:
             self._metrics.append(entry)
             for logged in self._window_metrics.values():  # for listeners of open windows
                 logged.append(entry)
-            if (
-                len(self._metrics) >= METRIC_FLUSH_N
-                or time.monotonic() - self._last_flush > METRIC_FLUSH_S
-            ):
+            if len(self._metrics) >= METRIC_FLUSH_N:
                 self.flush_metrics()
 
     def flush_metrics(self) -> None:
+        """Journal the metrics logged since the last flush (under the lock: in their order)."""
         with self._lock:
-            pending, self._metrics = self._metrics, []
-            self._last_flush = time.monotonic()
-        if pending:
-            self.writes.submit(ops.AddMetrics(self.run_id, entries=pending))
+            if self._metrics:
+                self.writes.submit(ops.AddMetrics(self.run_id, entries=self._metrics))
+                self._metrics = []
 
     def on_window_begin(
         self, key: str, name: str, info: dict[str, Any], t: float, readings: Readings | None = None
@@ -264,7 +257,7 @@ class Recorder:
             self.offset = self.meters.read()
         self.t0, self.m0 = self.clock.wall(), self.clock.mono()
         self.cpu = cpu
-        self._submit_sample(self.t0, self.offset)
+        self.sample(self.t0, self.offset)
         if self.election is not None:
             summary = self.election.summary()
             self.writes.submit(ops.SetRunFields(self.run_id, fields={"election": summary}))
@@ -295,12 +288,11 @@ class Recorder:
             self.event_now("device taken over", device=key,
                            **{"from": taken.get(key, {}).get("from")})  # fmt: skip
 
-    def sample(self) -> None:
-        """Read every meter now; store the run's totals so far and one timeline sample."""
-        readings = self.meters.read()
-        self._submit_sample(self.clock.wall(), readings)
-
-    def _submit_sample(self, t: float, readings: Readings) -> None:
+    def sample(self, t: float | None = None, readings: Readings | None = None) -> None:
+        """Journal one timeline sample and the run's totals so far: at unix ``t`` (default:
+        now), of ``readings`` (default: every meter read now)."""
+        t = self.clock.wall() if t is None else t
+        readings = self.meters.read() if readings is None else readings
         totals = diff_readings(readings, self.offset) if self.offset else readings
         with self._lock:
             seq, self._seq = self._seq, self._seq + 1
@@ -328,9 +320,9 @@ class Recorder:
             self.election.close()  # after the final readings: a sibling may take over now
 
     def finalize(self, status: str, exit_code: int | None) -> None:
-        """Queue the record's end: energy (whole run + open windows), best figures, meters,
-        status and the duration (monotonic seconds). The caller waits for the writes
-        to land (:meth:`RunWrites.close`) and then calls :meth:`ended_with`."""
+        """Queue the record's end: energy (whole run + open windows), best figures, meters
+        (with the last sample), status and the duration (monotonic seconds). The caller waits
+        for the writes to land (:meth:`RunWrites.close`) and then calls :meth:`ended_with`."""
         if self.finalized:
             return
         self.finalized = True
@@ -343,7 +335,7 @@ class Recorder:
         for name, ready in self._late.items():
             if name in totals:
                 totals[name] = extrapolate_head(totals[name], ready - self.m0, mono - ready)
-        self._submit_sample(ended, final)
+        self.sample(ended, final)
         self.writes.submit(ops.AddEnergy(self.run_id, window_idx=RUN_SCOPE,
                                          rows=readings_rows(totals)))  # fmt: skip
         fields: dict[str, Any] = {"best": to_jsonable(select_best(totals, self.meters.statuses()))}
@@ -353,7 +345,6 @@ class Recorder:
                 self.event_now("devices metered by another run of the group",
                                devices=dict(summary["elsewhere"]))  # fmt: skip
         self.writes.submit(ops.SetRunFields(self.run_id, fields=fields))
-        self.store_meters()
         self.writes.submit(ops.FinishRun(
             self.run_id, status=status, exit_code=exit_code, ended_unix=ended,
             duration_s=max(0.0, mono - self.m0),
