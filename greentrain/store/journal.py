@@ -270,11 +270,7 @@ def pending_journals(store: str | os.PathLike[str] | StoreLocation | None = None
 
 def has_pending(location: StoreLocation, run_id: str) -> bool:
     """Whether a journal of ``run_id`` for this store waits on this machine."""
-    folder = journal_dir(location)
-    with contextlib.suppress(OSError):
-        return any(p.name.startswith(run_id + SUFFIX) and not p.name.endswith(".failed")
-                   for p in folder.iterdir())  # fmt: skip
-    return False
+    return any(p.name.startswith(run_id + SUFFIX) for p in pending_journals(location))
 
 
 def waiting_stores() -> list[str]:

@@ -118,8 +118,6 @@ class Store(StoreReader):
         entry for good leaves it as ``...failed``."""
         report = SyncReport()
         for path in pending_journals(self.location):
-            if path.name.endswith(".failed"):
-                continue
             with claim(path) as claimed:
                 if claimed is None:
                     report.kept.append(f"{path}: in use by its run or another importer")
