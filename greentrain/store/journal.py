@@ -176,12 +176,6 @@ class JournalWriter:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, end)
 
-    def sync(self) -> None:
-        """``fsync`` what was appended."""
-        if self.broken is None and self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.fsync(self._fd)
-
     def close(self, *, remove: bool) -> None:
         """Release the journal (to importers), or delete it first if ``remove`` (all landed)."""
         if self._fd < 0 or os.getpid() != self.pid:

@@ -69,14 +69,12 @@ OPEN_SYNC_PATIENCE_S = 5.0  # how long opening a store waits for it to land wait
 
 
 @dataclass
-class SyncReport:
-    """What :meth:`Store.sync_journals` did: journals landed whole (and deleted), entries
-    stored now and found already there, torn entries skipped (one line each), and journals
-    left waiting (one line each: in use, or the store did not take them)."""
+class SyncReport(Applied):
+    """What :meth:`Store.sync_journals` did: the entries' counts (:class:`Applied`), journals
+    landed whole (and deleted), torn entries skipped (one line each), and journals left
+    waiting (one line each: in use, or the store did not take them)."""
 
     journals: int = 0
-    stored: int = 0
-    already: int = 0
     torn: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
 
@@ -137,6 +135,7 @@ class Store(StoreReader):
             return False
         report.stored += done.stored
         report.already += done.already
+        report.refused += done.refused
         if done.refused:
             failed = path.with_name(path.name.split(".claimed-")[0] + ".failed")
             path.rename(failed)
