@@ -5,13 +5,15 @@ group, windows and metrics, CO2e at each node's own factors, runs/show/rm on a g
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+from fixtures.store import new_run
 
 from greentrain.cli import main
 from greentrain.errors import ConfigError
 from greentrain.run.group import detect_group
-from greentrain.store import Store
+from greentrain.store import Store, ops
 from greentrain.studies.sweep import finished_points
 
 TORCHRUN = ["torchrun", "--nnodes", "2", "--nproc-per-node", "4", "--node-rank", "1",
@@ -61,31 +63,32 @@ CARBON = {"intensity_g_per_kwh": 400.0, "source": "t", "year": 2024, "pue": 1.0}
 def _member(st, run_id, host, rank, *, gpu_j, cpu_j, status="finished", carbon=CARBON,
             metrics=True, tags=None, group="job-1"):  # fmt: skip
     st.host = host  # as if written by that node's wrapper
-    st.create_run(run_id, name="train", command=["python", "t.py"], cwd="/w", group_id=group,
-                  group_rank=rank, carbon=carbon, tags=tags or {"study": "s"},
-                  started_unix=1000.0 + rank)  # fmt: skip
-    st.update_config(run_id, {"lr": 0.1} if rank == 0 else {})
+    new_run(st, run_id, name="train", command=["python", "t.py"], cwd="/w", group_id=group,
+            group_rank=rank, carbon=carbon, tags=tags or {"study": "s"},
+            started_unix=1000.0 + rank)  # fmt: skip
+    st.write(ops.UpdateConfig(run_id, params={"lr": 0.1} if rank == 0 else {}))
     for w in range(2):
-        st.begin_window(run_id, w, "epoch", 1001.0 + 10 * w + rank)
+        st.write(ops.BeginWindow(run_id, idx=w, name="epoch", started_unix=1001.0 + 10 * w + rank))
         rows = [dict(meter="nvml", domain="gpu", device="gpu:0", method="counter",
                      energy_j=gpu_j / 4)]  # fmt: skip
-        st.end_window(run_id, w, 1010.0 + 10 * w, 9.0, rows)
+        st.write(ops.EndWindow(run_id, idx=w, ended_unix=1010.0 + 10 * w, duration_s=9.0,
+                               energy_rows=rows))  # fmt: skip
     rows = [dict(meter="nvml", domain="gpu", device="gpu:0", method="counter", energy_j=gpu_j)]
     if cpu_j is not None:
         rows.append(dict(meter="rapl", domain="cpu", device="package-0", method="rapl",
                          energy_j=cpu_j))  # fmt: skip
-    st.add_energy(run_id, -1, rows)
+    st.write(ops.AddEnergy(run_id, rows=rows))
     rapl = {"meter": "rapl", "available": cpu_j is not None,
             "reason": "" if cpu_j is not None else "RAPL not readable"}  # fmt: skip
-    st.set_meters(run_id, [{"meter": "nvml", "available": True}, rapl])
+    st.write(ops.SetMeters(run_id, meters=[{"meter": "nvml", "available": True}, rapl]))
     if metrics:
         logged = [{"step": e, "window": "epoch", "time_s": 10.0 * e,
                    "metrics": {"test_acc": 0.5 + e / 10}} for e in range(2)]  # fmt: skip
-        st.add_metrics(run_id, logged)
-    st.set_run_fields(run_id, election={"group": group, "held": {"gpu-" + host: 1000.0},
-                                        "elsewhere": {}})  # fmt: skip
-    st.finish_run(run_id, status=status, exit_code=0 if status == "finished" else 1,
-                  ended_unix=1030.0 + rank, duration_s=30.0)  # fmt: skip
+        st.write(ops.AddMetrics(run_id, entries=logged))
+    election = {"group": group, "held": {"gpu-" + host: 1000.0}, "elsewhere": {}}
+    st.write(ops.SetRunFields(run_id, fields={"election": election}))
+    st.write(ops.FinishRun(run_id, status=status, exit_code=0 if status == "finished" else 1,
+                           ended_unix=1030.0 + rank, duration_s=30.0))  # fmt: skip
 
 
 @pytest.fixture
@@ -95,8 +98,8 @@ def grouped(store_target):
         _member(st, "bbbb00000000", "node-b", 1, gpu_j=1.8e6, cpu_j=None, status="failed",
                 carbon={**CARBON, "intensity_g_per_kwh": 100.0}, metrics=False)  # fmt: skip
         st.host = "node-c"
-        st.create_run("cccc00000000", name="alone", command=["x"], cwd="/", started_unix=2000.0)
-        st.finish_run("cccc00000000", status="finished", exit_code=0, ended_unix=2001.0)
+        new_run(st, "cccc00000000", name="alone", command=["x"], cwd="/", started_unix=2000.0)
+        st.write(ops.FinishRun("cccc00000000", status="finished", exit_code=0, ended_unix=2001.0))
     return store_target
 
 
@@ -155,12 +158,13 @@ def test_a_machine_figure_covers_a_process_estimate_of_another_node_on_its_host(
     with Store(store_target) as st:
         _member(st, "aaaa00000000", "h", 0, gpu_j=10.0, cpu_j=100.0)
         st.host = "h"
-        st.create_run("bbbb00000000", name="t", command=["x"], cwd="/", group_id="job-1",
-                      group_rank=1, carbon=CARBON)  # fmt: skip
-        st.add_energy("bbbb00000000", -1, [
+        new_run(st, "bbbb00000000", name="t", command=["x"], cwd="/", group_id="job-1",
+                group_rank=1, carbon=CARBON)  # fmt: skip
+        st.write(ops.AddEnergy("bbbb00000000", rows=[
             dict(meter="estimate", domain="cpu", device="process-tree", method="estimated",
-                 energy_j=30.0)])  # fmt: skip
-        st.finish_run("bbbb00000000", status="finished", exit_code=0)
+                 energy_j=30.0)]))  # fmt: skip
+        st.write(ops.FinishRun("bbbb00000000", status="finished", exit_code=0,
+                               ended_unix=time.time()))  # fmt: skip
         g = st.get_run("job-1")
     assert g["energy"]["cpu"]["energy_j"] == 100.0
     node = g["nodes"][1]["energy"]["cpu"]

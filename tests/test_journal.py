@@ -177,6 +177,27 @@ def test_a_damaged_entry_mid_journal_is_skipped_and_named(tmp_path):
     assert _steps(target) == [s for s in range(STEPS) if s != 3]
 
 
+def test_an_entry_the_store_refuses_is_named_and_the_rest_of_its_journal_lands(store_target):
+    Store(store_target).close()
+    journal = JournalWriter(locate(store_target), RUN)
+    journal.append(ops.CreateRun(RUN, name="j", command=["x"], cwd="/", started_unix=100.0))
+    for step in range(2):
+        entry = {"step": step, "window": None, "time_s": 0.1, "metrics": {"loss": step}}
+        journal.append(ops.AddMetrics(RUN, entries=[entry]))
+        journal.append(ops.AddEvents("gone00000001", events=[{"t": 1.0, "event": "x"}]))
+    journal.append(ops.FinishRun(RUN, status="finished", exit_code=0, ended_unix=101.0))
+    journal.close(remove=False)
+    with Store(store_target, sync=False) as st:
+        report = st.sync_journals()
+        run = st.get_run(RUN)
+    assert report.stored == 4 and len(report.refused) == 2  # each refused entry named, once
+    first = report.refused[0]
+    assert "entry 3 (add_events)" in first and "no run gone00000001" in first
+    assert _steps(store_target) == [0, 1] and run["status"] == "finished"
+    assert (journal_dir(store_target) / f"{RUN}.jnl.failed").is_file()  # kept, never blocking
+    assert not pending_journals(store_target)
+
+
 def test_the_journal_is_node_local_private_and_records_its_store_without_a_password(
     tmp_path, monkeypatch
 ):

@@ -81,7 +81,7 @@ def test_zero_best_gives_none_disagreement():
 def test_live_run_and_its_stored_record_explain_a_missing_domain_with_the_same_text(tmp_path):
     from greentrain.meters.fake import FakeMeter
     from greentrain.run import track
-    from greentrain.store import Store
+    from greentrain.store import Store, ops
 
     cpu_only = FakeMeter({"channels": [{"domain": "cpu", "device": "host", "per_read_j": 1.0}]})
     broken = FakeMeter(
@@ -91,7 +91,8 @@ def test_live_run_and_its_stored_record_explain_a_missing_domain_with_the_same_t
         pass
     live = run.record["energy"]["gpu"]["reason"]  # chosen by the harness when the run ended
     with Store(tmp_path / "s.db") as st:
-        st.set_run_fields(run.id, best=None)  # as if the wrapper died: the reader ranks the rows
+        # as if the wrapper died: the reader ranks the rows
+        st.write(ops.SetRunFields(run.id, fields={"best": None}))
         stored = st.get_run(run.id)["energy"]["gpu"]
     assert stored["energy_j"] is None and stored["reason"] == live
     assert live == "no meter measured gpu (used: fake); broken: no sensor"

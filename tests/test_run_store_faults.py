@@ -15,7 +15,7 @@ import pytest
 from greentrain.errors import StoreError
 from greentrain.meters.fake import FakeMeter
 from greentrain.run import run_command
-from greentrain.store import Store, journal_dir
+from greentrain.store import Store, journal_dir, ops
 
 PY = sys.executable
 LOGGING_JOB = """
@@ -138,7 +138,7 @@ def test_a_read_only_folder_is_named_as_the_cause_not_a_damaged_store(tmp_path):
     folder.chmod(0o555)
     try:
         with pytest.raises(StoreError, match="read-only"):
-            Store(folder / "g.db").create_run("x", name="x", command=[], cwd=".")
+            Store(folder / "g.db").write(ops.CreateRun("x", name="x", command=[], cwd="."))
     finally:
         folder.chmod(0o755)
 
@@ -155,3 +155,16 @@ def test_sqlite_saying_readonly_is_reported_as_a_read_only_place_not_damage(tmp_
         assert "disk is full" in full
     finally:
         conn.close()
+
+
+def test_a_file_that_is_not_a_store_is_refused_before_the_job_starts_and_leaves_no_journal(
+    tmp_path,
+):
+    notes, marker = tmp_path / "notes.db", tmp_path / "ran"
+    notes.write_bytes(b"my thesis notes\n" * 10)
+    job = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+    with pytest.raises(StoreError, match="not a greentrain store"):
+        run_command(job, store=notes, meters=[], meter_objects=[_meter()], summary=False)
+    assert not marker.exists() and notes.read_bytes() == b"my thesis notes\n" * 10
+    folder = journal_dir(notes)
+    assert not folder.exists() or not any(folder.iterdir())

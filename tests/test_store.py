@@ -6,23 +6,20 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 from fixtures.pgserver import raw_rows
+from fixtures.store import new_run
 
 from greentrain.errors import StoreError
-from greentrain.store import SCHEMA_VERSION, Store
+from greentrain.store import SCHEMA_VERSION, Store, ops
 
 
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
-
-
-def _make_run(st: Store, run_id: str = "aaaa00000001", **kw) -> str:
-    st.create_run(run_id, name=kw.pop("name", "r"), command=["python", "x.py"], cwd="/tmp", **kw)
-    return run_id
 
 
 def test_new_store_is_wal_with_schema_version(tmp_path):
@@ -67,7 +64,7 @@ def test_foreign_sqlite_database_raises_store_error_and_is_untouched(tmp_path):
 def test_truncated_store_raises_store_error(tmp_path):
     path = tmp_path / "g.db"
     with Store(path) as st:
-        _make_run(st)
+        new_run(st, "aaaa00000001")
     data = path.read_bytes()
     path.write_bytes(data[:100] + b"\x00garbage" * 50)
     with pytest.raises(StoreError) as err:
@@ -83,8 +80,8 @@ def test_read_only_store_that_does_not_exist_raises(tmp_path):
 
 def test_stale_running_run_with_dead_wrapper_pid_reads_as_interrupted(store_target):
     with Store(store_target) as st:
-        _make_run(st, "dead00000001", pid=_dead_pid())
-        _make_run(st, "live00000001")  # this process: alive
+        new_run(st, "dead00000001", pid=_dead_pid())
+        new_run(st, "live00000001")  # this process: alive
     with Store(store_target, read_only=True) as ro:
         assert ro.get_run("dead")["status"] == "interrupted"
         assert ro.get_run("live")["status"] == "running"
@@ -95,16 +92,30 @@ def test_stale_running_run_with_dead_wrapper_pid_reads_as_interrupted(store_targ
     assert raw_rows(store_target, status) == [("interrupted",)]
 
 
+def test_a_dead_wrapper_found_by_a_reader_and_by_its_watchdog_has_one_death_event(store_target):
+    """A reader marks the run first, the watchdog's mark comes after: one event, the
+    watchdog's (it says what it stopped)."""
+    with Store(store_target) as st:
+        new_run(st, "dead00000001", pid=_dead_pid())
+        assert st.get_run("dead00000001")["status"] == "interrupted"  # the reader's mark
+        watchdog = {"t": 2.0, "event": "wrapper died", "detail": "the watchdog stopped the job"}
+        st.write(ops.AbandonRun("dead00000001", ended_unix=3.0, event=watchdog))
+        run = st.get_run("dead00000001")
+    assert [(e["event"], e["detail"]) for e in run["events"]] == [
+        ("wrapper died", "the watchdog stopped the job")
+    ]
+
+
 def test_read_only_store_refuses_writes(store_target):
     Store(store_target).close()
     with Store(store_target, read_only=True) as ro, pytest.raises(StoreError, match="read-only"):
-        _make_run(ro)
+        new_run(ro, "aaaa00000001")
 
 
 def test_run_prefix_resolution_unique_ambiguous_and_missing(store_target):
     with Store(store_target) as st:
-        _make_run(st, "abc100000000")
-        _make_run(st, "abc200000000")
+        new_run(st, "abc100000000")
+        new_run(st, "abc200000000")
         assert st.get_run("abc1")["id"] == "abc100000000"
         with pytest.raises(StoreError, match="ambiguous"):
             st.get_run("abc")
@@ -116,11 +127,11 @@ def test_run_prefix_resolution_unique_ambiguous_and_missing(store_target):
 
 def test_delete_run_removes_run_and_its_rows(store_target):
     with Store(store_target) as st:
-        rid = _make_run(st)
-        st.add_energy(
-            rid, -1, [dict(meter="fake", domain="cpu", device="h", method="fake", energy_j=1.0)]
-        )
-        st.add_metrics(rid, [{"step": 1, "window": None, "time_s": 0.1, "metrics": {"a": 1}}])
+        rid = new_run(st, "aaaa00000001")
+        cpu = dict(meter="fake", domain="cpu", device="h", method="fake", energy_j=1.0)
+        st.write(ops.AddEnergy(rid, rows=[cpu]))
+        metric = {"step": 1, "window": None, "time_s": 0.1, "metrics": {"a": 1}}
+        st.write(ops.AddMetrics(rid, entries=[metric]))
         st.delete_run(rid[:6])
         assert st.list_runs() == []
     # the store itself, not the API
@@ -132,9 +143,10 @@ def test_text_round_trips_exactly_whatever_it_holds(store_target):
     """NUL, the private-use character the PostgreSQL backend escapes it with, and the rest."""
     nasty = "nul\x00byte \ue000 \ue0000 ' \" % ? \\ %s $1 é 😀"
     with Store(store_target) as st:
-        rid = _make_run(st, name=nasty, tags={nasty: nasty})
-        st.begin_window(rid, 0, nasty, 1.0, {nasty: nasty})
-        st.add_metrics(rid, [{"step": 1, "window": nasty, "time_s": 0.1, "metrics": {nasty: 1}}])
+        rid = new_run(st, "aaaa00000001", name=nasty, tags={nasty: nasty})
+        st.write(ops.BeginWindow(rid, idx=0, name=nasty, started_unix=1.0, info={nasty: nasty}))
+        metric = {"step": 1, "window": nasty, "time_s": 0.1, "metrics": {nasty: 1}}
+        st.write(ops.AddMetrics(rid, entries=[metric]))
         run = st.get_run(rid)
         assert st.list_runs(name=nasty)[0]["id"] == rid
     assert run["name"] == nasty and run["tags"] == {nasty: nasty}
@@ -144,8 +156,9 @@ def test_text_round_trips_exactly_whatever_it_holds(store_target):
 
 def test_run_object_has_contract_keys_and_no_silent_zeros(store_target):
     with Store(store_target) as st:
-        rid = _make_run(
+        rid = new_run(
             st,
+            "aaaa00000001",
             tags={"study": "x"},
             carbon={
                 "intensity_g_per_kwh": 500.0,
@@ -156,15 +169,12 @@ def test_run_object_has_contract_keys_and_no_silent_zeros(store_target):
                 "region": None,
             },
         )
-        st.add_energy(
-            rid,
-            -1,
-            [
-                dict(meter="fake", domain="gpu", device="gpu:0", method="counter", energy_j=3.6e6),
-                dict(meter="est", domain="gpu", device="gpu:0", method="estimated", energy_j=1.8e6),
-            ],
-        )
-        st.finish_run(rid, status="finished", exit_code=0)
+        rows = [
+            dict(meter="fake", domain="gpu", device="gpu:0", method="counter", energy_j=3.6e6),
+            dict(meter="est", domain="gpu", device="gpu:0", method="estimated", energy_j=1.8e6),
+        ]
+        st.write(ops.AddEnergy(rid, rows=rows))
+        st.write(ops.FinishRun(rid, status="finished", exit_code=0, ended_unix=time.time()))
         run = st.get_run(rid)
     for key in (
         "id",
@@ -205,18 +215,18 @@ def test_run_object_has_contract_keys_and_no_silent_zeros(store_target):
 
 
 def test_concurrent_read_modify_writes_of_one_run_lose_nothing(store_target):
-    """update_config and add_events read, change and write back a run's row: two stores doing
+    """UpdateConfig and AddEvents read, change and write back a run's row: two stores doing
     it at once (as the wrapper's writer and a reaper might) keep every change."""
     import threading
 
     with Store(store_target) as st:
-        rid = _make_run(st)
+        rid = new_run(st, "aaaa00000001")
 
     def worker(k: int) -> None:
         with Store(store_target) as mine:
             for i in range(15):
-                mine.update_config(rid, {f"w{k}_{i}": i})
-                mine.add_events(rid, [{"t": 0.0, "event": f"w{k}_{i}"}])
+                mine.write(ops.UpdateConfig(rid, params={f"w{k}_{i}": i}))
+                mine.write(ops.AddEvents(rid, events=[{"t": 0.0, "event": f"w{k}_{i}"}]))
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
     for t in threads:

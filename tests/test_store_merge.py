@@ -9,29 +9,31 @@ import time
 
 import pytest
 from fixtures.pgserver import raw_rows
+from fixtures.store import new_run
 
 from greentrain.cli import main
 from greentrain.errors import ConfigError
-from greentrain.store import Store
+from greentrain.store import Store, ops
 from greentrain.store.merge import merge_stores
 
 
 def _node_store(path, run_id: str, host: str, rank: int, *, group: str = "job", finish=True):
     with Store(path) as st:
         st.host = host
-        st.create_run(run_id, name="t", command=["x"], cwd="/", group_id=group, group_rank=rank,
-                      started_unix=100.0 + rank)  # fmt: skip
-        st.add_energy(run_id, -1, [dict(meter="fake", domain="gpu", device="gpu:0",
-                                        method="fake", energy_j=10.0 * (rank + 1))])  # fmt: skip
-        st.begin_window(run_id, 0, "epoch", 101.0)
-        st.end_window(run_id, 0, 102.0, 1.0, [dict(meter="fake", domain="gpu", device="gpu:0",
-                                                   method="fake", energy_j=1.0)])  # fmt: skip
-        st.add_metrics(run_id, [{"step": i, "window": None, "time_s": i, "metrics": {"a": i}}
-                                for i in range(3 if rank == 0 else 0)])  # fmt: skip
-        st.add_sample(run_id, 0, 100.0, 0.0, [])
-        st.set_meters(run_id, [{"meter": "fake", "available": True}])
+        new_run(st, run_id, name="t", command=["x"], cwd="/", group_id=group, group_rank=rank,
+                started_unix=100.0 + rank)  # fmt: skip
+        gpu = dict(meter="fake", domain="gpu", device="gpu:0", method="fake")
+        st.write(ops.AddEnergy(run_id, rows=[dict(gpu, energy_j=10.0 * (rank + 1))]))
+        st.write(ops.BeginWindow(run_id, idx=0, name="epoch", started_unix=101.0))
+        st.write(ops.EndWindow(run_id, idx=0, ended_unix=102.0, duration_s=1.0,
+                               energy_rows=[dict(gpu, energy_j=1.0)]))  # fmt: skip
+        st.write(ops.AddMetrics(run_id, entries=[
+            {"step": i, "window": None, "time_s": i, "metrics": {"a": i}}
+            for i in range(3 if rank == 0 else 0)]))  # fmt: skip
+        st.write(ops.AddSample(run_id, seq=0, t=100.0, cpu_s=0.0))
+        st.write(ops.SetMeters(run_id, meters=[{"meter": "fake", "available": True}]))
         if finish:
-            st.finish_run(run_id, status="finished", exit_code=0, ended_unix=110.0)
+            st.write(ops.FinishRun(run_id, status="finished", exit_code=0, ended_unix=110.0))
     return str(path)
 
 

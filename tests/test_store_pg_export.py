@@ -8,12 +8,12 @@ import copy
 
 import pytest
 from fixtures.runs import NASTY, make_run, study
-from fixtures.store import write_store
+from fixtures.store import new_run, write_store
 
 from greentrain.cli.export import select_runs
 from greentrain.report import tables
 from greentrain.report.formats import NAMES as FORMATS
-from greentrain.store import Store
+from greentrain.store import Store, ops
 
 
 def _node(run_id: str, host: str, rank: int) -> dict:
@@ -36,17 +36,17 @@ def _write(target: str) -> None:
 
 def write_store_group(st: Store, run: dict, rank: int) -> None:
     """One node's run of the group ``ddp-1`` through the writer API."""
-    st.create_run(run["id"], name=run["name"], command=run["command"], cwd=run["cwd"],
-                  tags=run["tags"], env=run["env"], carbon=run["carbon"], started_unix=1.8e9,
-                  group_id="ddp-1", group_rank=rank)  # fmt: skip
-    st.update_config(run["id"], run["config"] if rank == 0 else {})
-    st.add_energy(run["id"], -1, [dict(meter="nvml", domain="gpu", device="gpu:0",
-                                       method="counter", energy_j=run["energy_j"])])  # fmt: skip
+    new_run(st, run["id"], name=run["name"], command=run["command"], cwd=run["cwd"],
+            tags=run["tags"], env=run["env"], carbon=run["carbon"], started_unix=1.8e9,
+            group_id="ddp-1", group_rank=rank)  # fmt: skip
+    st.write(ops.UpdateConfig(run["id"], params=run["config"] if rank == 0 else {}))
+    gpu = dict(meter="nvml", domain="gpu", device="gpu:0", method="counter")
+    st.write(ops.AddEnergy(run["id"], rows=[dict(gpu, energy_j=run["energy_j"])]))
     entries = [{"step": m.get("step"), "window": m.get("window"), "time_s": m["time_s"],
                 "metrics": {k: v for k, v in m.items() if k not in ("step", "window", "time_s")}}
                for m in run["metrics"]]  # fmt: skip
-    st.add_metrics(run["id"], entries)
-    st.finish_run(run["id"], status="finished", exit_code=0, ended_unix=1.8e9 + 20)
+    st.write(ops.AddMetrics(run["id"], entries=entries))
+    st.write(ops.FinishRun(run["id"], status="finished", exit_code=0, ended_unix=1.8e9 + 20))
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,12 @@
 :meth:`RunWrites.submit` appends a typed write (:mod:`greentrain.store.ops`) to the run's
 journal (:mod:`greentrain.store.journal`) and returns: the job, a window's meter reading and the
 run's end time never wait for the store. One thread lands the entries in order through
-:meth:`greentrain.store.Store.apply_entries`, the same keyed path ``greentrain store sync``,
+:meth:`greentrain.store.Store.land`, the same keyed path ``greentrain store sync``,
 merges and the watchdog use, so an entry is stored exactly once however often it is tried.
 
 A store that is locked, unreachable, hung or full is a passing fault: the thread retries, and
 one line on stderr says where the journal is. The store need not even be open when the run
-starts (:class:`StoreOpener` keeps trying in the background). At the end
+starts: the same thread opens it, and keeps trying. At the end
 :meth:`RunWrites.close` waits at most its deadline (the run's ``--grace``); whatever has not
 landed by then stays in the journal, which ``greentrain store sync`` (or the next writing
 command on this machine) lands.
@@ -28,64 +28,24 @@ from greentrain.run.oversight import say
 from greentrain.store import Store, StoreLocation
 from greentrain.store.journal import JournalWriter
 from greentrain.store.ops import Write
+from greentrain.store.writer import APPLY_BATCH
 
 RETRY_PAUSE_S = 1.0  # between attempts while the store is busy or unreachable
 ATTEMPT_S = 2.0  # how long one attempt waits for a lock
 OPEN_WAIT_S = 2.0  # how long a run's start waits for its store before going on without it
-BATCH = 200  # entries per transaction
-
-
-class StoreOpener:
-    """Opens a store in a thread of its own, so a store that does not answer never delays the
-    job: :meth:`get` returns it once open, None meanwhile (:attr:`why` says why)."""
-
-    def __init__(self, location: StoreLocation) -> None:
-        self.location = location
-        self.why: StoreError | None = None
-        self.fatal: StoreError | None = None  # a configuration error: retrying will not help
-        self._store: Store | None = None
-        self._done = threading.Event()
-        self._next_try = 0.0
-        self._start()
-
-    def _start(self) -> None:
-        self._done.clear()
-        threading.Thread(target=self._open, name="greentrain-open", daemon=True).start()
-
-    def _open(self) -> None:
-        try:
-            self._store = Store(self.location, sync=False)
-        except StoreBusy as err:
-            self.why = err
-            self._next_try = time.monotonic() + RETRY_PAUSE_S
-        except StoreError as err:
-            self.why = self.fatal = err
-        finally:
-            self._done.set()
-
-    def wait(self, seconds: float) -> Store | None:
-        """Wait up to ``seconds`` for the store; raise its configuration error (a malformed
-        URL, a file that is not a store, a newer schema); None if it is not open yet."""
-        self._done.wait(seconds)
-        if self.fatal is not None:
-            raise self.fatal
-        return self._store
-
-    def get(self) -> Store | None:
-        """The store if open; otherwise start another attempt when the last one failed."""
-        if self._store is None and self._done.is_set() and self.fatal is None:
-            if time.monotonic() >= self._next_try:
-                self._start()
-        return self._store
 
 
 class RunWrites:
     """One run's journal and the thread landing it (see the module docstring)."""
 
-    def __init__(self, journal: JournalWriter | None, store: Store | StoreOpener) -> None:
+    def __init__(self, journal: JournalWriter | None, store: Store | StoreLocation) -> None:
         self.journal = journal
         self.errors: list[str] = []  # writes the store refused for good (kept in the journal)
-        self._store = store
+        self.location = store.location if isinstance(store, Store) else store
+        self._store = store if isinstance(store, Store) else None
+        self._why: StoreError | None = None  # why the store is not open yet
+        self._fatal: StoreError | None = None  # a configuration error: retrying will not help
+        self._tried = threading.Event()  # the first attempt to open the store has ended
         self._pid = os.getpid()
         self._pending: collections.deque[tuple[int, Write]] = collections.deque()
         self._cond = threading.Condition()
@@ -123,22 +83,42 @@ class RunWrites:
 
     def store(self) -> Store | None:
         """The store, once open."""
-        return self._store if isinstance(self._store, Store) else self._store.get()
+        return self._store
+
+    def wait_open(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the first attempt to open the store; raise its
+        configuration error (a malformed URL, a file that is not a store, a newer schema)."""
+        self._tried.wait(seconds)
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _open(self) -> Store | None:
+        """The store, opened now if it was not (None: busy or unreachable; :attr:`_why`)."""
+        if self._store is None and self._fatal is None:
+            try:
+                self._store = Store(self.location, sync=False)
+            except StoreBusy as err:
+                self._why = err
+            except StoreError as err:
+                self._why = self._fatal = err
+        self._tried.set()
+        return self._store
 
     def _loop(self) -> None:
         while True:
+            store = self._open()
             with self._cond:
-                while not self._pending and not self._closing:
+                waiting = store is not None or self._fatal is not None  # else: retry soon
+                while waiting and not self._pending and not self._closing:
                     self._cond.wait()
-                if not self._pending or self._past_deadline():
+                if self._closing and (not self._pending or self._past_deadline()):
                     return
-                batch = [self._pending[i] for i in range(min(BATCH, len(self._pending)))]
-            store = self.store()
+                batch = [self._pending[i] for i in range(min(APPLY_BATCH, len(self._pending)))]
             if store is None:
-                opener = self._store
-                why = getattr(opener, "fatal", None) or getattr(opener, "why", None)
-                self._busy(why or f"store {opener.location.shown} does not answer yet")  # type: ignore[union-attr]
+                self._busy(self._why or f"store {self.location.shown} does not answer yet")
                 self._pause()
+                continue
+            if not batch:
                 continue
             if not self._synced:  # every writing command lands its store's waiting journals
                 self._synced = True
@@ -160,19 +140,8 @@ class RunWrites:
 
     def _apply(self, store: Store, batch: list[tuple[int, Write]]) -> None:
         """Land ``batch``; a write the store refuses for good is noted and the rest land."""
-        try:
-            with store.patience(ATTEMPT_S):
-                store.apply_entries(batch)
-            return
-        except StoreBusy:
-            raise
-        except Exception as err:  # noqa: BLE001 - find the one write that fails, keep the rest
-            if len(batch) == 1:
-                n, write = batch[0]
-                self.errors.append(f"entry {n} ({write.op}): {err}")
-                return
-        for entry in batch:
-            self._apply(store, [entry])
+        with store.patience(ATTEMPT_S):
+            self.errors += store.land(batch, len(batch)).refused
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline

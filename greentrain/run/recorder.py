@@ -7,16 +7,16 @@ read from the :class:`~greentrain.run.meterset.MeterSet` at every window boundar
 wrapper die) and when the job ends; the best figure per domain is decided by
 :func:`greentrain.record.ranking.select_best`, the function readers use too. Every write is a
 typed :mod:`greentrain.store.ops` value handed to :class:`~greentrain.run.applier.RunWrites`
-(journal first, then the store), so a busy store never delays the job, a window's reading or
-the run's end time.
+(journal first, then the store) the moment it is made -- an event, a meter's changed status,
+a device taken over; logged metrics at the latest :data:`METRIC_FLUSH_S` seconds after they
+arrive -- so a busy store never delays the job and a SIGKILLed wrapper's record keeps them.
 
 Durations (the run's, a window's, a baseline's) come from the :class:`Clock`'s monotonic
 clock; its wall clock only labels instants (``started_at``, ``ended_at``, events), so a clock
 step mid-run changes no duration.
 
-A run of a group (one node's part of a multi-node job) takes part in its group's device
-election on this host (:mod:`greentrain.run.election`): its meter set reports only the devices
-it won, and the record says which it left to whom.
+A run of a group takes part in its group's device election on this host
+(:mod:`greentrain.run.election`): it meters only the devices it won, and says which it left.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ from greentrain.run.meterset import MeterSet
 from greentrain.store import ops, redact_all
 from greentrain.store.liveness import process_started, start_ticks
 
-METRIC_FLUSH_N = 64  # metrics buffered before a store write ...
-METRIC_FLUSH_S = 1.0  # ... or seconds since the last one
+METRIC_FLUSH_N = 64  # metrics buffered before they are journalled ...
+METRIC_FLUSH_S = 1.0  # ... or at most this many seconds after they arrived
 SAMPLE_S = 10.0  # seconds between samples of the run's timeline (0: none)
 
 
@@ -95,7 +95,6 @@ class Recorder:
         self.m0 = self.clock.mono()  # the same instant on the monotonic clock
         self.offset: Readings | None = None
         self.cpu: JobCPU | None = None
-        self.events: list[dict[str, Any]] = []
         self.ended: float | None = None  # unix seconds (label)
         self.ended_mono: float | None = None
         self.final: Readings | None = None
@@ -103,8 +102,9 @@ class Recorder:
         self._windows: dict[str, tuple[int, str, float, float, Readings, dict]] = {}  # t, mono
         self._next_window = 0
         self._metrics: list[dict[str, Any]] = []
-        self._last_flush = time.monotonic()
         self._sampler: Poller | None = None
+        self._flusher = Poller(self.flush_metrics, METRIC_FLUSH_S, "greentrain-metrics")
+        self._meters_stored: list[dict[str, Any]] | None = None  # the statuses last journalled
         self._seq = 0
         self._late: dict[str, float] = {}  # slow meters that joined after launch -> mono when
         self.finalized = False
@@ -131,15 +131,21 @@ class Recorder:
             group_rank=self.group.rank if self.group else None, parent_id=parent_id,
         ), sync=True)  # fmt: skip
 
-    def event(self, event: str, **detail: Any) -> None:
-        """Note something that happened to the run (stored in the record's ``events`` at the
-        end)."""
-        self.events.append(redact_all({"t": self.clock.wall(), "event": event, **detail}))
-
     def event_now(self, event: str, **detail: Any) -> None:
-        """:meth:`event`, stored now (a forecast, a budget): kept should the wrapper die."""
+        """Note something that happened to the run (a signal forwarded, a forecast, a budget)
+        in its ``events``: journalled now, so it is kept should the wrapper die."""
         entry = redact_all({"t": self.clock.wall(), "event": event, **detail})
         self.writes.submit(ops.AddEvents(self.run_id, events=[entry]))
+
+    def store_meters(self) -> None:
+        """Journal the meters' statuses if they changed since last time (a slow meter became
+        ready, a meter failed mid-run): the record says so at once, not at the end."""
+        statuses = self.meters.statuses()
+        with self._lock:
+            if statuses == self._meters_stored:
+                return
+            self._meters_stored = statuses
+        self.writes.submit(ops.SetMeters(self.run_id, meters=statuses))
 
     def spent_j(self) -> float | None:
         """The run's energy so far, joules: the best figure per domain, summed (None while no
@@ -163,18 +169,15 @@ class Recorder:
             self._metrics.append(entry)
             for logged in self._window_metrics.values():  # for listeners of open windows
                 logged.append(entry)
-            if (
-                len(self._metrics) >= METRIC_FLUSH_N
-                or time.monotonic() - self._last_flush > METRIC_FLUSH_S
-            ):
+            if len(self._metrics) >= METRIC_FLUSH_N:
                 self.flush_metrics()
 
     def flush_metrics(self) -> None:
+        """Journal the metrics logged since the last flush (under the lock: in their order)."""
         with self._lock:
-            pending, self._metrics = self._metrics, []
-            self._last_flush = time.monotonic()
-        if pending:
-            self.writes.submit(ops.AddMetrics(self.run_id, entries=pending))
+            if self._metrics:
+                self.writes.submit(ops.AddMetrics(self.run_id, entries=self._metrics))
+                self._metrics = []
 
     def on_window_begin(
         self, key: str, name: str, info: dict[str, Any], t: float, readings: Readings | None = None
@@ -254,7 +257,7 @@ class Recorder:
             self.offset = self.meters.read()
         self.t0, self.m0 = self.clock.wall(), self.clock.mono()
         self.cpu = cpu
-        self._submit_sample(self.t0, self.offset)
+        self.sample(self.t0, self.offset)
         if self.election is not None:
             summary = self.election.summary()
             self.writes.submit(ops.SetRunFields(self.run_id, fields={"election": summary}))
@@ -262,6 +265,7 @@ class Recorder:
         if self.sample_s > 0:
             self._sampler = Poller(self.sample, self.sample_s, "greentrain-samples")
             self._sampler.start()
+        self._flusher.start()
 
     def on_meter_ready(self, name: str, meter: Any) -> None:
         """A slow meter became ready after the job started: count it from now (its head is
@@ -272,20 +276,23 @@ class Recorder:
                 return  # before launch: the launch reading covers it
             self.offset[name] = reading
             self._late[name] = self.clock.mono()
+        self.store_meters()
 
     def _taken_over(self, keys: list[str]) -> None:
         """Devices another wrapper of the group metered until now: count them from here."""
         self.meters.read()  # the device's counter from this instant on
-        taken = self.election.summary()["taken_over"] if self.election else {}
+        summary = self.election.summary() if self.election else {}
+        self.writes.submit(ops.SetRunFields(self.run_id, fields={"election": summary}))
+        taken = summary.get("taken_over") or {}
         for key in keys:
-            self.event("device taken over", device=key, **{"from": taken.get(key, {}).get("from")})
+            self.event_now("device taken over", device=key,
+                           **{"from": taken.get(key, {}).get("from")})  # fmt: skip
 
-    def sample(self) -> None:
-        """Read every meter now; store the run's totals so far and one timeline sample."""
-        readings = self.meters.read()
-        self._submit_sample(self.clock.wall(), readings)
-
-    def _submit_sample(self, t: float, readings: Readings) -> None:
+    def sample(self, t: float | None = None, readings: Readings | None = None) -> None:
+        """Journal one timeline sample and the run's totals so far: at unix ``t`` (default:
+        now), of ``readings`` (default: every meter read now)."""
+        t = self.clock.wall() if t is None else t
+        readings = self.meters.read() if readings is None else readings
         totals = diff_readings(readings, self.offset) if self.offset else readings
         with self._lock:
             seq, self._seq = self._seq, self._seq + 1
@@ -301,6 +308,7 @@ class Recorder:
             "group": self.group.id if self.group else None,
             "node": self.group.rank if self.group else None,
         })  # fmt: skip
+        self.store_meters()
 
     def stop(self) -> None:
         """The job ended: take the end instant and the final readings now, before any write."""
@@ -309,6 +317,7 @@ class Recorder:
         self.ended, self.ended_mono = self.clock.wall(), self.clock.mono()
         if self._sampler is not None:
             self._sampler.stop()
+        self._flusher.stop()
         if self._retrier is not None:
             self._retrier.stop()
         self.final = self.meters.stop()
@@ -316,9 +325,9 @@ class Recorder:
             self.election.close()  # after the final readings: a sibling may take over now
 
     def finalize(self, status: str, exit_code: int | None) -> None:
-        """Queue the record's end: energy (whole run + open windows), best figures, meters,
-        events, status and the duration (monotonic seconds). The caller waits for the writes
-        to land (:meth:`RunWrites.close`) and then calls :meth:`ended_with`."""
+        """Queue the record's end: energy (whole run + open windows), best figures, meters
+        (with the last sample), status and the duration (monotonic seconds). The caller waits
+        for the writes to land (:meth:`RunWrites.close`) and then calls :meth:`ended_with`."""
         if self.finalized:
             return
         self.finalized = True
@@ -331,18 +340,16 @@ class Recorder:
         for name, ready in self._late.items():
             if name in totals:
                 totals[name] = extrapolate_head(totals[name], ready - self.m0, mono - ready)
-        self._submit_sample(ended, final)
+        self.sample(ended, final)
         self.writes.submit(ops.AddEnergy(self.run_id, window_idx=RUN_SCOPE,
                                          rows=readings_rows(totals)))  # fmt: skip
         fields: dict[str, Any] = {"best": to_jsonable(select_best(totals, self.meters.statuses()))}
         if self.election is not None:
             fields["election"] = summary = self.election.summary()
             if summary["elsewhere"]:
-                self.event("devices metered by another run of the group",
-                           devices=dict(summary["elsewhere"]))  # fmt: skip
+                self.event_now("devices metered by another run of the group",
+                               devices=dict(summary["elsewhere"]))  # fmt: skip
         self.writes.submit(ops.SetRunFields(self.run_id, fields=fields))
-        self.writes.submit(ops.SetMeters(self.run_id, meters=self.meters.statuses()))
-        self.writes.submit(ops.AddEvents(self.run_id, events=self.events))
         self.writes.submit(ops.FinishRun(
             self.run_id, status=status, exit_code=exit_code, ended_unix=ended,
             duration_s=max(0.0, mono - self.m0),

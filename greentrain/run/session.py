@@ -22,7 +22,7 @@ from typing import Any
 
 from greentrain.errors import StoreError
 from greentrain.meters.base import Meter
-from greentrain.run.applier import OPEN_WAIT_S, RunWrites, StoreOpener
+from greentrain.run.applier import OPEN_WAIT_S, RunWrites
 from greentrain.run.group import GroupInfo
 from greentrain.run.identity import new_run_id, parent_run_id
 from greentrain.run.meterset import MeterSet
@@ -30,7 +30,7 @@ from greentrain.run.options import RunOptions
 from greentrain.run.oversight import say
 from greentrain.run.recorder import Clock, Recorder
 from greentrain.run.slurm_accounting import record_slurm_figure
-from greentrain.store import Store, StoreLocation, locate, ops
+from greentrain.store import Store, StoreLocation, locate
 from greentrain.store.journal import JournalWriter
 
 EXIT_MARGIN_S = 2.0  # at most this much of --grace (half at most) is kept for the exit
@@ -39,19 +39,21 @@ MIN_WAIT_S = 0.2  # the store's least wait at the end (a healthy store needs mil
 
 def open_writes(target: Store | str | Any, run_id: str) -> tuple[RunWrites, StoreLocation, bool]:
     """The run's writer: (writes, the store's location, whether the session opened the store
-    and closes it). Raises StoreError for a configuration error only."""
-    if isinstance(target, Store):
-        location, store, owned = target.location, target, False
-    else:
-        location, owned = locate(target), True
-        opener = StoreOpener(location)
-        store = opener.wait(OPEN_WAIT_S)
+    and closes it). It waits at most :data:`OPEN_WAIT_S` for the store; raises StoreError for
+    a configuration error only."""
+    owned = not isinstance(target, Store)
+    location = locate(target) if owned else target.location
+    writes = RunWrites(None, location if owned else target)
     try:
-        journal: JournalWriter | None = JournalWriter(location, run_id)
+        writes.wait_open(OPEN_WAIT_S)
+    except StoreError:
+        writes.close(0.0)  # nothing was written: no journal
+        raise
+    try:
+        writes.journal = JournalWriter(location, run_id)
     except (OSError, StoreError) as err:
         say(f"the run's journal cannot be written ({err}); its writes go to the store only")
-        journal = None
-    return RunWrites(journal, store if store is not None else opener), location, owned
+    return writes, location, owned
 
 
 def rescue_if_replaced(store: Store, run_id: str) -> None:
@@ -103,7 +105,7 @@ class RunSession:
         record their status."""
         self.meters.start(background_slow=self.opts.baseline_s == 0,
                           on_ready=self.recorder.on_meter_ready, defer_slow=defer_slow)  # fmt: skip
-        self.writes.submit(ops.SetMeters(self.run_id, meters=self.meters.statuses()))
+        self.recorder.store_meters()
 
     def finish(self, status: str, exit_code: int | None) -> dict[str, Any]:
         """Queue the record's end, wait at most ``--grace`` seconds for the store (landing the

@@ -171,7 +171,7 @@ def run_command(
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
     recorder: Recorder | None = None
     session: RunSession | None = None
-    watcher = SignalWatcher(lambda *a, **k: recorder.event(*a, **k) if recorder else None)
+    watcher = SignalWatcher(lambda *a, **k: recorder.event_now(*a, **k) if recorder else None)
     watcher.start()
     channel: ChannelServer | None = None
     watchdog: Watchdog | None = None
@@ -229,8 +229,8 @@ def run_command(
                     exit_code, killed_by = exit_code_of(job.wait())
                 stopped = job.stop_leftovers(spare=[watchdog.pid] if watchdog else [])
                 if stopped and recorder is not None:
-                    recorder.event("processes stopped", count=stopped, processes=job.stopped,
-                                   detail="still running when the command exited")  # fmt: skip
+                    recorder.event_now("processes stopped", count=stopped, processes=job.stopped,
+                                       detail="still running when the command exited")  # fmt: skip
             oversight.close()
             if recorder is not None:
                 recorder.stop()  # the end instant and final readings, before any store write

@@ -148,11 +148,11 @@ def rescue(
             + "; energy is the last sample the wrapper stored"
         ),
     }
+    write = AbandonRun(run_id, ended_unix=time.time(), event=event)
     try:
         with Store(store_path) as store:  # lands the dead wrapper's journal first
-            store.abandon_run(run_id, time.time(), event)
+            store.write(write)
     except Exception as err:  # noqa: BLE001 - the store does not answer: the journal keeps it
-        write = AbandonRun(run_id, ended_unix=time.time(), event=event)
         try:
             where = append_last_word(locate(store_path), run_id, write)
         except Exception as again:  # noqa: BLE001 - nobody is left to tell but the terminal

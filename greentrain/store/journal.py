@@ -101,16 +101,20 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class JournalWriter:
-    """The run's side: create ``<run id>.jnl`` (locked), append entries. OSError when the
-    journal cannot be created; :meth:`append` never raises (see :attr:`broken`)."""
+    """The run's side: create ``<run id>.jnl`` (locked), append entries; with ``reopen``, take
+    the run's existing journal over instead (a dead wrapper's, for its watchdog), if there is
+    one. OSError when the journal cannot be created; :meth:`append` never raises (see
+    :attr:`broken`)."""
 
-    def __init__(self, location: StoreLocation, run_id: str) -> None:
+    def __init__(self, location: StoreLocation, run_id: str, *, reopen: bool = False) -> None:
         folder = _private_dir(journal_root() / store_key(location))
         self.path = folder / f"{run_id}{SUFFIX}"
         self.run_id = run_id
         self.pid = os.getpid()  # a forked child (a data loader worker) never appends
         self.broken: OSError | None = None  # the first failed append: later entries in memory only
         self.n = 0
+        if reopen and self._reopen():
+            return
         if self.path.exists():
             raise FileExistsError(f"journal {self.path} exists already")
         # made and locked under another name, then published: no importer sees it unlocked
@@ -130,14 +134,35 @@ class JournalWriter:
             finally:
                 os.close(dir_fd)
 
-    def append(self, write: Write, *, sync: bool = False) -> int:
-        """Write ``write`` as the next entry (``fsync`` too if ``sync``); its number. A failed
-        write (a full disk) is cut back to the last whole entry and noted in :attr:`broken`."""
+    def _reopen(self) -> bool:
+        """Lock the journal at :attr:`path` for appending (waiting for an importer that holds
+        it); False if there is none, or an importer took it meanwhile (then it is gone)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        except FileNotFoundError:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                end = os.lseek(fd, 0, os.SEEK_END)
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    _write_all(fd, b"\n")  # a torn tail stays a line of its own (skipped)
+                self._fd = fd
+                return True
+        os.close(fd)
+        return False
+
+    def append(self, write: Write, *, sync: bool = False, n: int | None = None) -> int:
+        """Write ``write`` as entry ``n`` (default: the next; ``fsync`` too if ``sync``); its
+        number. A failed write (a full disk) is cut back to the last whole entry and noted in
+        :attr:`broken`."""
         if os.getpid() != self.pid:
             return self.n
-        self.n += 1
-        self._write(self.n, write, sync)
-        return self.n
+        if n is None:
+            self.n += 1
+            n = self.n
+        self._write(n, write, sync)
+        return n
 
     def _write(self, n: int, write: Write, sync: bool) -> None:
         if self.broken is None and self._fd >= 0:
@@ -150,12 +175,6 @@ class JournalWriter:
                 self.broken = err
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, end)
-
-    def sync(self) -> None:
-        """``fsync`` what was appended."""
-        if self.broken is None and self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.fsync(self._fd)
 
     def close(self, *, remove: bool) -> None:
         """Release the journal (to importers), or delete it first if ``remove`` (all landed)."""
@@ -173,24 +192,14 @@ LAST_WORD_N = 2**62  # the entry number of a dead wrapper's watchdog: after any 
 
 def append_last_word(location: StoreLocation, run_id: str, write: Write) -> Path:
     """A dead wrapper's watchdog, the store unreachable: add ``write`` to the run's journal
-    (a new one if every entry had landed) as entry :data:`LAST_WORD_N`; the journal's path."""
-    path = journal_dir(location) / f"{run_id}{SUFFIX}"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND)
-    except FileNotFoundError:
-        journal = JournalWriter(location, run_id)
-        journal._write(LAST_WORD_N, write, True)
-        journal.close(remove=False)
-        return path
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if os.lseek(fd, 0, os.SEEK_END) and os.pread(fd, 1, os.lseek(fd, -1, os.SEEK_END)) != b"\n":
-            _write_all(fd, b"\n")  # the torn tail stays a line of its own (reported, skipped)
-        _write_all(fd, _line(LAST_WORD_N, write.op, write.args()))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return path
+    (a new one if every entry had landed) as entry :data:`LAST_WORD_N`; the journal's path.
+    OSError if it cannot be written."""
+    journal = JournalWriter(location, run_id, reopen=True)
+    journal.append(write, sync=True, n=LAST_WORD_N)
+    journal.close(remove=False)
+    if journal.broken is not None:
+        raise journal.broken
+    return journal.path
 
 
 @dataclass
@@ -255,11 +264,7 @@ def pending_journals(store: str | os.PathLike[str] | StoreLocation | None = None
 
 def has_pending(location: StoreLocation, run_id: str) -> bool:
     """Whether a journal of ``run_id`` for this store waits on this machine."""
-    folder = journal_dir(location)
-    with contextlib.suppress(OSError):
-        return any(p.name.startswith(run_id + SUFFIX) and not p.name.endswith(".failed")
-                   for p in folder.iterdir())  # fmt: skip
-    return False
+    return any(p.name.startswith(run_id + SUFFIX) for p in pending_journals(location))
 
 
 def waiting_stores() -> list[str]:

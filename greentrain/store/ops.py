@@ -286,7 +286,9 @@ class FinishRun(Write):
 @dataclass(frozen=True, eq=False)
 class AbandonRun(Write):
     """The run's wrapper died: mark it ``interrupted`` if still ``running`` (ended at
-    ``ended_unix``, else at its last sample) and append ``event`` either way."""
+    ``ended_unix``, else at its last sample) and append ``event`` either way, in place of an
+    event of its kind already there (a reader that found the wrapper gone first): one death,
+    one event."""
 
     op: ClassVar[str] = "abandon_run"
     ended_unix: float | None = None
@@ -298,7 +300,9 @@ class AbandonRun(Write):
         ).fetchone()
         if row is None:
             return
-        events = dumps(loads(row[1], []) + [to_jsonable(self.event)])
+        kind = self.event.get("event")
+        kept = [e for e in loads(row[1], []) if not isinstance(e, dict) or e.get("event") != kind]
+        events = dumps(kept + [to_jsonable(self.event)])
         if row[0] != "running":
             tx.execute("UPDATE runs SET events = ? WHERE id = ?", (events, self.run_id))
             return

@@ -23,6 +23,7 @@ from greentrain.record.jsonable import loads
 from greentrain.record.nesting import ancestor_chain
 from greentrain.record.split import Timeline, attribute
 from greentrain.store.backend import connect
+from greentrain.store.journal import has_pending
 from greentrain.store.liveness import pid_alive
 from greentrain.store.location import StoreLocation, locate
 from greentrain.store.schema import SCHEMA_VERSION, check_schema, init_schema
@@ -234,10 +235,13 @@ class StoreReader:
         return row
 
     def _wrapper_gone(self, row: dict[str, Any]) -> bool:
+        """Whether the run is ``running`` but its wrapper is gone from this host, and no
+        journal of it waits here (its end may be in the journal)."""
         return (
             row["status"] == "running"
             and row["host"] == self.host
-            and not pid_alive(row["pid"], row["pid_started"])
+            and not pid_alive(row["pid"], row["pid_started"], row.get("pid_ticks"))
+            and not has_pending(self.location, row["id"])
         )
 
     def _children(

@@ -1,22 +1,27 @@
-"""The store's writer API: a run's writes, as :mod:`greentrain.store.ops` types them.
+"""The store's writes: every write is a typed :mod:`greentrain.store.ops` value, applied by
+:meth:`Store.write` (one write, one transaction) or, for a run's journal, by
+:meth:`Store.apply_entries` / :meth:`Store.land`, each entry exactly once: its unique key
+``(run_id, n)`` goes into the ``journal_applied`` table in the same transaction as its rows
+(``INSERT ... ON CONFLICT DO NOTHING``; an entry whose key is there already is skipped), so
+applying a journal twice, from two processes at once, or again after a crash mid-apply changes
+nothing. :meth:`Store.land` is the one landing routine of the wrapper's writer thread,
+``greentrain store sync``, every writing open, the watchdog and merge.
 
-``create_run`` (status ``running``) -> ``set_meters`` / ``update_config`` / ``begin_window`` /
-``end_window`` / ``add_metrics`` / ``add_energy`` -> ``set_run_fields(best=...)`` ->
-``finish_run``. Each call is one short transaction (retried whole while the store is busy).
-
-A run's own writes come from its journal instead, through :meth:`Store.apply_entries`: each
-entry is applied with its unique key ``(run_id, n)`` in the ``journal_applied`` table, in the
-same transaction as its rows (``INSERT ... ON CONFLICT DO NOTHING``; an entry whose key is
-there already is skipped), so applying a journal twice, from two processes at once, or again
-after a crash mid-apply changes nothing.
+Recovery: a run whose wrapper died on this host (its pid gone, no journal of it waiting here)
+is marked ``interrupted`` by the next reader that finds it (:meth:`Store._reap`), ended at its
+last sample, whose energy the record keeps; a run whose journal still waits is left for
+``greentrain store sync``, as its end may be in the journal. :meth:`Store.replaced` and
+:meth:`Store.save_copy` let a wrapper notice its store file vanished and write everything it
+still holds to a new file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +29,9 @@ from typing import Any
 import greentrain.store.ops as ops
 from greentrain.errors import StoreBusy, StoreError
 from greentrain.record.text import storable
+from greentrain.store.connection import one_line
 from greentrain.store.journal import claim, pending_journals, read_journal
-from greentrain.store.liveness import process_started, start_ticks
-from greentrain.store.recovery import StoreRecovery
+from greentrain.store.reader import StoreReader
 from greentrain.store.schema import CHILD_TABLES, KEY_TABLE
 
 
@@ -50,11 +55,13 @@ class StorableTx:
 
 @dataclass
 class Applied:
-    """What applying journal entries did: entries stored now, and entries found already there
-    (applied before, by this process or another)."""
+    """What applying journal entries did: entries stored now, entries found already there
+    (applied before, by this process or another), and one line per entry the store refused
+    for good (not stored; its journal keeps it)."""
 
     stored: int = 0
     already: int = 0
+    refused: list[str] = field(default_factory=list)
 
 
 APPLY_BATCH = 200  # journal entries per transaction when a journal is synced
@@ -62,19 +69,17 @@ OPEN_SYNC_PATIENCE_S = 5.0  # how long opening a store waits for it to land wait
 
 
 @dataclass
-class SyncReport:
-    """What :meth:`Store.sync_journals` did: journals landed whole (and deleted), entries
-    stored now and found already there, torn entries skipped (one line each), and journals
-    left waiting (one line each: in use, or the store did not take them)."""
+class SyncReport(Applied):
+    """What :meth:`Store.sync_journals` did: the entries' counts (:class:`Applied`), journals
+    landed whole (and deleted), torn entries skipped (one line each), and journals left
+    waiting (one line each: in use, or the store did not take them)."""
 
     journals: int = 0
-    stored: int = 0
-    already: int = 0
     torn: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
 
 
-class Store(StoreRecovery):
+class Store(StoreReader):
     """The one reader/writer of run records: an SQLite file in WAL mode, or a PostgreSQL
     database (a ``postgresql://`` URL).
 
@@ -111,8 +116,6 @@ class Store(StoreRecovery):
         entry for good leaves it as ``...failed``."""
         report = SyncReport()
         for path in pending_journals(self.location):
-            if path.name.endswith(".failed"):
-                continue
             with claim(path) as claimed:
                 if claimed is None:
                     report.kept.append(f"{path}: in use by its run or another importer")
@@ -121,21 +124,22 @@ class Store(StoreRecovery):
         return report
 
     def _land(self, path: Path, report: SyncReport) -> bool:
-        """Apply one claimed journal; False when the store was busy (the journal stays)."""
+        """Land one claimed journal and delete it; False when the store was busy (the journal
+        stays). One the store refused entries of is kept as ``...failed``."""
         journal = read_journal(path)
         report.torn += journal.torn
         try:
-            for start in range(0, len(journal.entries), APPLY_BATCH):
-                done = self.apply_entries(journal.entries[start : start + APPLY_BATCH])
-                report.stored += done.stored
-                report.already += done.already
+            done = self.land(journal.entries)
         except StoreBusy as err:
             report.kept.append(f"{path}: {err}")
             return False
-        except StoreError as err:
+        report.stored += done.stored
+        report.already += done.already
+        report.refused += done.refused
+        if done.refused:
             failed = path.with_name(path.name.split(".claimed-")[0] + ".failed")
             path.rename(failed)
-            report.kept.append(f"{failed}: the store refused it ({err})")
+            report.kept.append(f"{failed}: the store refused {'; '.join(done.refused)}")
             return True
         path.unlink()
         report.journals += 1
@@ -165,107 +169,30 @@ class Store(StoreRecovery):
 
         return self._conn.write(run) if entries else Applied()
 
-    def create_run(
-        self,
-        run_id: str,
-        *,
-        name: str,
-        command: list[str],
-        cwd: str,
-        tags: Mapping[str, str] | None = None,
-        git: Mapping[str, Any] | None = None,
-        env: Mapping[str, Any] | None = None,
-        carbon: Mapping[str, Any] | None = None,
-        started_unix: float | None = None,
-        pid: int | None = None,
-        group_id: str | None = None,
-        group_rank: int | None = None,
-        parent_id: str | None = None,
-    ) -> None:
-        """Insert a ``running`` run owned by process ``pid`` (default: this one) on this host;
-        ``group_id``: the run group it is one node's part of, ``group_rank`` its rank there;
-        ``parent_id``: the run it is nested in (:mod:`greentrain.record.nesting`)."""
-        pid = os.getpid() if pid is None else pid
-        self.write(ops.CreateRun(
-            run_id, name=name, command=list(command), cwd=cwd, tags=dict(tags or {}),
-            git=dict(git or {}), env=dict(env or {}),
-            carbon=None if carbon is None else dict(carbon),
-            started_unix=time.time() if started_unix is None else started_unix, host=self.host,
-            pid=pid, pid_started=process_started(pid), pid_ticks=start_ticks(pid),
-            group_id=group_id, group_rank=group_rank, parent_id=parent_id,
-        ))  # fmt: skip
+    def land(self, entries: Sequence[tuple[int, ops.Write]], batch: int | None = None) -> Applied:
+        """Apply journal entries in order, ``batch`` (:data:`APPLY_BATCH`) per transaction; an
+        entry the store refuses for good (a bad value, a constraint) is named in ``refused``
+        and the others land. StoreBusy passes through (what landed stays landed: the keys)."""
+        done, batch = Applied(), batch or APPLY_BATCH
+        for start in range(0, len(entries), batch):
+            self._land_batch(entries[start : start + batch], done)
+        return done
 
-    def update_config(self, run_id: str, params: Mapping[str, Any]) -> None:
-        """Merge ``params`` into the run's config (later keys win), in one transaction."""
-        self.write(ops.UpdateConfig(run_id, params=dict(params)))
-
-    def set_run_fields(self, run_id: str, **fields: Any) -> None:
-        """Update plain columns (carbon, baseline, best, git, env, name ...); dicts -> JSON."""
-        self.write(ops.SetRunFields(run_id, fields=fields))
-
-    def set_meters(self, run_id: str, meters: Iterable[Mapping[str, Any]]) -> None:
-        """Record (replace) each meter's status: meter, available, reason, fix, error, devices."""
-        self.write(ops.SetMeters(run_id, meters=[dict(m) for m in meters]))
-
-    def add_energy(self, run_id: str, window_idx: int, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Store (replace) energy rows for a scope: ``window_idx`` = -1 (whole run) or a window."""
-        self.write(ops.AddEnergy(run_id, window_idx=window_idx, rows=[dict(r) for r in rows]))
-
-    def begin_window(
-        self, run_id: str, idx: int, name: str, started_unix: float, info: Mapping | None = None
-    ) -> None:
-        """Open window ``idx`` named ``name``."""
-        self.write(ops.BeginWindow(run_id, idx=idx, name=name, started_unix=started_unix,
-                                   info=dict(info or {})))  # fmt: skip
-
-    def end_window(
-        self,
-        run_id: str,
-        idx: int,
-        ended_unix: float,
-        duration_s: float,
-        energy_rows: Iterable[Mapping[str, Any]] = (),
-    ) -> None:
-        """Close window ``idx`` (duration in seconds) and store its energy rows."""
-        self.write(ops.EndWindow(run_id, idx=idx, ended_unix=ended_unix, duration_s=duration_s,
-                                 energy_rows=[dict(r) for r in energy_rows]))  # fmt: skip
-
-    def add_metrics(self, run_id: str, entries: Iterable[Mapping[str, Any]]) -> None:
-        """Append logged metrics: each entry has step, window, time_s and a metrics dict."""
-        self.write(ops.AddMetrics(run_id, entries=[dict(e) for e in entries]))
-
-    def finish_run(
-        self,
-        run_id: str,
-        *,
-        status: str,
-        exit_code: int | None,
-        ended_unix: float | None = None,
-        duration_s: float | None = None,
-    ) -> None:
-        """Set the final status, exit code, end time and duration (seconds; default: end -
-        record creation)."""
-        self.write(ops.FinishRun(
-            run_id, status=status, exit_code=exit_code,
-            ended_unix=time.time() if ended_unix is None else ended_unix, duration_s=duration_s,
-        ))  # fmt: skip
-
-    def add_events(self, run_id: str, events: Iterable[Mapping[str, Any]]) -> None:
-        """Append events (``{"t", "event", ...}``) to the run's ``events`` list."""
-        self.write(ops.AddEvents(run_id, events=[dict(e) for e in events]))
-
-    def add_sample(
-        self,
-        run_id: str,
-        seq: int,
-        t: float,
-        cpu_s: float | None,
-        readings: Iterable[Mapping[str, Any]],
-    ) -> None:
-        """Store the run's ``seq``-th sample: unix time, job CPU seconds and cumulative readings
-        (:func:`greentrain.record.readings.sample_readings`)."""
-        self.write(ops.AddSample(run_id, seq=seq, t=t, cpu_s=cpu_s,
-                                 readings=[dict(r) for r in readings]))  # fmt: skip
+    def _land_batch(self, entries: Sequence[tuple[int, ops.Write]], done: Applied) -> None:
+        try:
+            got = self.apply_entries(entries)
+        except StoreBusy:
+            raise
+        except Exception as err:  # noqa: BLE001 - find the one write that fails, keep the rest
+            if len(entries) == 1:
+                n, write = entries[0]
+                done.refused.append(f"entry {n} ({write.op}): {one_line(err)}")
+                return
+            for entry in entries:
+                self._land_batch([entry], done)
+            return
+        done.stored += got.stored
+        done.already += got.already
 
     def delete_run(self, run_id: str) -> list[str]:
         """Delete a run, or every run of a group, and all their rows (``run_id`` may be a
@@ -280,3 +207,30 @@ class Store(StoreRecovery):
 
         self._conn.write(delete)
         return ids
+
+    @contextlib.contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Writes in the block wait at most ``seconds`` for another writer (then StoreBusy)."""
+        with self._conn.patience(seconds):
+            yield
+
+    def replaced(self) -> bool:
+        """Whether the store file was deleted or replaced since this object opened it."""
+        return self._conn.replaced()
+
+    def save_copy(self, target: str | os.PathLike[str]) -> None:
+        """Write everything this connection sees (all runs) to a new file ``target``."""
+        self._conn.save_copy(Path(target))
+
+    def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A ``running`` run whose wrapper is gone on this host: record it ``interrupted``,
+        ended at its last sample, with an event (the reader only reports it)."""
+        if not self._wrapper_gone(row):
+            return row
+        detail = "its process was gone when the store was read; energy is the last sample"
+        event = {"t": time.time(), "event": "wrapper died", "detail": detail}
+        try:
+            self.write(ops.AbandonRun(row["id"], ended_unix=None, event=event))
+        except StoreError:
+            return dict(row, status="interrupted")  # reported anyway; the next writer retries
+        return self._conn.query("SELECT * FROM runs WHERE id = ?", (row["id"],))[0]
