@@ -86,4 +86,4 @@ def record_slurm_figure(
     sacct = shutil.which("sacct", path=env.get("PATH"))
     if job is None or sacct is None or (group is not None and group.rank not in (0, None)):
         return
-    recorder.event(SLURM_EVENT, **consumed_energy(job, sacct))
+    recorder.event_now(SLURM_EVENT, **consumed_energy(job, sacct))
