@@ -25,6 +25,7 @@ from greentrain.meters.base import Meter
 from greentrain.run.applier import OPEN_WAIT_S, RunWrites, StoreOpener
 from greentrain.run.group import GroupInfo
 from greentrain.run.identity import new_run_id, parent_run_id
+from greentrain.run.launch import settle_group
 from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import say
@@ -88,6 +89,8 @@ class RunSession:
         self.opts = opts
         self.run_id = new_run_id()
         self.writes, self.location, self._owned = open_writes(opts.store, self.run_id)
+        self.group = settle_group(group, self.writes.store())  # a reused id: a new launch
+        group = self.group
         names = opts.meter_names(with_objects=bool(meter_objects))
         self.meters = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
         self.recorder = Recorder(self.writes, self.run_id, self.meters, sample_s=opts.sample_s,

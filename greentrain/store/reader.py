@@ -23,14 +23,15 @@ from greentrain.record.jsonable import loads
 from greentrain.record.nesting import ancestor_chain
 from greentrain.record.split import Timeline, attribute
 from greentrain.store.backend import connect
-from greentrain.store.liveness import pid_alive
+from greentrain.store.groups import GroupReads
+from greentrain.store.liveness import node_lost, pid_alive
 from greentrain.store.location import StoreLocation, locate
 from greentrain.store.schema import SCHEMA_VERSION, check_schema, init_schema
 
 _CHUNK = 500  # ids per ``IN (...)`` query
 
 
-class StoreReader:
+class StoreReader(GroupReads):
     """A run store opened for reading (:class:`~greentrain.store.Store` adds the writes).
 
     Args:
@@ -234,11 +235,11 @@ class StoreReader:
         return row
 
     def _wrapper_gone(self, row: dict[str, Any]) -> bool:
-        return (
-            row["status"] == "running"
-            and row["host"] == self.host
-            and not pid_alive(row["pid"], row["pid_started"])
-        )
+        if row["status"] != "running":
+            return False
+        if row["host"] != self.host:  # a pid means nothing here: the heartbeat decides
+            return node_lost(row)
+        return not pid_alive(row["pid"], row["pid_started"])
 
     def _children(
         self, table: str, ids: list[str], order: str, notes: dict[str, list] | None = None

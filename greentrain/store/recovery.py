@@ -21,7 +21,7 @@ from typing import Any
 
 from greentrain.errors import StoreError
 from greentrain.store.journal import has_pending
-from greentrain.store.liveness import pid_alive
+from greentrain.store.liveness import lost_event, node_lost, pid_alive
 from greentrain.store.ops import AbandonRun
 from greentrain.store.reader import StoreReader
 
@@ -50,23 +50,24 @@ class StoreRecovery(StoreReader):
         self._conn.write(lambda tx: write.run(tx, self._conn))
 
     def _wrapper_gone(self, row: dict[str, Any]) -> bool:
-        return (
-            row["status"] == "running"
-            and row["host"] == self.host
-            and not pid_alive(row["pid"], row["pid_started"], row.get("pid_ticks"))
-            and not has_pending(self.location, row["id"])
-        )
+        if row["status"] != "running":
+            return False
+        if row["host"] != self.host:  # a pid means nothing here: the heartbeat decides
+            return node_lost(row)
+        return not pid_alive(
+            row["pid"], row["pid_started"], row.get("pid_ticks")
+        ) and not has_pending(self.location, row["id"])
 
     def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
         """A ``running`` run whose wrapper is gone on this host: record it ``interrupted``,
         ended at its last sample, with an event (the reader only reports it)."""
         if not self._wrapper_gone(row):
             return row
-        event = {
+        event = lost_event(row) if row["host"] != self.host else {
             "t": time.time(),
             "event": "wrapper died",
             "detail": "its process was gone when the store was read; energy is the last sample",
-        }
+        }  # fmt: skip
         try:
             self.abandon_run(row["id"], None, event)
         except StoreError:
