@@ -19,7 +19,8 @@ from greentrain.store.connection import Connection
 @dataclass
 class GroupSpend:
     """The other members' spend: joules so far (their best figures summed; None when none has
-    a figure yet), how many members that is, and those a budget already stopped."""
+    a figure yet), how many members that is, and those whose budget has tripped (a ``budget
+    reached`` event stored, or the status ``budget``)."""
 
     energy_j: float | None
     members: int
@@ -30,6 +31,14 @@ class GroupReads:
     """The group queries of a store reader (see the module docstring)."""
 
     _conn: Connection
+
+    def statuses(self, ids: list[str]) -> dict[str, str]:
+        """Each run's stored status (run id -> status), as stored: no run is reaped."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._conn.query(f"SELECT id, status FROM runs WHERE id IN ({marks})", ids)
+        return {r["id"]: r["status"] for r in rows}
 
     def group_launch_rows(self, group_id: str) -> list[dict[str, Any]]:
         """The ``runs`` rows (id, group_id, launch_id, status, started_unix, group_size) of
@@ -44,7 +53,9 @@ class GroupReads:
     def group_spend(self, group_id: str, exclude: str) -> GroupSpend:
         """The spend of ``group_id``'s members other than run ``exclude`` (this wrapper's)."""
         rows = self._conn.query(
-            "SELECT id, status FROM runs WHERE group_id = ? AND id <> ?", (group_id, exclude)
+            "SELECT id, status, CASE WHEN events LIKE ? THEN 1 ELSE 0 END AS tripped FROM runs"
+            " WHERE group_id = ? AND id <> ?",
+            ('%"budget reached"%', group_id, exclude),
         )
         if not rows:
             return GroupSpend(None, 0)
@@ -63,5 +74,5 @@ class GroupReads:
         return GroupSpend(
             energy_j=sum(known) if known else None,
             members=len(rows),
-            stopped=[r["id"] for r in rows if r["status"] == "budget"],
+            stopped=[r["id"] for r in rows if r["status"] == "budget" or r["tripped"]],
         )
