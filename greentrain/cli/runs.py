@@ -26,7 +26,7 @@ from greentrain.cli._app import app
 from greentrain.cli.lookup import open_to_read, resolve_run
 from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
-from greentrain.record.group import nodes_text
+from greentrain.record.group_size import nodes_text
 from greentrain.record.jsonable import dumps
 from greentrain.record.nesting import counted_once
 from greentrain.record.vocabulary import STATUSES

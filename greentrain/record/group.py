@@ -44,6 +44,7 @@ from typing import Any
 
 from greentrain.record.assemble import co2_of
 from greentrain.record.drops import client_drops
+from greentrain.record.group_size import group_size
 from greentrain.record.jsonable import loads
 from greentrain.record.ranking import candidates_from_rows
 from greentrain.record.vocabulary import DOMAINS, RUN_SCOPE
@@ -275,25 +276,6 @@ def _env(members: Sequence[Member]) -> Any:
     return {**env, "gpu_models": gpus, "hosts": hosts}
 
 
-def group_size(members: Sequence[Member]) -> dict[str, Any]:
-    """The group's ``size``: members expected (the largest recorded; None: unknown), seen, and
-    whether the group is complete (unknown counts as complete: nothing says otherwise)."""
-    sizes = [m.size for m in members if m.size is not None]
-    expected = max(sizes) if sizes else None
-    seen = len(members)
-    return {"expected": expected, "seen": seen,
-            "complete": expected is None or seen >= expected}  # fmt: skip
-
-
-def nodes_text(size: Mapping[str, Any]) -> str:
-    """``"2 of 2 nodes"``, ``"1 of 2 nodes (incomplete)"``, or ``"2 nodes"`` when unknown."""
-    seen, expected = size.get("seen"), size.get("expected")
-    if expected is None:
-        return f"{seen} node{'s' if seen != 1 else ''}"
-    mark = "" if size.get("complete") else " (incomplete)"
-    return f"{seen} of {expected} nodes{mark}"
-
-
 def assemble_group(group_id: str, members: Sequence[Member]) -> dict[str, Any]:
     """The run object of a group (see the module docstring) from its members."""
     ordered = _order(members)
@@ -350,6 +332,6 @@ def assemble_group(group_id: str, members: Sequence[Member]) -> dict[str, Any]:
         "group": group_id, "launch": ordered[0].launch, "size": size,
         "incomplete": not size["complete"],
         "totals_note": None if size["complete"] else
-        f"{nodes_text(size)}: the totals count only the nodes recorded",
+        f"{size['seen']} of {size['expected']} nodes: the totals count only the nodes recorded",
         "nodes": [_node(m, covered, counted[m.run["id"]]) for m in ordered],
     }  # fmt: skip

@@ -61,8 +61,8 @@ def ranks_of(envs: Iterable[Mapping[str, str]]) -> dict[str, int]:
 
 
 class WorkerRanks:
-    """The ranks a node's workers report, read once per process (its environment is fixed
-    at its start); :meth:`update` returns the fields to store when they change."""
+    """The ranks a node's workers report, read once per worker (its environment is fixed from
+    its exec on); :meth:`update` returns the fields to store when they change."""
 
     def __init__(self) -> None:
         self._envs: dict[int, dict[str, str]] = {}
@@ -73,8 +73,10 @@ class WorkerRanks:
         ({} when nothing changed)."""
         live = set(pids)
         for pid in live - set(self._envs):
-            self._envs[pid] = process_env(pid)
-        found = ranks_of(self._envs[pid] for pid in live)
+            env = process_env(pid)
+            if "RANK" in env:  # a worker's, fixed for its life; others are read again (a
+                self._envs[pid] = env  # process read between its fork and its exec)
+        found = ranks_of(self._envs[pid] for pid in live if pid in self._envs)
         if not found or found == {k: self.found.get(k) for k in found}:
             return {}
         self.found.update(found)
