@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -296,3 +297,22 @@ def test_a_group_budget_sees_the_other_members_spend_and_stops_when_one_tripped(
     assert tripped["reason"] == "group" and tripped["stopped_by"] == ["bbbb00000000"]
     assert calls == [tripped]
     assert Budget(kwh=1.0, per_node=True).to_dict()["per_node"] is True
+
+
+@pytest.mark.slow
+def test_the_app_says_k_of_n_nodes_and_warns_of_an_incomplete_group(tmp_path, monkeypatch):
+    apptest = pytest.importorskip("streamlit.testing.v1")
+
+    path = str(tmp_path / "s.db")
+    with Store(path) as st:
+        _member(st, "aaaa00000000", "vm-a", rank=0, size=2)
+    monkeypatch.setenv("GREENTRAIN_APP_STORE", path)
+    views = pathlib.Path(__file__).resolve().parents[1] / "app" / "views"
+    runs_page = apptest.AppTest.from_file(str(views / "runs.py"), default_timeout=60)
+    runs_page.run()
+    assert not runs_page.exception
+    assert list(runs_page.dataframe[0].value["nodes"]) == ["1 of 2 (incomplete)"]
+    run_page = apptest.AppTest.from_file(str(views / "run.py"), default_timeout=60)
+    run_page.run()
+    assert not run_page.exception
+    assert any("Incomplete run group: 1 of 2 nodes" in w.value for w in run_page.warning)
