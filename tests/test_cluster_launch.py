@@ -146,11 +146,12 @@ def test_ranks_come_from_the_workers_environment_not_the_launcher():
 
 
 def _member(st, run_id, host, *, group="G", rank=None, global_rank=None, size=None,
-            status="finished", beat=None, period=None, started=1000.0, gpu_j=100.0):  # fmt: skip
+            status="finished", beat=None, period=None, started=1000.0, gpu_j=100.0,
+            first_beat_s=0.0):  # fmt: skip
     st.write(ops.CreateRun(run_id, name="train", command=[f"cmd-{run_id}"], cwd="/w",
                            started_unix=started, host=host, pid=1, group_id=group,
                            group_rank=rank, group_size=size, launch_id="L",
-                           heartbeat_s=period))  # fmt: skip
+                           heartbeat_s=period, first_beat_s=first_beat_s))  # fmt: skip
     if global_rank is not None:
         st.write(ops.SetRunFields(run_id, fields={"global_rank": global_rank}))
     st.write(ops.AddSample(run_id, seq=0, t=started, cpu_s=0.0, readings=[]))
@@ -223,12 +224,23 @@ def test_a_reader_on_another_host_marks_a_lost_node_interrupted_at_its_last_samp
                 beat=now - 50, gpu_j=250.0)  # fmt: skip
         _member(st, "bbbb00000000", "far-away", status="running", period=0.5, started=now - 2,
                 beat=now, group="H")  # fmt: skip
+        _member(
+            st,
+            "cccc00000000",
+            "far-away",
+            status="running",
+            period=0.5,
+            started=now - 30,
+            group="B",
+            first_beat_s=120.0,
+        )  # a 120 s baseline: no sample yet, not lost
     with Store(path, read_only=True) as ro:  # reports it, writes nothing
         assert ro.get_run("aaaa")["status"] == "interrupted"
     with Store(path) as st:
         assert st.statuses(["aaaa00000000"]) == {"aaaa00000000": "running"}
         run = st.get_run("aaaa")
         assert st.get_run("bbbb")["status"] == "running"  # its heartbeat is fresh
+        assert st.get_run("cccc")["status"] == "running"  # its first beat is after its baseline
     assert run["status"] == "interrupted" and run["energy"]["gpu"]["energy_j"] == 250.0
     assert run["duration_s"] == pytest.approx(10.0)  # ended at its last sample
     [event] = [e for e in run["events"] if e["event"] == "node lost"]

@@ -118,10 +118,12 @@ class Recorder:
         tags: Mapping[str, str] | None,
         carbon: dict[str, Any] | None,
         parent_id: str | None = None,
+        first_beat_s: float = 0.0,
     ) -> None:
         """Queue the ``running`` record of ``command`` (first write of the run; a busy store
         does not delay the job's start). A store URL's password in the command or a tag is
-        hidden. ``parent_id``: the run this one is nested in."""
+        hidden. ``parent_id``: the run this one is nested in; ``first_beat_s``: seconds before
+        the first sample (a baseline), added to the first heartbeat."""
         cwd, pid = os.getcwd(), os.getpid()
         self.writes.submit(ops.CreateRun(
             self.run_id, name=redact_all(name or default_name(command)),
@@ -133,7 +135,7 @@ class Recorder:
             group_rank=self.group.rank if self.group else None, parent_id=parent_id,
             launch_id=self.group.launch if self.group else None,
             group_size=self.group.size if self.group else None,
-            heartbeat_s=self.sample_s if self.sample_s > 0 else None,
+            heartbeat_s=self.sample_s if self.sample_s > 0 else None, first_beat_s=first_beat_s,
         ), sync=True)  # fmt: skip
 
     def event(self, event: str, **detail: Any) -> None:

@@ -95,7 +95,8 @@ class RunSession:
         self.meters = MeterSet(names, meters=meter_objects, options=opts.carbon.meter_options())
         self.recorder = Recorder(self.writes, self.run_id, self.meters, sample_s=opts.sample_s,
                                  listeners=listeners, group=group, clock=clock)  # fmt: skip
-        self.recorder.create(command, name, opts.tags, carbon, parent_id=parent_run_id())
+        self.recorder.create(command, name, opts.tags, carbon, parent_id=parent_run_id(),
+                             first_beat_s=opts.baseline_s)  # fmt: skip
         self.record: dict[str, Any] = {}
         self.job_ended: float | None = None  # monotonic instant the job exited (spawn sets it)
 

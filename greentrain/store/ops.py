@@ -78,6 +78,7 @@ class CreateRun(Write):
     launch_id: str | None = None
     group_size: int | None = None
     heartbeat_s: float | None = None  # the wrapper's heartbeat period (its samples'); None: none
+    first_beat_s: float = 0.0  # seconds before its first sample (a baseline): the first beat
 
     def run(self, tx: Tx, conn: Connection) -> None:
         tx.execute(
@@ -90,7 +91,8 @@ class CreateRun(Write):
              dumps(self.tags), dumps(self.command), self.cwd, dumps(self.git), dumps(self.env),
              None if self.carbon is None else dumps(self.carbon), self.host, self.pid,
              self.pid_started, self.pid_ticks, self.group_id, self.group_rank, self.parent_id,
-             self.launch_id, self.group_size, self.started_unix, self.heartbeat_s),
+             self.launch_id, self.group_size, self.started_unix + max(0.0, self.first_beat_s),
+             self.heartbeat_s),
         )  # fmt: skip
 
 
