@@ -270,3 +270,26 @@ def test_with_c10d_the_ranks_are_the_workers_and_the_lead_holds_global_rank_zero
     assert group["nodes"][0]["global_rank"] == 0
     assert [m["who"] for m in group["metrics"]] == [0]  # the lead's metrics: global rank 0
     assert group["size"]["expected"] == 2 and group["incomplete"] is False
+
+
+def test_a_requeued_slurm_job_step_is_recorded_as_a_second_group_of_its_own_launch(tmp_path):
+    store = str(tmp_path / "s.db")
+    job = [PY, "-c", "import time; time.sleep(0.3)"]
+    for restarts in ("0", "1"):  # the job step, then the same step after a requeue
+        procs = [
+            subprocess.Popen(_run_argv(store, job),
+                             env=_env(tmp_path / f"r{restarts}n{r}", f"GPU-{r}", SLURM_JOB_ID="42",
+                                      SLURM_STEP_ID="0", SLURM_STEP_NUM_TASKS="2",
+                                      SLURM_PROCID=str(r), SLURM_RESTART_COUNT=restarts),
+                             stderr=subprocess.PIPE, text=True)
+            for r in range(2)
+        ]  # fmt: skip
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], errors
+    with Store(store) as st:
+        groups = {r["id"]: r for r in st.list_runs()}
+    assert {g: r["launch"] for g, r in groups.items()} == {
+        "slurm-42.0": "slurm-42.0", "slurm-42.0#2": "slurm-42.0.r1"}  # fmt: skip
+    for group in groups.values():
+        assert group["size"] == {"expected": 2, "seen": 2, "complete": True}
+        assert sorted(n["rank"] for n in group["nodes"]) == [0, 1]
