@@ -16,6 +16,7 @@ import pathlib
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,7 +26,7 @@ from greentrain.record.group_size import nodes_text
 from greentrain.run.budget import Budget, BudgetGuard
 from greentrain.run.election import Election
 from greentrain.run.group import GroupInfo, detect_group
-from greentrain.run.group_budget import GroupSpendPoller
+from greentrain.run.group_budget import GroupSpendPoller, group_spend_for
 from greentrain.run.identity import host_identity
 from greentrain.run.launch import JOIN_S, place
 from greentrain.run.options import RunOptions
@@ -328,3 +329,17 @@ def test_the_app_says_k_of_n_nodes_and_warns_of_an_incomplete_group(tmp_path, mo
     run_page.run()
     assert not run_page.exception
     assert any("Incomplete run group: 1 of 2 nodes" in w.value for w in run_page.warning)
+
+
+def test_a_budget_per_node_or_outside_a_group_checks_only_the_nodes_own_spend():
+    def session(budget, group):
+        return SimpleNamespace(opts=SimpleNamespace(budget=budget), group=group, run_id="r",
+                               writes=SimpleNamespace(store=lambda: None),
+                               recorder=SimpleNamespace(spent_j=lambda: 1.0))  # fmt: skip
+
+    group = GroupInfo("G", 0, "--group")
+    assert group_spend_for(session(Budget(kwh=1.0, per_node=True), group)) is None
+    assert group_spend_for(session(Budget(kwh=1.0), None)) is None
+    assert group_spend_for(session(Budget(), group)) is None
+    whole = group_spend_for(session(Budget(kwh=1.0), group))
+    assert whole.group_id == "G" and whole.spent_j() == 1.0  # the store not open yet: its own
