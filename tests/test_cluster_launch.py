@@ -198,6 +198,9 @@ def test_a_partial_group_says_k_of_n_nodes_and_is_incomplete_everywhere(store_ta
     assert "incomplete: 1 of 2 nodes" in out and "nodes (1 of 2 nodes (incomplete); group G" in out
     assert main(["export", "--store", store_target, "--format", "json", "--run", "G"]) == 0
     assert '"incomplete": true' in capsys.readouterr().out
+    assert main(["export", "--store", store_target, "--format", "statement", "--run", "G"]) == 0
+    assert "1 run is a run group with fewer nodes recorded than expected (1 of 2 nodes: the "\
+        "totals count only the nodes recorded)" in capsys.readouterr().out  # fmt: skip
 
 
 def test_a_complete_group_and_one_of_unknown_size_are_not_incomplete():
