@@ -13,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from greentrain.errors import StoreError
 from greentrain.run.budget import CHECK_S
 from greentrain.store.groups import GroupSpend
+
+if TYPE_CHECKING:
+    from greentrain.run.session import RunSession
 
 
 class GroupSpendPoller:
@@ -82,7 +85,7 @@ class GroupSpendPoller:
             self._thread.join(timeout=5)
 
 
-def group_spend_for(session: Any) -> GroupSpendPoller | None:
+def group_spend_for(session: RunSession) -> GroupSpendPoller | None:
     """The group spend a run's budget checks (a :class:`~greentrain.run.session.RunSession`):
     None when the run is in no group, has no budget, or its budget is per node."""
     budget = session.opts.budget
