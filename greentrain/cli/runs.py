@@ -26,7 +26,7 @@ from greentrain.cli._app import app
 from greentrain.cli.lookup import open_to_read, resolve_run
 from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
-from greentrain.record.group_size import nodes_text
+from greentrain.record.group_size import nodes_cell, nodes_text
 from greentrain.record.jsonable import dumps
 from greentrain.record.nesting import counted_once
 from greentrain.record.vocabulary import STATUSES
@@ -122,7 +122,7 @@ def runs_cmd(
             r.get("id"),
             r.get("name"),
             str(r.get("status")) + (" (incomplete)" if r.get("incomplete") is True else ""),
-            _nodes_cell(r),
+            nodes_cell(r),
             "-" if r.get("exit_code") is None else r["exit_code"],
             started[5:16].replace("T", " ") if isinstance(started, str) else started,
             _fmt(r.get("duration_s"), ".1f"),
@@ -296,17 +296,6 @@ def _logged_in(w: Mapping[str, Any], logged: list[dict], t0: Any) -> list[dict]:
         if m.get("window") == w.get("name") and t is not None and lo <= t <= hi:
             out.append(m)
     return out
-
-
-def _nodes_cell(r: Mapping[str, Any]) -> str:
-    """The ``nodes`` column: "k of N" for a group that knows its size, else the count."""
-    nodes = _list(r.get("nodes"))
-    if not nodes:
-        return ""
-    size = _map(r.get("size"))
-    if size.get("expected") is None:
-        return str(len(nodes))
-    return f"{size.get('seen')} of {size.get('expected')}"
 
 
 def _show_nodes(r: Mapping[str, Any], say: Any, heading: Any) -> None:

@@ -30,3 +30,14 @@ def nodes_text(size: Mapping[str, Any]) -> str:
         return f"{seen} node{'s' if seen != 1 else ''}"
     mark = "" if size.get("complete") else " (incomplete)"
     return f"{seen} of {expected} nodes{mark}"
+
+
+def nodes_cell(run: Mapping[str, Any]) -> str:
+    """A run list's ``nodes`` cell: "k of N" for a group that knows its size, the count for
+    one that does not, "" for a run of one wrapper."""
+    nodes, size = run.get("nodes"), run.get("size")
+    if not isinstance(nodes, list) or not nodes:
+        return ""
+    if not isinstance(size, Mapping) or size.get("expected") is None:
+        return str(len(nodes))
+    return f"{size.get('seen')} of {size.get('expected')}"
