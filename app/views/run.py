@@ -67,6 +67,9 @@ if runs:
     c3.metric("CO2e", fmt_co2_g(check_number(co2, nonnegative=True)[0]))
     acc = run_figures.final_accuracy(run)
     c4.metric("Final accuracy", "n/a" if acc is None else f"{acc * 100:.2f} %")
+    note = run.get("totals_note")
+    if run.get("incomplete") is True and isinstance(note, str):  # a group missing nodes
+        st.warning("Incomplete run group: " + markdown_text(note) + ".")
     if est:
         st.warning(
             "At least one energy figure of this run is an estimate, not a measurement: "

@@ -19,6 +19,15 @@ from greentrain.report.formatting import (  # noqa: E402
 from greentrain.report.provenance import measured_share  # noqa: E402
 from greentrain.report.study import study_totals  # noqa: E402
 
+
+def _nodes(count: object, expected: object, incomplete: object) -> str:
+    """The nodes column: "1 of 2 (incomplete)" for a group that knows its size, else the count."""
+    if not isinstance(expected, (int, float)) or expected != expected:  # None or NaN: unknown
+        return str(count)
+    mark = " (incomplete)" if bool(incomplete) else ""
+    return f"{int(count)} of {int(expected)}{mark}"  # type: ignore[call-overload]
+
+
 runs = sh.page_header("Runs")
 if runs:
     df = sh.frame(runs)
@@ -47,6 +56,8 @@ if runs:
         accuracy_pct=sel["accuracy"] * 100.0,
         co2=sel["co2_g"].map(fmt_co2_g),
         tags=sel["tags"].map(lambda t: ", ".join(f"{k}={v}" for k, v in t.items())),
+        nodes=[_nodes(n, e, i) for n, e, i in
+               zip(sel["nodes"], sel["nodes_expected"], sel["incomplete"], strict=True)],
     )[
         [
             "name", "status", "accuracy_pct", "energy", "co2", "configuration", "seed", "fid",

@@ -86,6 +86,19 @@ def run_cmd(
         help="Prometheus server whose DCGM exporter series give this host's GPU energy "
         "(adds the prometheus meter).",
     ),
+    # -- clusters (issue 24): the group's expected size, a budget per node -------------------
+    group_size: int = typer.Option(
+        None,
+        "--group-size",
+        help="Nodes (wrappers) the group expects (default: torchrun's --nnodes, PET_NNODES or "
+        "SLURM's tasks); a group with fewer reads as incomplete.",
+    ),
+    budget_per_node: bool = typer.Option(
+        False,
+        "--budget-per-node",
+        help="Under a run group, --budget-kwh/--budget-gco2 are each node's own budget "
+        "(default: the whole group's).",
+    ),
 ) -> int:
     """Meter COMMAND's energy and carbon; stream its output; exit with its exit code."""
     argv = list(command or [])
@@ -107,8 +120,9 @@ def run_cmd(
         grace_s=grace,
         sample_s=sample_s,
         group=group,
+        group_size=group_size,
         epochs=epochs,
-        budget=Budget(budget_kwh, budget_gco2, budget_forecast),
+        budget=Budget(budget_kwh, budget_gco2, budget_forecast, per_node=budget_per_node),
         prometheus_port=prometheus_port,
         prometheus_url=prometheus_url,
     )

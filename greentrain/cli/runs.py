@@ -26,6 +26,7 @@ from greentrain.cli._app import app
 from greentrain.cli.lookup import open_to_read, resolve_run
 from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
+from greentrain.record.group_size import nodes_cell, nodes_text
 from greentrain.record.jsonable import dumps
 from greentrain.record.nesting import counted_once
 from greentrain.record.vocabulary import STATUSES
@@ -120,8 +121,8 @@ def runs_cmd(
         cells = [
             r.get("id"),
             r.get("name"),
-            r.get("status"),
-            str(len(_list(r.get("nodes")))) if _list(r.get("nodes")) else "",
+            str(r.get("status")) + (" (incomplete)" if r.get("incomplete") is True else ""),
+            nodes_cell(r),
             "-" if r.get("exit_code") is None else r["exit_code"],
             started[5:16].replace("T", " ") if isinstance(started, str) else started,
             _fmt(r.get("duration_s"), ".1f"),
@@ -238,6 +239,8 @@ def show_cmd(
         f"{_fmt(r.get('co2_g'), '.4g')} gCO2e  [{carbon.get('intensity_g_per_kwh')} g/kWh "
         f"{carbon.get('source')} year {carbon.get('year')}, PUE {carbon.get('pue')}]"
     )
+    if r.get("totals_note"):
+        say(f"  incomplete: {r['totals_note']}")
     for a in map(_map, _list(r.get("energy_alternatives"))):  # SLURM's own figure
         pct = a.get("disagreement_pct")
         pct_s = "" if pct is None else f" ({_fmt(pct, '+.1f')}%)"
@@ -307,7 +310,10 @@ def _show_nodes(r: Mapping[str, Any], say: Any, heading: Any) -> None:
         if r.get("group") is not None:
             say(f"  part of group {r['group']} (greentrain show {r['group']} for the whole run)")
         return
-    heading(f"nodes ({len(nodes)}; group {terminal_text(r.get('group'))})")
+    size = _map(r.get("size"))
+    count = nodes_text(size) if size.get("expected") is not None else str(len(nodes))
+    launch = f"; launch {terminal_text(r.get('launch'))}" if r.get("launch") else ""
+    heading(f"nodes ({count}; group {terminal_text(r.get('group'))}{launch})")
     for n in nodes:
         parts = []
         for domain, e in _map(n.get("energy")).items():

@@ -25,6 +25,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "started_at": "text", "started_unix": "real", "ended_at": "text", "duration_s": "real",
         "cwd": "text", "host": "text", "pid": "int", "pid_started": "real",
         "group_id": "text", "group_rank": "int", "parent_id": "text",
+        "launch_id": "text", "group_size": "int", "global_rank": "int",
+        "heartbeat_unix": "real", "heartbeat_s": "real",
     },
     "energy": {
         "window_idx": "int", "meter": "text", "domain": "text", "device": "text",
@@ -53,6 +55,8 @@ NULLABLE = frozenset(
     {
         "runs.exit_code", "runs.ended_at", "runs.duration_s", "runs.cwd", "runs.host",
         "runs.pid", "runs.pid_started", "runs.group_id", "runs.group_rank", "runs.parent_id",
+        "runs.launch_id", "runs.group_size", "runs.global_rank", "runs.heartbeat_unix",
+        "runs.heartbeat_s",
         "windows.ended_at", "windows.duration_s", "metrics.step", "metrics.window",
         "meters.error", "samples.cpu_s",
     }

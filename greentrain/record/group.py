@@ -19,9 +19,14 @@ What the group object adds up, and how (joules, grams, seconds):
 * ``started_at``/``ended_at``: the first start and the last end; ``duration_s`` between them.
 * ``windows``: matched by index (each node's wrapper numbers the windows its client opened, in
   order), energy summed over the nodes, the earliest start and the latest end.
-* ``metrics``, ``config``, ``command``, ``git``, ``env``: the lead's (the member of lowest rank:
-  global rank 0 runs there and is the one that logs), other members' metrics appended with
-  ``time_s`` counted from the group's start.
+* ``metrics``, ``config``, ``command``, ``git``, ``env``: the lead's (the member whose workers
+  report global rank 0, else the one of lowest node rank: global rank 0 runs there and is the
+  one that logs), other members' metrics appended with ``time_s`` counted from the group's
+  start.
+* ``size``: ``{"expected", "seen", "source", "complete"}``: the members the group expects (the
+  largest any member recorded; None: unknown) and the members recorded. ``incomplete``: True
+  when fewer were recorded than expected -- its totals count only the members recorded, and
+  ``totals_note`` says so ("1 of 2 nodes"). ``launch``: the lead's launch id.
 * ``nodes``: one entry per member: ``{run_id, host, rank, label, status, exit_code,
   started_at, ended_at, duration_s, devices, metered_elsewhere, taken_over, energy: {domain:
   {energy_j, source, estimated, counted, covered_by}}, energy_j, co2_g}``; ``devices`` are the
@@ -40,6 +45,7 @@ from typing import Any
 from greentrain.record.accounting import accounting_alternatives
 from greentrain.record.assemble import co2_of
 from greentrain.record.drops import client_drops
+from greentrain.record.group_size import group_size
 from greentrain.record.jsonable import loads
 from greentrain.record.ranking import candidates_from_rows
 from greentrain.record.vocabulary import DOMAINS, RUN_SCOPE
@@ -57,6 +63,9 @@ class Member:
     scopes: dict[str, str] = field(default_factory=dict)  # domain -> scope of its best figure
     election: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    global_rank: int | None = None  # the lowest global RANK its workers reported
+    size: int | None = None  # the members its wrapper expected in the group
+    launch: str | None = None
 
 
 def member_of(
@@ -70,10 +79,13 @@ def member_of(
         for cand in candidates.get(domain, []):
             if cand.meter == meter:
                 scopes[domain] = cand.scope
-    rank = row.get("group_rank")
+    rank, global_rank, size = row.get("group_rank"), row.get("global_rank"), row.get("group_size")
     return Member(
         run=run,
         rank=rank if isinstance(rank, int) else None,
+        global_rank=global_rank if isinstance(global_rank, int) else None,
+        size=size if isinstance(size, int) and size > 0 else None,
+        launch=row.get("launch_id") if isinstance(row.get("launch_id"), str) else None,
         started_unix=float(row.get("started_unix") or 0.0),
         host=str(row.get("host") or "?"),
         scopes=scopes,
@@ -90,7 +102,14 @@ def _number(value: Any) -> float | None:
 def _order(members: Sequence[Member]) -> list[Member]:
     ordered = sorted(
         members,
-        key=lambda m: (m.rank is None, m.rank or 0, m.started_unix, str(m.run.get("id"))),
+        key=lambda m: (
+            m.global_rank is None,
+            m.global_rank or 0,
+            m.rank is None,
+            m.rank or 0,
+            m.started_unix,
+            str(m.run.get("id")),
+        ),  # fmt: skip
     )
     hosts = [m.host for m in ordered]
     for m in ordered:
@@ -228,6 +247,7 @@ def _node(m: Member, covered: Mapping, counted_j: float | None) -> dict[str, Any
     taken = election.get("taken_over")
     return {
         "run_id": m.run["id"], "host": m.host, "rank": m.rank, "label": m.label,
+        "global_rank": m.global_rank, "launch": m.launch,
         "status": m.run.get("status"), "exit_code": m.run.get("exit_code"),
         "started_at": m.run.get("started_at"), "ended_at": m.run.get("ended_at"),
         "duration_s": m.run.get("duration_s"),
@@ -261,6 +281,7 @@ def assemble_group(group_id: str, members: Sequence[Member]) -> dict[str, Any]:
     """The run object of a group (see the module docstring) from its members."""
     ordered = _order(members)
     lead = ordered[0].run
+    size = group_size(ordered)
     covered = _covered(ordered)
     t0 = min(m.started_unix for m in ordered)
     energy = {d: _domain(d, ordered, covered) for d in DOMAINS}
@@ -312,6 +333,9 @@ def assemble_group(group_id: str, members: Sequence[Member]) -> dict[str, Any]:
         "energy_alternatives": accounting_alternatives(
             (e for m in ordered for e in m.run.get("events") or []), energy_j
         ),
-        "group": group_id,
+        "group": group_id, "launch": ordered[0].launch, "size": size,
+        "incomplete": not size["complete"],
+        "totals_note": None if size["complete"] else
+        f"{size['seen']} of {size['expected']} nodes: the totals count only the nodes recorded",
         "nodes": [_node(m, covered, counted[m.run["id"]]) for m in ordered],
     }  # fmt: skip

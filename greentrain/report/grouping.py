@@ -136,6 +136,8 @@ def runs_frame(
                 "name": r.text(r.run.get("name"), "name"),
                 "status": r.text(r.run.get("status"), "status"),
                 "nodes": _node_count(run),
+                "nodes_expected": _nodes_expected(run),
+                "incomplete": run.get("incomplete") is True,
                 "started_at": r.text(r.run.get("started_at"), "started_at"),
                 "configuration": label,
                 "model": key[0],
@@ -212,10 +214,18 @@ def _node_count(run: Mapping) -> int:
     return len(nodes) if isinstance(nodes, list) and nodes else 1
 
 
+def _nodes_expected(run: Mapping) -> int | None:
+    """How many nodes a group expected (its ``size``; None: unknown or not a group)."""
+    size = run.get("size")
+    expected = size.get("expected") if isinstance(size, Mapping) else None
+    return expected if isinstance(expected, int) and not isinstance(expected, bool) else None
+
+
 _RUN_COLUMNS = [
-    "id", "name", "status", "nodes", "started_at", "configuration", "model", "dataset", "schedule",
-    "drop_rate", "settings", "seed", "job", "accuracy", "fid", "energy_kwh", "co2_g", "duration_s",
-    "backward_flops", "acc_per_kwh", "estimated", "energy_sources", "tags", "issues",
+    "id", "name", "status", "nodes", "nodes_expected", "incomplete", "started_at", "configuration",
+    "model", "dataset", "schedule", "drop_rate", "settings", "seed", "job", "accuracy", "fid",
+    "energy_kwh", "co2_g", "duration_s", "backward_flops", "acc_per_kwh", "estimated",
+    "energy_sources", "tags", "issues",
 ]  # fmt: skip
 
 

@@ -306,6 +306,12 @@ def statement(runs: Iterable[dict], metric: str | None = None, allow_fake: bool 
             f"{runs_phrase(int(allt['unmeasured_runs']))} have no energy figure and are not "
             "included in these totals, which are therefore lower bounds."
         )
+    partial = [r for r in study.runs if r.get("incomplete") is True]  # groups missing nodes
+    if partial:
+        what = "is a run group" if len(partial) == 1 else "are run groups"
+        notes = "; ".join(str(r.get("totals_note")) for r in partial)
+        out.append(f"{runs_phrase(len(partial))} {what} with fewer nodes recorded than "
+                   f"expected ({notes}).")  # fmt: skip
     if allt["nested_runs"]:
         out.append(
             f"{runs_phrase(int(allt['nested_runs']))} ran nested inside another selected run, "

@@ -15,6 +15,12 @@ against the latest forecast of the run's total (:mod:`greentrain.run.forecasting
 * with ``forecast``, it also trips when the forecast's 95% interval lies wholly above
   the budget (its *low* end crosses it): the run would overspend with high confidence.
 
+Under a run group (a multi-node job, :mod:`greentrain.run.group`) the budget is the **whole
+group's**: each node's guard checks its own spend plus the other members' as the store has it
+(:mod:`greentrain.run.group_budget`), and trips too as soon as another member's guard has
+(reason ``group``), so the group stops as one: every node's wrapper stops its own job with the
+same escalation. ``per_node`` (``--budget-per-node``) keeps a budget per node instead.
+
 A run its budget stopped has the status ``budget`` and the exit code
 :data:`greentrain.errors.EXIT_BUDGET` (124, as ``timeout`` exits when its limit is hit); one
 that could not be stopped keeps its own status, and its record says the stop failed.
@@ -58,11 +64,13 @@ class Budget:
         kwh: energy budget, kWh as metered (no PUE), or None.
         gco2: emissions budget, grams CO2e at the run's intensity and PUE, or None.
         forecast: also stop when the forecast's 95% interval lies above the budget.
+        per_node: under a run group, the budget is each node's own, not the group's.
     """
 
     kwh: float | None = None
     gco2: float | None = None
     forecast: bool = False
+    per_node: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kwh", _check("--budget-kwh", self.kwh, "kWh"))
@@ -90,7 +98,8 @@ class Budget:
         return " / ".join(parts) or "none"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kwh": self.kwh, "gco2": self.gco2, "forecast": self.forecast}
+        return {"kwh": self.kwh, "gco2": self.gco2, "forecast": self.forecast,
+                "per_node": self.per_node}  # fmt: skip
 
 
 class BudgetGuard:
@@ -105,6 +114,8 @@ class BudgetGuard:
             fields: asks the job to stop.
         note: records an event on the run (``note("budget reached", **fields)``).
         say: prints one line for the user (default: stderr, prefixed ``greentrain:``).
+        stopped_elsewhere: the other members of the run's group whose budget already tripped
+            (a group budget: the group stops as one); none by default.
     """
 
     def __init__(
@@ -119,6 +130,7 @@ class BudgetGuard:
         note: Callable[..., None] = lambda *a, **k: None,
         say: Callable[[str], None] | None = None,
         check_s: float = CHECK_S,
+        stopped_elsewhere: Callable[[], list[str]] = lambda: [],
     ) -> None:
         self.budget = budget
         self.intensity = intensity_g_per_kwh
@@ -129,6 +141,7 @@ class BudgetGuard:
         self._stop_fn = stop
         self._note = note
         self._say = say or _stderr
+        self._stopped_elsewhere = stopped_elsewhere
         self.check_s = check_s
         self.tripped: dict[str, Any] | None = None
         self.warned = False
@@ -199,6 +212,9 @@ class BudgetGuard:
                 and fc.low_j >= self.limit_j
             ):
                 reason = "forecast"
+            elsewhere = self._stopped_elsewhere() if reason is None else []
+            if elsewhere:
+                reason = "group"
             if reason is None:
                 return None
             self.tripped = {
@@ -209,8 +225,11 @@ class BudgetGuard:
                 "spent": self.figures(spent) if spent is not None else None,
                 "forecast": fc.to_dict() if fc is not None else None,
             }
+            if elsewhere:
+                self.tripped["stopped_by"] = elsewhere
         what = (
             f"spent {_kwh(spent)}" if reason == "spent"
+            else f"the group's budget stopped run {', '.join(elsewhere)}" if reason == "group"
             else f"the forecast's 95% interval starts at {_kwh(fc.low_j)}"
         )  # fmt: skip
         self._say(f"budget {self.budget.describe()} reached ({what}); stopping the job")

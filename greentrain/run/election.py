@@ -5,10 +5,14 @@ two ranks' wrappers of a job on one node). Each would read the same GPUs' counte
 CPU packages, and the group's total would count them several times. Instead, the wrappers
 *elect* one meter per device through file locks they share on the host:
 
-* a lock file per (group, device) in a per-user folder (``$GREENTRAIN_LOCK_DIR``, else
+* a lock file per (host, group, device) in a per-user folder (``$GREENTRAIN_LOCK_DIR``, else
   ``$XDG_RUNTIME_DIR/greentrain``, else ``/tmp/greentrain-<uid>``), taken with ``flock``
-  (exclusive, non-blocking) the first time a wrapper reads the device. The winner writes its
-  run id in the file and keeps the lock for its life; the kernel releases it if it dies.
+  (exclusive, non-blocking) the first time a wrapper reads the device. The host is its
+  identity (:func:`greentrain.run.identity.host_identity`: the machine id, else the boot id,
+  with the hostname), not the folder: hosts that share the folder (a lock folder on NFS, where
+  ``flock`` reaches across machines) hold separate locks and each meters its own devices.
+  The winner writes its run id in the file and keeps the lock for its life; the kernel
+  releases it if it dies.
 * Devices are GPUs by uuid and the host's CPU packages with their DRAM as one
   (:func:`greentrain.record.vocabulary.election_key`); the job's own process-tree estimate is
   not a device and every wrapper keeps it.
@@ -40,6 +44,7 @@ from typing import Any
 from greentrain.errors import ConfigError
 from greentrain.record.readings import Readings
 from greentrain.record.vocabulary import election_key
+from greentrain.run.identity import host_identity
 
 ENV_LOCK_DIR = "GREENTRAIN_LOCK_DIR"
 RETRY_S = 1.0
@@ -76,12 +81,15 @@ def lock_dir() -> Path:
 class Election:
     """This wrapper's part in its group's device election on this host."""
 
-    def __init__(self, group_id: str, run_id: str, folder: Path | None = None) -> None:
+    def __init__(
+        self, group_id: str, run_id: str, folder: Path | None = None, host: str | None = None
+    ) -> None:
         digest = hashlib.sha1(group_id.encode()).hexdigest()[:16]
         self.group_id = group_id
         self.run_id = run_id
-        self.folder = (folder or lock_dir()) / digest
-        self.folder.mkdir(mode=0o700, exist_ok=True)
+        self.host = host or host_identity()
+        self.folder = (folder or lock_dir()) / self.host / digest
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.held: dict[str, tuple[int, float]] = {}  # key -> (lock fd, since unix time)
         self.elsewhere: dict[str, str] = {}  # key -> the run metering it
         self.taken_over: dict[str, dict[str, Any]] = {}
@@ -135,11 +143,12 @@ class Election:
             return won
 
     def summary(self) -> dict[str, Any]:
-        """What the run records: ``{"group", "held": {key: since}, "elsewhere": {key: run},
-        "taken_over": {key: {"from", "t"}}}``."""
+        """What the run records: ``{"group", "host", "held": {key: since}, "elsewhere": {key:
+        run}, "taken_over": {key: {"from", "t"}}}`` (``host``: the host identity it ran on)."""
         with self._lock:
             return {
                 "group": self.group_id,
+                "host": self.host,
                 "held": {key: since for key, (_, since) in self.held.items()},
                 "elsewhere": dict(self.elsewhere),
                 "taken_over": dict(self.taken_over),

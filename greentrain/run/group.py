@@ -12,15 +12,21 @@ The group id comes from, in this order:
    torchrun hands its workers as ``TORCHELASTIC_RUN_ID``): ``torchrun-ID``.
 
 The wrapper's rank in the group is ``SLURM_PROCID``, else torchrun's ``--node-rank``, else
-``GROUP_RANK``; None when nothing says. A multi-node torchrun command without an id gets a
+``GROUP_RANK``; None when nothing says. It is only a first guess: with ``--rdzv-backend c10d``
+torchrun ignores ``--node-rank``, so the wrapper replaces it with what the launched workers
+report (:mod:`greentrain.run.ranks`). A multi-node torchrun command without an id gets a
 warning instead of a group (``--rdzv-id none`` is torchrun's default, shared by every job).
+
+The size the group expects (:func:`expected_size`) and the launch this wrapper belongs to
+(:func:`launch_of`) are recorded with every member; :mod:`greentrain.run.launch` uses the
+launch to keep a reused group id from merging two launches.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from greentrain.errors import ConfigError
@@ -29,13 +35,23 @@ MAX_GROUP_LEN = 200
 TORCHRUN_MODULES = ("torch.distributed.run", "torch.distributed.launch")
 
 
+ENV_LAUNCH = "GREENTRAIN_LAUNCH_ID"
+
+
 @dataclass(frozen=True)
 class GroupInfo:
-    """A run's group: its id, the wrapper's rank in it, and where the id came from."""
+    """A run's group: its id, the wrapper's rank in it, where the id came from, the members
+    it expects (``size``, from ``size_source``; None: unknown) and the launch (``launch``;
+    ``launch_unique``: the id names one launch only, as SLURM's job step and restart do, not
+    a torchrun ``--rdzv-id`` that a new launch may reuse)."""
 
     id: str
     rank: int | None
     source: str
+    size: int | None = None
+    size_source: str | None = None
+    launch: str | None = None
+    launch_unique: bool = False
 
 
 def check_group_id(value: str) -> str:
@@ -89,14 +105,74 @@ def _max_nodes(nnodes: str | None) -> int:
     return max((_int(part) or 1) for part in nnodes.split(":"))
 
 
+def expected_size(
+    command: Sequence[str], size: int | None, env: Mapping[str, str]
+) -> tuple[int | None, str | None]:
+    """(members the group expects, where that came from): ``--group-size``, else torchrun's
+    ``--nnodes`` (its largest), else ``PET_NNODES``, else the SLURM step's tasks (one wrapper
+    per task: ``SLURM_STEP_NUM_TASKS``, ``SLURM_NTASKS``), else ``SLURM_NNODES``; (None, None)
+    when nothing says."""
+    if size is not None:
+        return size, "--group-size"
+    torch = torchrun_args(command)
+    if torch is not None and torch.get("nnodes"):
+        return _max_nodes(torch.get("nnodes")), "--nnodes"
+    if env.get("PET_NNODES", "").strip():
+        return _max_nodes(env["PET_NNODES"]), "PET_NNODES"
+    if env.get("SLURM_STEP_ID", "").strip():
+        for name in ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"):
+            if (_int(env.get(name)) or 0) > 0:
+                return _int(env.get(name)), name
+    if (_int(env.get("SLURM_NNODES")) or 0) > 0:
+        return _int(env.get("SLURM_NNODES")), "SLURM_NNODES"
+    return None, None
+
+
+def launch_of(command: Sequence[str], env: Mapping[str, str]) -> tuple[str | None, bool]:
+    """(this launch's id, whether it names one launch only): ``GREENTRAIN_LAUNCH_ID`` (unique:
+    the user says so), SLURM's ``[CLUSTER-]JOB.STEP`` with ``.rN`` after a requeue
+    (``SLURM_RESTART_COUNT``; unique), else torchrun's run id (``TORCHELASTIC_RUN_ID`` or
+    ``--rdzv-id``: not unique, a fixed id is reused by every launch); (None, False) else."""
+    given = env.get(ENV_LAUNCH, "").strip()
+    if given:
+        return given[:MAX_GROUP_LEN], True
+    job = env.get("SLURM_JOB_ID", "").strip()
+    if job:
+        cluster = env.get("SLURM_CLUSTER_NAME", "").strip()
+        step = env.get("SLURM_STEP_ID", "").strip()
+        restarts = _int(env.get("SLURM_RESTART_COUNT")) or 0
+        text = f"slurm-{cluster + '-' if cluster else ''}{job}" + (f".{step}" if step else "")
+        return text + (f".r{restarts}" if restarts else ""), True
+    elastic = env.get("TORCHELASTIC_RUN_ID", "").strip()
+    torch = torchrun_args(command) or {}
+    rdzv = elastic if elastic and elastic != "none" else torch.get("rdzv_id", "").strip()
+    if rdzv and rdzv != "none":
+        return f"torchrun-{rdzv}", False
+    return None, False
+
+
 def detect_group(
     command: Sequence[str],
     explicit: str | None = None,
     environ: Mapping[str, str] | None = None,
+    size: int | None = None,
 ) -> tuple[GroupInfo | None, str | None]:
     """(the group this wrapper joins or None, a warning to print or None); see the module
-    docstring for the order."""
+    docstring for the order. ``size``: ``--group-size`` (None: found as
+    :func:`expected_size` says)."""
     env = os.environ if environ is None else environ
+    group, warning = _detect(command, explicit, env)
+    if group is None:
+        return None, warning
+    members, source = expected_size(command, size, env)
+    launch, unique = launch_of(command, env)
+    return replace(group, size=members, size_source=source, launch=launch,
+                   launch_unique=unique), warning  # fmt: skip
+
+
+def _detect(
+    command: Sequence[str], explicit: str | None, env: Mapping[str, str]
+) -> tuple[GroupInfo | None, str | None]:
     torch = torchrun_args(command)
     rank = _int(env.get("SLURM_PROCID"))
     if rank is None and torch is not None:

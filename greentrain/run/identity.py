@@ -1,9 +1,11 @@
-"""A run's identity: its id, its default name and the run it is nested in."""
+"""A run's identity: its id, its default name and the run it is nested in; the host's identity."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,3 +42,27 @@ def parent_run_id(environ: Mapping[str, str] | None = None) -> str | None:
     value is not a run id)."""
     value = (os.environ if environ is None else environ).get(ENV_RUN, "").strip()
     return value if _RUN_ID.match(value) else None
+
+
+MACHINE_ID_FILES = (
+    "/etc/machine-id",
+    "/var/lib/dbus/machine-id",
+    "/proc/sys/kernel/random/boot_id",
+)
+
+
+def host_identity(files: Sequence[str] = MACHINE_ID_FILES, hostname: str | None = None) -> str:
+    """This host's identity: 16 hex digits of the machine id (else the boot id) with the
+    hostname. Two machines never share it, even where they share a folder (an NFS home, a
+    lock folder on a shared file system); the wrappers of one machine always do."""
+    machine = ""
+    for path in files:
+        try:
+            with open(path, encoding="ascii", errors="replace") as fh:
+                machine = fh.read().strip()
+        except OSError:
+            continue
+        if machine:
+            break
+    name = socket.gethostname() if hostname is None else hostname
+    return hashlib.sha1(f"{machine}\0{name}".encode()).hexdigest()[:16]

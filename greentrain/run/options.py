@@ -85,7 +85,7 @@ class CarbonOptions:
 
 
 _CARBON_FIELDS = tuple(f.name for f in dataclasses.fields(CarbonOptions))
-_BUDGET_FIELDS = ("kwh", "gco2", "forecast")
+_BUDGET_FIELDS = ("kwh", "gco2", "forecast", "per_node")
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,8 @@ class RunOptions:
             CPU time; 0 = none).
         group: the run group this run is one node's part of (``--group``; None: ``greentrain
             run`` finds SLURM's or torchrun's job id, see :mod:`greentrain.run.group`).
+        group_size: the members the group expects (``--group-size``; None: from torchrun's
+            ``--nnodes``, ``PET_NNODES`` or SLURM's tasks).
         epochs: epochs the job will run, for the forecast of its energy (None: what the job
             passes to ``client.config``; see :mod:`greentrain.run.forecasting`).
         budget: what the run may spend (:class:`~greentrain.run.budget.Budget`; none by
@@ -126,6 +128,7 @@ class RunOptions:
     grace_s: float = 10.0
     sample_s: float = 10.0
     group: str | None = None
+    group_size: int | None = None
     epochs: int | None = None
     budget: Budget = field(default_factory=Budget)
     prometheus_port: int | None = None
@@ -141,6 +144,12 @@ class RunOptions:
         object.__setattr__(self, "tags", {str(k): str(v) for k, v in (self.tags or {}).items()})
         if self.group is not None:
             object.__setattr__(self, "group", check_group_id(str(self.group)))
+        if self.group_size is not None and (
+            isinstance(self.group_size, bool)
+            or not isinstance(self.group_size, int)
+            or self.group_size < 1
+        ):
+            raise ConfigError(f"--group-size must be a whole number >= 1 (got {self.group_size!r})")
         if self.epochs is not None and (
             isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1
         ):

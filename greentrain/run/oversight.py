@@ -79,6 +79,7 @@ class Oversight:
         self.print_forecasts = print_forecasts
         self.stopper = stopper
         self._recorder: Any = None
+        self._group_spend: Any = None
         self._said = 0
         self.guard: BudgetGuard | None = None
         self.escalation: Escalation | None = None
@@ -91,16 +92,23 @@ class Oversight:
     def listeners(self) -> list[Any]:
         return [self.forecaster]
 
-    def start(self, recorder: Any) -> None:
-        """Begin watching ``recorder``'s run (its clock has started); from the job's thread."""
+    def start(self, recorder: Any, group_spend: Any = None) -> None:
+        """Begin watching ``recorder``'s run (its clock has started); from the job's thread.
+        ``group_spend``: a group budget's view of the whole group's spend
+        (:class:`~greentrain.run.group_budget.GroupSpendPoller`; closed with this object)."""
         self._recorder = recorder
         if not self.options.budget.active:
             return
         self.stopper.arm()
+        self._group_spend = group_spend
+        if group_spend is not None:
+            group_spend.start()
         self.guard = BudgetGuard(
             self.options.budget, intensity_g_per_kwh=self.intensity, pue=self.pue,
-            spent_j=recorder.spent_j, forecast=lambda: self.forecaster.latest,
-            stop=self._request_stop, note=recorder.event_now, say=say,
+            spent_j=group_spend.spent_j if group_spend is not None else recorder.spent_j,
+            forecast=lambda: self.forecaster.latest, stop=self._request_stop,
+            note=recorder.event_now, say=say,
+            stopped_elsewhere=group_spend.stopped if group_spend is not None else lambda: [],
         )  # fmt: skip
         recorder.event_now("budget set", **self.options.budget.to_dict(),
                            limit_j=self.guard.limit_j, grace_s=self.options.grace_s)  # fmt: skip
@@ -134,6 +142,8 @@ class Oversight:
         """The job has ended (or the run is ending): settle the budget's stop (idempotent)."""
         if self.guard is not None:
             self.guard.close()
+        if self._group_spend is not None:
+            self._group_spend.close()
         with self._lock:
             self._closed = True
             escalation, requested = self.escalation, self.requested

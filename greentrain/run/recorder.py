@@ -48,6 +48,7 @@ from greentrain.run.group import GroupInfo
 from greentrain.run.identity import default_name
 from greentrain.run.listeners import Fanout
 from greentrain.run.meterset import MeterSet
+from greentrain.run.ranks import WorkerRanks
 from greentrain.store import ops, redact_all
 from greentrain.store.liveness import process_started, start_ticks
 
@@ -82,6 +83,7 @@ class Recorder:
         self.clock = clock or Clock()
         self.group = group
         self.election = Election(group.id, run_id) if group is not None else None
+        self.ranks = WorkerRanks() if group is not None else None
         self._retrier: Retrier | None = None
         if self.election is not None:
             meters.elect(self.election)
@@ -116,10 +118,12 @@ class Recorder:
         tags: Mapping[str, str] | None,
         carbon: dict[str, Any] | None,
         parent_id: str | None = None,
+        first_beat_s: float = 0.0,
     ) -> None:
         """Queue the ``running`` record of ``command`` (first write of the run; a busy store
         does not delay the job's start). A store URL's password in the command or a tag is
-        hidden. ``parent_id``: the run this one is nested in."""
+        hidden. ``parent_id``: the run this one is nested in; ``first_beat_s``: seconds before
+        the first sample (a baseline), added to the first heartbeat."""
         cwd, pid = os.getcwd(), os.getpid()
         self.writes.submit(ops.CreateRun(
             self.run_id, name=redact_all(name or default_name(command)),
@@ -129,6 +133,9 @@ class Recorder:
             host=socket.gethostname(), pid=pid, pid_started=process_started(pid),
             pid_ticks=start_ticks(pid), group_id=self.group.id if self.group else None,
             group_rank=self.group.rank if self.group else None, parent_id=parent_id,
+            launch_id=self.group.launch if self.group else None,
+            group_size=self.group.size if self.group else None,
+            heartbeat_s=self.sample_s if self.sample_s > 0 else None, first_beat_s=first_beat_s,
         ), sync=True)  # fmt: skip
 
     def event_now(self, event: str, **detail: Any) -> None:
@@ -297,7 +304,12 @@ class Recorder:
         with self._lock:
             seq, self._seq = self._seq, self._seq + 1
         cpu_s = self.cpu.seconds() if self.cpu is not None else (0.0 if seq == 0 else None)
-        on_device = self.meters.job_devices(self.cpu.pids()) if self.cpu is not None else None
+        pids = self.cpu.pids() if self.cpu is not None else None
+        on_device = self.meters.job_devices(pids) if pids is not None else None
+        if self.ranks is not None and pids:
+            found = self.ranks.update(pids)  # the ranks the workers report (issue 24)
+            if found:
+                self.writes.submit(ops.SetRunFields(self.run_id, fields=found))
         if seq:  # the whole-run rows so far: a dead wrapper's record keeps this energy
             self.writes.submit(ops.AddEnergy(self.run_id, window_idx=RUN_SCOPE,
                                              rows=readings_rows(totals)))  # fmt: skip

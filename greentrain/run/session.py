@@ -25,6 +25,7 @@ from greentrain.meters.base import Meter
 from greentrain.run.applier import OPEN_WAIT_S, RunWrites
 from greentrain.run.group import GroupInfo
 from greentrain.run.identity import new_run_id, parent_run_id
+from greentrain.run.launch import settle_group
 from greentrain.run.meterset import MeterSet
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import say
@@ -92,11 +93,14 @@ class RunSession:
         self.group = group
         self.run_id = new_run_id()
         self.writes, self.location, self._owned = open_writes(opts.store, self.run_id)
+        self.group = settle_group(group, self.writes.store())  # a reused id: a new launch
+        group = self.group
         names = opts.meter_names(with_objects=bool(meter_objects))
         self.meters = MeterSet(names, meters=meter_objects, options=opts.meter_options())
         self.recorder = Recorder(self.writes, self.run_id, self.meters, sample_s=opts.sample_s,
                                  listeners=listeners, group=group, clock=clock)  # fmt: skip
-        self.recorder.create(command, name, opts.tags, carbon, parent_id=parent_run_id())
+        self.recorder.create(command, name, opts.tags, carbon, parent_id=parent_run_id(),
+                             first_beat_s=opts.baseline_s)  # fmt: skip
         self.record: dict[str, Any] = {}
         self.job_ended: float | None = None  # monotonic instant the job exited (spawn sets it)
 

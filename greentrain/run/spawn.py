@@ -39,6 +39,7 @@ from greentrain.meters.proctree import JobCPU
 from greentrain.protocol import ENV_CHANNEL, ENV_RUN
 from greentrain.run.channel import ChannelServer
 from greentrain.run.group import detect_group
+from greentrain.run.group_budget import group_spend_for
 from greentrain.run.options import RunOptions
 from greentrain.run.oversight import Oversight
 from greentrain.run.process import TERMINATING, Job, become_subreaper, exit_code_of
@@ -160,7 +161,7 @@ def run_command(
     if not command or not command[0]:
         raise ConfigError("no command given; usage: greentrain run [OPTIONS] -- COMMAND ...")
     opts = options if options is not None else RunOptions.build(**fields)
-    group, warning = detect_group(command, opts.group)
+    group, warning = detect_group(command, opts.group, size=opts.group_size)
     if warning:
         _say(warning)
     factors = opts.carbon.factors()
@@ -210,7 +211,7 @@ def run_command(
                 recorder.cpu = JobCPU(job.pid, job.reaped_cpu_s)
                 watcher.job = job
                 meter_set.attach(job.pid, job.reaped_cpu_s)
-                oversight.start(recorder)
+                oversight.start(recorder, group_spend=group_spend_for(session))
                 exit_code, killed_by = exit_code_of(job.wait())
                 session.job_ended = time.monotonic()  # --grace counts from here
                 watcher.job = None

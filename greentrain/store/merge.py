@@ -14,7 +14,8 @@ Nothing is lost and nothing is counted twice:
 * journals still waiting on this machine for a source or the target
   (:mod:`greentrain.store.journal`) are landed first, idempotently, as every writing command
   does; a run still ``running`` in a source is refused until it is complete (the message says
-  how);
+  how), or, with ``skip_running`` (``--skip-running``), left out and listed in the report (a
+  lost node's run can also be marked by hand: ``greentrain store mark RUN --interrupted``);
 * the target may not be one of the sources.
 
 The metrics' sequence numbers are the target's own (their order within a run is kept).
@@ -68,6 +69,7 @@ class MergeReport:
     added: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     groups: dict[str, int] = field(default_factory=dict)  # group id -> members added
+    skipped: list[str] = field(default_factory=list)  # running runs left out (skip_running)
 
 
 def _same_place(a: StoreLocation, b: StoreLocation) -> bool:
@@ -116,8 +118,9 @@ def _open_source(location: StoreLocation) -> Connection:
     return conn
 
 
-def collect(sources: Sequence[str]) -> dict[str, Bundle]:
-    """The runs of every source, each once; ConfigError for a conflict or a running run."""
+def collect(sources: Sequence[str], skip_running: list[str] | None = None) -> dict[str, Bundle]:
+    """The runs of every source, each once; ConfigError for a conflict or a running run
+    (unless ``skip_running`` is a list: a running run's id is appended to it instead)."""
     found: dict[str, Bundle] = {}
     for source in sources:
         location = locate(source)
@@ -128,10 +131,13 @@ def collect(sources: Sequence[str]) -> dict[str, Bundle]:
             conn.close()
         for run_id, bundle in bundles.items():
             if bundle.row["status"] == "running":
+                if skip_running is not None:
+                    skip_running.append(run_id)
+                    continue
                 raise ConfigError(
-                    f"run {run_id} in {location.shown} is still running (or its wrapper died "
-                    f"and nobody has read it since: `greentrain runs --store {location.shown}` "
-                    "on its machine marks it); merge once it has ended"
+                    f"run {run_id} in {location.shown} is still running (or its node died: "
+                    f"`greentrain store mark {run_id} --interrupted --store {location.shown}` "
+                    "marks it); merge once it has ended, or pass --skip-running"
                 )
             earlier = found.get(run_id)
             if earlier is not None and earlier.fingerprint() != bundle.fingerprint():
@@ -156,9 +162,12 @@ def _insert(tx: Tx, table: str, columns: list[str], rows: list[dict[str, Any]]) 
                        [[r[c] for c in cols] for r in batch])  # fmt: skip
 
 
-def merge_stores(sources: Sequence[str], into: str | StoreLocation) -> MergeReport:
+def merge_stores(
+    sources: Sequence[str], into: str | StoreLocation, *, skip_running: bool = False
+) -> MergeReport:
     """Merge ``sources`` (paths or URLs) into ``into`` (created if missing); see the module
-    docstring. Raises ConfigError (refused, nothing written) or StoreError."""
+    docstring. ``skip_running``: leave running runs out (listed in the report's ``skipped``)
+    instead of refusing. Raises ConfigError (refused, nothing written) or StoreError."""
     if not sources:
         raise ConfigError("give the stores to merge: greentrain store merge A.db B.db --into C.db")
     target = locate(into)
@@ -166,8 +175,8 @@ def merge_stores(sources: Sequence[str], into: str | StoreLocation) -> MergeRepo
         if _same_place(locate(source), target):
             raise ConfigError(f"{target.shown} is both a source and the target; merge into a "
                               "new store (--into)")  # fmt: skip
-    bundles = collect(sources)
     report = MergeReport()
+    bundles = collect(sources, report.skipped if skip_running else None)
     with Store(target) as st:
         conn = st._conn  # the store's own connection: one transaction for the whole merge
         existing = read_bundles(conn, target.shown, list(bundles)) if bundles else {}

@@ -25,7 +25,7 @@ from greentrain.units import iso_utc
 METRIC_ROWS = 100  # metrics entries per INSERT statement (500 parameters)
 SETTABLE = frozenset(
     {"name", "carbon", "baseline", "best", "git", "env", "tags", "command", "cwd", "election",
-     "parent_id"}
+     "parent_id", "group_rank", "global_rank"}
 )  # fmt: skip
 
 
@@ -75,17 +75,24 @@ class CreateRun(Write):
     group_id: str | None = None
     group_rank: int | None = None
     parent_id: str | None = None
+    launch_id: str | None = None
+    group_size: int | None = None
+    heartbeat_s: float | None = None  # the wrapper's heartbeat period (its samples'); None: none
+    first_beat_s: float = 0.0  # seconds before its first sample (a baseline): the first beat
 
     def run(self, tx: Tx, conn: Connection) -> None:
         tx.execute(
             "INSERT INTO runs (id, name, status, started_at, started_unix, tags, config, command,"
             " cwd, git, env, carbon, host, pid, pid_started, pid_ticks, group_id, group_rank,"
-            " parent_id) VALUES (?, ?, 'running', ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?) ON CONFLICT (id) DO NOTHING",
+            " parent_id, launch_id, group_size, heartbeat_unix, heartbeat_s) VALUES (?, ?,"
+            " 'running', ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
             (self.run_id, self.name, iso_utc(self.started_unix), self.started_unix,
              dumps(self.tags), dumps(self.command), self.cwd, dumps(self.git), dumps(self.env),
              None if self.carbon is None else dumps(self.carbon), self.host, self.pid,
-             self.pid_started, self.pid_ticks, self.group_id, self.group_rank, self.parent_id),
+             self.pid_started, self.pid_ticks, self.group_id, self.group_rank, self.parent_id,
+             self.launch_id, self.group_size, self.started_unix + max(0.0, self.first_beat_s),
+             self.heartbeat_s),
         )  # fmt: skip
 
 
@@ -243,7 +250,8 @@ class AddEvents(Write):
 @dataclass(frozen=True, eq=False)
 class AddSample(Write):
     """The run's ``seq``-th sample: unix time ``t``, the job's CPU seconds and cumulative
-    readings (:func:`greentrain.record.readings.sample_readings`)."""
+    readings (:func:`greentrain.record.readings.sample_readings`). A sample is also the
+    wrapper's heartbeat: ``runs.heartbeat_unix`` moves to ``t`` (never back)."""
 
     op: ClassVar[str] = "add_sample"
     seq: int = 0
@@ -257,6 +265,11 @@ class AddSample(Write):
             " ON CONFLICT (run_id, seq) DO UPDATE SET t = excluded.t, cpu_s = excluded.cpu_s,"
             " readings = excluded.readings",
             (self.run_id, self.seq, self.t, self.cpu_s, dumps(self.readings)),
+        )
+        tx.execute(
+            "UPDATE runs SET heartbeat_unix = ? WHERE id = ?"
+            " AND (heartbeat_unix IS NULL OR heartbeat_unix < ?)",
+            (self.t, self.run_id, self.t),
         )
 
 

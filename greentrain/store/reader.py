@@ -23,15 +23,16 @@ from greentrain.record.jsonable import loads
 from greentrain.record.nesting import ancestor_chain
 from greentrain.record.split import Timeline, attribute
 from greentrain.store.backend import connect
+from greentrain.store.groups import GroupReads
 from greentrain.store.journal import has_pending
-from greentrain.store.liveness import pid_alive
+from greentrain.store.liveness import node_lost, pid_alive
 from greentrain.store.location import StoreLocation, locate
 from greentrain.store.schema import SCHEMA_VERSION, check_schema, init_schema
 
 _CHUNK = 500  # ids per ``IN (...)`` query
 
 
-class StoreReader:
+class StoreReader(GroupReads):
     """A run store opened for reading (:class:`~greentrain.store.Store` adds the writes).
 
     Args:
@@ -235,14 +236,16 @@ class StoreReader:
         return row
 
     def _wrapper_gone(self, row: dict[str, Any]) -> bool:
-        """Whether the run is ``running`` but its wrapper is gone from this host, and no
-        journal of it waits here (its end may be in the journal)."""
-        return (
-            row["status"] == "running"
-            and row["host"] == self.host
-            and not pid_alive(row["pid"], row["pid_started"], row.get("pid_ticks"))
-            and not has_pending(self.location, row["id"])
-        )
+        """Whether the run is ``running`` but its wrapper is gone: on this host, its pid is
+        gone and no journal of it waits here (its end may be in the journal); on another host,
+        its heartbeat is older than its bound (a pid means nothing here)."""
+        if row["status"] != "running":
+            return False
+        if row["host"] != self.host:
+            return node_lost(row)
+        return not pid_alive(
+            row["pid"], row["pid_started"], row.get("pid_ticks")
+        ) and not has_pending(self.location, row["id"])
 
     def _children(
         self, table: str, ids: list[str], order: str, notes: dict[str, list] | None = None

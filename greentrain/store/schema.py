@@ -26,6 +26,13 @@ Tables (:data:`MIGRATIONS` has one function per version):
   wrapper's start time in clock ticks since boot (``/proc/PID/stat`` field 22), which a
   wall-clock step cannot change; ``runs.parent_id``: the run whose process tree this run was
   started in (nested runs; NULL for a top-level run).
+* v5 (clusters, issue 24): ``runs.launch_id``: the launch a group member belongs to (SLURM job
+  step and restart, an explicit ``GREENTRAIN_LAUNCH_ID``, or generated; a reused ``--group``
+  never mixes two launches); ``runs.group_size``: the members the group expects (``--nnodes``,
+  ``PET_NNODES``, SLURM's tasks, ``--group-size``); ``runs.global_rank``: the lowest global
+  ``RANK`` of the workers on this node, as they report it; ``runs.heartbeat_unix`` and
+  ``runs.heartbeat_s``: the wrapper's last sign of life (unix s) and its period (s), by which a
+  reader on any host tells a lost node.
 
 The DDL is written once, for SQLite; :meth:`Connection.ddl` turns it into PostgreSQL's types
 (``REAL`` -> ``DOUBLE PRECISION``, integers -> ``BIGINT``, an identity column for the metrics'
@@ -42,7 +49,7 @@ from collections.abc import Callable
 from greentrain.errors import StoreError
 from greentrain.store.connection import Connection, Tx
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APP_ID = "greentrain"
 CHILD_TABLES = ("energy", "windows", "metrics", "meters", "samples")
 KEY_TABLE = "journal_applied"  # (run_id, n) of every journal entry applied (v4)
@@ -172,12 +179,28 @@ def _migrate_v4(conn: Connection, tx: Tx) -> None:
     _execute_script(conn, tx, _V4)
 
 
+# ---- v5, cluster block (issue 24: launch, expected size, worker ranks, heartbeat) ----------
+_V5_CLUSTER = """
+ALTER TABLE runs ADD COLUMN launch_id TEXT;
+ALTER TABLE runs ADD COLUMN group_size INTEGER;
+ALTER TABLE runs ADD COLUMN global_rank INTEGER;
+ALTER TABLE runs ADD COLUMN heartbeat_unix REAL;
+ALTER TABLE runs ADD COLUMN heartbeat_s REAL
+"""
+# ---- end of v5 cluster block --------------------------------------------------------------
+
+
+def _migrate_v5(conn: Connection, tx: Tx) -> None:
+    _execute_script(conn, tx, _V5_CLUSTER)
+
+
 # version -> function bringing the schema from version-1 to version.
 MIGRATIONS: dict[int, Callable[[Connection, Tx], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
     3: _migrate_v3,
     4: _migrate_v4,
+    5: _migrate_v5,
 }
 
 
@@ -240,7 +263,7 @@ def _version_from_columns(conn: Connection) -> int:
     """The schema version a store's ``runs`` columns show (for a store whose stored version
     cannot be read)."""
     columns = set(conn.columns("runs"))
-    for version, column in ((4, "parent_id"), (3, "group_id"), (2, "events")):
+    for version, column in ((5, "launch_id"), (4, "parent_id"), (3, "group_id"), (2, "events")):
         if column in columns:
             return version
     return 1

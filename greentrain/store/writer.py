@@ -7,7 +7,8 @@ applying a journal twice, from two processes at once, or again after a crash mid
 nothing. :meth:`Store.land` is the one landing routine of the wrapper's writer thread,
 ``greentrain store sync``, every writing open, the watchdog and merge.
 
-Recovery: a run whose wrapper died on this host (its pid gone, no journal of it waiting here)
+Recovery: a run whose wrapper died on this host (its pid gone, no journal of it waiting here),
+or whose heartbeat stopped on another host (``node lost``),
 is marked ``interrupted`` by the next reader that finds it (:meth:`Store._reap`), ended at its
 last sample, whose energy the record keeps; a run whose journal still waits is left for
 ``greentrain store sync``, as its end may be in the journal. :meth:`Store.replaced` and
@@ -31,6 +32,7 @@ from greentrain.errors import StoreBusy, StoreError
 from greentrain.record.text import storable
 from greentrain.store.connection import one_line
 from greentrain.store.journal import claim, pending_journals, read_journal
+from greentrain.store.liveness import lost_event
 from greentrain.store.reader import StoreReader
 from greentrain.store.schema import CHILD_TABLES, KEY_TABLE
 
@@ -223,12 +225,17 @@ class Store(StoreReader):
         self._conn.save_copy(Path(target))
 
     def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A ``running`` run whose wrapper is gone on this host: record it ``interrupted``,
-        ended at its last sample, with an event (the reader only reports it)."""
+        """A ``running`` run whose wrapper is gone (its pid on this host, its heartbeat on
+        another): record it ``interrupted``, ended at its last sample, with an event (the
+        reader only reports it)."""
         if not self._wrapper_gone(row):
             return row
         detail = "its process was gone when the store was read; energy is the last sample"
-        event = {"t": time.time(), "event": "wrapper died", "detail": detail}
+        event = (
+            lost_event(row)
+            if row["host"] != self.host
+            else {"t": time.time(), "event": "wrapper died", "detail": detail}
+        )
         try:
             self.write(ops.AbandonRun(row["id"], ended_unix=None, event=event))
         except StoreError:
