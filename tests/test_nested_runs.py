@@ -117,7 +117,7 @@ def test_a_v3_store_is_migrated_to_v4_and_its_runs_have_no_parent(tmp_path):
     conn.write(to_v3)
     conn.close()
     with Store(path) as st:
-        assert st.version == SCHEMA_VERSION == 4
+        assert st.version == SCHEMA_VERSION == 5
         assert st.get_run("old1")["parent"] is None
 
 

@@ -26,6 +26,11 @@ Tables (:data:`MIGRATIONS` has one function per version):
   wrapper's start time in clock ticks since boot (``/proc/PID/stat`` field 22), which a
   wall-clock step cannot change; ``runs.parent_id``: the run whose process tree this run was
   started in (nested runs; NULL for a top-level run).
+* v5 (reads at scale): indexes for the queries of a listing (:mod:`greentrain.store.selection`)
+  and of the concurrent-run split (:mod:`greentrain.store.concurrency`): ``runs_listing``
+  covers what a listing groups, filters and orders by (so the choice reads the index, not the
+  wide rows), ``runs_host`` the runs of a host by start, ``runs_running`` the running runs of a
+  host (dead wrappers reaped). The child tables' primary keys already lead with ``run_id``.
 
 The DDL is written once, for SQLite; :meth:`Connection.ddl` turns it into PostgreSQL's types
 (``REAL`` -> ``DOUBLE PRECISION``, integers -> ``BIGINT``, an identity column for the metrics'
@@ -42,7 +47,7 @@ from collections.abc import Callable
 from greentrain.errors import StoreError
 from greentrain.store.connection import Connection, Tx
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APP_ID = "greentrain"
 CHILD_TABLES = ("energy", "windows", "metrics", "meters", "samples")
 KEY_TABLE = "journal_applied"  # (run_id, n) of every journal entry applied (v4)
@@ -172,12 +177,28 @@ def _migrate_v4(conn: Connection, tx: Tx) -> None:
     _execute_script(conn, tx, _V4)
 
 
+# ---- v5, reads at scale (the "reads" change): indexes only ----------------------------------
+_V5_READS = """
+CREATE INDEX runs_listing ON runs (started_unix, group_id, id, status, name);
+CREATE INDEX runs_host ON runs (host, started_unix);
+CREATE INDEX runs_running ON runs (status, host)
+"""
+
+
+def _migrate_v5(conn: Connection, tx: Tx) -> None:
+    _execute_script(conn, tx, _V5_READS)
+
+
+# ---- end of v5, reads at scale ------------------------------------------------------------
+
+
 # version -> function bringing the schema from version-1 to version.
 MIGRATIONS: dict[int, Callable[[Connection, Tx], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
     3: _migrate_v3,
     4: _migrate_v4,
+    5: _migrate_v5,
 }
 
 
