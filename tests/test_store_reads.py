@@ -76,6 +76,12 @@ def test_filters_and_pages_in_sql_give_what_filtering_the_whole_listing_gives(mi
                 assert page.total in (len(expected), None)
                 if not RunQuery(**q).narrowed:
                     assert page.total == len(expected)
+        ids = [r["id"] for r in whole]
+        for offset in range(len(whole)):  # every page boundary, ties of start included
+            page = st.page(RunQuery(limit=2, offset=offset))
+            assert [r["id"] for r in page.runs] == ids[
+                max(len(ids) - offset - 2, 0) : len(ids) - offset
+            ]
 
 
 def test_a_listing_reads_a_dead_wrapper_run_as_interrupted_and_splits_concurrent_runs(mixed):
@@ -148,7 +154,7 @@ def test_runs_pages_with_limit_offset_since_and_lists_a_groups_nodes(mixed, caps
         return capsys.readouterr().out
 
     out = run("--limit", "2")
-    assert "showing 2 of 55 runs; 53 older runs not shown (--offset 2" in out
+    assert "showing 2 of 56 runs; 54 older runs not shown (--offset 2" in out
     rows = [line.split()[0] for line in out.splitlines()[1:3]]
     assert rows == ["G3", "solo"]
     listed = json.loads(run("--json", "--limit", "3", "--offset", "2"))

@@ -1,7 +1,8 @@
 """Reading what the split among concurrent runs needs (:mod:`greentrain.record.split`).
 
-Only the hosts of the runs being read are looked at (``runs_host`` index), their overlaps are
-found in one sweep (:func:`greentrain.record.split.overlapping`), and only the runs that
+Only the runs of the hosts of the runs being read, and of their time span, are looked at
+(``runs_host`` index), their overlaps are found in one sweep
+(:func:`greentrain.record.split.overlapping`), and only the runs that
 overlapped a run of another party have their samples read.
 """
 
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from greentrain.errors import StoreError
 from greentrain.record.cells import clean_row
 from greentrain.record.jsonable import loads
 from greentrain.record.nesting import ancestor_chain
@@ -21,25 +23,44 @@ from greentrain.store.selection import chunks
 ReadChildren = Callable[[str, list[str], str], dict[str, list[dict]]]
 
 
-def _hosts(conn: Any, ids: Sequence[str]) -> list[Any]:
-    hosts: set[Any] = set()
+COLUMNS = "id, host, status, started_unix, duration_s"
+
+
+def _wanted(conn: Any, ids: Sequence[str], group_col: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for chunk in chunks(list(ids)):
         marks = ",".join("?" * len(chunk))
-        hosts.update(r["host"] for r in conn.query(f"SELECT host FROM runs WHERE id IN ({marks})",
-                                                   chunk))  # fmt: skip
-    return sorted(hosts, key=str)
+        rows += conn.query(f"SELECT {COLUMNS}, {group_col} FROM runs WHERE id IN ({marks})",
+                           chunk)  # fmt: skip
+    return rows
 
 
-def _rows_on(conn: Any, hosts: list[Any], group_col: str) -> list[dict[str, Any]]:
-    """The span columns of every run on ``hosts`` (a NULL host is a host too)."""
-    columns = f"id, host, status, started_unix, duration_s, {group_col}"
+def _rows_on(
+    conn: Any, hosts: list[Any], group_col: str, start: float, end: float
+) -> list[dict[str, Any]]:
+    """The span columns of every run on ``hosts`` (a NULL host is a host too) that may overlap
+    ``[start, end]``: started before its end, and not ended before its start. A store whose
+    columns were changed by hand (a duration stored as text in PostgreSQL) cannot compute the
+    end in SQL: every run of the hosts is read instead."""
+    bound = " AND started_unix < ? AND (duration_s IS NULL OR started_unix + duration_s > ?)"
+    try:
+        return _on_hosts(conn, hosts, group_col, bound, [end, start])
+    except StoreError:
+        return _on_hosts(conn, hosts, group_col, "", [])
+
+
+def _on_hosts(
+    conn: Any, hosts: list[Any], group_col: str, bound: str, params: list
+) -> list[dict[str, Any]]:
+    columns = f"{COLUMNS}, {group_col}"
     named = [h for h in hosts if h is not None]
     rows: list[dict[str, Any]] = []
     for chunk in chunks(named):
         marks = ",".join("?" * len(chunk))
-        rows += conn.query(f"SELECT {columns} FROM runs WHERE host IN ({marks})", chunk)
+        rows += conn.query(f"SELECT {columns} FROM runs WHERE host IN ({marks}){bound}",
+                           [*chunk, *params])  # fmt: skip
     if None in hosts:
-        rows += conn.query(f"SELECT {columns} FROM runs WHERE host IS NULL")
+        rows += conn.query(f"SELECT {columns} FROM runs WHERE host IS NULL{bound}", params)
     return rows
 
 
@@ -79,7 +100,14 @@ def concurrent_splits(
     if version < 2 or not ids:
         return {}
     group_col = "group_id" if version >= 3 else "NULL AS group_id"
-    spans = spans_of(_rows_on(conn, _hosts(conn, ids), group_col), parents, time.time())
+    now = time.time()
+    wanted = spans_of(_wanted(conn, ids, group_col), parents, now)
+    if not wanted:
+        return {}
+    hosts = sorted({s.host for s in wanted.values()}, key=str)
+    start = min(s.start for s in wanted.values())
+    end = max(s.end for s in wanted.values())
+    spans = spans_of(_rows_on(conn, hosts, group_col, start, end), parents, now)
     overlaps = overlapping(spans, ids)
     if not overlaps:
         return {}

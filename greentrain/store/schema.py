@@ -29,8 +29,9 @@ Tables (:data:`MIGRATIONS` has one function per version):
 * v5 (reads at scale): indexes for the queries of a listing (:mod:`greentrain.store.selection`)
   and of the concurrent-run split (:mod:`greentrain.store.concurrency`): ``runs_listing``
   covers what a listing groups, filters and orders by (so the choice reads the index, not the
-  wide rows), ``runs_host`` the runs of a host by start, ``runs_running`` the running runs of a
-  host (dead wrappers reaped). The child tables' primary keys already lead with ``run_id``.
+  wide rows), ``runs_host`` the runs of a host by start with what their spans need,
+  ``runs_running`` the running runs of a host (dead wrappers reaped). The child tables'
+  primary keys already lead with ``run_id``.
 
 The DDL is written once, for SQLite; :meth:`Connection.ddl` turns it into PostgreSQL's types
 (``REAL`` -> ``DOUBLE PRECISION``, integers -> ``BIGINT``, an identity column for the metrics'
@@ -180,7 +181,7 @@ def _migrate_v4(conn: Connection, tx: Tx) -> None:
 # ---- v5, reads at scale (the "reads" change): indexes only ----------------------------------
 _V5_READS = """
 CREATE INDEX runs_listing ON runs (started_unix, group_id, id, status, name);
-CREATE INDEX runs_host ON runs (host, started_unix);
+CREATE INDEX runs_host ON runs (host, started_unix, duration_s, status, id, group_id);
 CREATE INDEX runs_running ON runs (status, host)
 """
 

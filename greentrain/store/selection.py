@@ -114,7 +114,7 @@ def entries(
     )
     if having:
         sql += " HAVING " + " AND ".join(having)
-    sql += " ORDER BY s DESC, g DESC, k DESC"
+    sql += " ORDER BY s DESC, k DESC"  # newest first: the reverse of (start, key)
     page_params: list = []
     page = ""
     if paged and (query.limit or query.offset):
