@@ -129,6 +129,7 @@ while time.monotonic() - t < {seconds}:
 """
 STREAMS = ("samples", "metrics", "windows", "energy")  # rows a run adds while it goes
 KEY = "journal_applied"  # one row per write applied
+SAMPLE_S = 10.0  # the recorder's default sample period
 
 
 def _rows_of(server, db: str, table: str) -> tuple[int, int]:
@@ -195,11 +196,21 @@ def group_cost(server, seconds: float) -> dict:
         for rank, b in _by_rank(server, db, sql).items():
             grew[rank] = grew.get(rank, 0) + b
     samples = _by_rank(server, db, "SELECT run_id, count(*) FROM samples GROUP BY run_id")
+    sample_bytes = _by_rank(
+        server, db, "SELECT run_id, sum(pg_column_size(t.*)) FROM samples t GROUP BY run_id"
+    )
     day, lead, other = 86400, 0, 1
-    # every node stores what the lead's node stores (rank 1 here shares the lead's host, whose
-    # devices the lead metered) except the lead's metrics and their journal keys
+    # while a job runs, every node stores a sample (as big as the bigger of the two: on their
+    # one host, one wrapper won the election and metered the devices) and its key every 10 s; the
+    # lead adds its metrics and their keys. A run's start and end are counted apart (once).
     key_b = tables[KEY][1] / max(tables[KEY][0], 1)
-    lead_only = tables["metrics"][1] + (writes.get(lead, 0) - writes.get(other, 0)) * key_b
+    sample_b = max(sample_bytes.get(r, 0) / max(samples.get(r, 1), 1) for r in (lead, other))
+    lead_b_s = (
+        tables["metrics"][1] + (writes.get(lead, 0) - writes.get(other, 0)) * key_b
+    ) / elapsed
+    node_b_s = (sample_b + key_b) / SAMPLE_S
+    once_b = min(grew.get(r, 0) - sample_bytes.get(r, 0) - samples.get(r, 0) * key_b
+                 for r in (lead, other))  # fmt: skip
     steady_w = (63 * samples.get(other, 0) + writes.get(lead, 0) - writes.get(other, 0)
                 + samples.get(other, 0)) / elapsed  # fmt: skip
     return {
@@ -215,14 +226,18 @@ def group_cost(server, seconds: float) -> dict:
             "writes_per_s_while_running": round(steady_w, 1),
             "writes_per_node_at_start_and_end": writes.get(other, 0) - samples.get(other, 0),
             "transactions_per_s_incl_reads": round(transactions / elapsed * 32, 1),
-            "bytes_per_day": round((64 * grew.get(lead, 0) - 63 * lead_only) / elapsed * day),
+            "bytes_per_day": round((64 * node_b_s + lead_b_s) * day),
+            "bytes_per_sample": round(sample_b),
+            "sample_bytes_by_rank": sample_bytes,
+            "bytes_per_node_at_start_and_end": round(once_b),
             "note": (
-                "scaled linearly from 2 nodes of one host (each node stores what the lead's "
-                "node stores, without the lead's metrics) and to 24 h at the default sample "
-                "period (10 s); writes while running = samples of every node + the lead's "
-                "metric flushes; bytes = tuple bytes (pg_column_size) of the rows the runs "
-                "added (samples, metrics, windows, energy, journal keys), without indexes and "
-                "page overhead; the fake meter's readings in each sample"
+                "scaled from 2 nodes of one host to 64 and to 24 h at the default sample "
+                "period (10 s): connections x32; writes while running = a sample from every "
+                "node every 10 s + the lead's metric flushes; bytes a day = every node's "
+                "samples (each as big as the measured node that metered the devices) and "
+                "keys + the lead's metrics and keys; a run's start and end (writes, bytes) "
+                "once per node, apart; bytes = tuple bytes (pg_column_size), without indexes "
+                "and page overhead; the fake meter's 3 readings in each sample"
             ),
         },
     }  # fmt: skip
@@ -259,6 +274,11 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cost", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="measure the cost only, replacing it in the existing JSON",
+    )
     ap.add_argument("--cost-seconds", type=float, default=60.0)
     ap.add_argument("--out", default=str(ROOT / "reports" / "store-read"))
     args = ap.parse_args()
@@ -272,7 +292,11 @@ def main() -> None:
                 from fixtures.pgserver import PgServer
 
                 server = PgServer().start()
-            for size in (int(s) for s in args.sizes.split(",")):
+            if args.cost_only:
+                old = Path(args.out) / "store_read.json"
+                results = json.loads(old.read_text()) if old.exists() else results
+                backends = []
+            for size in (int(s) for s in args.sizes.split(",") if backends):
                 path = str(Path(tmp) / f"s{size}.db")
                 built = build(path, size, args.nodes)
                 print(f"built {size} runs + a {args.nodes}-node group in {built:.0f} s", flush=True)
