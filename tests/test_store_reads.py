@@ -157,8 +157,11 @@ def test_runs_pages_with_limit_offset_since_and_lists_a_groups_nodes(mixed, caps
     assert "showing 2 of 56 runs; 54 older runs not shown (--offset 2" in out
     rows = [line.split()[0] for line in out.splitlines()[1:3]]
     assert rows == ["G3", "solo"]
-    listed = json.loads(run("--json", "--limit", "3", "--offset", "2"))
+    assert main(["runs", "--store", mixed, "--json", "--limit", "3", "--offset", "2"]) == 0
+    out, err = capsys.readouterr()
+    listed = json.loads(out)
     assert len(listed) == 3 and listed[-1]["windows"]  # --json: whole run objects
+    assert "showing 3 of 56 runs; 51 older runs not shown" in err  # said beside the JSON
     nodes = run("--group", "G1")
     assert "g1-n0" in nodes and "g1-n1" in nodes and "total 2 runs:" in nodes
     assert "showing" not in run("--since", "2099-01-01") and "no runs" in run("--since", "1d")

@@ -91,6 +91,9 @@ def runs_cmd(
     runs = page.runs
     if as_json:
         print_json(runs)
+        more = _more_line(len(runs), page.total, query)
+        if more:  # the JSON stays the page; what it left out is said beside it
+            print(f"greentrain: {more}", file=sys.stderr)
         return
     table = Table(box=None, header_style="bold")
     # one unit per column, chosen like every other surface's (report.unit_policy)

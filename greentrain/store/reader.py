@@ -4,6 +4,10 @@ The rows are turned into the documented run object by :mod:`greentrain.record.as
 runs of one group (one multi-node job, a wrapper per node) are shown as one run object by
 :mod:`greentrain.record.group`, with a ``nodes`` list. A group's id names it wherever a run id
 does (``show``, ``rm``, ``export --run``); a member's own id still reads that member alone.
+
+A listing is chosen in SQL (:mod:`greentrain.store.selection`: filters, order, page) and only
+its runs' rows are read (:mod:`greentrain.store.rows`, one query per table for the page), so
+``runs`` on 10,000 runs reads the 100 it shows.
 """
 
 from __future__ import annotations
