@@ -313,7 +313,8 @@ def main() -> None:
                             f"{backend:10} {size:6} {command:28} {r['median_s']:.3f} s", flush=True
                         )
             if args.cost:
-                results["cost_64_node_job"] = group_cost(server, args.cost_seconds)
+                results["cost_64_node_job"] = {**group_cost(server, args.cost_seconds),
+                                               "argv": sys.argv[1:]}  # fmt: skip
                 print(json.dumps(results["cost_64_node_job"], indent=2), flush=True)
         finally:
             if server is not None:
