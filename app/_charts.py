@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 
 from greentrain.report import palette
 from greentrain.report.comparison import Comparison
+from greentrain.report.curves import accuracy_curve
 from greentrain.report.escape import html_text
-from greentrain.report.runs import accuracy_curve
 from greentrain.report.stats import mean_ci, missing
 from greentrain.report.versus_dense import Ratio, ratios_to_dense
 

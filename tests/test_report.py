@@ -7,8 +7,7 @@ import math
 import pytest
 from fixtures.runs import make_run, study
 
-from greentrain.report import grouping, stats
-from greentrain.report import runs as run_figures
+from greentrain.report import curves, grouping, stats
 from greentrain.report import study as study_report
 
 
@@ -61,10 +60,10 @@ def test_only_finished_runs_enter_the_statistics():
 
 def test_energy_to_accuracy_is_cumulative_window_energy_until_first_reaching_target():
     run = study()[0]  # accs 0.5, 0.7, 0.8; 0.1 kWh per epoch
-    assert run_figures.energy_to_accuracy(run, 0.5) == pytest.approx(0.1)
-    assert run_figures.energy_to_accuracy(run, 0.7) == pytest.approx(0.2)
-    assert run_figures.energy_to_accuracy(run, 0.75) == pytest.approx(0.3)
-    assert run_figures.energy_to_accuracy(run, 0.9) is None
+    assert curves.energy_to_accuracy(run, 0.5) == pytest.approx(0.1)
+    assert curves.energy_to_accuracy(run, 0.7) == pytest.approx(0.2)
+    assert curves.energy_to_accuracy(run, 0.75) == pytest.approx(0.3)
+    assert curves.energy_to_accuracy(run, 0.9) is None
 
 
 def test_energy_to_accuracy_does_not_count_nested_windows_twice():
@@ -73,13 +72,13 @@ def test_energy_to_accuracy_does_not_count_nested_windows_twice():
     inner["started_at"] = "2026-01-01T12:00:05+00:00"
     inner["energy"] = {"gpu": {"energy_j": 1e9, "source": "fake:counter"}}
     run["windows"].append(inner)
-    assert run_figures.energy_to_accuracy(run, 0.7) == pytest.approx(0.2)
+    assert curves.energy_to_accuracy(run, 0.7) == pytest.approx(0.2)
 
 
 def test_energy_to_accuracy_without_windows_is_none_not_zero():
     run = study()[0]
     run["windows"] = []
-    assert run_figures.energy_to_accuracy(run, 0.5) is None
+    assert curves.energy_to_accuracy(run, 0.5) is None
 
 
 def test_pareto_front_keeps_only_non_dominated_configurations():

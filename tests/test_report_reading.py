@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fixtures.runs import BAD_VALUES, hostile_run, make_run, study
 
-from greentrain.report import grouping, reading
+from greentrain.report import curves, grouping, reading
 from greentrain.report import runs as figures
 from greentrain.report import study as study_report
 
@@ -176,12 +176,12 @@ def test_windows_without_times_or_with_bad_ones_leave_the_curve_standing():
     run["windows"].append("not a window")
     run["windows"].append({"name": "epoch", "index": "3", "energy": {"gpu": {"energy_j": "x"}}})
     issues = []
-    curve = figures.accuracy_curve(run, issues=issues)
+    curve = curves.accuracy_curve(run, issues=issues)
     assert [c["test_acc"] for c in curve] == [0.5, 0.7, 0.8]
     assert curve[-1]["cum_energy_kwh"] == pytest.approx(0.1)  # only the third window counted
     fields = {i.field for i in issues}
     assert {"windows[1].started_at", "windows[3]", "windows[4].energy.gpu.energy_j"} <= fields
-    assert len(figures.epoch_energies_kwh(run)) == 4
+    assert len(curves.epoch_energies_kwh(run)) == 4
 
 
 @pytest.mark.parametrize("value", BAD_VALUES)
@@ -210,7 +210,7 @@ def test_every_figure_of_a_run_survives_any_bad_value_anywhere(path, value):
     run = hostile_run("x", {path: value})
     row = grouping.runs_frame([run]).iloc[0]
     figures.comparison_row(run)
-    figures.accuracy_curve(run)
+    curves.accuracy_curve(run)
     study_report.energy_per_epoch_by_schedule([run])
     for name in ("accuracy", "energy_kwh", "co2_g", "duration_s", "backward_flops"):
         v = row[name]

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from fixtures.runs import T0, make_run
 
-from greentrain.report import runs as figures
+from greentrain.report import curves
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
@@ -32,7 +32,7 @@ ends = st.integers(0, 20).map(float) | st.just(math.inf)
 @given(st.lists(st.tuples(st.integers(0, 20).map(float), ends), max_size=12))
 def test_outermost_sweep_equals_the_definition(intervals):
     spans = [(s0, max(s0, s1), 1.0) for s0, s1 in intervals]
-    assert figures.outermost(spans) == outermost_by_definition(spans)
+    assert curves.outermost(spans) == outermost_by_definition(spans)
 
 
 def test_many_windows_nested_in_one_are_counted_once():
@@ -48,5 +48,5 @@ def test_many_windows_nested_in_one_are_counted_once():
                 "energy": {"gpu": {"energy_j": 1.0}},
             }
         )
-    (rec,) = figures.accuracy_curve(run)
+    (rec,) = curves.accuracy_curve(run)
     assert rec["cum_energy_kwh"] == pytest.approx(0.1)  # the epoch only, steps not added

@@ -14,8 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _charts as charts  # noqa: E402
 import _shared as sh  # noqa: E402
 
-from greentrain.report import comparison, grouping, study, where  # noqa: E402
-from greentrain.report import runs as run_figures  # noqa: E402
+from greentrain.report import comparison, curves, grouping, study, where  # noqa: E402
 from greentrain.report.escape import markdown_text  # noqa: E402
 from greentrain.report.stats import mean_ci  # noqa: E402
 from greentrain.report.versus_dense import dense_labels  # noqa: E402
@@ -110,7 +109,7 @@ elif not frame.empty:
         by_id = {r["id"]: r for r in scoped}
         rows = []
         for _, g in c.groups.iterrows():
-            spent = [run_figures.energy_to_accuracy(by_id[i], target / 100.0) for i in g["run_ids"]]
+            spent = [curves.energy_to_accuracy(by_id[i], target / 100.0) for i in g["run_ids"]]
             got = [e * c.policy.energy_factor for e in spent if e is not None]
             s = mean_ci(got)
             rows.append(

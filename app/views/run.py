@@ -13,6 +13,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
+from greentrain.report import curves  # noqa: E402
 from greentrain.report import runs as run_figures  # noqa: E402
 from greentrain.report.escape import markdown_text  # noqa: E402
 from greentrain.report.formatting import (  # noqa: E402
@@ -130,9 +131,9 @@ if runs:
     st.dataframe(pd.DataFrame(run.get("meters") or []), hide_index=True)
 
     st.subheader("Per epoch")
-    wins = run_figures.epoch_windows(run)
+    wins = curves.epoch_windows(run)
     if wins:
-        kwh = run_figures.epoch_energies_kwh(run)
+        kwh = curves.epoch_energies_kwh(run)
         unit, per_kwh = energy_unit(max((e for e in kwh if e is not None), default=None))
         wdf = pd.DataFrame(
             {

@@ -52,7 +52,7 @@ HELP_SHOWN: tuple[type[Exception], ...] = tuple(
 COMMANDS: dict[str, str] = {
     "run": "run",
     "runs": "runs",
-    "show": "runs",
+    "show": "show",
     "rm": "runs",
     "doctor": "doctor",
     "flops": "flops",

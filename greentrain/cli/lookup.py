@@ -7,6 +7,8 @@ from __future__ import annotations
 from greentrain.errors import StoreError
 from greentrain.store import Store
 
+STORE_HELP = "Store file or postgresql:// URL (default $GREENTRAIN_STORE)."
+
 
 def open_to_read(store: str | None) -> Store:
     """The store for a command that only reads: writable where it can be (a dead wrapper's run

@@ -191,12 +191,14 @@ def _alternatives(members: Sequence[Member], domain: str) -> list[dict[str, Any]
     ]  # fmt: skip
 
 
+# a group's status: the first of these any member has, else finished (the store's listing
+# selects by the same rule in SQL, greentrain.store.selection)
+STATUS_ORDER = ("running", "failed", "interrupted", "budget")
+
+
 def _status(members: Sequence[Member]) -> str:
     statuses = {m.run.get("status") for m in members}
-    for status in ("running", "failed", "interrupted", "budget"):
-        if status in statuses:
-            return status
-    return "finished"
+    return next((s for s in STATUS_ORDER if s in statuses), "finished")
 
 
 def _windows(members: Sequence[Member], covered: Mapping) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ split. The result says that a split happened and how (:func:`split_note`).
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,6 +237,50 @@ def attribute(target: Timeline, others: Sequence[Timeline]) -> dict[tuple[str, s
     for entry in out.values():
         entry["shared_with"] = sorted(entry["shared_with"])
     return {k: v for k, v in out.items() if v["shared_with"]}
+
+
+@dataclass(frozen=True)
+class Span:
+    """One run's interval on its host: unix seconds (``end`` = now for a run still going) and
+    its party (its group's id, else its own id)."""
+
+    host: str | None
+    start: float
+    end: float
+    party: str
+
+
+def overlapping(spans: Mapping[str, Span], wanted: Iterable[str]) -> dict[str, list[str]]:
+    """For each run of ``wanted`` that overlapped a run of *another* party on its host: every
+    run on that host it overlapped (``others`` of :func:`attribute`), by start then id.
+
+    Two runs overlap when each starts before the other ends (``s1 < e2 and s2 < e1``; a run
+    that lasted no time overlaps the runs going on strictly around its instant). One sweep per
+    host over the intervals sorted by start, the runs still going kept in a heap by end: O(N log
+    N + K) for N runs and K overlapping pairs, where comparing every pair was O(N^2).
+    """
+    want = {w for w in wanted if w in spans}
+    by_host: dict[str | None, list[tuple[float, float, str]]] = {}
+    for run_id, span in spans.items():
+        by_host.setdefault(span.host, []).append((span.start, span.end, run_id))
+    others: dict[str, set[str]] = {}
+    for intervals in by_host.values():
+        intervals.sort()
+        going: list[tuple[float, str]] = []  # (end, run id): runs not yet ended at the sweep
+        for start, end, run_id in intervals:
+            while going and going[0][0] <= start:
+                heapq.heappop(going)  # ended at or before this start: overlaps nothing after
+            for _, other in going:  # each started no later and ends after `start`
+                if spans[other].start < end and (run_id in want or other in want):
+                    others.setdefault(run_id, set()).add(other)
+                    others.setdefault(other, set()).add(run_id)
+            heapq.heappush(going, (end, run_id))
+    out: dict[str, list[str]] = {}
+    for run_id in want:
+        found = others.get(run_id, set())
+        if any(spans[o].party != spans[run_id].party for o in found):
+            out[run_id] = sorted(found, key=lambda o: (spans[o].start, o))
+    return out
 
 
 def split_note(entry: Mapping[str, Any]) -> dict[str, Any]:

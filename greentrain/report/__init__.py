@@ -9,7 +9,8 @@ exports, the CLI and the app share one implementation.
 * :mod:`~greentrain.report.escape`: text from a record made safe for each target (LaTeX,
   Markdown, CSV, plain text, terminal, matplotlib).
 * :mod:`~greentrain.report.stats`: mean, std and 95% t-interval (never 0 where undefined).
-* :mod:`~greentrain.report.runs`: figures of one run (final accuracy, kWh, FLOPs, curves).
+* :mod:`~greentrain.report.runs`: figures of one run (final accuracy, kWh, FLOPs);
+  :mod:`~greentrain.report.curves`: its figures over its windows (per epoch, accuracy curve).
 * :mod:`~greentrain.report.configs`, :mod:`~greentrain.report.grouping`: runs pooled per
   configuration (model, dataset, schedule, drop rate and every other config key that varies;
   seeds pooled).

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import pandas as pd
 
 from greentrain.record.nesting import counted_once
+from greentrain.report.curves import epoch_energies_kwh
 from greentrain.report.grouping import runs_frame
-from greentrain.report.runs import epoch_energies_kwh
 from greentrain.report.stats import missing, safe_sum
 
 

@@ -17,6 +17,12 @@ Same schema, migrations, JSON and semantics as the SQLite file (see
 * Text cannot hold NUL in PostgreSQL; strings are stored with NUL (and the escape character
   U+E000 itself) escaped, and read back exactly.
 
+Behind a connection pooler in transaction mode (pgbouncer): every piece of session state is
+per transaction (``SET LOCAL``, ``pg_advisory_xact_lock``), statements are never prepared on the
+server, and the only session settings are the startup ``options`` (the read lock timeout, a
+read-only session), which pgbouncer must be told to pass over (``ignore_startup_parameters =
+options``); see the clusters guide.
+
 When opening, a bad URL, an unreachable server, refused credentials, a missing database or a
 database of another application is a one-line :class:`~greentrain.errors.StoreError` that names
 the fix; nothing is written. The URL's password is used to connect and appears in no message.
@@ -158,7 +164,10 @@ class PostgresConnection(Connection):
             options += " -c default_transaction_read_only=on"
         params = {"connect_timeout": max(2, int(timeout_s)), "application_name": "greentrain",
                   **KEEPALIVES, **self._params, "options": options.strip()}  # fmt: skip
-        return psycopg.connect(**params, autocommit=True)
+        # no server-side prepared statements (psycopg prepares a statement run 5 times): behind
+        # a pooler in transaction mode (pgbouncer < 1.21) the next transaction may be served by
+        # another server connection, where the statement was never prepared
+        return psycopg.connect(**params, autocommit=True, prepare_threshold=None)
 
     def connection(self) -> psycopg.Connection:
         """The live connection; a lost one is re-made outside a transaction (raises the

@@ -4,35 +4,41 @@ The rows are turned into the documented run object by :mod:`greentrain.record.as
 runs of one group (one multi-node job, a wrapper per node) are shown as one run object by
 :mod:`greentrain.record.group`, with a ``nodes`` list. A group's id names it wherever a run id
 does (``show``, ``rm``, ``export --run``); a member's own id still reads that member alone.
+
+A listing is chosen in SQL (:mod:`greentrain.store.selection`: filters, order, page) and only
+its runs' rows are read (:mod:`greentrain.store.rows`, one query per table for the page), so
+``runs`` on 10,000 runs reads the 100 it shows.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from greentrain.errors import StoreError
-from greentrain.record.assemble import assemble_run
 from greentrain.record.cells import clean_row
-from greentrain.record.group import assemble_group, member_of
-from greentrain.record.jsonable import loads
-from greentrain.record.nesting import ancestor_chain
-from greentrain.record.split import Timeline, attribute
 from greentrain.store.backend import connect
 from greentrain.store.groups import GroupReads
 from greentrain.store.journal import has_pending
 from greentrain.store.liveness import node_lost, pid_alive
 from greentrain.store.location import StoreLocation, locate
+from greentrain.store.rows import RunRows
 from greentrain.store.schema import SCHEMA_VERSION, check_schema, init_schema
+from greentrain.store.selection import (
+    Entry,
+    RunPage,
+    RunQuery,
+    chunks,
+    entries,
+    selected,
+    tag_candidates,
+)
 
-_CHUNK = 500  # ids per ``IN (...)`` query
 
-
-class StoreReader(GroupReads):
+class StoreReader(RunRows, GroupReads):
     """A run store opened for reading (:class:`~greentrain.store.Store` adds the writes).
 
     Args:
@@ -147,86 +153,82 @@ class StoreReader(GroupReads):
         tags: Mapping[str, str] | None = None,
         name: str | None = None,
         ids: Iterable[str] | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        summary: bool = False,
     ) -> list[dict[str, Any]]:
-        """Run objects, oldest first, filtered by status, tags (all must match), name, ids.
+        """Run objects, oldest first, filtered by status, tags (all must match), name, ids,
+        start (``since``, unix seconds); ``limit``: the newest so many (after ``offset``).
 
         A group's members appear as one run object (the group); ``ids`` may name groups, and
-        a member named by its own id is listed alone.
+        a member named by its own id is listed alone. ``summary``: without windows and
+        metrics (``[]``), what a listing shows. See :meth:`page` for the count.
         """
-        sql, params = "SELECT * FROM runs", []
-        singles: set[str] = set()
+        query = RunQuery(status=status, tags=dict(tags or {}), name=name, since=since,
+                         limit=limit, offset=offset)  # fmt: skip
+        return self.page(query, ids=ids, summary=summary).runs
+
+    def page(
+        self, query: RunQuery, *, ids: Iterable[str] | None = None, summary: bool = False
+    ) -> RunPage:
+        """The run objects ``query`` selects (oldest first) and how many matched in all.
+
+        The entries are chosen in SQL (:mod:`greentrain.store.selection`) and only theirs
+        are read, one query per table for the page; ``ids``: only these runs or groups.
+        """
+        gone = sorted(self._reap_running())
         if ids is not None:
-            ids = list(dict.fromkeys(ids))
-            if not ids:
-                return []
-            marks = ",".join("?" * len(ids))
-            sql += f" WHERE id IN ({marks})"
-            params.extend(ids)
+            runs = [r for r in self._by_ids(list(dict.fromkeys(ids)), query.since, summary)
+                    if selected(r, query)]  # fmt: skip
+            end = len(runs) - query.offset
+            return RunPage(runs[max(end - (query.limit or end), 0) : max(end, 0)], len(runs))
+        if not query.narrowed:
+            chosen, total = entries(self._conn, self.version, query, gone, paged=True)
+            return RunPage(self._read(chosen[::-1], summary), total)
+        candidates, _ = entries(self._conn, self.version, query, gone, paged=False)
+        if query.tags:
+            tagged = tag_candidates(self._conn, self.version, query.tags)
+            candidates = [e for e in candidates if (e.key, e.group) in tagged]
+        want = (query.limit or len(candidates)) + query.offset
+        step = max(want, 50)
+        found: list[dict[str, Any]] = []  # newest first
+        for start in range(0, len(candidates), step):
+            batch = candidates[start : start + step]
+            found += [r for r in self._read(batch[::-1], summary)[::-1] if selected(r, query)]
+            if query.limit and len(found) >= want:
+                shown = found[query.offset : want]
+                return RunPage(shown[::-1], None)  # older candidates not read
+        end = query.offset + query.limit if query.limit else None
+        return RunPage(found[query.offset : end][::-1], len(found))
+
+    def _by_ids(self, ids: list[str], since: float | None, summary: bool) -> list[dict[str, Any]]:
+        """Run objects of ``ids`` (each a run, listed alone, or a group) started at or after
+        ``since`` (unix s; a group: its first member), oldest first."""
+        found = []
+        for chunk in chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            found += [
+                Entry(r["id"], False, r["s"])
+                for r in self._conn.query(
+                    f"SELECT id, started_unix AS s FROM runs WHERE id IN ({marks})", chunk
+                )
+            ]
             if self.version >= 3:
-                sql += f" OR group_id IN ({marks})"
-                params.extend(ids)
-            singles = set(ids)
-        notes: dict[str, list[dict[str, str]]] = {}
-        rows = []
-        for raw in self._conn.query(sql + " ORDER BY started_unix, id", params):
-            row, found = clean_row("runs", raw)
-            notes.setdefault(raw["id"], []).extend(found)
-            rows.append(self._reap(row))  # type: ignore[arg-type]  # runs rows are never dropped
-        objects = self._objects(rows, singles, notes)
-        self._link_nested(objects)
-        if status is not None:
-            objects = [o for o in objects if o["status"] == status]
-        if name is not None:
-            objects = [o for o in objects if o["name"] == name]
-        if tags:
-            want = {str(k): str(v) for k, v in tags.items()}
-            objects = [o for o in objects if _has_tags(o, want)]
-        return objects
+                found += [Entry(r["group_id"], True, r["s"]) for r in self._conn.query(
+                    f"SELECT group_id, MIN(started_unix) AS s FROM runs WHERE group_id IN"
+                    f" ({marks}) GROUP BY group_id", chunk)]  # fmt: skip
+        if since is not None:
+            found = [e for e in found if isinstance(e.start, (int, float)) and e.start >= since]
+        return self._read(found, summary)
 
-    def _objects(
-        self, rows: list[dict[str, Any]], singles: set[str], notes: dict[str, list[dict]]
-    ) -> list[dict[str, Any]]:
-        """Run objects of ``rows``: members of a group joined into the group's object, except
-        members named in ``singles`` (listed alone), oldest first. ``notes``: the cells that
-        could not be read, per run id (:mod:`greentrain.record.cells`), completed here with the
-        child tables' and put in each run object's ``unreadable`` list."""
-        runs, energy = self._assemble(rows, notes)
-        for row, run in zip(rows, runs, strict=True):
-            run["unreadable"] = notes.get(row["id"], [])
-        out: list[tuple[float, str, dict]] = []
-        groups: dict[str, list] = {}
-        for row, run in zip(rows, runs, strict=True):
-            group = row.get("group_id")
-            if group is not None and (not singles or group in singles):
-                groups.setdefault(group, []).append(member_of(run, row, energy[row["id"]]))
-            if group is None or row["id"] in singles:
-                out.append((row["started_unix"] or 0.0, row["id"], run))
-        for group, members in groups.items():
-            start = min(m.started_unix for m in members)
-            whole = assemble_group(group, members)
-            whole["unreadable"] = [n for m in members for n in m.run["unreadable"]]
-            out.append((start, group, whole))
-        out.sort(key=lambda item: (item[0], item[1]))
-        return [run for _, _, run in out]
-
-    def _parents(self) -> dict[str, str]:
-        """Every nested run's parent id (run id -> parent id), from the whole store."""
-        if self.version < 4:
-            return {}
-        rows = self._conn.query("SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL")
-        return {r["id"]: r["parent_id"] for r in rows if isinstance(r["parent_id"], str)}
-
-    def _link_nested(self, objects: list[dict[str, Any]]) -> None:
-        """Each run object's ``parent``, ``ancestors`` and ``children``
-        (:mod:`greentrain.record.nesting`)."""
-        parents = self._parents()
-        children: dict[str, list[str]] = {}
-        for child, parent in parents.items():
-            children.setdefault(parent, []).append(child)
-        for run in objects:
-            run["parent"] = parents.get(run["id"])
-            run["ancestors"] = ancestor_chain(run["id"], parents)
-            run["children"] = sorted(children.get(run["id"], []))
+    def _reap_running(self) -> set[str]:
+        """Reap every ``running`` run of this host whose wrapper is gone (:meth:`_reap`); the
+        ids of those reaped (a read-only store still holds them ``running``)."""
+        rows = self._conn.query("SELECT * FROM runs WHERE status = 'running' AND host = ?",
+                                (self.host,))  # fmt: skip
+        cleaned = [clean_row("runs", raw)[0] for raw in rows]
+        return {r["id"] for r in cleaned if r is not None and self._reap(r)["status"] != "running"}
 
     def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
         """A ``running`` run whose wrapper process is gone on this host is reported
@@ -246,97 +248,3 @@ class StoreReader(GroupReads):
         return not pid_alive(
             row["pid"], row["pid_started"], row.get("pid_ticks")
         ) and not has_pending(self.location, row["id"])
-
-    def _children(
-        self, table: str, ids: list[str], order: str, notes: dict[str, list] | None = None
-    ) -> dict[str, list[dict]]:
-        """Each run's rows of ``table``, cells of the wrong type cleared (and noted in
-        ``notes``, per run id) and rows without a cell they need left out."""
-        out: dict[str, list[dict]] = {i: [] for i in ids}
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for r in self._conn.query(
-                f"SELECT * FROM {table} WHERE run_id IN ({marks}) ORDER BY {order}", chunk
-            ):
-                row, found = clean_row(table, r)
-                if found and notes is not None:
-                    notes.setdefault(r["run_id"], []).extend(found)
-                if row is not None:
-                    out[r["run_id"]].append(row)
-        return out
-
-    def _assemble(
-        self, rows: list[dict[str, Any]], notes: dict[str, list[dict]]
-    ) -> tuple[list[dict], dict[str, list[dict]]]:
-        ids = [r["id"] for r in rows]
-        energy = self._children("energy", ids, "window_idx, meter, domain, device", notes)
-        windows = self._children("windows", ids, "idx", notes)
-        metrics = self._children("metrics", ids, "seq", notes)
-        meters = self._children("meters", ids, "meter", notes)
-        splits = self._splits(ids)
-        runs = [
-            assemble_run(
-                r,
-                energy[r["id"]],
-                windows[r["id"]],
-                metrics[r["id"]],
-                meters[r["id"]],
-                splits.get(r["id"]),
-            )  # fmt: skip
-            for r in rows
-        ]
-        return runs, energy
-
-    def _splits(self, ids: list[str]) -> dict[str, dict]:
-        """Each run's share of the machine-scope energy it shared with concurrent runs on its
-        host (:mod:`greentrain.record.split`; a group's runs share as one party); runs that
-        overlapped no other get nothing."""
-        if self.version < 2 or not ids:
-            return {}
-        now = time.time()
-        group = "group_id" if self.version >= 3 else "NULL AS group_id"
-        rows = [
-            clean_row("runs", r)[0]
-            for r in self._conn.query(
-                f"SELECT id, host, status, started_unix, duration_s, {group} FROM runs"
-            )
-        ]
-        # a run whose start cannot be read overlaps nothing; one that ended without a readable
-        # duration is taken to have lasted no time (it shares nothing rather than everything)
-        rows = [dict(r, duration_s=0.0) if r["duration_s"] is None and r["status"] != "running"
-                else r for r in rows if r["started_unix"] is not None]  # fmt: skip
-        parents = self._parents()  # a nested run shares its outermost ancestor's party
-        party = {r["id"]: r["group_id"] or r["id"] for r in rows}
-        spans = {
-            r["id"]: (r["host"], r["started_unix"], r["started_unix"] + r["duration_s"]
-                      if r["duration_s"] is not None else now,
-                      party.get((ancestor_chain(r["id"], parents) or [r["id"]])[-1], r["id"]))
-            for r in rows
-        }  # fmt: skip
-        overlaps: dict[str, list[str]] = {}
-        for run_id in (i for i in ids if i in spans):
-            host, start, end, party = spans[run_id]
-            others = [o for o, (h, s, e, p) in spans.items()
-                      if o != run_id and h == host and s < end and e > start]  # fmt: skip
-            if any(spans[o][3] != party for o in others):
-                overlaps[run_id] = others
-        if not overlaps:
-            return {}
-        needed = sorted(set(overlaps) | {o for others in overlaps.values() for o in others})
-        timelines = {
-            run_id: Timeline.from_rows(
-                run_id, [dict(r, readings=loads(r["readings"], [])) for r in rows],
-                party=spans[run_id][3],
-            )
-            for run_id, rows in self._children("samples", needed, "seq").items()
-        }  # fmt: skip
-        return {
-            run_id: attribute(timelines[run_id], [timelines[o] for o in others])
-            for run_id, others in overlaps.items()
-        }
-
-
-def _has_tags(run: Mapping[str, Any], want: Mapping[str, str]) -> bool:
-    tags = run.get("tags")
-    return isinstance(tags, Mapping) and all(tags.get(k) == v for k, v in want.items())

@@ -26,13 +26,18 @@ Tables (:data:`MIGRATIONS` has one function per version):
   wrapper's start time in clock ticks since boot (``/proc/PID/stat`` field 22), which a
   wall-clock step cannot change; ``runs.parent_id``: the run whose process tree this run was
   started in (nested runs; NULL for a top-level run).
-* v5 (clusters, issue 24): ``runs.launch_id``: the launch a group member belongs to (SLURM job
-  step and restart, an explicit ``GREENTRAIN_LAUNCH_ID``, or generated; a reused ``--group``
-  never mixes two launches); ``runs.group_size``: the members the group expects (``--nnodes``,
-  ``PET_NNODES``, SLURM's tasks, ``--group-size``); ``runs.global_rank``: the lowest global
-  ``RANK`` of the workers on this node, as they report it; ``runs.heartbeat_unix`` and
-  ``runs.heartbeat_s``: the wrapper's last sign of life (unix s) and its period (s), by which a
-  reader on any host tells a lost node.
+* v5 (clusters and reads at scale, issue 24): ``runs.launch_id``: the launch a group member
+  belongs to (SLURM job step and restart, an explicit ``GREENTRAIN_LAUNCH_ID``, or generated; a
+  reused ``--group`` never mixes two launches); ``runs.group_size``: the members the group
+  expects (``--nnodes``, ``PET_NNODES``, SLURM's tasks, ``--group-size``); ``runs.global_rank``:
+  the lowest global ``RANK`` of the workers on this node, as they report it;
+  ``runs.heartbeat_unix`` and ``runs.heartbeat_s``: the wrapper's last sign of life (unix s) and
+  its period (s), by which a reader on any host tells a lost node. Indexes for the queries of a
+  listing (:mod:`greentrain.store.selection`) and of the concurrent-run split
+  (:mod:`greentrain.store.concurrency`): ``runs_listing`` covers what a listing groups, filters
+  and orders by (so the choice reads the index, not the wide rows), ``runs_host`` the runs of a
+  host by start with what their spans need, ``runs_running`` the running runs of a host (dead
+  wrappers reaped). The child tables' primary keys already lead with ``run_id``.
 
 The DDL is written once, for SQLite; :meth:`Connection.ddl` turns it into PostgreSQL's types
 (``REAL`` -> ``DOUBLE PRECISION``, integers -> ``BIGINT``, an identity column for the metrics'
@@ -190,8 +195,20 @@ ALTER TABLE runs ADD COLUMN heartbeat_s REAL
 # ---- end of v5 cluster block --------------------------------------------------------------
 
 
+# ---- v5, reads at scale (the "reads" change): indexes only ----------------------------------
+_V5_READS = """
+CREATE INDEX runs_listing ON runs (started_unix, group_id, id, status, name);
+CREATE INDEX runs_host ON runs (host, started_unix, duration_s, status, id, group_id);
+CREATE INDEX runs_running ON runs (status, host)
+"""
+
+
 def _migrate_v5(conn: Connection, tx: Tx) -> None:
     _execute_script(conn, tx, _V5_CLUSTER)
+    _execute_script(conn, tx, _V5_READS)
+
+
+# ---- end of v5, reads at scale ------------------------------------------------------------
 
 
 # version -> function bringing the schema from version-1 to version.
