@@ -169,16 +169,21 @@ def test_runs_pages_with_limit_offset_since_and_lists_a_groups_nodes(mixed, caps
     assert "not a date or an age" in capsys.readouterr().err
 
 
-def test_a_store_of_version_4_is_given_the_v5_indexes(tmp_path):
+def test_a_store_of_version_4_is_given_the_v5_columns_and_indexes(tmp_path):
     path = tmp_path / "s.db"
+    v5_columns = ("launch_id", "group_size", "global_rank", "heartbeat_unix", "heartbeat_s")
     with Store(path) as st:
         st._conn.write(lambda tx: [tx.execute(f"DROP INDEX {i}") for i in
                                    ("runs_listing", "runs_host", "runs_running")])  # fmt: skip
+        st._conn.write(lambda tx: [tx.execute(f"ALTER TABLE runs DROP COLUMN {c}")
+                                   for c in v5_columns])  # fmt: skip
         st._conn.write(lambda tx: tx.execute(
             "UPDATE greentrain_meta SET value = '4' WHERE key = 'schema_version'"))  # fmt: skip
     with Store(path) as st:
         names = {r["name"] for r in st._conn.query("SELECT name FROM sqlite_master")}
         assert {"runs_listing", "runs_host", "runs_running"} <= names and st.version == 5
+        columns = {r["name"] for r in st._conn.query("PRAGMA table_info(runs)")}
+        assert set(v5_columns) <= columns
 
 
 # -- the sweep ---------------------------------------------------------------------------------

@@ -223,15 +223,15 @@ class StoreReader(RunRows, GroupReads):
         return self._read(found, summary)
 
     def _reap_running(self) -> set[str]:
-        """Reap every ``running`` run of this host whose wrapper is gone (:meth:`_reap`); the
-        ids of those reaped (a read-only store still holds them ``running``)."""
-        rows = self._conn.query("SELECT * FROM runs WHERE status = 'running' AND host = ?",
-                                (self.host,))  # fmt: skip
+        """Reap every ``running`` run whose wrapper is gone (:meth:`_reap`: its pid on this
+        host, its heartbeat on another); the ids of those reaped (a read-only store still holds
+        them ``running``)."""
+        rows = self._conn.query("SELECT * FROM runs WHERE status = 'running'")
         cleaned = [clean_row("runs", raw)[0] for raw in rows]
         return {r["id"] for r in cleaned if r is not None and self._reap(r)["status"] != "running"}
 
     def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A ``running`` run whose wrapper process is gone on this host is reported
+        """A ``running`` run whose wrapper is gone (:meth:`_wrapper_gone`) is reported
         ``interrupted`` (:class:`~greentrain.store.Store` also records it)."""
         if self._wrapper_gone(row):
             return dict(row, status="interrupted")
