@@ -108,6 +108,7 @@ class Recorder:
         self._seq = 0
         self._late: dict[str, float] = {}  # slow meters that joined after launch -> mono when
         self.finalized = False
+        self.carbon: dict[str, Any] = {}  # the run's carbon factors, for window answers
 
     def create(
         self,
@@ -120,6 +121,7 @@ class Recorder:
         """Queue the ``running`` record of ``command`` (first write of the run; a busy store
         does not delay the job's start). A store URL's password in the command or a tag is
         hidden. ``parent_id``: the run this one is nested in."""
+        self.carbon = dict(carbon or {})
         cwd, pid = os.getcwd(), os.getpid()
         self.writes.submit(ops.CreateRun(
             self.run_id, name=redact_all(name or default_name(command)),
@@ -190,11 +192,19 @@ class Recorder:
         self.writes.submit(ops.BeginWindow(self.run_id, idx=idx, name=name, started_unix=t,
                                            info=info))  # fmt: skip
 
+    def on_tracker_run(self, info: dict[str, Any]) -> None:
+        """The trainer's own tracker run (MLflow, W&B): an event of the record, and news for
+        the listeners (a mirror attaches to it)."""
+        info = redact_all({str(k): v for k, v in info.items()})
+        self.event_now("trainer tracker run", **info)
+        self.fanout.emit("on_tracker_run", {"run_id": self.run_id, **info})
+
     def on_window_end(
         self, key: str, t: float, readings: Readings | None = None, mono: float | None = None
-    ) -> None:
+    ) -> dict[str, Any] | None:
         """Close window ``key`` at unix ``t`` (a label); its duration is monotonic: from its
-        opening to ``mono`` (default: now)."""
+        opening to ``mono`` (default: now). Returns the answer for the client that closed it
+        (:data:`greentrain.protocol.WINDOW_ANSWER`'s fields), None for an unknown key."""
         if readings is None:
             readings = self.meters.read()
         mono = self.clock.mono() if mono is None else mono
@@ -202,7 +212,7 @@ class Recorder:
             opened = self._windows.pop(key, None)
             logged = self._window_metrics.pop(key, [])
         if opened is None:
-            return
+            return None
         idx, name, t_begin, mono_begin, begin, info = opened
         duration_s = max(0.0, mono - mono_begin)
         energy = diff_readings(readings, begin)
@@ -212,12 +222,16 @@ class Recorder:
             self.run_id, idx=idx, ended_unix=t, duration_s=duration_s,
             energy_rows=readings_rows(energy),
         ), sync=True)  # fmt: skip
+        best = select_best(energy, self.meters.statuses())
         self.fanout.emit("on_window", {
             "run_id": self.run_id, "index": idx, "name": name, "info": info,
             "started_unix": t_begin, "ended_unix": t, "duration_s": duration_s,
-            "energy": select_best(energy, self.meters.statuses()), "metrics": logged,
+            "energy": best, "metrics": logged,
             "run_energy": select_best(run_energy, self.meters.statuses()) if run_energy else None,
         })  # fmt: skip
+        carbon = {k: self.carbon.get(k) for k in ("intensity_g_per_kwh", "pue")}
+        return to_jsonable({"name": name, "index": info.get("index"), "duration_s": duration_s,
+                            "energy": best, "carbon": carbon})  # fmt: skip
 
     # -- life cycle -----------------------------------------------------------------------------
     def baseline(self, seconds: float, should_stop: threading.Event | None = None) -> None:
