@@ -90,9 +90,11 @@ class EnergyCallback(pl.Callback):
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         hparams = dict(getattr(pl_module, "hparams", {}) or {})
         config = {"framework": "lightning", "module": type(pl_module).__name__, **hparams}
-        self.run.start(enabled=bool(trainer.is_global_zero), config=config)
-        if self.run.active and self.run.run_id:
-            trainer_runs.from_lightning_loggers(self.run.run_id, trainer.loggers)
+        self.run.start(
+            enabled=bool(trainer.is_global_zero),
+            config=config,
+            announce=lambda run_id: trainer_runs.from_lightning_loggers(run_id, trainer.loggers),
+        )
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self._eval_keys = set()

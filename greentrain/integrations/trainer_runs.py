@@ -18,6 +18,7 @@ from greentrain import client
 
 logger = logging.getLogger(__name__)
 TAG = "greentrain.run_id"
+TRAINER = "greentrain.trainer_run"  # on the trainer's run: not greentrain's to end
 
 
 def _announce(tracker: str, run: Any, greentrain_id: str, tag: Any, **where: Any) -> None:
@@ -30,12 +31,14 @@ def _announce(tracker: str, run: Any, greentrain_id: str, tag: Any, **where: Any
 
 def _mlflow(greentrain_id: str, mlflow_client: Any, run_id: str, uri: str | None) -> None:
     _announce("mlflow", run_id, greentrain_id,
-              lambda: mlflow_client.set_tag(run_id, TAG, greentrain_id), uri=uri)  # fmt: skip
+              lambda: (mlflow_client.set_tag(run_id, TAG, greentrain_id),
+                       mlflow_client.set_tag(run_id, TRAINER, "true")), uri=uri)  # fmt: skip
 
 
 def _wandb(greentrain_id: str, run: Any) -> None:
     _announce("wandb", run.id, greentrain_id,
-              lambda: run.config.update({TAG: greentrain_id}, allow_val_change=True),
+              lambda: run.config.update({TAG: greentrain_id, TRAINER: "true"},
+                                        allow_val_change=True),
               project=getattr(run, "project", None))  # fmt: skip
 
 

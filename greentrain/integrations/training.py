@@ -32,7 +32,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,8 +146,15 @@ class TrainingRun:
         self._counts: Counter[str] = Counter()
 
     # -- life cycle ------------------------------------------------------------------------------
-    def start(self, enabled: bool = True, config: Mapping[str, Any] | None = None) -> None:
-        """Train start: open (or join) the run; ``enabled`` is False off rank zero."""
+    def start(
+        self,
+        enabled: bool = True,
+        config: Mapping[str, Any] | None = None,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
+        """Train start: open (or join) the run; ``enabled`` is False off rank zero.
+        ``announce(run_id)`` runs before the config is sent (it tells the run about the
+        trainer's own tracker runs, so a mirror attaches to them at its first event)."""
         if self.mode in ("own", "outer"):
             self.finish(None)  # a second fit() with the same callback: a new run
         self._counts.clear()
@@ -169,6 +176,8 @@ class TrainingRun:
             where = redact(str(self.options.store or default_target()))
             print(f"greentrain: recording run {run.id} in {where} (greentrain show {run.id} "
                   f"--store {where})", file=sys.stderr)  # fmt: skip
+        if announce is not None and self.run_id:
+            announce(self.run_id)
         if config:
             client.config(**config)
 

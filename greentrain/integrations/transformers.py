@@ -106,9 +106,12 @@ class EnergyCallback(TrainerCallback):
         config.update({k: getattr(args, k, None) for k in CONFIG_ARGS})
         self._first()
         self._epoch_ended = False
-        self.run.start(enabled=bool(state.is_world_process_zero), config=config)
-        if self.run.active and self.run.run_id:
-            trainer_runs.from_active_runs(self.run.run_id, getattr(args, "report_to", None))
+        report_to = getattr(args, "report_to", None) or ()
+        self.run.start(
+            enabled=bool(state.is_world_process_zero),
+            config=config,
+            announce=lambda run_id: trainer_runs.from_active_runs(run_id, report_to),
+        )
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kw: Any):
         self._epoch_ended = False
