@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from greentrain.integrations import payload
+from greentrain.integrations import names, payload
 from greentrain.integrations.trackers import MlflowTracker, WandbTracker
 from greentrain.report.runs import parse_time
 
@@ -122,9 +122,12 @@ class Mirror:
         name = payload.tracker_text(event.get("name"))
         ended = event.get("ended_unix")
         ended = ended if isinstance(ended, (int, float)) else None
+        number = self._steps.next(name)
+        logged = [e for e in event.get("metrics") or [] if isinstance(e, Mapping)]
+        step = names.last_step(e for e in logged if e.get("window") == event.get("name"))
         points = payload.window_points(
-            name, self._steps.next(name), event.get("energy") or {}, event.get("duration_s"),
-            ended, self.intensity_g_per_kwh, self.pue,
+            name, number if step is None else step, event.get("energy") or {},
+            event.get("duration_s"), ended, self.intensity_g_per_kwh, self.pue,
         )  # fmt: skip
         ts = None if ended is None else int(ended * 1000)
         for entry in event.get("metrics") or []:
