@@ -119,6 +119,7 @@ json.dump(got, open(sys.argv[1], "w"))
 """
 
 
+@pytest.mark.slow  # starts the wrapper and the job's process
 def test_under_greentrain_run_the_wrapper_answers_each_window_with_its_energy(
     tmp_path, fake_meter, monkeypatch
 ):
