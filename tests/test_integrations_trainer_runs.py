@@ -31,6 +31,7 @@ PY = sys.executable
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps it behind a switch
     for name, value in OFFLINE_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("GREENTRAIN_FAKE_METER", json.dumps(SCRIPT))
