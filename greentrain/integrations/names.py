@@ -7,24 +7,13 @@ Every name is ``greentrain/<leaf>`` and no leaf holds a ``/``: MLflow's file sto
 (``epoch.energy_kwh``), the run's totals none (``energy_kwh``), so a window named like a total
 (``cpu``, ``net``) still has names of its own.
 
-========================================  =======  ============================================
-name                                      unit     step
-========================================  =======  ============================================
-``greentrain/<window>.energy_j``          J        the trainer's step at the window's end
-``greentrain/<window>.energy_kwh``        kWh      (the step the callback logs the trainer's
-``greentrain/<window>.co2_g``             gCO2e    metrics at, so energy sits beside them);
-``greentrain/<window>.duration_s``        s        without one, the window's number (1, 2, ...)
-``greentrain/<window>.<domain>_energy_j`` J        among the windows of its name
-``greentrain/energy_j``                   J        run totals: MLflow step 0, W&B summary
-``greentrain/energy_kwh``                 kWh
-``greentrain/co2_g``                      gCO2e
-``greentrain/duration_s``                 s
-``greentrain/net_energy_j``               J        (after a baseline)
-``greentrain/<domain>_energy_j``          J
-========================================  =======  ============================================
+The table of every name, its unit and its step is docs/reference/tracker-names.md (a test
+holds it to this module). A window's values go at the trainer's step at the window's end (the
+last step of the metrics logged in it), else at the window's number (1, 2, ...) among the
+windows of its name; the totals at MLflow step 0 and in W&B's summary.
 
 ``<window>`` is the window's name (``epoch``, ``eval``) and ``<domain>`` a measured domain
-(``cpu``, ``gpu``, ``ram``), each with anything but ASCII letters, digits, ``_`` and ``-``
+(``gpu``, ``cpu``, ``dram``), each with anything but ASCII letters, digits, ``_`` and ``-``
 made ``_``. The metrics the script logged (``val_acc``) keep their own names and steps.
 """
 
