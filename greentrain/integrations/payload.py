@@ -195,7 +195,7 @@ def window_steps(run: Mapping[str, Any]) -> list[int]:
         end = ended.timestamp() if ended is not None else None
         lo = previous_end.get(name, float("-inf"))
         inside = [e for t, e in logged if e.get("window") == name and end is not None
-                  and lo < t <= end]  # fmt: skip
+                  and lo < t <= end + 1e-3]  # fmt: skip  # stored times: milliseconds
         if end is not None:
             previous_end[name] = end
         step = names.last_step(inside)

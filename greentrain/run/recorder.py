@@ -109,6 +109,7 @@ class Recorder:
         self._late: dict[str, float] = {}  # slow meters that joined after launch -> mono when
         self.finalized = False
         self.carbon: dict[str, Any] = {}  # the run's carbon factors, for window answers
+        self.label0 = self.t0  # unix seconds the record says the run started at (create())
 
     def create(
         self,
@@ -122,12 +123,13 @@ class Recorder:
         does not delay the job's start). A store URL's password in the command or a tag is
         hidden. ``parent_id``: the run this one is nested in."""
         self.carbon = dict(carbon or {})
+        self.label0 = self.clock.wall()  # the record's started_at: metrics' time_s count from it
         cwd, pid = os.getcwd(), os.getpid()
         self.writes.submit(ops.CreateRun(
             self.run_id, name=redact_all(name or default_name(command)),
             command=redact_all(list(command)),
             cwd=cwd, tags=redact_all({str(k): str(v) for k, v in (tags or {}).items()}),
-            git=git_info(cwd), env=machine_info(), carbon=carbon, started_unix=self.clock.wall(),
+            git=git_info(cwd), env=machine_info(), carbon=carbon, started_unix=self.label0,
             host=socket.gethostname(), pid=pid, pid_started=process_started(pid),
             pid_ticks=start_ticks(pid), group_id=self.group.id if self.group else None,
             group_rank=self.group.rank if self.group else None, parent_id=parent_id,
@@ -159,7 +161,7 @@ class Recorder:
     def on_log(
         self, step: int | None, metrics: dict[str, Any], window: str | None, t: float
     ) -> None:
-        entry = {"step": step, "window": window, "time_s": max(0.0, t - self.t0),
+        entry = {"step": step, "window": window, "time_s": max(0.0, t - self.label0),
                  "metrics": metrics}  # fmt: skip
         with self._lock:
             self._metrics.append(entry)
