@@ -244,3 +244,34 @@ def test_importing_greentrain_and_its_cli_loads_none_of_the_integration_librarie
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.slow  # starts the wrapper and the job's process
+def test_answers_a_script_never_reads_hold_nothing_up_and_later_ones_still_come(
+    tmp_path, fake_meter, monkeypatch
+):
+    """3000 windows whose answers nobody asks for (about 1.5 MB, more than a socket buffer
+    holds), then one whose answer is asked for: it comes, and every window is recorded."""
+    from greentrain.cli import main
+
+    script, out = tmp_path / "windows.py", tmp_path / "last.json"
+    script.write_text(
+        "import json, sys\n"
+        "from greentrain import client\n"
+        "for i in range(3000):\n"
+        "    with client.window('step', index=i):\n"
+        "        pass\n"
+        "with client.window('last') as w:\n"
+        "    pass\n"
+        "json.dump(w.answer(timeout_s=120), open(sys.argv[1], 'w'))\n",
+        encoding="utf-8",
+    )
+    store = tmp_path / "g.db"
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--store", str(store), "--meter", "fake", "--sample-s", "0", "--",
+            sys.executable, str(script), str(out)]  # fmt: skip
+    assert main(argv) == 0
+    last = json.loads(out.read_text())
+    assert last["name"] == "last" and last["energy"]["cpu"]["energy_j"] == 2.0
+    (run,) = _runs(store)
+    assert len(run["windows"]) == 3001 and all(w["ended_at"] for w in run["windows"])

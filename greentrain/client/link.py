@@ -255,6 +255,8 @@ class Link:
     def _pump(self) -> bool:
         """Write buffered lines until all are written (True) or the wrapper does not take more
         now (False). Caller holds the lock."""
+        if not self._pending:
+            return True
         if self._sock is None and not self._connect():
             return False
         self._drain()  # answers nobody asked for must not fill the wrapper's side
