@@ -175,3 +175,25 @@ def test_a_train_that_crashes_is_recorded_failed_when_the_process_ends(tmp_path,
     assert run["status"] == "failed"
     assert [w["name"] for w in run["windows"]] == ["epoch", "eval", "epoch"]  # epoch 2 crashed
     assert all(w["ended_at"] for w in run["windows"])
+
+
+def test_an_epoch_the_trainer_logs_nothing_after_still_has_its_energy_at_its_last_step(
+    tmp_path, fake_meter
+):
+    """Logging every 2 steps, 2 steps an epoch, no evaluation: the Trainer has just logged
+    when the epoch ends, so no log follows it; the epoch's energy still lands in log_history
+    at the epoch's last step, and the epochs' windows stay apart."""
+    ns: dict = {}
+    exec(compile(tiny_source(tmp_path / "out"), "tiny_hf", "exec"), ns)
+    args = ns["args"]
+    args.eval_strategy, args.logging_strategy, args.logging_steps = "no", "steps", 2
+    store = tmp_path / "g.db"
+    cb = EnergyCallback(store=store, meters=["fake"], sample_s=0, summary=False)
+    trainer = ns["Trainer"](model=ns["model"], args=args, train_dataset=ns["train_ds"],
+                            callbacks=[cb])  # fmt: skip
+    trainer.train()
+    steps = [h["step"] for h in trainer.state.log_history if "greentrain/epoch.energy_j" in h]
+    assert steps == [2, 4]
+    run = _run(store)
+    assert [(w["name"], w["info"]["index"]) for w in run["windows"]] == [("epoch", 1),
+                                                                        ("epoch", 2)]  # fmt: skip

@@ -16,7 +16,9 @@
   ``report_to`` integrations and ``trainer.state.log_history`` (``trainer_state.json``, the
   last epoch's too) get it at the trainer's step, in its epoch -- under ``greentrain run`` too
   (the wrapper answers each window's end). When nothing would be logged at an epoch's end
-  (no logging, no evaluation), the callback asks the Trainer to log then. An answer that comes
+  (no logging, no evaluation), the callback asks the Trainer to log then; should the Trainer
+  still not log (it had just logged that step), the epoch's window closes at the next epoch's
+  start and its energy goes into ``log_history`` at the epoch's last step. An answer that comes
   late goes into ``log_history`` at its own step. Nothing is added where no meter measured.
 * The Trainer's own MLflow or W&B run (``report_to``) is tagged ``greentrain.run_id`` and
   announced to the run, so ``greentrain run --mirror`` writes into it.
@@ -61,6 +63,7 @@ class EnergyCallback(TrainerCallback):
         self.run = TrainingRun(name, **options)
         self.log_energy = log_energy
         self._epoch_ended = False
+        self._epoch_end_step: int | None = None
 
     @property
     def run_id(self) -> str | None:
@@ -114,11 +117,13 @@ class EnergyCallback(TrainerCallback):
         )
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kw: Any):
+        if self.run.is_open("epoch"):  # no log came after the last epoch's end
+            self._add(state, None, self.run.end("epoch", self._epoch_end_step))
         self._epoch_ended = False
         self.run.begin("epoch", index=int(state.epoch or 0) + 1)
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any):
-        self._epoch_ended = True
+        self._epoch_ended, self._epoch_end_step = True, int(state.global_step)
         if self.run.is_open("epoch") and not (control.should_log or control.should_evaluate):
             control.should_log = True  # a log at the epoch's end carries its energy
 
