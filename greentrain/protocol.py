@@ -14,7 +14,14 @@ kind           fields
 ``we``         window end: ``id``, ``t``
 ``dr``         drops: ``src`` (one process's connection: pid and a random tag), ``pid``,
                ``counts`` (reason -> entries dropped so far by that process, cumulative)
+``tr``         the trainer's own tracker run: ``tracker`` (``mlflow``, ``wandb``), ``run``
+               (its id), ``uri`` / ``project`` (where it is)
 =============  =========================================================================
+
+The harness answers on the same connection, one JSON line per closed window (kind ``wa``):
+``id`` (the window's key), ``name``, ``index`` (its ``info["index"]``), ``duration_s``,
+``energy`` (the best figure per domain: ``energy_j``, ``source``, ``estimated``; a domain no
+meter measured has ``energy_j`` None) and ``carbon`` (``intensity_g_per_kwh``, ``pue``).
 
 The harness reads every meter when a window boundary (``wb``/``we``) arrives, so those kinds
 are :data:`BOUNDARIES`. A client that could not hand its last lines to the harness before it
@@ -36,7 +43,9 @@ LOG = "log"
 WINDOW_BEGIN = "wb"
 WINDOW_END = "we"
 DROPS = "dr"
-KINDS = (CONFIG, LOG, WINDOW_BEGIN, WINDOW_END, DROPS)
+TRACKER_RUN = "tr"
+WINDOW_ANSWER = "wa"  # harness -> client
+KINDS = (CONFIG, LOG, WINDOW_BEGIN, WINDOW_END, DROPS, TRACKER_RUN)
 BOUNDARIES = (WINDOW_BEGIN, WINDOW_END)
 MAX_MESSAGE_BYTES = 1 << 20  # the client leaves out a value whose JSON is larger
 SPILL_PREFIX = "spill-"
@@ -53,7 +62,9 @@ class Sink(Protocol):
 
     def on_window_begin(self, key: str, name: str, info: dict[str, Any], t: float) -> None: ...
 
-    def on_window_end(self, key: str, t: float) -> None: ...
+    def on_window_end(self, key: str, t: float) -> dict[str, Any] | None: ...
+
+    def on_tracker_run(self, info: dict[str, Any]) -> None: ...
 
     def event_now(self, event: str, **detail: Any) -> None: ...
 
@@ -80,6 +91,15 @@ def drops_message(source: str, pid: int, counts: dict[str, int]) -> dict[str, An
     return {"k": DROPS, "src": source, "pid": pid, "counts": counts}
 
 
+def tracker_run_message(info: dict[str, Any]) -> dict[str, Any]:
+    return {"k": TRACKER_RUN, **info}
+
+
+def window_answer_message(key: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """The harness's answer to a window's end (see the module docstring)."""
+    return {"k": WINDOW_ANSWER, "id": key, **answer}
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """One message as a JSON line (values must already be JSON-safe)."""
     return json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
@@ -98,8 +118,9 @@ def is_boundary(message: dict[str, Any]) -> bool:
     return message.get("k") in BOUNDARIES
 
 
-def deliver(message: dict[str, Any], sink: Any, readings: Any = None) -> None:
-    """Apply ``message`` to ``sink`` (a :class:`Sink`; boundaries also take ``readings``).
+def deliver(message: dict[str, Any], sink: Any, readings: Any = None) -> dict[str, Any] | None:
+    """Apply ``message`` to ``sink`` (a :class:`Sink`; boundaries also take ``readings``);
+    a window's end returns the answer for the client (None when there is none).
     ``drops`` messages are the harness's own to account (they need its per-process state)."""
     kind = message["k"]
     if kind == LOG:
@@ -113,4 +134,8 @@ def deliver(message: dict[str, Any], sink: Any, readings: Any = None) -> None:
             message["id"], message["name"], message.get("info") or {}, float(message["t"]), readings
         )
     elif kind == WINDOW_END:
-        sink.on_window_end(message["id"], float(message["t"]), readings)
+        return sink.on_window_end(message["id"], float(message["t"]), readings)
+    elif kind == TRACKER_RUN:
+        info = {k: v for k, v in message.items() if k != "k"}
+        sink.on_tracker_run(info)
+    return None

@@ -109,7 +109,7 @@ def _csv_rows(trainer):
         return list(csv.DictReader(f))
 
 
-def test_each_epoch_has_its_energy_beside_its_metrics_and_in_the_trainers_logger(
+def test_each_epoch_has_its_energy_beside_its_metrics_at_the_loggers_own_step(
     tiny, tmp_path, fake_meter
 ):
     store = tmp_path / "g.db"
@@ -120,16 +120,27 @@ def test_each_epoch_has_its_energy_beside_its_metrics_and_in_the_trainers_logger
     assert run["config"] == {"framework": "lightning", "module": "Tiny", "lr": 0.1,
                              "fail_at_epoch": None, "interrupt": False}  # fmt: skip
     assert [w["name"] for w in run["windows"]] == ["epoch", "eval", "epoch", "eval"]
-    epochs = [m for m in run["metrics"] if m["window"] == "epoch"]
-    assert [(m["epoch"], m["step"]) for m in epochs] == [(0, 4), (1, 8)]
-    assert all(0 <= m["val_acc"] <= 1 and m["train_loss_epoch"] > 0 for m in epochs)
+    assert [w["info"]["index"] for w in run["windows"]] == [1, 1, 2, 2]  # epochs from 1
     rows = _csv_rows(trainer)
-    epoch_j = [float(r["energy/epoch_j"]) for r in rows if r.get("energy/epoch_j")]
-    eval_j = [float(r["energy/eval_j"]) for r in rows if r.get("energy/eval_j")]
-    assert epoch_j == [9.0, 9.0] and eval_j == [3.0, 3.0]
-    kwh = [float(r["energy/epoch_kwh"]) for r in rows if r.get("energy/epoch_kwh")]
+    val_steps = [int(r["step"]) for r in rows if r.get("val_acc")]
+    assert val_steps == [3, 7]  # Lightning's own: four batches an epoch, from step 0
+    epochs = [m for m in run["metrics"] if m["window"] == "epoch"]
+    assert [(m["epoch"], m["step"]) for m in epochs] == [(1, 3), (2, 7)]
+    assert all(m["train_loss_epoch"] > 0 for m in epochs)
+    evals = [m for m in run["metrics"] if m["window"] == "eval"]  # inside their windows
+    assert [(m["epoch"], m["step"]) for m in evals] == [(1, 3), (2, 7)]
+    assert all(0 <= m["val_acc"] <= 1 for m in evals)
+    assert not any(k.startswith("greentrain/") for m in run["metrics"] for k in m)
+    # one energy value per epoch, at the same step as val_acc
+    epoch_j = [(int(r["step"]), float(r["greentrain/epoch.energy_j"])) for r in rows
+               if r.get("greentrain/epoch.energy_j")]  # fmt: skip
+    eval_j = [(int(r["step"]), float(r["greentrain/eval.energy_j"])) for r in rows
+              if r.get("greentrain/eval.energy_j")]  # fmt: skip
+    assert epoch_j == [(3, 9.0), (7, 9.0)] and eval_j == [(3, 3.0), (7, 3.0)]
+    kwh = [float(r["greentrain/epoch.energy_kwh"]) for r in rows
+           if r.get("greentrain/epoch.energy_kwh")]  # fmt: skip
     assert kwh == pytest.approx([9.0 / 3.6e6] * 2, rel=1e-6)  # the logger keeps float32
-    co2 = [float(r["energy/epoch_co2_g"]) for r in rows if r.get("energy/epoch_co2_g")]
+    co2 = [float(r["greentrain/epoch.co2_g"]) for r in rows if r.get("greentrain/epoch.co2_g")]
     intensity = run["carbon"]["intensity_g_per_kwh"]
     assert co2 == pytest.approx([9.0 / 3.6e6 * intensity] * 2, rel=1e-6)
 

@@ -44,16 +44,17 @@ JOB = (
 def test_a_record_becomes_per_window_points_metrics_totals_params_and_tags():
     run = make_run("d0", accs=[0.5, 0.7, 0.8], epoch_energy_j=[3.6e5] * 3, tags={"sweep": "s1"})
     points = payload.record_points(run)
-    energy = [(p.step, p.value) for p in points if p.key == "epoch/energy_kwh"]
+    energy = [(p.step, p.value) for p in points if p.key == "greentrain/epoch.energy_kwh"]
     assert energy == [(0, pytest.approx(0.1)), (1, pytest.approx(0.1)), (2, pytest.approx(0.1))]
-    co2 = [p.value for p in points if p.key == "epoch/co2_g"]
+    co2 = [p.value for p in points if p.key == "greentrain/epoch.co2_g"]
     assert co2 == [pytest.approx(0.1 * 400 * 1.2)] * 3  # the run's intensity and PUE
-    assert {p.axis for p in points if p.key.startswith("epoch/")} == {"epoch/index"}
+    assert {p.axis for p in points} == {"greentrain/step"}  # one x-axis
     acc = [(p.step, p.value) for p in points if p.key == "test_acc"]
     assert acc == [(0, 0.5), (1, 0.7), (2, 0.8)]
     assert all(p.timestamp_ms for p in points)
     totals = payload.totals(run)
-    assert totals["energy_kwh"] == pytest.approx(0.3) and totals["energy_gpu_j"] == 1.08e6
+    assert totals["greentrain/energy_kwh"] == pytest.approx(0.3)
+    assert totals["greentrain/gpu_energy_j"] == 1.08e6
     params = payload.params(run)
     assert params["carbon.intensity_g_per_kwh"] == "400.0" and params["carbon.source"] == "Ember"
     assert params["carbon.year"] == "2023" and params["carbon.pue"] == "1.2"
@@ -73,7 +74,7 @@ def test_bad_values_are_left_out_and_hostile_text_becomes_safe_keys():
         points = payload.record_points(run)
         assert all(isinstance(p.value, float) and math.isfinite(p.value) for p in points)
         usable = check_number(value, nonnegative=True)[0] is not None  # 1e308, a long int
-        steps = [p.step for p in points if p.key == "epoch/energy_j"]
+        steps = [p.step for p in points if p.key == "greentrain/epoch.energy_j"]
         assert steps == ([0, 1, 2] if usable else [1, 2]), value
     for text in NASTY_TEXTS:
         key = payload.tracker_key(text)
@@ -126,11 +127,11 @@ def test_export_to_mlflow_logs_windows_metrics_totals_factors_and_provenance(
     assert "exported d0: MLflow run" in capsys.readouterr().err
     (run,) = _mlflow_runs(mlflow_uri, "export-one")
     assert run.info.status == "FINISHED" and run.info.run_name == "d0"
-    assert _history(mlflow_uri, run, "epoch/energy_kwh") == [
+    assert _history(mlflow_uri, run, "greentrain/epoch.energy_kwh") == [
         (0, pytest.approx(0.1)), (1, pytest.approx(0.1)), (2, pytest.approx(0.1))
     ]  # fmt: skip
     assert _history(mlflow_uri, run, "test_acc") == [(0, 0.5), (1, 0.7), (2, 0.8)]
-    assert run.data.metrics["energy_kwh"] == pytest.approx(0.3)
+    assert run.data.metrics["greentrain/energy_kwh"] == pytest.approx(0.3)
     assert run.data.params["carbon.source"] == "Ember"
     assert run.data.params["energy.gpu.source"] == "nvml:counter"
     assert run.data.tags["greentrain.status"] == "finished"
@@ -172,15 +173,16 @@ def test_mirror_mlflow_follows_a_run_live(tmp_path, mlflow_uri, monkeypatch, cap
     assert "mirrored to MLflow run" in capsys.readouterr().err
     (run,) = _mlflow_runs(mlflow_uri, "mirror")
     assert run.info.status == "FINISHED"
-    energy = _history(mlflow_uri, run, "epoch/energy_j")
-    assert [s for s, _ in energy] == [0, 1, 2] and all(v > 0 for _, v in energy)
-    co2 = _history(mlflow_uri, run, "epoch/co2_g")
+    energy = _history(mlflow_uri, run, "greentrain/epoch.energy_j")
+    assert [s for s, _ in energy] == [10, 20, 30]  # the step logged in each window
+    assert all(v > 0 for _, v in energy)
+    co2 = _history(mlflow_uri, run, "greentrain/epoch.co2_g")
     assert co2[0][1] == pytest.approx(energy[0][1] / 3.6e6 * 300)
     assert _history(mlflow_uri, run, "val_acc") == [(10, 0.5), (20, 0.6), (30, 0.7)]
     assert _history(mlflow_uri, run, "final_test_acc") == [(30, 0.7)]  # logged outside windows
     assert run.data.params["config.lr"] == "0.1" and run.data.params["carbon.pue"] == "1.0"
     assert run.data.params["energy.gpu.source"] == "fake:fake"
-    assert run.data.metrics["energy_j"] > 0
+    assert run.data.metrics["greentrain/energy_j"] > 0
     assert run.data.tags["greentrain.status"] == "finished"
 
 
@@ -282,7 +284,8 @@ def test_export_to_wandb_offline_writes_windows_metrics_summary_and_config(
     (run,) = [r.run for r in records["run"]]
     assert run.project == "greentrain-test" and run.display_name == "d0"
     rows = _history_rows(records)
-    energy = [(r["epoch/index"], r["epoch/energy_kwh"]) for r in rows if "epoch/energy_kwh" in r]
+    energy = [(r["greentrain/step"], r["greentrain/epoch.energy_kwh"]) for r in rows
+              if "greentrain/epoch.energy_kwh" in r]  # fmt: skip
     assert energy == [(0, pytest.approx(0.1)), (1, pytest.approx(0.1)), (2, pytest.approx(0.1))]
     acc = [(r["greentrain/step"], r["test_acc"]) for r in rows if "test_acc" in r]
     assert acc == [(0, 0.5), (1, 0.7), (2, 0.8)]
@@ -291,7 +294,7 @@ def test_export_to_wandb_offline_writes_windows_metrics_summary_and_config(
         for s in records["summary"]
         for u in s.summary.update
     }
-    assert summary["energy_kwh"] == pytest.approx(0.3)
+    assert summary["greentrain/energy_kwh"] == pytest.approx(0.3)
     config = {
         u.key: json.loads(u.value_json) for c in records.get("config", []) for u in c.config.update
     }
@@ -307,6 +310,6 @@ def test_mirror_wandb_offline_follows_a_run_live_and_survives_the_jobs_end(tmp_p
     assert "mirrored to W&B run" in out.stderr and "stopped following" not in out.stderr
     records = wandb_records(wandb_offline)
     rows = _history_rows(records)
-    assert [r["epoch/index"] for r in rows if "epoch/energy_j" in r] == [0, 1, 2]
+    assert [r["greentrain/step"] for r in rows if "greentrain/epoch.energy_j" in r] == [10, 20, 30]
     assert [r["val_acc"] for r in rows if "val_acc" in r] == [0.5, 0.6, 0.7]
     assert records["exit"][0].exit.exit_code == 0

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 from test_integrations_training import OFFLINE_ENV  # noqa: E402
-from transformers import TrainerState  # noqa: E402
+from transformers import TrainerCallback, TrainerState  # noqa: E402
 
 from greentrain.integrations.transformers import EnergyCallback  # noqa: E402
 from greentrain.store import Store  # noqa: E402
@@ -79,6 +79,16 @@ SCRIPT = {
 }
 
 
+class Seen(TrainerCallback):
+    """What an integration (MLflow's, W&B's) receives in ``on_log``: (step, epoch, logs)."""
+
+    def __init__(self):
+        self.logs = []
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        self.logs.append((state.global_step, state.epoch, dict(logs or {})))
+
+
 def tiny_source(out: object) -> str:
     return f"OUT = {str(out)!r}\n" + TINY
 
@@ -94,34 +104,47 @@ def _run(store):
     return run
 
 
-def test_each_epoch_has_its_energy_in_log_history_and_the_logs_beside_it(tmp_path, fake_meter):
+def test_each_epoch_energy_is_in_the_logs_the_integrations_get_at_the_trainers_step(
+    tmp_path, fake_meter
+):
     ns: dict = {}
     exec(compile(tiny_source(tmp_path / "out"), "tiny_hf", "exec"), ns)
     store = tmp_path / "g.db"
     cb = EnergyCallback("bert", store=store, meters=["fake"], sample_s=0, summary=False)
+    seen = Seen()  # an integration: given before the callback, as report_to's are
     trainer = ns["Trainer"](model=ns["model"], args=ns["args"], train_dataset=ns["train_ds"],
                             eval_dataset=ns["eval_ds"], compute_metrics=ns["compute_metrics"],
-                            callbacks=[cb])  # fmt: skip
+                            callbacks=[seen, cb])  # fmt: skip
     trainer.train()
     run = _run(store)
     assert run["id"] == cb.run_id and run["status"] == "finished"
     assert run["config"]["framework"] == "transformers" and run["config"]["model_type"] == "bert"
     assert [w["name"] for w in run["windows"]] == ["epoch", "eval", "epoch", "eval"]
+    assert [w["info"]["index"] for w in run["windows"]] == [1, 1, 2, 2]  # epochs from 1
     evals = [m for m in run["metrics"] if "eval_accuracy" in m]
     assert [(m["window"], m["step"], m["epoch"]) for m in evals] == [("eval", 2, 1.0),
                                                                      ("eval", 4, 2.0)]  # fmt: skip
     losses = [m for m in run["metrics"] if "loss" in m]
     assert [m["window"] for m in losses] == ["epoch", "epoch"]  # logged at the epoch's end
+    assert not any(k.startswith("greentrain/") for m in run["metrics"] for k in m)
+    # the integration got one epoch energy per epoch, in the same logs as the loss, its step
+    epoch_kwh = [(s, e, logs["greentrain/epoch.energy_kwh"]) for s, e, logs in seen.logs
+                 if "greentrain/epoch.energy_kwh" in logs]  # fmt: skip
+    assert [(s, e) for s, e, _ in epoch_kwh] == [(2, 1.0), (4, 2.0)]
+    assert all(kwh == pytest.approx(3.0 / 3.6e6) for _, _, kwh in epoch_kwh)  # one read: 3 J
+    eval_j = [logs["greentrain/eval.energy_j"] for _, _, logs in seen.logs
+              if "greentrain/eval.energy_j" in logs]  # fmt: skip
+    assert eval_j == [3.0, 3.0]
+    with_loss = [logs for _, _, logs in seen.logs if "loss" in logs]
+    assert all("greentrain/epoch.energy_j" in logs for logs in with_loss)
+    # log_history (trainer_state.json) has them too, the last epoch's included
     history = trainer.state.log_history
-    epochs = [h for h in history if "energy/epoch_j" in h]
-    # begin, the evaluation's two reads, end: three reads of 3 J for an epoch, one for an eval
-    got = [(h["energy/epoch_j"], h["epoch"], h["step"]) for h in epochs]
-    assert got == [(9.0, 1.0, 2), (9.0, 2.0, 4)]
-    assert epochs[0]["energy/epoch_kwh"] == pytest.approx(9.0 / 3.6e6)
-    assert epochs[0]["energy/epoch_co2_g"] == pytest.approx(
-        9.0 / 3.6e6 * run["carbon"]["intensity_g_per_kwh"]
-    )
-    assert [h["energy/eval_j"] for h in history if "energy/eval_j" in h] == [3.0, 3.0]
+    got = [(h["greentrain/epoch.energy_j"], h["epoch"], h["step"]) for h in history
+           if "greentrain/epoch.energy_j" in h]  # fmt: skip
+    assert got == [(3.0, 1.0, 2), (3.0, 2.0, 4)]
+    intensity = run["carbon"]["intensity_g_per_kwh"]
+    assert history[0]["greentrain/epoch.co2_g"] == pytest.approx(3.0 / 3.6e6 * intensity)
+    assert history[0]["greentrain/epoch.cpu_energy_j"] == 2.0
 
 
 def test_only_the_main_process_records(tmp_path, fake_meter):
@@ -152,3 +175,25 @@ def test_a_train_that_crashes_is_recorded_failed_when_the_process_ends(tmp_path,
     assert run["status"] == "failed"
     assert [w["name"] for w in run["windows"]] == ["epoch", "eval", "epoch"]  # epoch 2 crashed
     assert all(w["ended_at"] for w in run["windows"])
+
+
+def test_an_epoch_the_trainer_logs_nothing_after_still_has_its_energy_at_its_last_step(
+    tmp_path, fake_meter
+):
+    """Logging every 2 steps, 2 steps an epoch, no evaluation: the Trainer has just logged
+    when the epoch ends, so no log follows it; the epoch's energy still lands in log_history
+    at the epoch's last step, and the epochs' windows stay apart."""
+    ns: dict = {}
+    exec(compile(tiny_source(tmp_path / "out"), "tiny_hf", "exec"), ns)
+    args = ns["args"]
+    args.eval_strategy, args.logging_strategy, args.logging_steps = "no", "steps", 2
+    store = tmp_path / "g.db"
+    cb = EnergyCallback(store=store, meters=["fake"], sample_s=0, summary=False)
+    trainer = ns["Trainer"](model=ns["model"], args=args, train_dataset=ns["train_ds"],
+                            callbacks=[cb])  # fmt: skip
+    trainer.train()
+    steps = [h["step"] for h in trainer.state.log_history if "greentrain/epoch.energy_j" in h]
+    assert steps == [2, 4]
+    run = _run(store)
+    assert [(w["name"], w["info"]["index"]) for w in run["windows"]] == [("epoch", 1),
+                                                                        ("epoch", 2)]  # fmt: skip

@@ -12,7 +12,8 @@ from greentrain.cli._app import app
 from greentrain.cli.lookup import resolve_run
 from greentrain.cli.options import check_status, parse_tags
 from greentrain.errors import ConfigError
-from greentrain.integrations.trackers import TARGETS, export_runs, make_tracker
+from greentrain.integrations.exporting import export_runs
+from greentrain.integrations.trackers import TARGETS, make_tracker
 from greentrain.record.vocabulary import STATUSES
 from greentrain.report import formats
 from greentrain.report.formatting import PLOT_SUFFIXES

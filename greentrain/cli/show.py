@@ -130,8 +130,9 @@ def show_cmd(
                 for d, v in as_map(w.get("energy")).items()
                 if v
             ]
+            number = as_map(w.get("info")).get("index", w.get("index"))  # epochs from 1
             say(
-                f"  {str(w.get('index')):>3} {str(w.get('name')):<10} "
+                f"  {str(number):>3} {str(w.get('name')):<10} "
                 f"{fmt(w.get('duration_s'), '.2f')} s  " + ", ".join(parts)
             )
             for m in _logged_in(w, logged, t0):
@@ -157,7 +158,8 @@ def _logged_in(w: Mapping[str, Any], logged: list[dict], t0: Any) -> list[dict]:
     start, end = parse_time(w.get("started_at")), parse_time(w.get("ended_at"))
     if t0 is None or start is None or end is None:
         return []
-    lo, hi = (start - t0).total_seconds(), (end - t0).total_seconds()
+    # the stored times are cut to milliseconds: an entry logged in a window's last millisecond
+    lo, hi = (start - t0).total_seconds() - 1e-3, (end - t0).total_seconds() + 1e-3
     out = []
     for m in logged:
         t = check_number(m.get("time_s"))[0]

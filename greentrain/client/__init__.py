@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from greentrain.client.answers import WindowHandle
 from greentrain.client.link import Link
 from greentrain.client.values import Unstorable, config_line, log_line, name_json, storable
 from greentrain.client.windows import Windows
@@ -48,6 +49,7 @@ from greentrain.protocol import (
     ENV_CHANNEL,
     ENV_RUN,
     Sink,
+    tracker_run_message,
     window_begin_message,
     window_end_message,
 )
@@ -55,7 +57,7 @@ from greentrain.protocol import encode as encode_message
 from greentrain.record.drops import DROPS_EVENT
 from greentrain.record.vocabulary import RESERVED_METRICS
 
-__all__ = ["config", "log", "window", "active", "run_id", "flush"]
+__all__ = ["config", "log", "window", "active", "run_id", "flush", "tracker_run", "WindowHandle"]
 
 logger = logging.getLogger("greentrain.client")
 DROP_UNSTORABLE = "unstorable value"
@@ -257,11 +259,13 @@ def flush(timeout_s: float = 5.0) -> bool:
 
 
 @contextlib.contextmanager
-def window(name: str, **info: Any) -> Iterator[None]:
+def window(name: str, **info: Any) -> Iterator[WindowHandle]:
     """Mark a phase (``"epoch"``, ``"eval"``): energy is read at enter and at exit.
 
     Windows may nest; metrics logged inside, by the same thread or task, carry the innermost
-    window's name (threads without a window of their own: the main thread's).
+    window's name (threads without a window of their own: the main thread's). The handle it
+    gives has the window's energy once it closed: ``w.answer(timeout_s)``
+    (:mod:`greentrain.client.answers`).
     """
     sink, path = _target(windows=True)
     name = str(name)
@@ -272,11 +276,26 @@ def window(name: str, **info: Any) -> Iterator[None]:
     elif path is not None:
         _link.send(path, encode_message(window_begin_message(key, name, info, time.time())))
     token = _windows.enter(key, name)
+    handle = WindowHandle(key, name, _link.answer if path is not None else None)
     try:
-        yield
+        yield handle
     finally:
         _windows.leave(key, token)
+        answer = None
         if sink is not None:
-            sink.on_window_end(key, time.time())
+            answer = sink.on_window_end(key, time.time())
         elif path is not None:
             _link.send(path, encode_message(window_end_message(key, time.time())))
+        handle.settle(answer if isinstance(answer, dict) else None)
+
+
+def tracker_run(tracker: str, run: str, **where: Any) -> None:
+    """Tell the run which tracker run the trainer logs to itself (``tracker``: ``mlflow`` or
+    ``wandb``; ``run``: its id; ``where``: ``uri``, ``project``): stored as an event, and a
+    ``greentrain run --mirror`` of the same tracker writes into that run instead of its own."""
+    sink, path = _target()
+    info = {"tracker": str(tracker), "run": str(run), **{k: str(v) for k, v in where.items()}}
+    if sink is not None:
+        sink.on_tracker_run(info)
+    elif path is not None:
+        _link.send(path, encode_message(tracker_run_message(info)))

@@ -42,8 +42,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from greentrain import protocol
+from greentrain.client.answers import Answers
 
 log = logging.getLogger("greentrain.client")
 
@@ -81,6 +83,7 @@ class Link:
         self._spills = 0  # spill files written by this process
         self._inside = threading.local()  # .on: this thread is in (or waits for) the lock
         self._nested: collections.deque[tuple[str, bytes]] = collections.deque()
+        self.answers = Answers()  # the wrapper's answers to window ends
 
     def after_fork_in_child(self) -> None:
         """Forget the parent's lock, connection, buffer and counts (see the module docstring)."""
@@ -157,6 +160,39 @@ class Link:
         with self._held():
             self.dropped[reason] += n
 
+    def answer(self, key: str, timeout_s: float) -> dict[str, Any] | None:
+        """The wrapper's answer to window ``key``'s end, waiting at most ``timeout_s`` seconds
+        (:mod:`greentrain.client.answers`); None when it has not come."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            with self._held(max(0.0, deadline - time.monotonic())) as held:
+                if not held:
+                    return None
+                if self._pending:
+                    self._pump()  # the window's end may still wait in the buffer
+                self._drain()
+                found = self.answers.take(key)
+                sock = self._sock
+            left = deadline - time.monotonic()
+            if found is not None or left <= 0 or sock is None:
+                return found
+            with contextlib.suppress(OSError, ValueError):
+                select.select([sock], [], [], min(left, 0.05))
+
+    def _drain(self) -> None:
+        """Read what the wrapper has answered so far (never waits). Caller holds the lock."""
+        while self._sock is not None:
+            try:
+                data = self._sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:  # the wrapper closed the connection
+                self._close_socket()
+                return
+            self.answers.feed(data)
+
     def _switch(self, path: str) -> None:
         """Another run's socket (a test, a nested run): what the previous one did not take
         goes to its spill file; start over on the new one."""
@@ -210,6 +246,7 @@ class Link:
             )
 
     def _close_socket(self) -> None:
+        self.answers.reset()
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.close()
@@ -218,7 +255,12 @@ class Link:
     def _pump(self) -> bool:
         """Write buffered lines until all are written (True) or the wrapper does not take more
         now (False). Caller holds the lock."""
+        if not self._pending:
+            return True
         if self._sock is None and not self._connect():
+            return False
+        self._drain()  # answers nobody asked for must not fill the wrapper's side
+        if self._sock is None:
             return False
         while self._pending:
             line = self._pending[0]

@@ -3,8 +3,17 @@
 A :class:`Mirror` is a listener (:mod:`greentrain.run.listeners`): it runs in the run's own
 listener thread, opens its tracker run (:mod:`greentrain.integrations.trackers`) at the first
 event, and writes the config, each window's energy and metrics, and at the end the totals and
-status. A failure stops only the mirror (reported once on stderr), never the job.
-``live=False`` keeps the events until the run's end instead.
+status (tag and W&B config/summary ``greentrain.status``) and the mark ``greentrain.exported``
+(a later ``greentrain export --to`` finds it whole). A failure stops only the mirror (reported
+once on stderr), never the job. ``live=False`` keeps the events until the run's end instead.
+
+**The trainer's own run.** When the job announces that the trainer logs to a run of the same
+tracker (the callbacks do, :func:`greentrain.client.tracker_run`, before their first config),
+the mirror attaches to that run instead of making its own: the callbacks log each window's
+energy there and the trainer its metrics, so the mirror adds the params (carbon factors,
+provenance, meters), the totals and the tags, and leaves the trainer's run its status. An
+announcement after the mirror opened its own run is recorded (an event of the run) and the
+mirror keeps its own.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from greentrain.integrations import payload
+from greentrain.integrations import names, payload
 from greentrain.integrations.trackers import MlflowTracker, WandbTracker
 from greentrain.report.runs import parse_time
 
@@ -58,6 +67,7 @@ class Mirror:
         self._metric_steps = payload.MetricSteps()
         self._seen: set = set()
         self._params: dict[str, str] = {}
+        self.attached: Mapping[str, Any] | None = None  # the trainer's run, when written into
 
     def _do(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` now, or at the run's end when not live (in order)."""
@@ -76,8 +86,22 @@ class Mirror:
             return
         self.started = True
         record = {"id": run_id, "name": self.name, "tags": self.run_tags, "status": "running"}
+        if self.attached is not None:
+            where = self.attached.get("uri") or self.attached.get("project")
+            self._do(self.tracker.attach, str(self.attached.get("run")), where)
+            tags = {k: v for k, v in payload.tags(record).items() if k != "greentrain.status"}
+            self._do(self.tracker.tags, tags)
+            return
         group = self.run_tags.get("sweep") or None
         self._do(self.tracker.start, self.name, payload.tags(record), group)
+
+    def on_tracker_run(self, event: Mapping[str, Any]) -> None:
+        """The trainer logs to a tracker run of its own: attach to it if it is this tracker's
+        and the mirror has not opened a run yet."""
+        kind = "mlflow" if isinstance(self.tracker, MlflowTracker) else "wandb"
+        if event.get("tracker") == kind and not self.started and event.get("run"):
+            self.attached = dict(event)
+            self._start(str(event.get("run_id")))
 
     def _new_params(self, params: Mapping[str, str]) -> None:
         """Params not sent yet (a value cannot change in MLflow: the first one stays)."""
@@ -93,12 +117,17 @@ class Mirror:
 
     def on_window(self, event: Mapping[str, Any]) -> None:
         self._start(str(event.get("run_id")))
+        if self.attached is not None:
+            return  # the callbacks log each window's energy to the trainer's run
         name = payload.tracker_text(event.get("name"))
         ended = event.get("ended_unix")
         ended = ended if isinstance(ended, (int, float)) else None
+        number = self._steps.next(name)
+        logged = [e for e in event.get("metrics") or [] if isinstance(e, Mapping)]
+        step = names.last_step(e for e in logged if e.get("window") == event.get("name"))
         points = payload.window_points(
-            name, self._steps.next(name), event.get("energy") or {}, event.get("duration_s"),
-            ended, self.intensity_g_per_kwh, self.pue,
+            name, number if step is None else step, event.get("energy") or {},
+            event.get("duration_s"), ended, self.intensity_g_per_kwh, self.pue,
         )  # fmt: skip
         ts = None if ended is None else int(ended * 1000)
         for entry in event.get("metrics") or []:
@@ -115,6 +144,7 @@ class Mirror:
         status = str(event.get("status"))
         if record:
             self._new_params(payload.params(record))
+        if record and self.attached is None:
             started = parse_time(record.get("started_at"))
             rest = []
             for entry in record.get("metrics") or []:
@@ -126,8 +156,9 @@ class Mirror:
                     rest += self._metric_steps.points(entry, ts, self._seen)
             if rest:
                 self.tracker.points(rest)
+        if record:
             self.tracker.summary(payload.totals(record))
-        self.tracker.tags({"greentrain.status": status})
         exit_code = event.get("exit_code")
-        self.tracker.end(status, exit_code if isinstance(exit_code, int) else None)
-        logger.info("greentrain: mirrored to %s", self.tracker.where())
+        self.tracker.close(status, exit_code if isinstance(exit_code, int) else None)
+        into = "the trainer's " if self.attached is not None else ""
+        logger.info("greentrain: mirrored to %s%s", into, self.tracker.where())

@@ -1,14 +1,19 @@
 """What a run record becomes in an experiment tracker (MLflow, W&B), decided once for both and
 for both ways in (``greentrain export --to`` after the fact, ``greentrain run --mirror`` live).
 
-* **Per window** (step-indexed, the step being the window's position among the run's windows of
-  that name, so epoch k is step k): ``<name>/energy_j``, ``<name>/energy_kwh``,
-  ``<name>/co2_g`` (with the run's intensity and PUE), ``<name>/duration_s`` and
-  ``<name>/energy_<domain>_j`` per measured domain.
+Names, units and steps are :mod:`greentrain.integrations.names`' (one table for the callbacks,
+the mirror and the export):
+
+* **Per window**: ``greentrain/<window>.energy_j``, ``.energy_kwh``, ``.co2_g`` (with the run's
+  intensity and PUE), ``.duration_s`` and ``.<domain>_energy_j`` per measured domain, at the
+  trainer's step at the window's end (the last step of the metrics logged in it), else at the
+  window's number among the windows of its name (1, 2, ...).
 * **Metrics the script logged** (``client.log``, e.g. the callbacks' accuracy): each numeric
-  value at its entry's ``step`` (else its position), stamped with the time it was logged.
-* **Totals**: ``energy_j``, ``energy_kwh``, ``co2_g``, ``duration_s``, ``energy_<domain>_j``
-  and ``net_energy_j`` (after a baseline).
+  value under its own name at its entry's ``step`` (else its position), stamped with the time
+  it was logged; greentrain's own names (``greentrain/...``) the callbacks logged are not sent
+  again.
+* **Totals**: ``greentrain/energy_j``, ``energy_kwh``, ``co2_g``, ``duration_s``,
+  ``<domain>_energy_j`` and ``net_energy_j`` (after a baseline).
 * **Params**: the carbon factors (``carbon.intensity_g_per_kwh``, ``carbon.source``,
   ``carbon.year``, ``carbon.pue``, ``carbon.country``, ``carbon.region``), the provenance of each
   domain's figure (``energy.<domain>.source`` and ``.estimated``, or ``.unavailable`` with the
@@ -29,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from greentrain.integrations import names
 from greentrain.report.escape import as_str, plain_text
 from greentrain.report.reading import RunReader, check_number
 from greentrain.report.runs import carbon_factors, parse_time
@@ -42,14 +48,13 @@ _KEY_BAD = re.compile(r"[^\w\-. /:]", flags=re.ASCII)
 @dataclass(frozen=True)
 class Point:
     """One step-indexed metric value; ``timestamp_ms`` is Unix milliseconds (None: now);
-    ``axis`` names what its step counts (``"<window>/index"``, or ``"greentrain/step"`` for
-    the metrics the script logged): W&B plots the value against it."""
+    ``axis`` names what its step counts: W&B plots the value against it (one axis for all)."""
 
     key: str
     value: float
     step: int
     timestamp_ms: int | None = None
-    axis: str = "greentrain/step"
+    axis: str = names.STEP_AXIS
 
 
 def tracker_key(text: object) -> str:
@@ -79,14 +84,14 @@ def _ms(unix_s: float | None) -> int | None:
 def window_values(
     energy: Mapping[str, Any], intensity_g_per_kwh: float | None, pue: float | None
 ) -> dict[str, float]:
-    """``{energy_j, energy_kwh, co2_g, energy_<domain>_j}`` of one window's energy figures
-    (those known; empty when nothing was measured)."""
+    """``{energy_j, energy_kwh, co2_g, <domain>_energy_j}`` of one window's energy figures
+    (those known; empty when nothing was measured: never zeros)."""
     out: dict[str, float] = {}
     total = []
     for domain, figure in energy.items() if isinstance(energy, Mapping) else ():
         joules = _number(figure.get("energy_j"), True) if isinstance(figure, Mapping) else None
         if joules is not None:
-            out[f"energy_{tracker_key(domain)}_j"] = joules
+            out[names.domain_quantity(domain)] = joules
             total.append(joules)
     if total:
         energy_j = sum(total)
@@ -98,15 +103,14 @@ def window_values(
 
 
 class StepCounter:
-    """Each window's step: its position among the windows of its name seen so far."""
+    """Each window's number: its position among the windows of its name seen so far, from 1."""
 
     def __init__(self) -> None:
         self._seen: Counter[str] = Counter()
 
     def next(self, name: str) -> int:
-        step = self._seen[name]
         self._seen[name] += 1
-        return step
+        return self._seen[name]
 
 
 def window_points(
@@ -118,14 +122,13 @@ def window_points(
     intensity_g_per_kwh: float | None,
     pue: float | None,
 ) -> list[Point]:
-    """The points of one closed window (see the module docstring)."""
-    prefix = tracker_key(name)
+    """The points of one closed window at ``step`` (see the module docstring)."""
     values = window_values(energy, intensity_g_per_kwh, pue)
     duration = _number(duration_s, True)
     if duration is not None:
         values["duration_s"] = duration
-    ts, axis = _ms(ended_unix), f"{prefix}/index"
-    return [Point(f"{prefix}/{k}", v, step, ts, axis) for k, v in values.items()]
+    ts = _ms(ended_unix)
+    return [Point(names.window_name(name, k), v, step, ts) for k, v in values.items()]
 
 
 def entry_metrics(entry: Mapping[str, Any]) -> tuple[int | None, float | None, dict[str, float]]:
@@ -135,7 +138,7 @@ def entry_metrics(entry: Mapping[str, Any]) -> tuple[int | None, float | None, d
     values = entry.get("metrics") if isinstance(entry.get("metrics"), Mapping) else entry
     out = {}
     for name, value in values.items():
-        if name in ("step", "window", "time_s") and values is entry:
+        if name in ("step", "window", "time_s") and values is entry or names.is_greentrain(name):
             continue
         number = _number(value)
         if number is not None:
@@ -173,17 +176,44 @@ class MetricSteps:
 # -- a whole record -----------------------------------------------------------------------------
 
 
+def window_steps(run: Mapping[str, Any]) -> list[int]:
+    """Each window's step (by position in the record): the last step of the metrics logged in
+    it (same window name, logged after the previous window of that name ended and by its own
+    end), else its number among the windows of its name."""
+    r = RunReader(run)
+    started = parse_time(r.run.get("started_at"))
+    logged = []
+    for _, entry in r.metrics():
+        time_s = _number(entry.get("time_s"), True)
+        if started is not None and time_s is not None:
+            logged.append((started.timestamp() + time_s, entry))
+    numbers, previous_end, out = StepCounter(), {}, []
+    for _, w in r.windows():
+        name = as_str(w.get("name"))
+        number = numbers.next(name)
+        ended = parse_time(w.get("ended_at"))
+        end = ended.timestamp() if ended is not None else None
+        lo = previous_end.get(name, float("-inf"))
+        inside = [e for t, e in logged if e.get("window") == name and end is not None
+                  and lo < t <= end + 1e-3]  # fmt: skip  # stored times: milliseconds
+        if end is not None:
+            previous_end[name] = end
+        step = names.last_step(inside)
+        out.append(number if step is None else step)
+    return out
+
+
 def record_points(run: Mapping[str, Any]) -> list[Point]:
     """Every step-indexed point of a stored run: windows, then the metrics it logged."""
     r = RunReader(run)
     intensity, pue, readable = carbon_factors(dict(r.run))
     intensity = intensity if readable else None
-    steps, points = StepCounter(), []
-    for _, w in r.windows():
+    points = []
+    for (_, w), step in zip(r.windows(), window_steps(run), strict=True):
         ended = parse_time(w.get("ended_at"))
         points += window_points(
             w.get("name"),
-            steps.next(as_str(w.get("name"))),
+            step,
             r.mapping(w.get("energy"), "window.energy"),
             w.get("duration_s"),
             None if ended is None else ended.timestamp(),
@@ -200,17 +230,17 @@ def record_points(run: Mapping[str, Any]) -> list[Point]:
 
 
 def totals(run: Mapping[str, Any]) -> dict[str, float]:
-    """The run's totals (those that are finite numbers)."""
+    """The run's totals (those that are finite numbers), by their names."""
     r = RunReader(run)
     out = {}
     for key in ("energy_j", "energy_kwh", "co2_g", "duration_s", "net_energy_j"):
         value = _number(r.run.get(key), nonnegative=key != "net_energy_j")
         if value is not None:
-            out[key] = value
+            out[names.total_name(key)] = value
     for domain, figure in r.energy().items():
         joules = _number(figure.get("energy_j"), True)
         if joules is not None:
-            out[f"energy_{tracker_key(domain)}_j"] = joules
+            out[names.total_name(names.domain_quantity(domain))] = joules
     return out
 
 

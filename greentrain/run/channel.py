@@ -17,6 +17,12 @@ it closes). When the job has ended, the spill files of clients that could not ha
 last lines are read like a connection; a window boundary found there arrives after the meters
 stopped and is counted as dropped (``window boundary after the job ended``), the metrics
 logged in it are kept.
+
+Each window's end is answered on the connection it came from with the window's energy
+(:data:`~greentrain.protocol.WINDOW_ANSWER`), so the callbacks can give it to the trainer's
+logger. The answer is written without waiting: a connection whose socket buffer does not take
+an answer whole gets no more answers (a client that never reads them), and nothing else is
+held up.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ class ChannelServer:
         self._closing = False
         self._refused: collections.Counter[str] = collections.Counter()  # reason -> lines
         self._skipping: set[socket.socket] = set()
+        self._mute: set[socket.socket] = set()  # connections that took no more answers
         self._stop = threading.Event()
         self._receiver = threading.Thread(
             target=self._receive_loop, name="greentrain-channel", daemon=True
@@ -89,7 +96,7 @@ class ChannelServer:
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(f"{type(err).__name__}: {err}")
 
-    def _accept_line(self, line: bytes) -> None:
+    def _accept_line(self, line: bytes, conn: socket.socket | None = None) -> None:
         if not line.strip():
             return
         try:
@@ -100,10 +107,25 @@ class ChannelServer:
                 self._refused[LATE_BOUNDARY] += 1
             else:
                 readings = self.recorder.meters.read() if protocol.is_boundary(message) else None
-                protocol.deliver(message, self.recorder, readings)
+                answer = protocol.deliver(message, self.recorder, readings)
+                if answer is not None and conn is not None:
+                    self._answer(conn, protocol.window_answer_message(message["id"], answer))
         except Exception as err:  # noqa: BLE001 - a bad message must not stop the run
             self._error(err)
             self._refused[REFUSED_INVALID] += 1
+
+    def _answer(self, conn: socket.socket, message: dict) -> None:
+        """Write one answer line to ``conn`` if it takes it whole now; a connection that does
+        not (a client that reads no answers) gets no more, so this thread never waits."""
+        if conn in self._mute:
+            return
+        line = protocol.encode(message)
+        try:
+            sent = conn.send(line)
+        except OSError:
+            sent = 0
+        if sent < len(line):
+            self._mute.add(conn)
 
     def _book_drops(self, message: dict) -> None:
         """A client's cumulative drop counts: store what is new since its last report."""
@@ -135,6 +157,7 @@ class ChannelServer:
             self._selector.unregister(conn)
             self._partial.pop(conn, None)
             self._skipping.discard(conn)
+            self._mute.discard(conn)
             conn.close()
             return False
         if conn in self._skipping:  # the rest of a refused line
@@ -152,7 +175,7 @@ class ChannelServer:
                 self._refuse(conn, buf)
             return True
         for line in bytes(buf[: end + 1]).split(b"\n")[:-1]:
-            self._accept_line(line)
+            self._accept_line(line, conn)
         del buf[: end + 1]
         return True
 

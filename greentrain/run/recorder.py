@@ -110,6 +110,8 @@ class Recorder:
         self._seq = 0
         self._late: dict[str, float] = {}  # slow meters that joined after launch -> mono when
         self.finalized = False
+        self.carbon: dict[str, Any] = {}  # the run's carbon factors, for window answers
+        self.label0 = self.t0  # unix seconds the record says the run started at (create())
 
     def create(
         self,
@@ -124,12 +126,14 @@ class Recorder:
         does not delay the job's start). A store URL's password in the command or a tag is
         hidden. ``parent_id``: the run this one is nested in; ``first_beat_s``: seconds before
         the first sample (a baseline), added to the first heartbeat."""
+        self.carbon = dict(carbon or {})
+        self.label0 = self.clock.wall()  # the record's started_at: metrics' time_s count from it
         cwd, pid = os.getcwd(), os.getpid()
         self.writes.submit(ops.CreateRun(
             self.run_id, name=redact_all(name or default_name(command)),
             command=redact_all(list(command)),
             cwd=cwd, tags=redact_all({str(k): str(v) for k, v in (tags or {}).items()}),
-            git=git_info(cwd), env=machine_info(), carbon=carbon, started_unix=self.clock.wall(),
+            git=git_info(cwd), env=machine_info(), carbon=carbon, started_unix=self.label0,
             host=socket.gethostname(), pid=pid, pid_started=process_started(pid),
             pid_ticks=start_ticks(pid), group_id=self.group.id if self.group else None,
             group_rank=self.group.rank if self.group else None, parent_id=parent_id,
@@ -170,7 +174,7 @@ class Recorder:
     def on_log(
         self, step: int | None, metrics: dict[str, Any], window: str | None, t: float
     ) -> None:
-        entry = {"step": step, "window": window, "time_s": max(0.0, t - self.t0),
+        entry = {"step": step, "window": window, "time_s": max(0.0, t - self.label0),
                  "metrics": metrics}  # fmt: skip
         with self._lock:
             self._metrics.append(entry)
@@ -200,11 +204,19 @@ class Recorder:
         self.writes.submit(ops.BeginWindow(self.run_id, idx=idx, name=name, started_unix=t,
                                            info=info))  # fmt: skip
 
+    def on_tracker_run(self, info: dict[str, Any]) -> None:
+        """The trainer's own tracker run (MLflow, W&B): an event of the record, and news for
+        the listeners (a mirror attaches to it)."""
+        info = redact_all({str(k): v for k, v in info.items()})
+        self.event_now("trainer tracker run", **info)
+        self.fanout.emit("on_tracker_run", {"run_id": self.run_id, **info})
+
     def on_window_end(
         self, key: str, t: float, readings: Readings | None = None, mono: float | None = None
-    ) -> None:
+    ) -> dict[str, Any] | None:
         """Close window ``key`` at unix ``t`` (a label); its duration is monotonic: from its
-        opening to ``mono`` (default: now)."""
+        opening to ``mono`` (default: now). Returns the answer for the client that closed it
+        (:data:`greentrain.protocol.WINDOW_ANSWER`'s fields), None for an unknown key."""
         if readings is None:
             readings = self.meters.read()
         mono = self.clock.mono() if mono is None else mono
@@ -212,7 +224,7 @@ class Recorder:
             opened = self._windows.pop(key, None)
             logged = self._window_metrics.pop(key, [])
         if opened is None:
-            return
+            return None
         idx, name, t_begin, mono_begin, begin, info = opened
         duration_s = max(0.0, mono - mono_begin)
         energy = diff_readings(readings, begin)
@@ -222,12 +234,16 @@ class Recorder:
             self.run_id, idx=idx, ended_unix=t, duration_s=duration_s,
             energy_rows=readings_rows(energy),
         ), sync=True)  # fmt: skip
+        best = select_best(energy, self.meters.statuses())
         self.fanout.emit("on_window", {
             "run_id": self.run_id, "index": idx, "name": name, "info": info,
             "started_unix": t_begin, "ended_unix": t, "duration_s": duration_s,
-            "energy": select_best(energy, self.meters.statuses()), "metrics": logged,
+            "energy": best, "metrics": logged,
             "run_energy": select_best(run_energy, self.meters.statuses()) if run_energy else None,
         })  # fmt: skip
+        carbon = {k: self.carbon.get(k) for k in ("intensity_g_per_kwh", "pue")}
+        return to_jsonable({"name": name, "index": info.get("index"), "duration_s": duration_s,
+                            "energy": best, "carbon": carbon})  # fmt: skip
 
     # -- life cycle -----------------------------------------------------------------------------
     def baseline(self, seconds: float, should_stop: threading.Event | None = None) -> None:
