@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
 import threading
 import time
@@ -69,12 +70,9 @@ class RunWrites:
         if os.getpid() != self._pid:
             return
         with self._cond:
-            if self.journal is not None:
-                n = self.journal.append(write, sync=sync)
-            else:
-                n = self._n + 1
-            self._n = n
-            self._pending.append((n, write))
+            journal = self.journal
+            self._n = journal.append(write, sync=sync) if journal is not None else self._n + 1
+            self._pending.append((self._n, write))
             self._cond.notify()
 
     def pending(self) -> int:
@@ -111,9 +109,10 @@ class RunWrites:
                 waiting = store is not None or self._fatal is not None  # else: retry soon
                 while waiting and not self._pending and not self._closing:
                     self._cond.wait()
-                if self._closing and (not self._pending or self._past_deadline()):
+                late = self._deadline is not None and time.monotonic() > self._deadline
+                if self._closing and (not self._pending or late):
                     return
-                batch = [self._pending[i] for i in range(min(APPLY_BATCH, len(self._pending)))]
+                batch = list(itertools.islice(self._pending, APPLY_BATCH))
             if store is None:
                 self._busy(self._why or f"store {self.location.shown} does not answer yet")
                 self._pause()
@@ -124,8 +123,9 @@ class RunWrites:
                 self._synced = True
                 with contextlib.suppress(StoreError):
                     store.sync_journals()
-            try:
-                self._apply(store, batch)
+            try:  # a write the store refuses for good is noted and the rest land
+                with store.patience(ATTEMPT_S):
+                    self.errors += store.land(batch, len(batch)).refused
             except StoreBusy as err:
                 self._busy(err)
                 self._pause()
@@ -137,14 +137,6 @@ class RunWrites:
             if self._busy_since is not None and self._warned:
                 say(f"the store answers again after {time.monotonic() - self._busy_since:.0f} s")
             self._busy_since = None
-
-    def _apply(self, store: Store, batch: list[tuple[int, Write]]) -> None:
-        """Land ``batch``; a write the store refuses for good is noted and the rest land."""
-        with store.patience(ATTEMPT_S):
-            self.errors += store.land(batch, len(batch)).refused
-
-    def _past_deadline(self) -> bool:
-        return self._deadline is not None and time.monotonic() > self._deadline
 
     def _pause(self) -> None:
         with self._cond:
