@@ -44,7 +44,7 @@ class RunWrites:
         self.errors: list[str] = []  # writes the store refused for good (kept in the journal)
         self.location = store.location if isinstance(store, Store) else store
         self._store = store if isinstance(store, Store) else None
-        self._why: StoreError | None = None  # why the store is not open yet
+        self._why: StoreError | None = None  # why the store is not open (set when it is not)
         self._fatal: StoreError | None = None  # a configuration error: retrying will not help
         self._tried = threading.Event()  # the first attempt to open the store has ended
         self._pid = os.getpid()
@@ -114,8 +114,7 @@ class RunWrites:
                     return
                 batch = list(itertools.islice(self._pending, APPLY_BATCH))
             if store is None:
-                self._busy(self._why or f"store {self.location.shown} does not answer yet")
-                self._pause()
+                self._busy(self._why)
                 continue
             if not batch:
                 continue
@@ -128,7 +127,6 @@ class RunWrites:
                     self.errors += store.land(batch, len(batch)).refused
             except StoreBusy as err:
                 self._busy(err)
-                self._pause()
                 continue
             with self._cond:
                 for _ in batch:
@@ -138,11 +136,9 @@ class RunWrites:
                 say(f"the store answers again after {time.monotonic() - self._busy_since:.0f} s")
             self._busy_since = None
 
-    def _pause(self) -> None:
-        with self._cond:
-            self._cond.wait(RETRY_PAUSE_S)
-
-    def _busy(self, err: BaseException | str) -> None:
+    def _busy(self, err: StoreError | None) -> None:
+        """The store is busy or unreachable: warn once (after :data:`ATTEMPT_S`, or at the
+        end), then pause :data:`RETRY_PAUSE_S` before the next attempt."""
         now = time.monotonic()
         if self._busy_since is None:
             self._busy_since = now
@@ -151,6 +147,8 @@ class RunWrites:
             where = f"its journal {self.where}" if self.where else "memory (no journal)"
             say(f"{err}; this run's writes are kept in {where} and land when the store "
                  "answers (or by `greentrain store sync`)")  # fmt: skip
+        with self._cond:
+            self._cond.wait(RETRY_PAUSE_S)
 
     def close(self, deadline_s: float) -> bool:
         """Wait at most ``deadline_s`` seconds for every write to land; True if all did (the
