@@ -30,7 +30,7 @@ import greentrain.store.ops as ops
 from greentrain.errors import StoreBusy, StoreError
 from greentrain.record.text import storable
 from greentrain.store.connection import one_line
-from greentrain.store.journal import claim, pending_journals, read_journal
+from greentrain.store.journal import CLAIMED, claim, pending_journals, read_journal
 from greentrain.store.reader import StoreReader
 from greentrain.store.schema import CHILD_TABLES, KEY_TABLE
 
@@ -119,36 +119,30 @@ class Store(StoreReader):
     def sync_journals(self) -> SyncReport:
         """Land every journal waiting on this machine for this store that no live process
         holds: claimed (:func:`~greentrain.store.journal.claim`), applied idempotently, then
-        deleted. A store that stays busy leaves the journal for later; one that refuses an
-        entry for good leaves it as ``...failed``."""
+        deleted. A store that stays busy leaves the journal (and the rest) for later; one that
+        refuses an entry for good leaves it as ``...failed``."""
         report = SyncReport()
         for path in pending_journals(self.location):
             with claim(path) as claimed:
                 if claimed is None:
                     report.kept.append(f"{path}: in use by its run or another importer")
-                elif not self._land(claimed, report):
-                    break  # the store is busy: the rest waits too
+                    continue
+                journal = read_journal(claimed)
+                report.torn += journal.torn
+                try:
+                    done = self.land(journal.entries)
+                except StoreBusy as err:
+                    report.kept.append(f"{claimed}: {err}")
+                    break
+                report.add(done)
+                if done.refused:
+                    failed = claimed.with_name(claimed.name.split(CLAIMED)[0] + ".failed")
+                    claimed.rename(failed)
+                    report.kept.append(f"{failed}: the store refused {'; '.join(done.refused)}")
+                else:
+                    claimed.unlink()
+                    report.journals += 1
         return report
-
-    def _land(self, path: Path, report: SyncReport) -> bool:
-        """Land one claimed journal and delete it; False when the store was busy (the journal
-        stays). One the store refused entries of is kept as ``...failed``."""
-        journal = read_journal(path)
-        report.torn += journal.torn
-        try:
-            done = self.land(journal.entries)
-        except StoreBusy as err:
-            report.kept.append(f"{path}: {err}")
-            return False
-        report.add(done)
-        if done.refused:
-            failed = path.with_name(path.name.split(".claimed-")[0] + ".failed")
-            path.rename(failed)
-            report.kept.append(f"{failed}: the store refused {'; '.join(done.refused)}")
-            return True
-        path.unlink()
-        report.journals += 1
-        return True
 
     def write(self, write: ops.Write) -> None:
         """Apply one typed write in its own transaction (no journal key)."""
