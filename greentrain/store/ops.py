@@ -3,8 +3,8 @@ inside a transaction it is given.
 
 The same objects are what a run appends to its journal (:mod:`greentrain.store.journal`, as
 ``{"op": KIND.op, "args": fields}``) and what :meth:`greentrain.store.Store.apply_entries`
-applies; :class:`~greentrain.store.Store`'s writer methods build them too. :data:`WRITES` maps
-each ``op`` name to its class (the only lookup by name, when a journal line is read back).
+applies (:meth:`~greentrain.store.Store.write` applies one outside a journal). :data:`WRITES`
+maps each ``op`` name to its class (the only lookup by name, when a journal line is read back).
 
 Every value is stored as JSON made safe by :mod:`greentrain.record.jsonable` (NaN and
 infinities become null); times are unix seconds, durations seconds, energy joules.
