@@ -114,7 +114,6 @@ class JournalWriter:
     def __init__(self, location: StoreLocation, run_id: str, *, reopen: bool = False) -> None:
         folder = _private_dir(journal_root() / store_key(location))
         self.path = folder / f"{run_id}{SUFFIX}"
-        self.run_id = run_id
         self.pid = os.getpid()  # a forked child (a data loader worker) never appends
         self.broken: OSError | None = None  # the first failed append: later entries in memory only
         self.n = 0
