@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
 import threading
 import time
@@ -43,7 +44,7 @@ class RunWrites:
         self.errors: list[str] = []  # writes the store refused for good (kept in the journal)
         self.location = store.location if isinstance(store, Store) else store
         self._store = store if isinstance(store, Store) else None
-        self._why: StoreError | None = None  # why the store is not open yet
+        self._why: StoreError | None = None  # why the store is not open (set when it is not)
         self._fatal: StoreError | None = None  # a configuration error: retrying will not help
         self._tried = threading.Event()  # the first attempt to open the store has ended
         self._pid = os.getpid()
@@ -69,12 +70,9 @@ class RunWrites:
         if os.getpid() != self._pid:
             return
         with self._cond:
-            if self.journal is not None:
-                n = self.journal.append(write, sync=sync)
-            else:
-                n = self._n + 1
-            self._n = n
-            self._pending.append((n, write))
+            journal = self.journal
+            self._n = journal.append(write, sync=sync) if journal is not None else self._n + 1
+            self._pending.append((self._n, write))
             self._cond.notify()
 
     def pending(self) -> int:
@@ -111,12 +109,12 @@ class RunWrites:
                 waiting = store is not None or self._fatal is not None  # else: retry soon
                 while waiting and not self._pending and not self._closing:
                     self._cond.wait()
-                if self._closing and (not self._pending or self._past_deadline()):
+                late = self._deadline is not None and time.monotonic() > self._deadline
+                if self._closing and (not self._pending or late):
                     return
-                batch = [self._pending[i] for i in range(min(APPLY_BATCH, len(self._pending)))]
+                batch = list(itertools.islice(self._pending, APPLY_BATCH))
             if store is None:
-                self._busy(self._why or f"store {self.location.shown} does not answer yet")
-                self._pause()
+                self._busy(self._why)
                 continue
             if not batch:
                 continue
@@ -124,11 +122,11 @@ class RunWrites:
                 self._synced = True
                 with contextlib.suppress(StoreError):
                     store.sync_journals()
-            try:
-                self._apply(store, batch)
+            try:  # a write the store refuses for good is noted and the rest land
+                with store.patience(ATTEMPT_S):
+                    self.errors += store.land(batch, len(batch)).refused
             except StoreBusy as err:
                 self._busy(err)
-                self._pause()
                 continue
             with self._cond:
                 for _ in batch:
@@ -138,19 +136,9 @@ class RunWrites:
                 say(f"the store answers again after {time.monotonic() - self._busy_since:.0f} s")
             self._busy_since = None
 
-    def _apply(self, store: Store, batch: list[tuple[int, Write]]) -> None:
-        """Land ``batch``; a write the store refuses for good is noted and the rest land."""
-        with store.patience(ATTEMPT_S):
-            self.errors += store.land(batch, len(batch)).refused
-
-    def _past_deadline(self) -> bool:
-        return self._deadline is not None and time.monotonic() > self._deadline
-
-    def _pause(self) -> None:
-        with self._cond:
-            self._cond.wait(RETRY_PAUSE_S)
-
-    def _busy(self, err: BaseException | str) -> None:
+    def _busy(self, err: StoreError | None) -> None:
+        """The store is busy or unreachable: warn once (after :data:`ATTEMPT_S`, or at the
+        end), then pause :data:`RETRY_PAUSE_S` before the next attempt."""
         now = time.monotonic()
         if self._busy_since is None:
             self._busy_since = now
@@ -159,6 +147,8 @@ class RunWrites:
             where = f"its journal {self.where}" if self.where else "memory (no journal)"
             say(f"{err}; this run's writes are kept in {where} and land when the store "
                  "answers (or by `greentrain store sync`)")  # fmt: skip
+        with self._cond:
+            self._cond.wait(RETRY_PAUSE_S)
 
     def close(self, deadline_s: float) -> bool:
         """Wait at most ``deadline_s`` seconds for every write to land; True if all did (the

@@ -43,7 +43,7 @@ from typing import Any
 
 from greentrain.errors import StoreError
 from greentrain.store.location import StoreLocation, locate
-from greentrain.store.ops import Write, decode
+from greentrain.store.ops import WRITES, Write
 
 ENV_JOURNAL_DIR = "GREENTRAIN_JOURNAL_DIR"
 SUFFIX = ".jnl"
@@ -60,10 +60,15 @@ def journal_root() -> Path:
     return Path(tmp) / f"greentrain-journal-{os.getuid()}"
 
 
+def _shown(location: StoreLocation) -> str:
+    """The store as its journals name it: an SQLite file's absolute path, else its URL."""
+    return os.path.abspath(location.path) if location.path is not None else location.shown
+
+
 def store_key(location: StoreLocation) -> str:
     """A folder name for the store: a slug of its location and a digest (an SQLite file by
     its absolute path)."""
-    where = os.path.abspath(location.path) if location.path is not None else location.shown
+    where = _shown(location)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", where.split("://", 1)[-1]).strip("-")
     digest = hashlib.sha1(where.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     return f"{slug[-48:]}-{digest}"
@@ -109,7 +114,6 @@ class JournalWriter:
     def __init__(self, location: StoreLocation, run_id: str, *, reopen: bool = False) -> None:
         folder = _private_dir(journal_root() / store_key(location))
         self.path = folder / f"{run_id}{SUFFIX}"
-        self.run_id = run_id
         self.pid = os.getpid()  # a forked child (a data loader worker) never appends
         self.broken: OSError | None = None  # the first failed append: later entries in memory only
         self.n = 0
@@ -121,8 +125,7 @@ class JournalWriter:
         fresh = self.path.with_name(self.path.name + ".new")
         self._fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        shown = os.path.abspath(location.path) if location.path is not None else location.shown
-        header = {"store": shown, "run_id": run_id, "host": socket.gethostname(),
+        header = {"store": _shown(location), "run_id": run_id, "host": socket.gethostname(),
                   "pid": self.pid, "created_unix": time.time()}  # fmt: skip
         _write_all(self._fd, _line(0, HEADER_OP, header))
         os.fsync(self._fd)
@@ -161,10 +164,6 @@ class JournalWriter:
         if n is None:
             self.n += 1
             n = self.n
-        self._write(n, write, sync)
-        return n
-
-    def _write(self, n: int, write: Write, sync: bool) -> None:
         if self.broken is None and self._fd >= 0:
             end = os.lseek(self._fd, 0, os.SEEK_END)
             try:
@@ -175,6 +174,7 @@ class JournalWriter:
                 self.broken = err
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, end)
+        return n
 
     def close(self, *, remove: bool) -> None:
         """Release the journal (to importers), or delete it first if ``remove`` (all landed)."""
@@ -204,11 +204,10 @@ def append_last_word(location: StoreLocation, run_id: str, write: Write) -> Path
 
 @dataclass
 class JournalFile:
-    """A journal as read back: its header, valid entries ``(n, write)`` in order, and one line
-    per torn or unreadable entry."""
+    """A journal as read back: its valid entries ``(n, write)`` in order (the header skipped),
+    and one line per torn or unreadable entry."""
 
     path: Path
-    header: dict[str, Any] = field(default_factory=dict)
     entries: list[tuple[int, Write]] = field(default_factory=list)
     torn: list[str] = field(default_factory=list)
 
@@ -225,12 +224,12 @@ def read_journal(path: Path) -> JournalFile:
         entry = _parse(raw)
         if isinstance(entry, str):
             out.torn.append(f"{path}: line {number} {entry}; skipped")
-        elif entry["n"] == 0 and entry["op"] == HEADER_OP:
-            out.header = entry["args"]
-        else:
+        elif entry["n"] != 0 or entry["op"] != HEADER_OP:
             try:
-                out.entries.append((int(entry["n"]), decode(entry["op"], entry["args"])))
-            except (ValueError, KeyError, TypeError) as err:
+                out.entries.append((int(entry["n"]), WRITES[entry["op"]](**entry["args"])))
+            except KeyError as err:
+                out.torn.append(f"{path}: line {number} is an unknown write {err}; skipped")
+            except (ValueError, TypeError) as err:
                 out.torn.append(f"{path}: line {number} cannot be applied ({err}); skipped")
     return out
 
@@ -271,10 +270,9 @@ def waiting_stores() -> list[str]:
     """The stores (shown locations, from the journals' headers) with journals waiting here."""
     found: dict[str, None] = {}
     for path in pending_journals():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            first = path.read_bytes().split(b"\n", 1)[0]
-            entry = _parse(first)
-            if isinstance(entry, dict) and entry["op"] == HEADER_OP:
+        with contextlib.suppress(OSError, TypeError), path.open("rb") as file:
+            entry = _parse(file.readline().rstrip(b"\n"))
+            if isinstance(entry, dict) and entry["op"] == HEADER_OP and "store" in entry["args"]:
                 found.setdefault(str(entry["args"]["store"]))
     return list(found)
 
@@ -284,22 +282,17 @@ def claim(path: Path) -> Iterator[Path | None]:
     """Take the journal at ``path`` for importing: lock it (None if its writer or another
     importer holds it, or it is gone), rename it ``...claimed-<pid>``, yield the new path. The
     lock is held until the block ends."""
+    fd, claimed = -1, None
     try:
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        yield None
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino != os.stat(path).st_ino:
-                raise OSError("claimed by another importer meanwhile")
-            name = path.name.split(CLAIMED)[0]
-            claimed = path.with_name(f"{name}{CLAIMED}{os.getpid()}")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino == os.stat(path).st_ino:  # else another importer renamed it
+            claimed = path.with_name(f"{path.name.split(CLAIMED)[0]}{CLAIMED}{os.getpid()}")
             os.rename(path, claimed)
-        except OSError:
-            yield None
-            return
+    except OSError:
+        claimed = None
+    try:
         yield claimed
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)

@@ -3,8 +3,8 @@ inside a transaction it is given.
 
 The same objects are what a run appends to its journal (:mod:`greentrain.store.journal`, as
 ``{"op": KIND.op, "args": fields}``) and what :meth:`greentrain.store.Store.apply_entries`
-applies; :class:`~greentrain.store.Store`'s writer methods build them too. :data:`WRITES` maps
-each ``op`` name to its class (the only lookup by name, when a journal line is read back).
+applies (:meth:`~greentrain.store.Store.write` applies one outside a journal). :data:`WRITES`
+maps each ``op`` name to its class (the only lookup by name, when a journal line is read back).
 
 Every value is stored as JSON made safe by :mod:`greentrain.record.jsonable` (NaN and
 infinities become null); times are unix seconds, durations seconds, energy joules.
@@ -149,20 +149,6 @@ class SetMeters(Write):
             )
 
 
-def _energy(tx: Tx, run_id: str, window_idx: int, rows: list) -> None:
-    values = [(run_id, window_idx, r["meter"], r["domain"], r["device"], r["method"],
-               float(r["energy_j"]), dumps(dict(r.get("detail") or {})))
-              for r in rows if math.isfinite(float(r["energy_j"]))]  # fmt: skip
-    if values:
-        tx.executemany(
-            "INSERT INTO energy (run_id, window_idx, meter, domain, device, method, energy_j,"
-            " detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (run_id, window_idx, meter, domain, device) DO UPDATE SET"
-            " method = excluded.method, energy_j = excluded.energy_j, detail = excluded.detail",
-            values,
-        )
-
-
 @dataclass(frozen=True, eq=False)
 class AddEnergy(Write):
     """Store (replace) energy rows (meter, domain, device, method, energy_j, detail) of a
@@ -173,7 +159,17 @@ class AddEnergy(Write):
     rows: list = field(default_factory=list)
 
     def run(self, tx: Tx, conn: Connection) -> None:
-        _energy(tx, self.run_id, self.window_idx, self.rows)
+        values = [(self.run_id, self.window_idx, r["meter"], r["domain"], r["device"],
+                   r["method"], float(r["energy_j"]), dumps(dict(r.get("detail") or {})))
+                  for r in self.rows if math.isfinite(float(r["energy_j"]))]  # fmt: skip
+        if values:
+            tx.executemany(
+                "INSERT INTO energy (run_id, window_idx, meter, domain, device, method, energy_j,"
+                " detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, window_idx, meter, domain, device) DO UPDATE SET"
+                " method = excluded.method, energy_j = excluded.energy_j, detail = excluded.detail",
+                values,
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,7 +207,7 @@ class EndWindow(Write):
             "UPDATE windows SET ended_at = ?, duration_s = ? WHERE run_id = ? AND idx = ?",
             (iso_utc(self.ended_unix), self.duration_s, self.run_id, self.idx),
         )
-        _energy(tx, self.run_id, self.idx, self.energy_rows)
+        AddEnergy(self.run_id, window_idx=self.idx, rows=self.energy_rows).run(tx, conn)
 
 
 @dataclass(frozen=True, eq=False)
@@ -330,19 +326,4 @@ class AbandonRun(Write):
         )
 
 
-WRITES: dict[str, type[Write]] = {
-    cls.op: cls
-    for cls in (CreateRun, UpdateConfig, SetRunFields, SetMeters, AddEnergy, BeginWindow,
-                EndWindow, AddMetrics, AddEvents, AddSample, FinishRun, AbandonRun)
-}  # fmt: skip
-
-
-def decode(op: str, args: dict[str, Any]) -> Write:
-    """The write a journal line holds; ValueError for an unknown kind or bad fields."""
-    cls = WRITES.get(op)
-    if cls is None:
-        raise ValueError(f"unknown write {op!r}")
-    try:
-        return cls(**args)
-    except TypeError as err:
-        raise ValueError(f"{op}: {err}") from None
+WRITES: dict[str, type[Write]] = {cls.op: cls for cls in Write.__subclasses__()}

@@ -31,7 +31,7 @@ import greentrain.store.ops as ops
 from greentrain.errors import StoreBusy, StoreError
 from greentrain.record.text import storable
 from greentrain.store.connection import one_line
-from greentrain.store.journal import claim, pending_journals, read_journal
+from greentrain.store.journal import CLAIMED, claim, pending_journals, read_journal
 from greentrain.store.liveness import lost_event
 from greentrain.store.reader import StoreReader
 from greentrain.store.schema import CHILD_TABLES, KEY_TABLE
@@ -47,12 +47,14 @@ class StorableTx:
         self._tx = tx
 
     def execute(self, sql: str, params: tuple | list = ()) -> Any:
-        return self._tx.execute(sql, [storable(p) if isinstance(p, str) else p for p in params])
+        return self._tx.execute(sql, _storable(params))
 
     def executemany(self, sql: str, rows: list) -> Any:
-        return self._tx.executemany(
-            sql, [[storable(p) if isinstance(p, str) else p for p in row] for row in rows]
-        )
+        return self._tx.executemany(sql, [_storable(row) for row in rows])
+
+
+def _storable(params: tuple | list) -> list:
+    return [storable(p) if isinstance(p, str) else p for p in params]
 
 
 @dataclass
@@ -64,6 +66,11 @@ class Applied:
     stored: int = 0
     already: int = 0
     refused: list[str] = field(default_factory=list)
+
+    def add(self, other: Applied) -> None:
+        self.stored += other.stored
+        self.already += other.already
+        self.refused += other.refused
 
 
 APPLY_BATCH = 200  # journal entries per transaction when a journal is synced
@@ -114,38 +121,30 @@ class Store(StoreReader):
     def sync_journals(self) -> SyncReport:
         """Land every journal waiting on this machine for this store that no live process
         holds: claimed (:func:`~greentrain.store.journal.claim`), applied idempotently, then
-        deleted. A store that stays busy leaves the journal for later; one that refuses an
-        entry for good leaves it as ``...failed``."""
+        deleted. A store that stays busy leaves the journal (and the rest) for later; one that
+        refuses an entry for good leaves it as ``...failed``."""
         report = SyncReport()
         for path in pending_journals(self.location):
             with claim(path) as claimed:
                 if claimed is None:
                     report.kept.append(f"{path}: in use by its run or another importer")
-                elif not self._land(claimed, report):
-                    break  # the store is busy: the rest waits too
+                    continue
+                journal = read_journal(claimed)
+                report.torn += journal.torn
+                try:
+                    done = self.land(journal.entries)
+                except StoreBusy as err:
+                    report.kept.append(f"{claimed}: {err}")
+                    break
+                report.add(done)
+                if done.refused:
+                    failed = claimed.with_name(claimed.name.split(CLAIMED)[0] + ".failed")
+                    claimed.rename(failed)
+                    report.kept.append(f"{failed}: the store refused {'; '.join(done.refused)}")
+                else:
+                    claimed.unlink()
+                    report.journals += 1
         return report
-
-    def _land(self, path: Path, report: SyncReport) -> bool:
-        """Land one claimed journal and delete it; False when the store was busy (the journal
-        stays). One the store refused entries of is kept as ``...failed``."""
-        journal = read_journal(path)
-        report.torn += journal.torn
-        try:
-            done = self.land(journal.entries)
-        except StoreBusy as err:
-            report.kept.append(f"{path}: {err}")
-            return False
-        report.stored += done.stored
-        report.already += done.already
-        report.refused += done.refused
-        if done.refused:
-            failed = path.with_name(path.name.split(".claimed-")[0] + ".failed")
-            path.rename(failed)
-            report.kept.append(f"{failed}: the store refused {'; '.join(done.refused)}")
-            return True
-        path.unlink()
-        report.journals += 1
-        return True
 
     def write(self, write: ops.Write) -> None:
         """Apply one typed write in its own transaction (no journal key)."""
@@ -173,28 +172,22 @@ class Store(StoreReader):
 
     def land(self, entries: Sequence[tuple[int, ops.Write]], batch: int | None = None) -> Applied:
         """Apply journal entries in order, ``batch`` (:data:`APPLY_BATCH`) per transaction; an
-        entry the store refuses for good (a bad value, a constraint) is named in ``refused``
-        and the others land. StoreBusy passes through (what landed stays landed: the keys)."""
+        entry the store refuses for good (a bad value, a constraint) is named in ``refused`` and
+        the others land (a batch that fails is landed again one entry at a time). StoreBusy
+        passes through (what landed stays landed: the keys)."""
         done, batch = Applied(), batch or APPLY_BATCH
         for start in range(0, len(entries), batch):
-            self._land_batch(entries[start : start + batch], done)
+            chunk = entries[start : start + batch]
+            try:
+                done.add(self.apply_entries(chunk))
+            except StoreBusy:
+                raise
+            except Exception as err:  # noqa: BLE001 - find the one write that fails, keep the rest
+                if len(chunk) > 1:
+                    done.add(self.land(chunk, 1))
+                else:
+                    done.refused.append(f"entry {chunk[0][0]} ({chunk[0][1].op}): {one_line(err)}")
         return done
-
-    def _land_batch(self, entries: Sequence[tuple[int, ops.Write]], done: Applied) -> None:
-        try:
-            got = self.apply_entries(entries)
-        except StoreBusy:
-            raise
-        except Exception as err:  # noqa: BLE001 - find the one write that fails, keep the rest
-            if len(entries) == 1:
-                n, write = entries[0]
-                done.refused.append(f"entry {n} ({write.op}): {one_line(err)}")
-                return
-            for entry in entries:
-                self._land_batch([entry], done)
-            return
-        done.stored += got.stored
-        done.already += got.already
 
     def delete_run(self, run_id: str) -> list[str]:
         """Delete a run, or every run of a group, and all their rows (``run_id`` may be a
