@@ -24,6 +24,7 @@ job's group, a grace period apart, :mod:`greentrain.run.stopping`; exit code 124
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -76,11 +77,12 @@ def ensure_standard_fds() -> None:
                 os.close(null)
 
 
-def _say(message: str) -> None:
-    """One line on stderr, if there is one (never onto the job's stdout)."""
-    if sys.stderr is not None:
-        with contextlib.suppress(OSError, ValueError):
-            print(f"greentrain: {message}", file=sys.stderr, flush=True)
+_log = logging.getLogger("greentrain.run")
+
+
+def _say(message: str, level: int = logging.INFO) -> None:
+    """Log ``greentrain: message``: the CLI shows it on stderr (never on the job's stdout)."""
+    _log.log(level, "greentrain: %s", message)
 
 
 class SignalWatcher:
@@ -161,7 +163,7 @@ def run_command(
     opts = options if options is not None else RunOptions.build(**fields)
     group, warning = detect_group(command, opts.group)
     if warning:
-        _say(warning)
+        _say(warning, logging.WARNING)
     factors = opts.carbon.factors()
     ensure_standard_fds()
     become_subreaper()

@@ -13,8 +13,8 @@ after a crash mid-apply changes nothing.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +57,7 @@ class Applied:
     already: int = 0
 
 
+_log = logging.getLogger("greentrain.store")
 APPLY_BATCH = 200  # journal entries per transaction when a journal is synced
 OPEN_SYNC_PATIENCE_S = 5.0  # how long opening a store waits for it to land waiting journals
 
@@ -96,10 +97,10 @@ class Store(StoreRecovery):
             with self.patience(OPEN_SYNC_PATIENCE_S):  # a busy store delays no command long
                 report = self.sync_journals()
             for line in report.torn:
-                print(f"greentrain: journal {line}", file=sys.stderr)
+                _log.warning("greentrain: journal %s", line)
             if report.journals:
-                print(f"greentrain: {report.journals} pending journals landed in {self.path} "
-                      f"({report.stored} entries)", file=sys.stderr)  # fmt: skip
+                _log.info("greentrain: %d pending journals landed in %s (%d entries)",
+                          report.journals, self.path, report.stored)  # fmt: skip
 
     def __enter__(self) -> Store:
         return self
