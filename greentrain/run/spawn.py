@@ -204,10 +204,10 @@ def run_command(
             if cannot_start is not None:
                 exit_code = cannot_start
             else:
+                watcher.job = job  # first: a signal sent once the job runs reaches it
                 meter_set.start_deferred()  # slow meters begin once the job runs
                 watchdog.watch(job.pid, job.cgroup.path if job.cgroup is not None else None)
                 recorder.cpu = JobCPU(job.pid, job.reaped_cpu_s)
-                watcher.job = job
                 meter_set.attach(job.pid, job.reaped_cpu_s)
                 oversight.start(recorder)
                 exit_code, killed_by = exit_code_of(job.wait())
