@@ -84,6 +84,8 @@ SLOW_TESTS = frozenset({
     "test_export_hostile.py::test_latex_of_the_nasty_study_compiles_with_plain_pdflatex",
     "test_export_hostile.py::test_plots_survive_names_that_are_math_text_or_controls",
     "test_gpu_runbook.py::test_a_stage_past_its_deadline_dies_with_its_process_group_and_later_stages_run",
+    "test_gpu_runbook.py::test_collect_writes_the_report_bench_tables_and_where_table",
+    "test_gpu_runbook.py::test_cuda_only_tests_skip_on_cpu_with_their_reason",
     "test_gpu_runbook.py::test_pack_fetches_wheels_for_the_gpu_python_and_writes_a_manifest",
     "test_gpu_runbook.py::test_simulated_gpu_machine_runs_every_cpu_stage_and_returns_two_files",
     "test_gpu_runbook.py::test_the_simulated_machine_lacks_what_the_image_lacks_except_carried_wheels",
