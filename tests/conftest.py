@@ -7,8 +7,9 @@ binaries are absent, the PostgreSQL cases skip and say why.
 
 Markers (registered in pyproject.toml) are applied here, by file and by fixture, so that test
 files need not repeat them: ``slow`` (:data:`SLOW_FILES`, :data:`SLOW_TESTS`: the fast loop is
-``pytest -m "not slow"``), ``subprocess`` (:data:`SUBPROCESS_FILES`), ``postgres`` (every test
-that uses the PostgreSQL server), ``browser`` and ``gpu`` (a test that skips without CUDA).
+``pytest -m "not slow"``; :data:`FAST_TESTS` keep a test of a slow file in it), ``subprocess``
+(:data:`SUBPROCESS_FILES`), ``postgres`` (every test that uses the PostgreSQL server),
+``browser`` and ``gpu`` (a test that skips without CUDA).
 Under ``-m "not slow"`` a file whose every test is slow is not even imported, so the fast
 loop does not pay for torch, Lightning or Transformers imports it never runs.
 """
@@ -157,6 +158,18 @@ SLOW_TESTS = frozenset({
     "test_text_and_secrets.py::test_credentials_never_land_in_the_record_exports_or_messages",
     "test_text_and_secrets.py::test_valid_text_is_stored_unchanged",
 })  # fmt: skip
+# Tests that stay in the fast loop although their file is slow: every package keeps a fast test
+# of its core behaviour (each of these takes well under a second).
+FAST_TESTS = frozenset({
+    "test_cluster_sweep.py::test_a_local_point_gets_a_password_url_in_its_environment_not_its_command",
+    "test_fid.py::test_frechet_distance_of_gaussians_matches_closed_form",
+    "test_jobs_classify.py::test_dropout_flag_puts_dropout_after_every_convolution",
+    "test_jobs_data.py::test_missing_dataset_raises_config_error_naming_the_fix",
+    "test_jobs_ddpm.py::test_linear_beta_schedule_and_strided_sampling_timesteps",
+    "test_models.py::test_cifar_stem_is_a_3x3_stride1_conv_without_bias_and_no_maxpool",
+    "test_sweep.py::test_bad_grid_values_raise_config_error",
+    "test_sweep.py::test_sweep_id_depends_on_grid_and_result_changing_flags_only",
+})  # fmt: skip
 SUBPROCESS_FILES = frozenset({
     "test_cli_errors.py", "test_cli_flops.py", "test_cli_lazy.py", "test_cli_plain_values.py",
     "test_cli_run.py", "test_client_edges.py",
@@ -218,6 +231,8 @@ def _deselects_whole_file(config: pytest.Config, name: str) -> bool:
     expression = config.getoption("markexpr", "")
     if not expression or "slow" not in _file_markers(name):
         return False
+    if any(test.startswith(f"{name}::") for test in FAST_TESTS):
+        return False  # some of its tests stay fast
     try:
         from _pytest.mark.expression import Expression
     except ImportError:  # pragma: no cover - a pytest without it: collect, then deselect
@@ -240,8 +255,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         name = item.path.name
         marks = _file_markers(name)
-        if {f"{name}::{item.originalname}", f"{name}::{item.name}"} & SLOW_TESTS:
+        names = {f"{name}::{item.originalname}", f"{name}::{item.name}"}
+        if names & SLOW_TESTS:
             marks.add("slow")
+        if names & FAST_TESTS:
+            marks.discard("slow")
         params = getattr(getattr(item, "callspec", None), "params", {})
         if PG_FIXTURES & set(item.fixturenames) or params.get("store_target") == "postgresql":
             marks.add("postgres")
