@@ -73,7 +73,8 @@ SLOW_TESTS = frozenset({
 
     # Added for the two-minute loop: each took 2 s or more in `pytest -m "not slow"
     # --durations=0` on the loaded 2-core machine (load 8-10; about 0.6 s or more quiet). One
-    # test per behaviour stays fast where a file would lose its last: see docs/contributing.md.
+    # test per behaviour stays fast where a file would lose its last (test_run_processes.py keeps
+    # a forwarded signal and the watchdog of a dead wrapper): see docs/contributing.md.
     "test_client_fork.py::test_a_dataloaders_workers_log_into_the_epoch_window",
     "test_client_resilience.py::test_a_hundred_processes_connecting_at_once_lose_no_entry",
     "test_client_resilience.py::test_a_wrapper_stopped_for_15_s_never_holds_the_script_and_loses_nothing_uncounted",
@@ -137,7 +138,6 @@ SLOW_TESTS = frozenset({
     "test_run_concurrency.py::test_a_run_alone_keeps_the_whole_machine_figure",
     "test_run_process_tree.py::test_a_daemon_that_left_the_group_is_stopped_through_the_cgroup_when_the_wrapper_dies",
     "test_run_process_tree.py::test_the_job_cgroups_cpu_time_covers_an_escaped_daemon_and_the_cgroup_is_removed",
-    "test_run_processes.py::test_a_dead_wrapper_leaves_no_job_running_and_a_marked_record_with_energy",
     "test_run_processes.py::test_a_job_that_exits_130_or_143_by_itself_failed_and_was_not_interrupted",
     "test_run_processes.py::test_a_long_tmpdir_does_not_stop_the_command_or_its_client_calls",
     "test_run_processes.py::test_a_signal_to_the_wrappers_process_group_reaches_the_job_once",
@@ -145,7 +145,6 @@ SLOW_TESTS = frozenset({
     "test_run_processes.py::test_output_piped_into_head_ends_the_job_with_sigpipe_as_in_a_shell",
     "test_run_processes.py::test_processes_the_command_leaves_running_are_stopped_and_noted",
     "test_run_processes.py::test_sigterm_to_the_wrapper_stops_every_worker_of_the_job",
-    "test_run_processes.py::test_sigusr1_is_passed_to_the_job_and_does_not_interrupt_the_run",
     "test_run_processes.py::test_supervised_child_and_its_children_stop_when_the_parent_gets_sigterm",
     "test_run_processes.py::test_with_stderr_closed_nothing_of_greentrain_reaches_the_jobs_stdout",
     "test_run_store_faults.py::test_a_store_locked_past_the_grace_leaves_the_journal_and_sync_lands_it",
