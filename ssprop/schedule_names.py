@@ -2,7 +2,7 @@
 
 Torch-free on purpose: a command line can list and check schedule names without importing
 torch. :data:`ssprop.schedulers.SCHEDULERS` maps exactly these names, in this order, to their
-classes (``tests/test_schedulers.py`` holds it to that).
+classes (``tests/ssprop/test_schedulers.py`` holds it to that).
 """
 
 from __future__ import annotations

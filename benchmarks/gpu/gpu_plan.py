@@ -66,8 +66,8 @@ def gpu_stages() -> list[Stage]:
               "kernel tests on CUDA; reduce-overhead compile vs eager gradients; per-layer "
               "CUDA-graph capture on the forward's stream",
               ("{py}", "-m", "pytest", "-v", "-rs", "-p", "no:cacheprovider", "-k", "cuda",
-               "--junitxml", "{work}/cuda-tests.xml", "tests/test_ssprop_kernels.py",
-               "tests/test_ssprop_cuda_graphs.py"), 150, 30, output="text"),
+               "--junitxml", "{work}/cuda-tests.xml", "tests/ssprop/test_ssprop_kernels.py",
+               "tests/ssprop/test_ssprop_cuda_graphs.py"), 150, 30, output="text"),
         Stage("resnet50-graphs",
               "ResNet-50 224² b64 bf16 channels_last, CUDA graphs, Triton selection: dense vs "
               "drop 0 and 0.8, step time and NVML J/step",
@@ -111,8 +111,8 @@ def simulated_stages() -> list[Stage]:
               60, 5, output="json"),
         Stage("cuda-tests", "the CUDA tests (skipped without a GPU, with their reason)",
               ("{py}", "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-               "--junitxml", "{work}/cuda-tests.xml", "tests/test_ssprop_cuda_graphs.py"), 90,
-              5, output="text"),
+               "--junitxml", "{work}/cuda-tests.xml", "tests/ssprop/test_ssprop_cuda_graphs.py"),
+              90, 5, output="text"),
         Stage("tiny-cpu", "tiny ResNet-18 on CPU through bench ssprop --no-record",
               (*BENCH, *tiny, "--no-other-layout"), 120, 5, where=True),
     ]  # fmt: skip

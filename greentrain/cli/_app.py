@@ -138,9 +138,14 @@ class _StderrLines(logging.Handler):
     """A log record as one plain line on the *current* ``sys.stderr`` (which tests replace)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stderr
+        if stream is None:
+            return  # no terminal to tell (pythonw, a daemon)
         try:
-            sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # stderr closed or gone: nobody is left to read the line
         except Exception:  # noqa: BLE001 - logging's own contract: never raise from emit
             self.handleError(record)
 

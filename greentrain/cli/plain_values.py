@@ -15,7 +15,7 @@ exactly typer's. The options themselves are still defined once, with ``typer.Opt
 typer < 0.29 (click's types, no pydantic) there is nothing to do and nothing is changed. This
 leans on typer's private coercion hooks (``typer._coercion``, ``param._runtime_param``): a typer
 that changes them gets its own coercion back, correct but slower, and
-``tests/test_cli_plain_values.py`` then fails on the pydantic import to say so.
+``tests/cli/test_cli_plain_values.py`` then fails on the pydantic import to say so.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ that could not be stopped keeps its own status, and its record says the stop fai
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -140,7 +140,7 @@ class BudgetGuard:
         self._forecast = forecast
         self._stop_fn = stop
         self._note = note
-        self._say = say or _stderr
+        self._say = say or _warn
         self._stopped_elsewhere = stopped_elsewhere
         self.check_s = check_s
         self.tripped: dict[str, Any] | None = None
@@ -242,6 +242,6 @@ def _kwh(energy_j: float) -> str:
     return f"{joules_to_kwh(energy_j):.4g} kWh"
 
 
-def _stderr(message: str) -> None:
-    if sys.stderr is not None:
-        print(f"greentrain: {message}", file=sys.stderr, flush=True)
+def _warn(message: str) -> None:
+    """Log ``greentrain: message`` as a warning (the CLI shows it on stderr)."""
+    logging.getLogger("greentrain.run").warning("greentrain: %s", message)

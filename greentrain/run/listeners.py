@@ -22,12 +22,13 @@ is reported once on stderr and gets no further events; the others carry on.
 
 from __future__ import annotations
 
+import logging
 import queue
-import sys
 import threading
 from collections.abc import Iterable
 from typing import Any
 
+_log = logging.getLogger("greentrain.run")
 KINDS = ("on_config", "on_window", "on_sample", "on_end")
 
 
@@ -63,10 +64,10 @@ class Fanout:
                     handler(event)
                 except Exception as err:  # noqa: BLE001 - one listener must not stop the rest
                     self.failed[id(listener)] = f"{type(err).__name__}: {err}"
-                    print(
-                        f"greentrain: {type(listener).__name__} stopped following the run "
-                        f"({self.failed[id(listener)]})",
-                        file=sys.stderr,
+                    _log.warning(
+                        "greentrain: %s stopped following the run (%s)",
+                        type(listener).__name__,
+                        self.failed[id(listener)],
                     )
 
     def close(self, timeout_s: float = 60.0) -> None:

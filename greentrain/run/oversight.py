@@ -6,8 +6,8 @@ the run's windows) and, when the run has a budget, a :class:`~greentrain.run.bud
 fed by the recorder's energy so far and the latest forecast. Each forecast is stored at once as
 a ``forecast`` event (so the app can plot forecast against actual, and a dead wrapper keeps
 them); a few of them -- the first, and those after 10%, 25%, 50% and 75% of the epochs -- are
-also printed on stderr, since under ``greentrain run`` the job's own progress bar cannot know
-them.
+also logged (INFO; the CLI shows them on stderr), since under ``greentrain run`` the job's own
+progress bar cannot know them.
 
 When the budget trips, the run's *stopper* (:mod:`greentrain.run.stopping`) escalates until
 the job has ended; each step is stored as a ``budget stop`` event. When the run's owner says the
@@ -19,8 +19,7 @@ is not fed to the forecast.
 
 from __future__ import annotations
 
-import contextlib
-import sys
+import logging
 import threading
 import time
 from typing import Any, Protocol
@@ -32,6 +31,7 @@ from greentrain.run.options import RunOptions
 from greentrain.run.stopping import Escalation
 from greentrain.units import joules_to_kwh
 
+_log = logging.getLogger("greentrain.run")
 MILESTONES = (0.0, 0.10, 0.25, 0.50, 0.75)  # fractions of the epochs when a forecast is said
 
 
@@ -44,11 +44,10 @@ class Stopper(Protocol):
     def escalation(self, **hooks: Any) -> Escalation | None: ...
 
 
-def say(message: str) -> None:
-    """One ``greentrain:`` line on stderr, if there is one."""
-    if sys.stderr is not None:
-        with contextlib.suppress(OSError, ValueError):
-            print(f"greentrain: {message}", file=sys.stderr, flush=True)
+def say(message: str, level: int = logging.WARNING) -> None:
+    """Log ``greentrain: message`` (logger ``greentrain.run``): the CLI shows it as one stderr
+    line; a library user's ``logging`` configuration decides (warnings show by default)."""
+    _log.log(level, "greentrain: %s", message)
 
 
 class Oversight:
@@ -58,7 +57,7 @@ class Oversight:
         options: the run's options (``epochs``, ``budget``).
         intensity_g_per_kwh, pue: the run's carbon factors.
         stopper: stops the job when the budget trips (escalating; see the module docstring).
-        print_forecasts: print milestone forecasts on stderr.
+        print_forecasts: log milestone forecasts (INFO, logger ``greentrain.run``).
     """
 
     def __init__(
@@ -173,7 +172,10 @@ class Oversight:
         if stopped:
             over = "" if outcome["overshoot"] is None else f", {outcome['overshoot']:+.1%} of it"
             at = "" if spent is None else f" at {joules_to_kwh(spent):.4g} kWh{over}"
-            say(f"the job stopped {outcome['stop_s']:.1f} s after its budget was reached{at}")
+            say(
+                f"the job stopped {outcome['stop_s']:.1f} s after its budget was reached{at}",
+                logging.INFO,
+            )
 
     @property
     def stop_requested(self) -> bool:
@@ -203,4 +205,4 @@ class Oversight:
         self._said += len(due)
         if self.print_forecasts:
             say(f"forecast {progress_text(made)} (after epoch {made.epochs_done} of "
-                f"{made.epochs_total})")  # fmt: skip
+                f"{made.epochs_total})", logging.INFO)  # fmt: skip

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 import shutil
 import signal
@@ -49,6 +50,7 @@ from greentrain.meters.proctree import tree_usage
 from greentrain.run.jobcgroup import JobCgroup
 from greentrain.run.leftovers import ENV_HELPER, alive, describe, find_leftovers
 
+_log = logging.getLogger("greentrain.run")
 RESET_TO_DEFAULT = (signal.SIGPIPE, signal.SIGXFSZ)
 TERMINATING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 DEFAULT_GRACE_S = 10.0
@@ -154,14 +156,14 @@ class Job:
         try:
             self.pid = self._spawn(path, self.command)
         except FileNotFoundError:
-            print(f"greentrain: command not found: {self.command[0]}", file=sys.stderr)
+            _log.error("greentrain: command not found: %s", self.command[0])
             return 127
         except PermissionError:
-            print(f"greentrain: permission denied: {self.command[0]}", file=sys.stderr)
+            _log.error("greentrain: permission denied: %s", self.command[0])
             return 126
         except OSError as err:
             if err.errno != errno.ENOEXEC:
-                print(f"greentrain: cannot run {self.command[0]}: {err}", file=sys.stderr)
+                _log.error("greentrain: cannot run %s: %s", self.command[0], err)
                 return 126
             # no #! line: run it as a shell script, as sh and bash do
             self.pid = self._spawn("/bin/sh", ["/bin/sh", path, *self.command[1:]])

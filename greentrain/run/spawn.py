@@ -24,6 +24,7 @@ job's group, a grace period apart, :mod:`greentrain.run.stopping`; exit code 124
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -78,11 +79,12 @@ def ensure_standard_fds() -> None:
                 os.close(null)
 
 
-def _say(message: str) -> None:
-    """One line on stderr, if there is one (never onto the job's stdout)."""
-    if sys.stderr is not None:
-        with contextlib.suppress(OSError, ValueError):
-            print(f"greentrain: {message}", file=sys.stderr, flush=True)
+_log = logging.getLogger("greentrain.run")
+
+
+def _say(message: str, level: int = logging.INFO) -> None:
+    """Log ``greentrain: message``: the CLI shows it on stderr (never on the job's stdout)."""
+    _log.log(level, "greentrain: %s", message)
 
 
 class SignalWatcher:
@@ -163,7 +165,7 @@ def run_command(
     opts = options if options is not None else RunOptions.build(**fields)
     group, warning = detect_group(command, opts.group, size=opts.group_size)
     if warning:
-        _say(warning)
+        _say(warning, logging.WARNING)
     factors = opts.carbon.factors()
     exporters = exporters_for(opts.prometheus_port, factors)  # a port in use: before anything
     ensure_standard_fds()
@@ -206,10 +208,10 @@ def run_command(
             if cannot_start is not None:
                 exit_code = cannot_start
             else:
+                watcher.job = job  # first: a signal sent once the job runs reaches it
                 meter_set.start_deferred()  # slow meters begin once the job runs
                 watchdog.watch(job.pid, job.cgroup.path if job.cgroup is not None else None)
                 recorder.cpu = JobCPU(job.pid, job.reaped_cpu_s)
-                watcher.job = job
                 meter_set.attach(job.pid, job.reaped_cpu_s)
                 oversight.start(recorder, group_spend=group_spend_for(session))
                 exit_code, killed_by = exit_code_of(job.wait())

@@ -19,6 +19,7 @@ the machine can read: a PostgreSQL URL may hold a password.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ from greentrain.store import Store, StoreLocation, locate
 from greentrain.store.journal import append_last_word
 from greentrain.store.ops import AbandonRun
 
+_log = logging.getLogger("greentrain.run")
 ENV_WATCHDOG_STORE = "GREENTRAIN_WATCHDOG_STORE"
 
 # Runs as `python -c BOOTSTRAP RUN_ID GRACE_S` with the pipe's read end as fd 3 and the store
@@ -156,8 +158,13 @@ def rescue(
         try:
             where = append_last_word(locate(store_path), run_id, write)
         except Exception as again:  # noqa: BLE001 - nobody is left to tell but the terminal
-            print(f"greentrain watchdog: could not mark run {run_id}: {err}; nor journal it: "
-                  f"{again}", file=sys.stderr)  # fmt: skip
+            _log.error("greentrain watchdog: could not mark run %s: %s; nor journal it: %s",
+                       run_id, err, again)  # fmt: skip
             return
-        print(f"greentrain watchdog: run {run_id} is marked interrupted in its journal {where} "
-              f"(the store: {err}); `greentrain store sync` lands it", file=sys.stderr)  # fmt: skip
+        _log.warning(
+            "greentrain watchdog: run %s is marked interrupted in its journal %s (the store: %s); "
+            "`greentrain store sync` lands it",
+            run_id,
+            where,
+            err,
+        )

@@ -19,8 +19,8 @@ still holds to a new file.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +73,7 @@ class Applied:
         self.refused += other.refused
 
 
+_log = logging.getLogger("greentrain.store")
 APPLY_BATCH = 200  # journal entries per transaction when a journal is synced
 OPEN_SYNC_PATIENCE_S = 5.0  # how long opening a store waits for it to land waiting journals
 
@@ -110,10 +111,10 @@ class Store(StoreReader):
             with self.patience(OPEN_SYNC_PATIENCE_S):  # a busy store delays no command long
                 report = self.sync_journals()
             for line in report.torn:
-                print(f"greentrain: journal {line}", file=sys.stderr)
+                _log.warning("greentrain: journal %s", line)
             if report.journals:
-                print(f"greentrain: {report.journals} pending journals landed in {self.path} "
-                      f"({report.stored} entries)", file=sys.stderr)  # fmt: skip
+                _log.info("greentrain: %d pending journals landed in %s (%d entries)",
+                          report.journals, self.path, report.stored)  # fmt: skip
 
     def __enter__(self) -> Store:
         return self

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # greentrain package (first level under greentrain/) -> the greentrain packages it may import.
 ALLOWED: dict[str, set[str]] = {

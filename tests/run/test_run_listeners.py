@@ -50,7 +50,7 @@ def test_a_listener_sees_config_each_window_with_energy_and_metrics_then_the_end
     assert end["status"] == "finished" and end["record"]["id"] == run.id
 
 
-def test_a_listener_that_raises_stops_alone_and_the_run_is_unharmed(tmp_path, capsys):
+def test_a_listener_that_raises_stops_alone_and_the_run_is_unharmed(tmp_path, caplog):
     seen = Recording()
     job = (
         "from greentrain import client\n"
@@ -63,6 +63,5 @@ def test_a_listener_that_raises_stops_alone_and_the_run_is_unharmed(tmp_path, ca
                          summary=False)  # fmt: skip
     assert result.exit_code == 0 and result.status == "finished"
     assert [k for k, _ in seen.events].count("window") == 2
-    assert (
-        "Broken stopped following the run (RuntimeError: tracker down)" in capsys.readouterr().err
-    )
+    warned = [r.getMessage() for r in caplog.records if r.name == "greentrain.run"]
+    assert "greentrain: Broken stopped following the run (RuntimeError: tracker down)" in warned

@@ -20,7 +20,7 @@ from greentrain.report import runs as run_figures  # noqa: E402
 from greentrain.report.formats import NAMES as FORMATS  # noqa: E402
 from greentrain.store import Store  # noqa: E402
 
-APP = Path(__file__).resolve().parents[1] / "app"
+APP = Path(__file__).resolve().parents[2] / "app"
 PAGES = ["runs", "compare", "run", "export"]
 
 

@@ -21,7 +21,7 @@ from torch import nn
 import ssprop
 from ssprop import select as sel
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LAYOUTS = {"nchw": torch.contiguous_format, "nhwc": torch.channels_last}
 CONV_CFGS = {
     "3x3": dict(in_channels=4, out_channels=10, kernel_size=3, padding=1),

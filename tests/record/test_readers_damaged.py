@@ -199,7 +199,7 @@ def test_every_app_page_reads_a_store_with_damaged_cells(tmp_path, monkeypatch, 
     _damage_cells(path, first[0])
     _edit(path, "UPDATE windows SET duration_s = 'x'", "UPDATE metrics SET time_s = 'y'")
     monkeypatch.setenv("GREENTRAIN_APP_STORE", path)
-    app = Path(__file__).resolve().parents[1] / "app" / "views" / f"{page}.py"
+    app = Path(__file__).resolve().parents[2] / "app" / "views" / f"{page}.py"
     at = AppTest.from_file(str(app), default_timeout=60)
     at.run()
     assert not at.exception, [e.value for e in at.exception]

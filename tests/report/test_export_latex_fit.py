@@ -13,7 +13,7 @@ from fixtures.runs import NASTY, make_run, study
 from greentrain.report import tables
 from greentrain.store import Store
 
-VARIANTS_DB = Path(__file__).resolve().parents[1] / "reports" / "ssprop-variants" / "runs.db"
+VARIANTS_DB = Path(__file__).resolve().parents[2] / "reports" / "ssprop-variants" / "runs.db"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdflatex") is None, reason="pdflatex not installed (apt-get install texlive)"

@@ -16,7 +16,7 @@ from greentrain.cli import main
 from greentrain.cli._app import COMMANDS
 from greentrain.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 SSPROP_GUIDE = ROOT / "docs" / "guides" / "ssprop.md"
 README_MAX_LINES = 300

@@ -128,7 +128,7 @@ def test_a_command_needing_an_extra_names_that_extra_in_one_line(
 
 def _pyproject() -> dict:
     tomllib = pytest.importorskip("tomllib")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
 

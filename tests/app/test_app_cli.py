@@ -10,7 +10,7 @@ import pytest
 from greentrain.cli import app_cmd, main
 from greentrain.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_app_dir_is_the_checkout_app_folder():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "benchmarks" / "gpu" / "runbook.py"
 sys.path.insert(0, str(RUNBOOK.parent))
 

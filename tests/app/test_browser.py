@@ -13,7 +13,7 @@ from fixtures.browser import CHROMIUM, PAGES, capture_page, chromium, running_ap
 from fixtures.runs import make_run, study
 from fixtures.store import write_store
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "app"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "app"
 # A schedule name that is Markdown and HTML: a link, a remote image, a tag.
 HOSTILE = (
     "[click](http://evil.example/) ![i](http://evil.example/i.png) "

@@ -94,7 +94,7 @@ def _benchmark():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "forecast_backtest.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "forecast_backtest.py"
     spec = importlib.util.spec_from_file_location("forecast_backtest", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -31,7 +31,7 @@ def _nothing_leaves_the_machine(monkeypatch):
         monkeypatch.setenv(name, value)
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "guides" / "integrations.md"
 
 

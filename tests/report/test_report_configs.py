@@ -9,7 +9,7 @@ from fixtures.runs import make_run
 from greentrain.report import configs, grouping
 from greentrain.store import Store
 
-VARIANTS_DB = Path(__file__).resolve().parents[1] / "reports" / "ssprop-variants" / "runs.db"
+VARIANTS_DB = Path(__file__).resolve().parents[2] / "reports" / "ssprop-variants" / "runs.db"
 
 
 def _variant(run_id: str, seed: int, **cfg) -> dict:
