@@ -323,7 +323,7 @@ def test_the_app_says_k_of_n_nodes_and_warns_of_an_incomplete_group(tmp_path, mo
     with Store(path) as st:
         _member(st, "aaaa00000000", "vm-a", rank=0, size=2)
     monkeypatch.setenv("GREENTRAIN_APP_STORE", path)
-    views = pathlib.Path(__file__).resolve().parents[1] / "app" / "views"
+    views = pathlib.Path(__file__).resolve().parents[2] / "app" / "views"
     runs_page = apptest.AppTest.from_file(str(views / "runs.py"), default_timeout=60)
     runs_page.run()
     assert not runs_page.exception

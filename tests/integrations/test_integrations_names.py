@@ -13,7 +13,7 @@ from greentrain.integrations import names, payload
 from greentrain.integrations.training import window_energy
 from greentrain.record.vocabulary import DOMAINS
 
-TABLE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "tracker-names.md"
+TABLE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "tracker-names.md"
 UNITS = {"_j": "J", "_kwh": "kWh", "_g": "gCO2e", "_s": "s"}
 
 
