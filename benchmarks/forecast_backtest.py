@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from greentrain.errors import GreentrainError
+from greentrain.record.siblings import sibling_prior
 from greentrain.report.backtest import (
     BacktestRow,
     backtest,
@@ -110,18 +111,24 @@ def noise(variation: list[list[float]], n: int, rng: random.Random) -> list[floa
 
 
 def synthetic_rows(
-    variation: list[list[float]], seeds: int, fractions: Sequence[float] = FRACTIONS
-) -> list[BacktestRow]:
-    """Replay the forecast on every kind x length x seed (see the module docstring)."""
+    variation: list[list[float]], seeds: int, fractions: Sequence[float] = FRACTIONS,
+    siblings: bool = False,
+) -> list[BacktestRow]:  # fmt: skip
+    """Replay the forecast on every kind x length x seed (see the module docstring); with
+    ``siblings``, each seed's forecast has the prior of the kind and length's earlier seeds
+    (seed 0 none)."""
     rows = []
     for kind, drift in KINDS.items():
         for n in LENGTHS:
+            series = []
             for seed in range(seeds):
                 rng = random.Random(f"{kind}/{n}/{seed}")
                 base, flops = drift(n, rng)
                 joules = [b * u for b, u in zip(base, noise(variation, n, rng), strict=True)]
+                prior = sibling_prior(series, n) if siblings and series else None
+                series.append(joules)
                 name = f"{kind} {n}ep s{seed}"
-                rows += replay(name, name, joules, flops, fractions, job=kind)
+                rows += replay(name, name, joules, flops, fractions, kind, prior)
     return rows
 
 
@@ -150,6 +157,41 @@ def oracle_widths(
             errors.sort()
             out[kind, n] = errors[int(0.975 * draws) - 1] - errors[int(0.025 * draws)]
     return out
+
+
+def by_siblings(rows: Sequence[BacktestRow]) -> list[str]:
+    """Per number of sibling runs (0, 1, 2-4, 5+) and fraction: coverage and median width."""
+    groups = {"none": (0, 0), "1": (1, 1), "2-4": (2, 4), "5+": (5, 10**9)}
+    fractions = sorted({r.fraction for r in rows})
+    lines = ["| siblings | " + " | ".join(f"{f:.0%}" for f in fractions) + " |",
+             "|---|" + "---|" * len(fractions)]  # fmt: skip
+    for label, (low, high) in groups.items():
+        these = [r for r in rows if low <= r.siblings <= high]
+        if not these:
+            continue
+        cells = []
+        for f in fractions:
+            judged = [r for r in these if r.fraction == f and r.covered is not None]
+            if not judged:
+                cells.append("-")
+                continue
+            width = statistics.median(r.width for r in judged)
+            cells.append(f"{sum(r.covered for r in judged)}/{len(judged)}, width {width:.1%}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(rows: Sequence[BacktestRow], title: str) -> str:
+    """Markdown: the summary, coverage per kind of job, the worst error and the misses."""
+    worst = max(rows, key=lambda r: abs(r.error))
+    misses = sum(r.covered is False for r in rows)
+    judged = sum(r.covered is not None for r in rows)
+    return "\n".join([
+        f"**{title}**", "", *summary_table(rows), "",
+        "Intervals that held the actual total, per kind of job:", "", *by_kind(rows), "",
+        f"Worst error: {worst.error:+.1%} ({worst.name}, after {worst.fraction:.0%}).",
+        f"Intervals that missed: {misses} of {judged}.", "",
+    ])  # fmt: skip
 
 
 def by_kind(rows: Sequence[BacktestRow]) -> list[str]:
@@ -185,6 +227,25 @@ def noise_floor(variation: list[list[float]], fractions: Sequence[float]) -> lis
     return lines
 
 
+def sibling_comparison(
+    without: Sequence[BacktestRow], with_prior: Sequence[BacktestRow], source: str
+) -> str:
+    """Markdown: the forecasts of the runs that had sibling runs, with their prior and (the same
+    forecasts) without, and the split by number of siblings."""
+    had = {r.run for r in with_prior if r.siblings}
+    if not had:
+        return f"{source}: no run had a sibling run finished before it.\n"
+    paired = [r for r in with_prior if r.run in had]
+    alone = [r for r in without if r.run in had]
+    return "\n".join([
+        report(paired, f"{source}, the {len(had)} runs with sibling runs: {len(paired)} "
+               "forecasts with the siblings' prior"),
+        "The same forecasts without the siblings' prior:", "", *summary_table(alone), "",
+        "Per number of sibling runs (held/with interval, median width):", "",
+        *by_siblings(list(with_prior)), "",
+    ])  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stores", nargs="*", help="store files whose runs to replay")
@@ -197,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variation-scale", type=float, default=1.0,
                         help="scale the measured logs (0.5: half as noisy)")  # fmt: skip
     parser.add_argument("--per-run", action="store_true", help="one row per recorded forecast")
+    parser.add_argument("--siblings", action="store_true",
+                        help="also with the prior of each run's earlier sibling runs")  # fmt: skip
     parser.add_argument("--noise-floor", action="store_true",
                         help="also the widths of an oracle knowing each job's drift")  # fmt: skip
     args = parser.parse_args(argv)
@@ -214,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
             runs = [store.get_run(r["id"]) for r in store.list_runs()]
             rows = backtest(runs, fractions)
             title = f"{Path(path).name}: {len(rows)} forecasts of {len(runs)} runs"
-            print(markdown(rows, title, per_run=args.per_run))
+            print(markdown(rows, title, per_run=args.per_run) if args.per_run
+                  else report(rows, title + ", without sibling runs"))  # fmt: skip
+            if args.siblings:
+                print(sibling_comparison(rows, backtest(runs, fractions, siblings=True),
+                                         Path(path).name))  # fmt: skip
         if args.synthetic:
             variation = measured_variation(args.noise_from, args.variation_scale)
             if not variation:
@@ -222,17 +289,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             rows = synthetic_rows(variation, args.seeds, fractions)
             jobs = len({r.run for r in rows})
-            print(f"**synthetic: {len(rows)} forecasts of {jobs} runs ({len(KINDS)} kinds x "
-                  f"lengths {LENGTHS} x {args.seeds} seeds; measured variation's logs x "
-                  f"{args.variation_scale:g})**\n")  # fmt: skip
-            print("\n".join(summary_table(rows)) + "\n")
-            print("Intervals that held the actual total, per kind of job:\n")
-            print("\n".join(by_kind(rows)) + "\n")
-            worst = max(rows, key=lambda r: abs(r.error))
-            print(f"Worst error: {worst.error:+.1%} ({worst.name}, after {worst.fraction:.0%}).")
-            misses = sum(r.covered is False for r in rows)
-            judged = sum(r.covered is not None for r in rows)
-            print(f"Intervals that missed: {misses} of {judged}.")
+            print(report(rows, f"synthetic: {len(rows)} forecasts of {jobs} runs ({len(KINDS)} "
+                         f"kinds x lengths {LENGTHS} x {args.seeds} seeds; measured variation's "
+                         f"logs x {args.variation_scale:g}), without sibling runs"))  # fmt: skip
+            if args.siblings:
+                with_prior = synthetic_rows(variation, args.seeds, fractions, siblings=True)
+                print(sibling_comparison(rows, with_prior, "synthetic"))
             if args.noise_floor:
                 print("\n" + "\n".join(noise_floor(variation, fractions)))
     except GreentrainError as err:

@@ -42,6 +42,11 @@ Method (:func:`forecast`; the reasons and the back-test are in ``docs/forecasts-
   below :data:`MIN_HALF_WIDTH` of the predicted remaining energy (an interval of zero width
   would claim more than any meter knows). With one epoch seen (or too few for the model's
   degrees of freedom) there is no interval: ``low``/``high`` are None and ``note`` says so.
+* **Sibling runs** (``prior``, :mod:`greentrain.record.siblings`): finished runs of the same
+  configuration give the shape of the run's epochs and how much they vary; the same two models
+  are then fitted to the run's log joules *about the siblings' mean profile* (the level, and a
+  trend away from it), with the residual variance pooled with the siblings' and the AR(1)
+  prior taken from theirs. Without siblings, everything is as above.
 * ``total = spent + predicted remaining``; CO2e follows at the run's intensity and PUE.
 
 Pure functions of numbers; joules in, joules out.
@@ -60,6 +65,7 @@ from greentrain.record.epoch_models import (
     fit_models,
     future_trend_weight,
 )
+from greentrain.record.siblings import SiblingPrior
 from greentrain.units import co2_g
 
 LEVEL = 0.95  # the interval's nominal coverage
@@ -127,6 +133,7 @@ def forecast(
     epoch_j: Sequence[float],
     epochs_total: int,
     flops: Sequence[float] | None = None,
+    prior: SiblingPrior | None = None,
 ) -> Forecast:
     """The forecast after ``len(epoch_j)`` finished epochs (see the module docstring).
 
@@ -134,6 +141,8 @@ def forecast(
         epoch_j: measured joules of each finished epoch, in order (each > 0).
         epochs_total: epochs the run will have in all (>= the epochs seen).
         flops: backward FLOPs of every epoch of the run (``epochs_total`` values), when known.
+        prior: what finished sibling runs say (:func:`greentrain.record.siblings.sibling_prior`
+            for ``epochs_total`` epochs); ignored when it covers fewer epochs.
     """
     seen = len(epoch_j)
     if seen < 1:
@@ -148,12 +157,15 @@ def forecast(
         return Forecast(seen, epochs_total, spent, spent, spent, spent, "finished")
     if flops is not None and len(flops) < epochs_total:
         flops = None
+    if prior is not None and len(prior.offset) < epochs_total:
+        prior = None
     note = ""
-    if flops is not None and len(set(flops[:seen])) == 1 and set(flops[seen:]) - {flops[0]}:
+    if (prior is None and flops is not None and len(set(flops[:seen])) == 1
+            and set(flops[seen:]) - {flops[0]}):  # fmt: skip
         note = "epochs to come have other FLOPs than those seen; predicted at the level seen"
-    fits = fit_models(epoch_j, flops, seen)
+    fits = fit_models(epoch_j, flops, seen, prior)
     if not fits:  # FLOPs that cannot be told apart from the rest: fit without them
-        fits = fit_models(epoch_j, None, seen)
+        fits = fit_models(epoch_j, None, seen, prior)
     assert fits  # one column of ones always has full rank
     weights = [1.0]
     if len(fits) == 2:
@@ -218,6 +230,9 @@ def _describe(fit: Fit, trend_weight: float | None) -> str:
     """The model in words; with the trend model's weight where the two were averaged."""
     terms = {"F": "backward FLOPs", "t": "epoch trend"}
     used = [terms[c] for c in fit.columns if c in terms]
+    if fit.prior is not None:
+        n = fit.prior.siblings
+        used.insert(0, f"profile of {n} sibling run{'s' if n != 1 else ''}")
     if trend_weight is not None:
         used.append(f"epoch trend (weight {trend_weight:.2f})")
     return "log joules per epoch = " + " + ".join(["level", *used]) + ", least squares"
