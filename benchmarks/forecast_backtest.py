@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="scale the measured logs (0.5: half as noisy)")  # fmt: skip
     parser.add_argument("--per-run", action="store_true", help="one row per recorded forecast")
     parser.add_argument("--siblings", action="store_true",
-                        help="also with the prior of each run's earlier sibling runs")  # fmt: skip
+                        help="also with the prior of each run's sibling runs: those finished "
+                        "before it ('earlier'), and all the others ('others')")  # fmt: skip
     parser.add_argument("--noise-floor", action="store_true",
                         help="also the widths of an oracle knowing each job's drift")  # fmt: skip
     args = parser.parse_args(argv)
@@ -279,9 +280,10 @@ def main(argv: list[str] | None = None) -> int:
             title = f"{Path(path).name}: {len(rows)} forecasts of {len(runs)} runs"
             print(markdown(rows, title, per_run=args.per_run) if args.per_run
                   else report(rows, title + ", without sibling runs"))  # fmt: skip
-            if args.siblings:
-                print(sibling_comparison(rows, backtest(runs, fractions, siblings=True),
-                                         Path(path).name))  # fmt: skip
+            for mode in ("earlier", "others") if args.siblings else ():
+                with_prior = backtest(runs, fractions, siblings=mode)
+                print(sibling_comparison(rows, with_prior, f"{Path(path).name} ({mode} "
+                                         "siblings)"))  # fmt: skip
         if args.synthetic:
             variation = measured_variation(args.noise_from, args.variation_scale)
             if not variation:

@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default="reports/forecast-backtest/real-jobs.db")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=4, help="batches per epoch (train jobs)")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--growth", type=float, default=1.0)
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "job":
         epoch_job(args.epochs, args.growth, args.seed)
         return 0
-    for seed in range(args.seeds):  # seeds outermost: kinds interleave over time
+    for seed in range(args.first_seed, args.first_seed + args.seeds):  # seeds outermost: kinds interleave over time
         for kind in args.kinds.split(","):
             cmd, env = commands(kind, seed, args.epochs, args.steps, args.store)
             started = time.monotonic()

@@ -17,10 +17,11 @@ Wilson score interval (a binomial interval: with 6 forecasts, 4 held is 30%-90%)
 width and the median and worst absolute error. :func:`replay` does the same for any epoch
 series (the synthetic jobs of ``benchmarks/forecast_backtest.py``).
 
-With ``siblings=True`` each run's forecast also gets the prior of its sibling runs
+With ``siblings="earlier"`` each run's forecast also gets the prior of its sibling runs
 (:mod:`greentrain.record.siblings`): the finished runs of the store with the same
 :func:`~greentrain.record.siblings.sibling_key` that had ended before it started -- what a live
-forecast of that run could have known.
+forecast of that run could have known; with ``siblings="others"``, every other finished run with
+that key (as if they had all finished first: more runs with a prior from fewer recorded).
 """
 
 from __future__ import annotations
@@ -166,33 +167,42 @@ def backtest_run(
     return replay(str(run.get("id")), str(run.get("name")), joules, flops, fractions, job, prior)
 
 
-def earlier_siblings(
-    run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]
+def siblings_of(
+    run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], earlier: bool = True
 ) -> list[Mapping[str, Any]]:
-    """The finished runs of ``runs`` with ``run``'s sibling key that ended before it started
-    (ISO-8601 UTC times compare as text)."""
+    """The finished runs of ``runs`` with ``run``'s sibling key, other than ``run``; with
+    ``earlier``, only those that ended before it started (ISO-8601 UTC times compare as
+    text)."""
     key = sibling_key(run.get("command"), RunReader(run).config())
     started = str(run.get("started_at") or "")
     return [
         other for other in runs
         if other is not run and other.get("status") == "finished"
-        and str(other.get("ended_at") or "~") <= started
+        and (not earlier or str(other.get("ended_at") or "~") <= started)
         and sibling_key(other.get("command"), RunReader(other).config()) == key
     ]  # fmt: skip
+
+
+SIBLING_MODES = ("none", "earlier", "others")
 
 
 def backtest(
     runs: Iterable[Mapping[str, Any]],
     fractions: Sequence[float] = FRACTIONS,
     *,
-    siblings: bool = False,
+    siblings: str = "none",
 ) -> list[BacktestRow]:
-    """Rows of every usable run (see :func:`backtest_run`); with ``siblings``, each with the
-    prior of its :func:`earlier_siblings`."""
+    """Rows of every usable run (see :func:`backtest_run`); with ``siblings`` ``"earlier"`` or
+    ``"others"``, each with the prior of its :func:`siblings_of`."""
+    if siblings not in SIBLING_MODES:
+        raise ValueError(f"siblings must be one of {SIBLING_MODES}, not {siblings!r}")
     runs = list(runs)
+    if siblings == "none":
+        return [row for run in runs for row in backtest_run(run, fractions)]
+    earlier = siblings == "earlier"
     return [
         row for run in runs
-        for row in backtest_run(run, fractions, earlier_siblings(run, runs) if siblings else ())
+        for row in backtest_run(run, fractions, siblings_of(run, runs, earlier))
     ]  # fmt: skip
 
 
