@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "job":
         epoch_job(args.epochs, args.growth, args.seed)
         return 0
-    for seed in range(args.first_seed, args.first_seed + args.seeds):  # seeds outermost: kinds interleave over time
+    for seed in range(args.first_seed, args.first_seed + args.seeds):  # seeds outermost
         for kind in args.kinds.split(","):
             cmd, env = commands(kind, seed, args.epochs, args.steps, args.store)
             started = time.monotonic()

@@ -28,16 +28,17 @@ Method (:func:`forecast`; the reasons and the back-test are in ``docs/forecasts-
   centre is the weighted mean, the interval the central 95% of the mixture of the two
   predictive distributions. (Both weights: :mod:`greentrain.record.epoch_models`.)
 * **Correlated variation.** Epochs on a shared machine are dear or cheap in runs (another job
-  comes and goes): the residuals ``u_t`` are treated as an AR(1) series whose lag-1
-  autocorrelation ``rho`` is estimated from them, corrected for the bias of fitted residuals
-  and shrunk toward a prior of 0.5. Every variance is multiplied by the long-run factor
-  ``f = (1 + rho) / (1 - rho)``.
-* **Interval.** Least squares gives each model's predicted log of each epoch to come and the
-  covariance of those predictions; the remaining energy ``S = sum exp(yhat_t)`` has, to first
-  order, variance ``f s^2 (sum w_t^2 + w' X_f (X'X)^-1 X_f' w)`` with ``w_t = exp(yhat_t)``,
-  ``s^2`` the residual variance: each future epoch's own variation plus the parameters'
-  uncertainty, the trend's included. Each model's predictive distribution is Student's t
-  (its residual degrees of freedom) with that scale; the interval is the mixture's.
+  comes and goes): the residuals ``u_t`` are treated as an AR(1) series,
+  ``corr(u_s, u_t) = rho^|s-t|``, ``rho`` estimated from them, corrected for the bias of fitted
+  residuals and shrunk toward a prior of 0.5 (the siblings' own with a sibling prior).
+* **Interval.** To first order the remaining energy's error is a linear form ``c'u`` of every
+  epoch's variation (the fitted epochs through the parameters, ``inverse X' u``, and the epochs
+  to come, each weighted by its predicted joules), so ``Var(S) = s^2 c' R c``: each future
+  epoch's own variation, their correlation with one another and with the epochs just seen, and
+  the parameters' uncertainty, the trend's included. ``s^2 = RSS / tr((I - H) R)``: the
+  variation a fitted level absorbs from correlated residuals is counted back. Each model's
+  predictive distribution is Student's t (its residual degrees of freedom) with that scale;
+  the interval is the mixture's.
 * **Bounds.** The low end is never below what was already spent; the half-width is never
   below :data:`MIN_HALF_WIDTH` of the predicted remaining energy (an interval of zero width
   would claim more than any meter knows). With one epoch seen (or too few for the model's
