@@ -99,6 +99,41 @@ def measured_variation(paths: Sequence[str], scale: float = 1.0) -> list[list[fl
     return out
 
 
+def variation_table(paths: Sequence[str]) -> list[str]:
+    """Markdown: each finished recorded run's epoch seconds (median of its epoch windows) and
+    epoch-to-epoch variation -- the standard deviation and lag-1 autocorrelation of its log
+    joules about a least-squares level, FLOPs and trend (the first epoch left out): is the
+    variation the synthetic jobs are built from like that of other real jobs?"""
+    import numpy as np
+
+    lines = ["| store | job | epochs | epoch s (median) | log sd | lag-1 autocorrelation |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for path in paths:
+        store = Store(path, create=False, read_only=True)
+        for listed in store.list_runs(status="finished"):
+            run = store.get_run(listed["id"])
+            series = epoch_series(run, min_epochs=6)
+            if series is None:
+                continue
+            joules, flops = series
+            logs = np.log(joules[1:])
+            cols = [np.ones(len(logs)), np.arange(len(logs), dtype=float)]
+            if flops is not None and len(set(flops[1 : len(joules)])) > 1:
+                cols.append(np.asarray(flops[1 : len(joules)], dtype=float) / max(flops))
+            x = np.column_stack(cols)
+            resid = logs - x @ np.linalg.lstsq(x, logs, rcond=None)[0]
+            sd = float(np.sqrt(resid @ resid / (len(logs) - x.shape[1])))
+            lag1 = float(resid[1:] @ resid[:-1] / (resid @ resid)) + x.shape[1] / len(logs)
+            seconds = statistics.median(
+                float(w.get("duration_s") or 0) for w in run["windows"] if w["name"] == "epoch"
+            )
+            tags = run.get("tags") or {}
+            job = tags.get("kind") or str(run.get("name"))[-40:]
+            lines.append(f"| {Path(path).name} | {job} | {len(joules)} | {seconds:.1f} "
+                         f"| {sd:.3f} | {lag1:+.2f} |")  # fmt: skip
+    return lines
+
+
 def noise(variation: list[list[float]], n: int, rng: random.Random) -> list[float]:
     """``n`` multipliers: blocks of :data:`BLOCK` consecutive measured epochs, each from a
     random recorded run and position."""
@@ -258,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variation-scale", type=float, default=1.0,
                         help="scale the measured logs (0.5: half as noisy)")  # fmt: skip
     parser.add_argument("--per-run", action="store_true", help="one row per recorded forecast")
+    parser.add_argument("--variation", action="store_true",
+                        help="also each recorded run's epoch seconds and variation")  # fmt: skip
     parser.add_argument("--siblings", action="store_true",
                         help="also with the prior of each run's sibling runs: those finished "
                         "before it ('earlier'), and all the others ('others')")  # fmt: skip
@@ -273,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic and not args.noise_from:
         parser.error("--synthetic needs --noise-from STORE (measured epochs to build on)")
     try:
+        if args.variation and args.stores:
+            print("Epoch-to-epoch variation of the recorded runs:\n")
+            print("\n".join(variation_table(args.stores)) + "\n")
         for path in args.stores:
             store = Store(path, create=False, read_only=True)
             runs = [store.get_run(r["id"]) for r in store.list_runs()]
