@@ -66,17 +66,12 @@ def ar1_times(epochs: Sequence[int], v: Any, rho: float) -> Any:
     import numpy as np
 
     v = np.asarray(v, dtype=float)
-    if all(b - a == 1 for a, b in zip(epochs, epochs[1:], strict=False)):  # consecutive epochs
-        from scipy.signal import lfilter
-
-        forward = lfilter([1.0], [1.0, -rho], v)
-        backward = lfilter([1.0], [1.0, -rho], v[::-1])[::-1]
-        return forward + backward - v
-    forward, backward = [float(x) for x in v], [float(x) for x in v]
-    for j in range(1, len(v)):
-        forward[j] += rho ** (epochs[j] - epochs[j - 1]) * forward[j - 1]
-    for j in range(len(v) - 2, -1, -1):
-        backward[j] += rho ** (epochs[j + 1] - epochs[j]) * backward[j + 1]
+    forward, backward = v.tolist(), v.tolist()  # Python floats: a loop over them is fast
+    decay = [rho ** (b - a) for a, b in zip(epochs, epochs[1:], strict=False)]
+    for j in range(1, len(forward)):
+        forward[j] += decay[j - 1] * forward[j - 1]
+    for j in range(len(backward) - 2, -1, -1):
+        backward[j] += decay[j] * backward[j + 1]
     return np.array(forward) + np.array(backward) - v
 
 
