@@ -36,8 +36,8 @@ from greentrain.report.backtest import (
     epoch_series,
     markdown,
     replay,
-    summary_table,
 )
+from greentrain.report.backtest_tables import report, sibling_comparison
 from greentrain.store import Store
 
 LENGTHS = (8, 12, 20, 30, 50)  # epochs per synthetic run
@@ -194,56 +194,6 @@ def oracle_widths(
     return out
 
 
-def by_siblings(rows: Sequence[BacktestRow]) -> list[str]:
-    """Per number of sibling runs (0, 1, 2-4, 5+) and fraction: coverage and median width."""
-    groups = {"none": (0, 0), "1": (1, 1), "2-4": (2, 4), "5+": (5, 10**9)}
-    fractions = sorted({r.fraction for r in rows})
-    lines = ["| siblings | " + " | ".join(f"{f:.0%}" for f in fractions) + " |",
-             "|---|" + "---|" * len(fractions)]  # fmt: skip
-    for label, (low, high) in groups.items():
-        these = [r for r in rows if low <= r.siblings <= high]
-        if not these:
-            continue
-        cells = []
-        for f in fractions:
-            judged = [r for r in these if r.fraction == f and r.covered is not None]
-            if not judged:
-                cells.append("-")
-                continue
-            width = statistics.median(r.width for r in judged)
-            cells.append(f"{sum(r.covered for r in judged)}/{len(judged)}, width {width:.1%}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def report(rows: Sequence[BacktestRow], title: str) -> str:
-    """Markdown: the summary, coverage per kind of job, the worst error and the misses."""
-    worst = max(rows, key=lambda r: abs(r.error))
-    misses = sum(r.covered is False for r in rows)
-    judged = sum(r.covered is not None for r in rows)
-    return "\n".join([
-        f"**{title}**", "", *summary_table(rows), "",
-        "Intervals that held the actual total, per kind of job:", "", *by_kind(rows), "",
-        f"Worst error: {worst.error:+.1%} ({worst.name}, after {worst.fraction:.0%}).",
-        f"Intervals that missed: {misses} of {judged}.", "",
-    ])  # fmt: skip
-
-
-def by_kind(rows: Sequence[BacktestRow]) -> list[str]:
-    """Coverage per kind of job and fraction: ``held/with interval``."""
-    fractions = sorted({r.fraction for r in rows})
-    lines = ["| job | " + " | ".join(f"{f:.0%}" for f in fractions) + " |",
-             "|---|" + "---|" * len(fractions)]  # fmt: skip
-    for kind in dict.fromkeys(r.job for r in rows):
-        cells = []
-        for f in fractions:
-            judged = [r.covered for r in rows if r.job == kind and r.fraction == f]
-            judged = [c for c in judged if c is not None]
-            cells.append(f"{sum(judged)}/{len(judged)}" if judged else "-")
-        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    return lines
-
-
 def noise_floor(variation: list[list[float]], fractions: Sequence[float]) -> list[str]:
     """Markdown: per fraction, the median and range over kinds and lengths of
     :func:`oracle_widths`, and the median over lengths for each kind."""
@@ -260,25 +210,6 @@ def noise_floor(variation: list[list[float]], fractions: Sequence[float]) -> lis
         lines.append(f"| {fraction:.0%} | {statistics.median(values):.1%} "
                      f"| {min(values):.1%}-{max(values):.1%} | {flat} |")  # fmt: skip
     return lines
-
-
-def sibling_comparison(
-    without: Sequence[BacktestRow], with_prior: Sequence[BacktestRow], source: str
-) -> str:
-    """Markdown: the forecasts of the runs that had sibling runs, with their prior and (the same
-    forecasts) without, and the split by number of siblings."""
-    had = {r.run for r in with_prior if r.siblings}
-    if not had:
-        return f"{source}: no run had a sibling run finished before it.\n"
-    paired = [r for r in with_prior if r.run in had]
-    alone = [r for r in without if r.run in had]
-    return "\n".join([
-        report(paired, f"{source}, the {len(had)} runs with sibling runs: {len(paired)} "
-               "forecasts with the siblings' prior"),
-        "The same forecasts without the siblings' prior:", "", *summary_table(alone), "",
-        "Per number of sibling runs (held/with interval, median width):", "",
-        *by_siblings(list(with_prior)), "",
-    ])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,16 +244,26 @@ def main(argv: list[str] | None = None) -> int:
         if args.variation and args.stores:
             print("Epoch-to-epoch variation of the recorded runs:\n")
             print("\n".join(variation_table(args.stores)) + "\n")
-        for path in args.stores:
+        combined: dict[str, list[BacktestRow]] = {"none": [], "earlier": [], "others": []}
+        for path in args.stores:  # siblings are looked for within each store
             store = Store(path, create=False, read_only=True)
             runs = [store.get_run(r["id"]) for r in store.list_runs()]
             rows = backtest(runs, fractions)
+            combined["none"] += rows
             title = f"{Path(path).name}: {len(rows)} forecasts of {len(runs)} runs"
             print(markdown(rows, title, per_run=args.per_run) if args.per_run
                   else report(rows, title + ", without sibling runs"))  # fmt: skip
             for mode in ("earlier", "others") if args.siblings else ():
                 with_prior = backtest(runs, fractions, siblings=mode)
+                combined[mode] += with_prior
                 print(sibling_comparison(rows, with_prior, f"{Path(path).name} ({mode} "
+                                         "siblings)"))  # fmt: skip
+        if len(args.stores) > 1:
+            rows = combined["none"]
+            print(report(rows, f"all recorded runs: {len(rows)} forecasts of "
+                         f"{len({r.run for r in rows})} runs, without sibling runs"))  # fmt: skip
+            for mode in ("earlier", "others") if args.siblings else ():
+                print(sibling_comparison(rows, combined[mode], f"all recorded runs ({mode} "
                                          "siblings)"))  # fmt: skip
         if args.synthetic:
             variation = measured_variation(args.noise_from, args.variation_scale)
