@@ -89,7 +89,6 @@ class Fit:
     fitted: tuple[int, ...] = ()  # the epochs fitted
     rss: float = math.nan  # residual sum of squares of the logs
     prior: SiblingPrior | None = None  # the siblings' profile and variation, if any
-    epochs: int = 0  # epochs fitted
 
     def rows(self, index: Sequence[int], flops: Sequence[float] | None) -> Any:
         import numpy as np
@@ -154,7 +153,7 @@ def bic_trend_weight(level: Fit, trend: Fit) -> float:
     the trend model's long-run factor: correlated epochs carry less evidence than as many
     independent ones, and an AR(1) wanders like a trend). Equal prior odds. Used while too few
     epochs are seen for :func:`future_trend_weight`."""
-    n = level.epochs
+    n = len(level.fitted)
     effective = max(n / trend.factor, 1.0)
 
     def bic(fit: Fit) -> float:
@@ -218,8 +217,7 @@ def least_squares(
     singular."""
     import numpy as np
 
-    fit = Fit(tuple(columns), None, None, math.nan, len(index) - len(columns), prior=prior,
-              epochs=len(index))  # fmt: skip
+    fit = Fit(tuple(columns), None, None, math.nan, len(index) - len(columns), prior=prior)
     x = fit.rows(index, flops)
     if "F" in columns:  # scale FLOPs to order 1 for a well-conditioned X'X
         x[:, columns.index("F")] /= max(abs(flops[i]) for i in index)  # type: ignore[index]
