@@ -29,14 +29,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from greentrain.errors import GreentrainError
+from greentrain.record.siblings import sibling_prior
 from greentrain.report.backtest import (
     BacktestRow,
     backtest,
     epoch_series,
     markdown,
     replay,
-    summary_table,
 )
+from greentrain.report.backtest_tables import report, sibling_comparison
 from greentrain.store import Store
 
 LENGTHS = (8, 12, 20, 30, 50)  # epochs per synthetic run
@@ -98,6 +99,41 @@ def measured_variation(paths: Sequence[str], scale: float = 1.0) -> list[list[fl
     return out
 
 
+def variation_table(paths: Sequence[str]) -> list[str]:
+    """Markdown: each finished recorded run's epoch seconds (median of its epoch windows) and
+    epoch-to-epoch variation -- the standard deviation and lag-1 autocorrelation of its log
+    joules about a least-squares level, FLOPs and trend (the first epoch left out): is the
+    variation the synthetic jobs are built from like that of other real jobs?"""
+    import numpy as np
+
+    lines = ["| store | job | epochs | epoch s (median) | log sd | lag-1 autocorrelation |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for path in paths:
+        store = Store(path, create=False, read_only=True)
+        for listed in store.list_runs(status="finished"):
+            run = store.get_run(listed["id"])
+            series = epoch_series(run, min_epochs=6)
+            if series is None:
+                continue
+            joules, flops = series
+            logs = np.log(joules[1:])
+            cols = [np.ones(len(logs)), np.arange(len(logs), dtype=float)]
+            if flops is not None and len(set(flops[1 : len(joules)])) > 1:
+                cols.append(np.asarray(flops[1 : len(joules)], dtype=float) / max(flops))
+            x = np.column_stack(cols)
+            resid = logs - x @ np.linalg.lstsq(x, logs, rcond=None)[0]
+            sd = float(np.sqrt(resid @ resid / (len(logs) - x.shape[1])))
+            lag1 = float(resid[1:] @ resid[:-1] / (resid @ resid)) + x.shape[1] / len(logs)
+            seconds = statistics.median(
+                float(w.get("duration_s") or 0) for w in run["windows"] if w["name"] == "epoch"
+            )
+            tags = run.get("tags") or {}
+            job = tags.get("kind") or str(run.get("name"))[-40:]
+            lines.append(f"| {Path(path).name} | {job} | {len(joules)} | {seconds:.1f} "
+                         f"| {sd:.3f} | {lag1:+.2f} |")  # fmt: skip
+    return lines
+
+
 def noise(variation: list[list[float]], n: int, rng: random.Random) -> list[float]:
     """``n`` multipliers: blocks of :data:`BLOCK` consecutive measured epochs, each from a
     random recorded run and position."""
@@ -110,18 +146,24 @@ def noise(variation: list[list[float]], n: int, rng: random.Random) -> list[floa
 
 
 def synthetic_rows(
-    variation: list[list[float]], seeds: int, fractions: Sequence[float] = FRACTIONS
-) -> list[BacktestRow]:
-    """Replay the forecast on every kind x length x seed (see the module docstring)."""
+    variation: list[list[float]], seeds: int, fractions: Sequence[float] = FRACTIONS,
+    siblings: bool = False,
+) -> list[BacktestRow]:  # fmt: skip
+    """Replay the forecast on every kind x length x seed (see the module docstring); with
+    ``siblings``, each seed's forecast has the prior of the kind and length's earlier seeds
+    (seed 0 none)."""
     rows = []
     for kind, drift in KINDS.items():
         for n in LENGTHS:
+            series = []
             for seed in range(seeds):
                 rng = random.Random(f"{kind}/{n}/{seed}")
                 base, flops = drift(n, rng)
                 joules = [b * u for b, u in zip(base, noise(variation, n, rng), strict=True)]
+                prior = sibling_prior(series, n) if siblings and series else None
+                series.append(joules)
                 name = f"{kind} {n}ep s{seed}"
-                rows += replay(name, name, joules, flops, fractions, job=kind)
+                rows += replay(name, name, joules, flops, fractions, kind, prior)
     return rows
 
 
@@ -150,21 +192,6 @@ def oracle_widths(
             errors.sort()
             out[kind, n] = errors[int(0.975 * draws) - 1] - errors[int(0.025 * draws)]
     return out
-
-
-def by_kind(rows: Sequence[BacktestRow]) -> list[str]:
-    """Coverage per kind of job and fraction: ``held/with interval``."""
-    fractions = sorted({r.fraction for r in rows})
-    lines = ["| job | " + " | ".join(f"{f:.0%}" for f in fractions) + " |",
-             "|---|" + "---|" * len(fractions)]  # fmt: skip
-    for kind in dict.fromkeys(r.job for r in rows):
-        cells = []
-        for f in fractions:
-            judged = [r.covered for r in rows if r.job == kind and r.fraction == f]
-            judged = [c for c in judged if c is not None]
-            cells.append(f"{sum(judged)}/{len(judged)}" if judged else "-")
-        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    return lines
 
 
 def noise_floor(variation: list[list[float]], fractions: Sequence[float]) -> list[str]:
@@ -197,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variation-scale", type=float, default=1.0,
                         help="scale the measured logs (0.5: half as noisy)")  # fmt: skip
     parser.add_argument("--per-run", action="store_true", help="one row per recorded forecast")
+    parser.add_argument("--variation", action="store_true",
+                        help="also each recorded run's epoch seconds and variation")  # fmt: skip
+    parser.add_argument("--siblings", action="store_true",
+                        help="also with the prior of each run's sibling runs: those finished "
+                        "before it ('earlier'), and all the others ('others')")  # fmt: skip
     parser.add_argument("--noise-floor", action="store_true",
                         help="also the widths of an oracle knowing each job's drift")  # fmt: skip
     args = parser.parse_args(argv)
@@ -209,12 +241,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic and not args.noise_from:
         parser.error("--synthetic needs --noise-from STORE (measured epochs to build on)")
     try:
-        for path in args.stores:
+        if args.variation and args.stores:
+            print("Epoch-to-epoch variation of the recorded runs:\n")
+            print("\n".join(variation_table(args.stores)) + "\n")
+        combined: dict[str, list[BacktestRow]] = {"none": [], "earlier": [], "others": []}
+        for path in args.stores:  # siblings are looked for within each store
             store = Store(path, create=False, read_only=True)
             runs = [store.get_run(r["id"]) for r in store.list_runs()]
             rows = backtest(runs, fractions)
+            combined["none"] += rows
             title = f"{Path(path).name}: {len(rows)} forecasts of {len(runs)} runs"
-            print(markdown(rows, title, per_run=args.per_run))
+            print(markdown(rows, title, per_run=args.per_run) if args.per_run
+                  else report(rows, title + ", without sibling runs"))  # fmt: skip
+            for mode in ("earlier", "others") if args.siblings else ():
+                with_prior = backtest(runs, fractions, siblings=mode)
+                combined[mode] += with_prior
+                print(sibling_comparison(rows, with_prior, f"{Path(path).name} ({mode} "
+                                         "siblings)"))  # fmt: skip
+        if len(args.stores) > 1:
+            rows = combined["none"]
+            print(report(rows, f"all recorded runs: {len(rows)} forecasts of "
+                         f"{len({r.run for r in rows})} runs, without sibling runs"))  # fmt: skip
+            for mode in ("earlier", "others") if args.siblings else ():
+                print(sibling_comparison(rows, combined[mode], f"all recorded runs ({mode} "
+                                         "siblings)"))  # fmt: skip
         if args.synthetic:
             variation = measured_variation(args.noise_from, args.variation_scale)
             if not variation:
@@ -222,17 +272,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             rows = synthetic_rows(variation, args.seeds, fractions)
             jobs = len({r.run for r in rows})
-            print(f"**synthetic: {len(rows)} forecasts of {jobs} runs ({len(KINDS)} kinds x "
-                  f"lengths {LENGTHS} x {args.seeds} seeds; measured variation's logs x "
-                  f"{args.variation_scale:g})**\n")  # fmt: skip
-            print("\n".join(summary_table(rows)) + "\n")
-            print("Intervals that held the actual total, per kind of job:\n")
-            print("\n".join(by_kind(rows)) + "\n")
-            worst = max(rows, key=lambda r: abs(r.error))
-            print(f"Worst error: {worst.error:+.1%} ({worst.name}, after {worst.fraction:.0%}).")
-            misses = sum(r.covered is False for r in rows)
-            judged = sum(r.covered is not None for r in rows)
-            print(f"Intervals that missed: {misses} of {judged}.")
+            print(report(rows, f"synthetic: {len(rows)} forecasts of {jobs} runs ({len(KINDS)} "
+                         f"kinds x lengths {LENGTHS} x {args.seeds} seeds; measured variation's "
+                         f"logs x {args.variation_scale:g}), without sibling runs"))  # fmt: skip
+            if args.siblings:
+                with_prior = synthetic_rows(variation, args.seeds, fractions, siblings=True)
+                print(sibling_comparison(rows, with_prior, "synthetic"))
             if args.noise_floor:
                 print("\n" + "\n".join(noise_floor(variation, fractions)))
     except GreentrainError as err:

@@ -2,6 +2,13 @@
 squares fits with and without an epoch trend, the AR(1) correlation of their residuals, and the
 weight of the trend model (the method and its reasons: ``docs/forecasts-and-budgets.md``).
 
+With a :class:`~greentrain.record.siblings.SiblingPrior` the logs are fitted about the
+siblings' profile (``log E_t - offset_t``), the residual variance is pooled with the siblings'
+(its degrees of freedom added to the fit's), and the trend away from the profile has a normal
+prior of mean 0 and the siblings' slope variance ``tau2`` (a ridge ``s2 / tau2`` on the trend
+term); where the siblings' slopes vary no more than their noise explains (``tau2 = 0``) only
+the model without a trend is fitted.
+
 Pure functions of numbers: epoch joules in logs, epochs by index (0 the run's first).
 """
 
@@ -13,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from greentrain.record.siblings import SiblingPrior
+
 WARMUP_AFTER = 3  # the first epoch leaves the fit once this many later epochs are seen
 TREND_DF = 1  # residual degrees of freedom a trend term must leave
 RHO_PRIOR = 0.5  # prior mean of the lag-1 autocorrelation of epoch-to-epoch variation
@@ -21,7 +30,9 @@ RHO_MAX = 0.9
 SCORED_ORIGINS = 50  # the latest origins the leave-future-out weight scores (bounds its cost)
 
 
-def lag1_autocorrelation(residuals: Sequence[float], parameters: int = 1) -> float:
+def lag1_autocorrelation(
+    residuals: Sequence[float], parameters: int = 1, prior: float = RHO_PRIOR
+) -> float:
     """The lag-1 autocorrelation ``rho`` of epoch-to-epoch variation, estimated from the
     residuals of a fit with ``parameters`` coefficients and shrunk toward a prior.
 
@@ -29,30 +40,39 @@ def lag1_autocorrelation(residuals: Sequence[float], parameters: int = 1) -> flo
     ``parameters / n`` (a fitted level and trend make residuals anticorrelated), and on a few
     epochs it is mostly noise. It is corrected by that bias and averaged with
     :data:`RHO_PRIOR` (the measured runs of ``reports/forecast-backtest``: 0.1-0.7), which
-    weighs as much as :data:`RHO_PRIOR_EPOCHS` residual degrees of freedom; the result is
-    clipped to ``[0, RHO_MAX]``. Fewer than three residuals: the prior."""
+    weighs as much as :data:`RHO_PRIOR_EPOCHS` residual degrees of freedom (``prior``: another
+    prior mean, the siblings' own); the result is clipped to ``[0, RHO_MAX]``. Fewer than three
+    residuals: the prior."""
     n = len(residuals)
+    prior = min(max(prior, 0.0), RHO_MAX)
     if n < 3:
-        return RHO_PRIOR
+        return prior
     mean = math.fsum(residuals) / n
     r = [v - mean for v in residuals]
     denominator = math.fsum(v * v for v in r)
     if denominator <= 0:
-        return RHO_PRIOR
+        return prior
     lag1 = math.fsum(x * y for x, y in zip(r, r[1:], strict=False)) / denominator
     weight = max(n - parameters, 0)
-    rho = (weight * (lag1 + parameters / n) + RHO_PRIOR_EPOCHS * RHO_PRIOR) / (
+    rho = (weight * (lag1 + parameters / n) + RHO_PRIOR_EPOCHS * prior) / (
         weight + RHO_PRIOR_EPOCHS
     )
     return min(max(rho, 0.0), RHO_MAX)
 
 
-def long_run_factor(residuals: Sequence[float], parameters: int = 1) -> float:
-    """``(1 + rho) / (1 - rho)``: how much more a sum of epochs varies when consecutive epochs'
-    variations are correlated (an AR(1) with :func:`lag1_autocorrelation` ``rho``); at least
-    1 (independent epochs)."""
-    rho = lag1_autocorrelation(residuals, parameters)
-    return (1 + rho) / (1 - rho)
+def ar1_times(epochs: Sequence[int], v: Any, rho: float) -> Any:
+    """``R v`` for the AR(1) correlation ``R_ij = rho^|t_i - t_j|`` of the epochs ``t``
+    (increasing), in O(n): a forward and a backward recursion instead of an n x n matrix."""
+    import numpy as np
+
+    v = np.asarray(v, dtype=float)
+    forward, backward = v.tolist(), v.tolist()  # Python floats: a loop over them is fast
+    decay = [rho ** (b - a) for a, b in zip(epochs, epochs[1:], strict=False)]
+    for j in range(1, len(forward)):
+        forward[j] += decay[j - 1] * forward[j - 1]
+    for j in range(len(backward) - 2, -1, -1):
+        backward[j] += decay[j] * backward[j + 1]
+    return np.array(forward) + np.array(backward) - v
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,10 @@ class Fit:
     variance: float  # residual variance of the logs (NaN without degrees of freedom)
     df: int
     factor: float = 1.0  # long-run variance factor of autocorrelated residuals
+    rho: float = 0.0  # their lag-1 autocorrelation (AR(1))
+    fitted: tuple[int, ...] = ()  # the epochs fitted
     rss: float = math.nan  # residual sum of squares of the logs
+    prior: SiblingPrior | None = None  # the siblings' profile and variation, if any
 
     def rows(self, index: Sequence[int], flops: Sequence[float] | None) -> Any:
         import numpy as np
@@ -75,6 +98,14 @@ class Fit:
             cols["F"] = [float(flops[i]) for i in index]  # type: ignore[index]
         return np.array([cols[c] for c in self.columns], dtype=float).T
 
+    def offset(self, index: Sequence[int]) -> Any:
+        """The siblings' profile at the epochs ``index`` (zeros without siblings)."""
+        import numpy as np
+
+        if self.prior is None:
+            return np.zeros(len(index))
+        return np.array([self.prior.offset[i] for i in index], dtype=float)
+
     def predict_sum(
         self, index: Sequence[int], flops: Sequence[float] | None
     ) -> tuple[float, float]:
@@ -82,28 +113,37 @@ class Fit:
         import numpy as np
 
         x = self.rows(index, flops)
-        w = np.exp(x @ self.beta)
+        w = np.exp(x @ self.beta + self.offset(index))
         total = float(w.sum())
         if not math.isfinite(self.variance):
             return total, math.nan
+        # the sum's error, to first order: g'(beta_hat - beta) - sum_t w_t u_t, where
+        # beta_hat - beta = inverse X' u_fitted: a linear form c'u of every epoch's variation
         g = w @ x
-        var = self.variance * self.factor * (float(w @ w) + float(g @ self.inverse @ g))
+        seen = list(self.fitted)
+        c = np.concatenate([self.rows(seen, flops) @ (self.inverse @ g), -w])
+        var = self.variance * float(c @ ar1_times([*seen, *index], c, self.rho))
         return total, math.sqrt(max(var, 0.0))
 
 
-def fit_models(y: Sequence[float], flops: Sequence[float] | None, seen: int) -> list[Fit]:
+def fit_models(
+    y: Sequence[float], flops: Sequence[float] | None, seen: int,
+    prior: SiblingPrior | None = None,
+) -> list[Fit]:  # fmt: skip
     """The models fitted to the first ``seen`` epochs: the level (and FLOPs), and the same with
     an epoch trend where a degree of freedom remains after it; the first epoch leaves the fit
-    once :data:`WARMUP_AFTER` later epochs are seen."""
+    once :data:`WARMUP_AFTER` later epochs are seen. With ``prior``, about the siblings'
+    profile (which carries the FLOPs' effect: no FLOPs column then)."""
     first = 1 if seen - 1 >= WARMUP_AFTER else 0
     index = list(range(first, seen))
     columns = ["1"]
-    if flops is not None and len({flops[i] for i in index}) > 1:
+    if prior is None and flops is not None and len({flops[i] for i in index}) > 1:
         columns.append("F")
     candidates = [columns]
-    if len(index) - (len(columns) + 1) >= TREND_DF:
+    flat = prior is not None and prior.slope_variance == 0  # siblings drift alike
+    if not flat and len(index) - (len(columns) + 1) >= TREND_DF:
         candidates.append([*columns, "t"])
-    fits = [least_squares(y, flops, index, c) for c in candidates]
+    fits = [least_squares(y, flops, index, c, prior) for c in candidates]
     return [fit for fit in fits if fit is not None]
 
 
@@ -113,7 +153,7 @@ def bic_trend_weight(level: Fit, trend: Fit) -> float:
     the trend model's long-run factor: correlated epochs carry less evidence than as many
     independent ones, and an AR(1) wanders like a trend). Equal prior odds. Used while too few
     epochs are seen for :func:`future_trend_weight`."""
-    n = level.df + len(level.columns)
+    n = len(level.fitted)
     effective = max(n / trend.factor, 1.0)
 
     def bic(fit: Fit) -> float:
@@ -135,8 +175,6 @@ def future_trend_weight(
     by the mean window length (consecutive windows overlap: each epoch's surprise is counted
     about once), as log odds; the latest :data:`SCORED_ORIGINS` origins. None while no origin
     leaves the trend model a degree of freedom."""
-    from scipy.stats import t
-
     first = 1 if seen - 1 >= WARMUP_AFTER else 0
     index = list(range(first, seen))
     need = len(fits[1].columns) + 1
@@ -147,12 +185,12 @@ def future_trend_weight(
         actual = math.fsum(y[i] for i in ahead)
         parts = []
         for fit in fits:
-            again = least_squares(y, flops, sub, list(fit.columns))
+            again = least_squares(y, flops, sub, list(fit.columns), fit.prior)
             if again is None or again.df < 1:
                 break
             predicted, sd = again.predict_sum(ahead, flops if "F" in fit.columns else None)
             sd = max(sd, 1e-9 * predicted)  # an exact fit
-            parts.append(float(t.logpdf((actual - predicted) / sd, again.df)) - math.log(sd))
+            parts.append(_t_logpdf((actual - predicted) / sd, again.df) - math.log(sd))
         if len(parts) == 2:
             score += parts[1] - parts[0]
             windows += 1
@@ -163,19 +201,33 @@ def future_trend_weight(
     return 1.0 / (1.0 + math.exp(-max(min(score, 700.0), -700.0)))
 
 
+def _t_logpdf(x: float, df: int) -> float:
+    """The log density of Student's t with ``df`` degrees of freedom at ``x`` (closed form:
+    scipy's costs a millisecond a call)."""
+    return (math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+            - (df + 1) / 2 * math.log1p(x * x / df))  # fmt: skip
+
+
 def least_squares(
-    y: Sequence[float], flops: Sequence[float] | None, index: list[int], columns: list[str]
-) -> Fit | None:
+    y: Sequence[float], flops: Sequence[float] | None, index: list[int], columns: list[str],
+    prior: SiblingPrior | None = None,
+) -> Fit | None:  # fmt: skip
+    """Fit ``columns`` to the log joules of the epochs ``index`` (about the siblings' profile
+    with ``prior``, whose variation then pools with the residuals'); None when ``X'X`` is
+    singular."""
     import numpy as np
 
-    fit = Fit(tuple(columns), None, None, math.nan, len(index) - len(columns))
+    fit = Fit(tuple(columns), None, None, math.nan, len(index) - len(columns), prior=prior)
     x = fit.rows(index, flops)
     if "F" in columns:  # scale FLOPs to order 1 for a well-conditioned X'X
         x[:, columns.index("F")] /= max(abs(flops[i]) for i in index)  # type: ignore[index]
-    logs = np.log(np.asarray([y[i] for i in index], dtype=float))
+    logs = np.log(np.asarray([y[i] for i in index], dtype=float)) - fit.offset(index)
     xtx = x.T @ x
     if np.linalg.matrix_rank(xtx) < len(columns):
         return None
+    if "t" in columns and prior is not None and prior.slope_variance > 0 < prior.variance:
+        k = columns.index("t")  # the siblings' prior on the slope: a ridge
+        xtx[k, k] += prior.variance / prior.slope_variance
     inverse = np.linalg.inv(xtx)
     beta = inverse @ (x.T @ logs)
     if "F" in columns:  # back to FLOPs as given
@@ -184,10 +236,21 @@ def least_squares(
         beta[k] /= scale
         inverse[k, :] /= scale
         inverse[:, k] /= scale
-    resid = logs - fit.rows(index, flops) @ beta
-    variance = float(resid @ resid) / fit.df if fit.df >= 1 else math.nan
-    factor = long_run_factor([float(r) for r in resid], len(columns))
+    x = fit.rows(index, flops)
+    resid = logs - x @ beta
+    rho_prior = RHO_PRIOR if prior is None or math.isnan(prior.rho) else prior.rho
+    rho = lag1_autocorrelation([float(r) for r in resid], len(columns), rho_prior)
+    # E[rss] = s2 tr((I - H) R) for AR(1) variation (R_ij = rho^|i-j|): correlated epochs
+    # leave less of their variation in the residuals than n - p independent ones would
+    r_x = np.column_stack([ar1_times(index, x[:, j], rho) for j in range(len(columns))])
+    residual_share = len(index) - float(np.trace(inverse @ (x.T @ r_x)))  # tr(R) - tr(HR)
+    rss, df, share = float(resid @ resid), fit.df, max(residual_share, 0.0)
+    if prior is not None and prior.df > 0:  # pooled with the siblings' variation
+        rss, df = rss + prior.df * prior.variance, max(df, 0) + prior.df
+        share += prior.df
+    variance = rss / share if df >= 1 and share > 0 else math.nan
     return dataclasses.replace(
-        fit, beta=beta, inverse=inverse, variance=variance, factor=factor,
+        fit, beta=beta, inverse=inverse, variance=variance, factor=(1 + rho) / (1 - rho),
+        rho=rho, fitted=tuple(index), df=df,
         rss=float(resid @ resid),
     )  # fmt: skip

@@ -28,20 +28,26 @@ Method (:func:`forecast`; the reasons and the back-test are in ``docs/forecasts-
   centre is the weighted mean, the interval the central 95% of the mixture of the two
   predictive distributions. (Both weights: :mod:`greentrain.record.epoch_models`.)
 * **Correlated variation.** Epochs on a shared machine are dear or cheap in runs (another job
-  comes and goes): the residuals ``u_t`` are treated as an AR(1) series whose lag-1
-  autocorrelation ``rho`` is estimated from them, corrected for the bias of fitted residuals
-  and shrunk toward a prior of 0.5. Every variance is multiplied by the long-run factor
-  ``f = (1 + rho) / (1 - rho)``.
-* **Interval.** Least squares gives each model's predicted log of each epoch to come and the
-  covariance of those predictions; the remaining energy ``S = sum exp(yhat_t)`` has, to first
-  order, variance ``f s^2 (sum w_t^2 + w' X_f (X'X)^-1 X_f' w)`` with ``w_t = exp(yhat_t)``,
-  ``s^2`` the residual variance: each future epoch's own variation plus the parameters'
-  uncertainty, the trend's included. Each model's predictive distribution is Student's t
-  (its residual degrees of freedom) with that scale; the interval is the mixture's.
+  comes and goes): the residuals ``u_t`` are treated as an AR(1) series,
+  ``corr(u_s, u_t) = rho^|s-t|``, ``rho`` estimated from them, corrected for the bias of fitted
+  residuals and shrunk toward a prior of 0.5 (the siblings' own with a sibling prior).
+* **Interval.** To first order the remaining energy's error is a linear form ``c'u`` of every
+  epoch's variation (the fitted epochs through the parameters, ``inverse X' u``, and the epochs
+  to come, each weighted by its predicted joules), so ``Var(S) = s^2 c' R c``: each future
+  epoch's own variation, their correlation with one another and with the epochs just seen, and
+  the parameters' uncertainty, the trend's included. ``s^2 = RSS / tr((I - H) R)``: the
+  variation a fitted level absorbs from correlated residuals is counted back. Each model's
+  predictive distribution is Student's t (its residual degrees of freedom) with that scale;
+  the interval is the mixture's.
 * **Bounds.** The low end is never below what was already spent; the half-width is never
   below :data:`MIN_HALF_WIDTH` of the predicted remaining energy (an interval of zero width
   would claim more than any meter knows). With one epoch seen (or too few for the model's
   degrees of freedom) there is no interval: ``low``/``high`` are None and ``note`` says so.
+* **Sibling runs** (``prior``, :mod:`greentrain.record.siblings`): finished runs of the same
+  configuration give the shape of the run's epochs and how much they vary; the same two models
+  are then fitted to the run's log joules *about the siblings' mean profile* (the level, and a
+  trend away from it), with the residual variance pooled with the siblings' and the AR(1)
+  prior taken from theirs. Without siblings, everything is as above.
 * ``total = spent + predicted remaining``; CO2e follows at the run's intensity and PUE.
 
 Pure functions of numbers; joules in, joules out.
@@ -60,6 +66,7 @@ from greentrain.record.epoch_models import (
     fit_models,
     future_trend_weight,
 )
+from greentrain.record.siblings import SiblingPrior
 from greentrain.units import co2_g
 
 LEVEL = 0.95  # the interval's nominal coverage
@@ -127,6 +134,7 @@ def forecast(
     epoch_j: Sequence[float],
     epochs_total: int,
     flops: Sequence[float] | None = None,
+    prior: SiblingPrior | None = None,
 ) -> Forecast:
     """The forecast after ``len(epoch_j)`` finished epochs (see the module docstring).
 
@@ -134,6 +142,8 @@ def forecast(
         epoch_j: measured joules of each finished epoch, in order (each > 0).
         epochs_total: epochs the run will have in all (>= the epochs seen).
         flops: backward FLOPs of every epoch of the run (``epochs_total`` values), when known.
+        prior: what finished sibling runs say (:func:`greentrain.record.siblings.sibling_prior`
+            for ``epochs_total`` epochs); ignored when it covers fewer epochs.
     """
     seen = len(epoch_j)
     if seen < 1:
@@ -148,12 +158,15 @@ def forecast(
         return Forecast(seen, epochs_total, spent, spent, spent, spent, "finished")
     if flops is not None and len(flops) < epochs_total:
         flops = None
+    if prior is not None and len(prior.offset) < epochs_total:
+        prior = None
     note = ""
-    if flops is not None and len(set(flops[:seen])) == 1 and set(flops[seen:]) - {flops[0]}:
+    if (prior is None and flops is not None and len(set(flops[:seen])) == 1
+            and set(flops[seen:]) - {flops[0]}):  # fmt: skip
         note = "epochs to come have other FLOPs than those seen; predicted at the level seen"
-    fits = fit_models(epoch_j, flops, seen)
+    fits = fit_models(epoch_j, flops, seen, prior)
     if not fits:  # FLOPs that cannot be told apart from the rest: fit without them
-        fits = fit_models(epoch_j, None, seen)
+        fits = fit_models(epoch_j, None, seen, prior)
     assert fits  # one column of ones always has full rank
     weights = [1.0]
     if len(fits) == 2:
@@ -218,6 +231,9 @@ def _describe(fit: Fit, trend_weight: float | None) -> str:
     """The model in words; with the trend model's weight where the two were averaged."""
     terms = {"F": "backward FLOPs", "t": "epoch trend"}
     used = [terms[c] for c in fit.columns if c in terms]
+    if fit.prior is not None:
+        n = fit.prior.siblings
+        used.insert(0, f"profile of {n} sibling run{'s' if n != 1 else ''}")
     if trend_weight is not None:
         used.append(f"epoch trend (weight {trend_weight:.2f})")
     return "log joules per epoch = " + " + ".join(["level", *used]) + ", least squares"

@@ -16,6 +16,12 @@ there was no interval). :func:`summarize` gives, per fraction, the coverage with
 Wilson score interval (a binomial interval: with 6 forecasts, 4 held is 30%-90%), the median
 width and the median and worst absolute error. :func:`replay` does the same for any epoch
 series (the synthetic jobs of ``benchmarks/forecast_backtest.py``).
+
+With ``siblings="earlier"`` each run's forecast also gets the prior of its sibling runs
+(:mod:`greentrain.record.siblings`): the finished runs of the store with the same
+:func:`~greentrain.record.siblings.sibling_key` that had ended before it started -- what a live
+forecast of that run could have known; with ``siblings="others"``, every other finished run with
+that key (as if they had all finished first: more runs with a prior from fewer recorded).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 
 from greentrain.record.forecast import forecast
 from greentrain.record.ranking import total_j
+from greentrain.record.siblings import SiblingPrior, sibling_key, sibling_prior
 from greentrain.report.reading import RunReader
 
 FRACTIONS = (0.10, 0.25, 0.50, 0.75)
@@ -49,6 +56,7 @@ class BacktestRow:
     high_j: float | None
     method: str
     job: str = ""  # the kind of job (synthetic series), for grouping
+    siblings: int = 0  # sibling runs whose prior the forecast had
 
     @property
     def error(self) -> float:
@@ -107,16 +115,18 @@ def replay(
     flops: Sequence[float] | None,
     fractions: Sequence[float] = FRACTIONS,
     job: str = "",
+    prior: SiblingPrior | None = None,
 ) -> list[BacktestRow]:
     """Rows of one epoch series: the forecast after each fraction of its epochs (at least one
-    seen, at least one to come) against the sum of all of them."""
+    seen, at least one to come) against the sum of all of them (with ``prior``: its
+    siblings')."""
     total = len(joules)
     rows = []
     for fraction in fractions:
         seen = max(1, math.ceil(fraction * total - 1e-9))
         if seen >= total:
             continue
-        made = forecast(joules[:seen], total, flops)
+        made = forecast(joules[:seen], total, flops, prior)
         rows.append(
             BacktestRow(
                 run=run,
@@ -130,27 +140,70 @@ def replay(
                 high_j=made.high_j,
                 method=made.method,
                 job=job,
+                siblings=0 if prior is None else prior.siblings,
             )  # fmt: skip
         )
     return rows
 
 
 def backtest_run(
-    run: Mapping[str, Any], fractions: Sequence[float] = FRACTIONS
+    run: Mapping[str, Any],
+    fractions: Sequence[float] = FRACTIONS,
+    siblings: Sequence[Mapping[str, Any]] = (),
 ) -> list[BacktestRow]:
-    """The run's rows, one per fraction that leaves at least one epoch seen and one to come."""
+    """The run's rows, one per fraction that leaves at least one epoch seen and one to come;
+    with the prior of ``siblings`` (finished runs) where any is usable. The job is the run's
+    ``kind`` tag, else ``recorded``."""
     if run.get("status") != "finished":
         return []
     series = epoch_series(run)
     if series is None:
         return []
     joules, flops = series
-    return replay(str(run.get("id")), str(run.get("name")), joules, flops, fractions, "recorded")
+    others = [s[0] for s in map(epoch_series, siblings) if s is not None]
+    prior = sibling_prior(others, len(joules)) if others else None
+    tags = run.get("tags") if isinstance(run.get("tags"), Mapping) else {}
+    job = str(tags.get("kind") or "recorded")
+    return replay(str(run.get("id")), str(run.get("name")), joules, flops, fractions, job, prior)
 
 
-def backtest(runs: Iterable[Mapping[str, Any]], fractions: Sequence[float] = FRACTIONS):
-    """Rows of every usable run (see :func:`backtest_run`)."""
-    return [row for run in runs for row in backtest_run(run, fractions)]
+def siblings_of(
+    run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], earlier: bool = True
+) -> list[Mapping[str, Any]]:
+    """The finished runs of ``runs`` with ``run``'s sibling key, other than ``run``; with
+    ``earlier``, only those that ended before it started (ISO-8601 UTC times compare as
+    text)."""
+    key = sibling_key(run.get("command"), RunReader(run).config())
+    started = str(run.get("started_at") or "")
+    return [
+        other for other in runs
+        if other is not run and other.get("status") == "finished"
+        and (not earlier or str(other.get("ended_at") or "~") <= started)
+        and sibling_key(other.get("command"), RunReader(other).config()) == key
+    ]  # fmt: skip
+
+
+SIBLING_MODES = ("none", "earlier", "others")
+
+
+def backtest(
+    runs: Iterable[Mapping[str, Any]],
+    fractions: Sequence[float] = FRACTIONS,
+    *,
+    siblings: str = "none",
+) -> list[BacktestRow]:
+    """Rows of every usable run (see :func:`backtest_run`); with ``siblings`` ``"earlier"`` or
+    ``"others"``, each with the prior of its :func:`siblings_of`."""
+    if siblings not in SIBLING_MODES:
+        raise ValueError(f"siblings must be one of {SIBLING_MODES}, not {siblings!r}")
+    runs = list(runs)
+    if siblings == "none":
+        return [row for run in runs for row in backtest_run(run, fractions)]
+    earlier = siblings == "earlier"
+    return [
+        row for run in runs
+        for row in backtest_run(run, fractions, siblings_of(run, runs, earlier))
+    ]  # fmt: skip
 
 
 def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from greentrain.record.epoch_models import RHO_PRIOR, lag1_autocorrelation, long_run_factor
+from greentrain.record.epoch_models import RHO_PRIOR, lag1_autocorrelation
 from greentrain.record.forecast import MIN_HALF_WIDTH, forecast
 
 
@@ -81,8 +81,8 @@ def test_the_interval_holds_the_known_truth_of_drifting_correlated_series_about_
 
 
 def test_correlated_epochs_widen_the_interval():
-    assert 1.0 <= long_run_factor([1, -1, 1, -1, 1, -1]) < 3.0  # anticorrelated: below the prior
-    assert long_run_factor([3, 2, 1, -1, -2, -3]) > 3.0  # dear and cheap in runs: above it
+    assert 0.0 <= lag1_autocorrelation([1, -1, 1, -1, 1, -1]) < RHO_PRIOR  # anticorrelated
+    assert lag1_autocorrelation([3, 2, 1, -1, -2, -3]) > RHO_PRIOR  # dear and cheap in runs
     alternating = [10.0, 10.5] * 8
     runs = ([10.0] * 4 + [10.5] * 4) * 2  # the same values, dear and cheap in runs of four
     assert forecast(runs, 40).half_width_j > forecast(alternating, 40).half_width_j

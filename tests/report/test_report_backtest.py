@@ -113,3 +113,19 @@ def test_the_noise_floor_oracle_is_exact_without_noise_and_narrows_as_the_run_go
     late = bench.oracle_widths(noisy, 0.75, draws=40)
     assert len(early) == len(bench.KINDS) * len(bench.LENGTHS)
     assert 0 < statistics.median(late.values()) < statistics.median(early.values())
+
+
+def test_the_sibling_comparison_sets_forecasts_with_the_prior_beside_the_same_without():
+    from greentrain.record.siblings import sibling_prior
+    from greentrain.report.backtest_tables import by_siblings, sibling_comparison
+
+    runs = [[10.0, 11.0, 10.5, 10.2, 10.8, 10.4, 10.6, 10.1] for _ in range(3)]
+    prior = sibling_prior(runs[:2], 8)
+    without = replay("c", "c", runs[2], None, (0.5,), job="dense")
+    with_prior = replay("c", "c", runs[2], None, (0.5,), job="dense", prior=prior)
+    assert with_prior[0].siblings == 2 and without[0].siblings == 0
+    text = sibling_comparison(without, with_prior, "t")
+    assert "the 1 runs with sibling runs: 1 forecasts with the siblings' prior" in text
+    assert "The same forecasts without the siblings' prior" in text
+    assert "| 2-4 | 1/1, width" in "\n".join(by_siblings(with_prior))
+    assert "no run had a sibling" in sibling_comparison(without, without, "t")

@@ -147,8 +147,8 @@ def test_the_epoch_count_comes_from_the_usual_config_keys(params, expected):
 def test_progress_text_shows_the_total_and_its_interval_in_one_unit():
     f = forecast([kwh_to_joules(k) for k in (0.04, 0.044, 0.042, 0.041, 0.043, 0.042)], 10)
     # two models averaged: an asymmetric interval, said as it is, in the total's unit
-    assert progress_text(f) == "≈ 0.421 kWh at end, 95% 0.400-0.437"
-    assert progress_text(forecast([10.0, 10.5], 3)) == "≈ 30.7 J at end, ±9.5"  # symmetric
+    assert progress_text(f) == "≈ 0.421 kWh at end, 95% 0.403-0.435"
+    assert progress_text(forecast([10.0, 10.5], 3)) == "≈ 30.7 J at end, ±6.4"  # symmetric
     assert progress_text(forecast([20.0], 3)) == "≈ 60.0 J at end"
     held = forecast([9.0, 11.0], 4)  # the low end is held at the 20 J spent
     assert progress_text(held).startswith("≈ 39.9 J at end, 95% 20.0-")
