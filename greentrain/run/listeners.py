@@ -17,7 +17,10 @@ A listener is any object with some of these methods, each taking one event dict:
 
 Events are delivered in order by one thread of their own (:class:`Fanout`), so a slow listener
 (a tracker writing files) never delays the job, the meters or the store. A listener that raises
-is reported once on stderr and gets no further events; the others carry on.
+is reported once on stderr and gets no further events; the others carry on. Before the record's
+end is written the recorder waits (:meth:`Fanout.drain`, bounded) until every event queued so
+far has been delivered, so what listeners add to the run (a forecast, a budget's event) lands
+with it rather than after the run's writes have closed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 
 _log = logging.getLogger("greentrain.run")
 KINDS = ("on_config", "on_window", "on_sample", "on_end")
+_BARRIER = "barrier"  # an internal event: the thread sets it once what came before is delivered
 
 
 class Fanout:
@@ -38,7 +42,7 @@ class Fanout:
     def __init__(self, listeners: Iterable[Any] = ()) -> None:
         self.listeners = list(listeners)
         self.failed: dict[int, str] = {}  # id(listener) -> what went wrong
-        self._queue: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         if self.listeners:
             self._thread = threading.Thread(target=self._loop, name="greentrain-fanout",
@@ -56,6 +60,9 @@ class Fanout:
             if item is None:
                 return
             kind, event = item
+            if kind == _BARRIER:
+                event.set()
+                continue
             for listener in self.listeners:
                 handler = getattr(listener, kind, None)
                 if handler is None or id(listener) in self.failed:
@@ -69,6 +76,19 @@ class Fanout:
                         type(listener).__name__,
                         self.failed[id(listener)],
                     )
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` seconds until every event emitted so far has been delivered;
+        whether it was (a listener still busy is said in one line)."""
+        if self._thread is None or not self._thread.is_alive():
+            return True
+        delivered = threading.Event()
+        self._queue.put((_BARRIER, delivered))
+        if delivered.wait(timeout_s):
+            return True
+        _log.warning("greentrain: a listener was still busy after %.0f s; what it adds to the run "
+                     "from now on is not stored", timeout_s)  # fmt: skip
+        return False
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Deliver what is queued (waiting at most ``timeout_s``), then stop."""

@@ -55,6 +55,7 @@ from greentrain.store.liveness import process_started, start_ticks
 METRIC_FLUSH_N = 64  # metrics buffered before they are journalled ...
 METRIC_FLUSH_S = 1.0  # ... or at most this many seconds after they arrived
 SAMPLE_S = 10.0  # seconds between samples of the run's timeline (0: none)
+LISTENER_DRAIN_S = 5.0  # at most this long the end waits for listeners to take what was emitted
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,7 @@ class Recorder:
         for key in list(self._windows):
             self.on_window_end(key, ended, final, mono)
         self.flush_metrics()
+        self.fanout.drain(LISTENER_DRAIN_S)  # what listeners add (forecasts) lands before the end
         totals = diff_readings(final, self.offset) if self.offset else final
         for name, ready in self._late.items():
             if name in totals:

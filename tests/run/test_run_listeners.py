@@ -4,6 +4,7 @@ and the final record, in order, from their own thread; one that raises stops alo
 from __future__ import annotations
 
 import sys
+import threading
 
 from greentrain import client
 from greentrain.meters.fake import FakeMeter
@@ -65,3 +66,34 @@ def test_a_listener_that_raises_stops_alone_and_the_run_is_unharmed(tmp_path, ca
     assert [k for k, _ in seen.events].count("window") == 2
     warned = [r.getMessage() for r in caplog.records if r.name == "greentrain.run"]
     assert "greentrain: Broken stopped following the run (RuntimeError: tracker down)" in warned
+
+
+def test_what_a_slow_listener_adds_after_the_job_ended_still_lands_with_the_run(
+    tmp_path, monkeypatch
+):
+    """The forecaster is held until the record's end has begun (the moment the recorder asks
+    the listeners to catch up); every forecast it then makes is stored with the run."""
+    from greentrain.run import forecasting, listeners
+    from greentrain.store import Store
+
+    end_began = threading.Event()
+    real_drain, real_on_window = listeners.Fanout.drain, forecasting.ForecastListener.on_window
+
+    def drain(self, timeout_s):
+        end_began.set()
+        return real_drain(self, timeout_s)
+
+    def held_on_window(self, event):
+        assert end_began.wait(60), "the record's end never waited for its listeners"
+        return real_on_window(self, event)
+
+    monkeypatch.setattr(listeners.Fanout, "drain", drain)
+    monkeypatch.setattr(forecasting.ForecastListener, "on_window", held_on_window)
+    with track("slow", store=tmp_path / "g.db", meters=[], meter_objects=[FakeMeter(CHANNELS)],
+               sample_s=0, epochs=3) as run:  # fmt: skip
+        for epoch in range(3):
+            with client.window("epoch", index=epoch):
+                client.log(step=epoch, loss=1.0)
+    with Store(tmp_path / "g.db") as st:
+        events = [e for e in st.get_run(run.id)["events"] if e["event"] == "forecast"]
+    assert [e["epochs_done"] for e in events] == [1, 2, 3]
