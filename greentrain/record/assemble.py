@@ -21,6 +21,7 @@ from typing import Any
 
 from greentrain.record.accounting import accounting_alternatives
 from greentrain.record.drops import client_drops
+from greentrain.record.evidence import evidence_alternatives
 from greentrain.record.jsonable import loads
 from greentrain.record.ranking import (
     best_figures,
@@ -222,7 +223,8 @@ def assemble_run(
         "net_energy_j": _net_energy_j(energy_j, energy_obj, baseline, row["duration_s"]),
         "events": redact_all(loads(row.get("events"), [])),
         "client_drops": client_drops(loads(row.get("events"), [])),
-        "energy_alternatives": accounting_alternatives(loads(row.get("events"), []), energy_j),
+        "energy_alternatives": accounting_alternatives(loads(row.get("events"), []), energy_j)
+        + evidence_alternatives(loads(row.get("events"), []), energy_obj, energy_j, co2, carbon),
         "group": row.get("group_id"),
         "nodes": [],
     }
