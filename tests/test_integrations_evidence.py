@@ -159,3 +159,43 @@ def test_hf_report_to_codecarbon_figures_are_evidence_with_scope_intensity_and_d
     shown = capsys.readouterr().out
     assert "codecarbon:machine model [machine, evidence]" in shown
     assert "why: codecarbon measures the whole machine" in shown
+
+
+def test_lightning_others_a_users_codecarbon_tracker_and_a_zeus_window_are_evidence(
+    tmp_path, monkeypatch
+):
+    codecarbon = pytest.importorskip("codecarbon")
+    zeus_energy = pytest.importorskip("zeus.monitor.energy")
+    pytest.importorskip("lightning")
+    import lightning.pytorch as L
+    from test_integrations_lightning import QUIET, TINY
+
+    from greentrain.integrations.lightning import EnergyCallback
+
+    monkeypatch.setenv("GREENTRAIN_FAKE_METER", json.dumps(CHANNELS))
+    monkeypatch.setenv("CODECARBON_LOG_LEVEL", "error")
+    monkeypatch.chdir(tmp_path)
+    tiny: dict = {}
+    exec(compile(TINY, "tiny_lightning", "exec"), tiny)
+    tracker = codecarbon.OfflineEmissionsTracker(
+        country_iso_code="FRA", save_to_file=False, tracking_mode="process"
+    )
+    tracker.start()
+    measured = zeus_energy.Measurement(time=2.0, gpu_energy={0: 5.0}, cpu_energy={0: 7.0},
+                                       dram_energy={0: 1.0})  # fmt: skip
+    store = tmp_path / "g.db"
+    cb = EnergyCallback(store=store, meters=["fake"], sample_s=0, summary=False,
+                        others=[tracker, lambda: measured])  # fmt: skip
+    trainer = L.Trainer(max_epochs=1, callbacks=[cb], logger=False, **QUIET)
+    trainer.fit(tiny["Tiny"](), tiny["train_loader"], tiny["val_loader"])
+    assert tracker.final_emissions_data is not None  # stopped at fit end, before the run closed
+    record = only_run(store)
+    alts = {a["meter"]: a for a in record["energy_alternatives"]}
+    assert set(alts) == {"codecarbon", "zeus"}
+    cc, zeus = alts["codecarbon"], alts["zeus"]
+    assert cc["scope"] == "process" and cc["method"] == "process model"
+    assert cc["intensity_source"] == "codecarbon energy mix of France" and cc["co2_g"] > 0
+    assert "this process's share" in cc["why"]
+    assert zeus["energy_j"] == 13.0 and zeus["domains"]["cpu"]["energy_j"] == 7.0
+    assert zeus["domains"]["gpu"]["ours_j"] == record["energy"]["gpu"]["energy_j"]
+    assert record["energy_j"] == pytest.approx(_own_total(record))

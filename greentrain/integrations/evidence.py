@@ -13,13 +13,14 @@ with the run and shown beside greentrain's with the disagreement in % and why it
 
 Both are no-ops outside a greentrain run (``greentrain run``, ``track()`` or a callback's own
 run) and return the message they sent (None when there was nothing to send). The Transformers
-callback calls :func:`codecarbon_evidence` itself for HF's ``CodeCarbonCallback``.
+callback calls :func:`codecarbon_evidence` itself for HF's ``CodeCarbonCallback``; both
+callbacks take ``others=[...]`` (:func:`others_evidence`) for meters the script runs itself.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from greentrain import client
@@ -91,3 +92,24 @@ def zeus_evidence(measurement: Any) -> dict[str, Any]:
     info = zeus_figures(measurement)
     client.evidence(info)
     return info
+
+
+def others_evidence(others: Iterable[Any]) -> list[dict[str, Any]]:
+    """Send each of ``others`` at the end of training, before the run closes: a CodeCarbon
+    tracker (stopped first if it still runs; a later ``stop()`` returns the same figures), a
+    Zeus ``Measurement``, or a callable returning one (``lambda: monitor.end_window("fit")``).
+    Returns the messages sent."""
+    sent = []
+    for other in others:
+        if callable(other) and not hasattr(other, "stop"):
+            other = other()
+        if hasattr(other, "gpu_energy"):
+            sent.append(zeus_evidence(other))
+        elif hasattr(other, "stop"):
+            if getattr(other, "final_emissions_data", None) is None:
+                other.stop()
+            info = codecarbon_evidence(other)
+            sent += [info] if info is not None else []
+        else:
+            raise TypeError(f"not a CodeCarbon tracker nor a Zeus Measurement: {other!r}")
+    return sent

@@ -34,11 +34,12 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 from greentrain.extras import missing_message
 from greentrain.integrations import trainer_runs
-from greentrain.integrations.evidence import codecarbon_evidence
+from greentrain.integrations.evidence import codecarbon_evidence, others_evidence
 from greentrain.integrations.training import TrainingRun, WindowEnergy
 
 try:
@@ -59,12 +60,22 @@ class EnergyCallback(TrainerCallback):
     Args:
         name: the run's name when the callback meters the process itself.
         log_energy: add each window's energy and CO2e to the Trainer's logs.
+        others: other meters the script runs itself, recorded as evidence at train end
+            (:func:`~greentrain.integrations.evidence.others_evidence`).
         **options: :class:`~greentrain.integrations.training.TrainingRun`'s (``store=``,
             ``meters=``, ``tags=``, ``country=``, ``pue=``, ``listeners=``, ``summary=``, ...).
     """
 
-    def __init__(self, name: str | None = None, *, log_energy: bool = True, **options: Any):
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        log_energy: bool = True,
+        others: Sequence[Any] = (),
+        **options: Any,
+    ):
         self.run = TrainingRun(name, **options)
+        self.others = list(others)
         self.log_energy = log_energy
         self._epoch_ended = False
         self._epoch_end_step: int | None = None
@@ -165,6 +176,8 @@ class EnergyCallback(TrainerCallback):
         stop its tracker now -- this callback runs first, its ``on_train_end`` would stop it
         next (a second stop only returns the same figures) -- and hand its figures to the run
         as evidence (:mod:`greentrain.integrations.evidence`)."""
+        if not self.run.active:  # off rank zero, or no run
+            return
         for callback in getattr(self._handler, "callbacks", None) or ():
             tracker = getattr(callback, "tracker", None)
             if type(callback).__name__ != "CodeCarbonCallback" or tracker is None:
@@ -172,3 +185,4 @@ class EnergyCallback(TrainerCallback):
             if getattr(tracker, "final_emissions_data", None) is None:
                 tracker.stop()
             codecarbon_evidence(tracker)
+        others_evidence(self.others)
