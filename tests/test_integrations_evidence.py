@@ -84,6 +84,7 @@ def test_why_tells_a_co2_gap_from_an_energy_gap_by_the_intensity_and_its_source(
     assert alt["domains"]["cpu"]["disagreement_pct"] == pytest.approx(100.0)
     assert alt["domains"]["dram"] == {"energy_j": 50.0, "ours_j": None, "disagreement_pct": None}
     assert alt["co2_disagreement_pct"] == pytest.approx(-50.0)
+    assert alt["intensity_disagreement_pct"] == pytest.approx((34.0 - 475.0) / 475.0 * 100)
     assert "whole machine" in alt["why"] and "a different intensity" in alt["why"]
     assert "Canada" in alt["why"] and "world average" in alt["why"]
     same = evidence_alternatives(events, energy, 100.0, 0.02, {"intensity_g_per_kwh": 34.0})
@@ -152,6 +153,12 @@ def test_hf_report_to_codecarbon_figures_are_evidence_with_scope_intensity_and_d
     )
     ours = record["carbon"]["intensity_g_per_kwh"]
     assert alt["intensity_g_per_kwh"] != pytest.approx(ours, rel=0.01)  # Canada vs the run's
+    pue = record["carbon"].get("pue") or 1.0
+    assert (1 + alt["co2_disagreement_pct"] / 100) * pue == pytest.approx(  # gap = energy x CO2
+        (1 + alt["disagreement_pct"] / 100) * (1 + alt["intensity_disagreement_pct"] / 100),
+        rel=1e-3,
+    )
+    assert "gpu" not in alt["domains"]  # CodeCarbon found no GPU: no figure, not 0 J
     assert "whole machine" in alt["why"] and "a different intensity" in alt["why"]
     assert record["energy_j"] == pytest.approx(_own_total(record))  # never in greentrain's
     assert record["status"] == "finished"

@@ -37,6 +37,7 @@ def _finite(value: Any) -> float | None:
 
 def codecarbon_figures(data: Any) -> dict[str, Any] | None:
     """The evidence in CodeCarbon's ``EmissionsData`` (kWh and kg -> J and g); None for none.
+    CodeCarbon's 0 kWh for GPUs it did not find is left out (no figure, not 0 J).
 
     Intensity (g/kWh) is CodeCarbon's own: its emissions over its energy, from its energy mix
     for the country (and region, or cloud region) it located."""
@@ -47,6 +48,8 @@ def codecarbon_figures(data: Any) -> dict[str, Any] | None:
         for field, domain in CODECARBON_DOMAINS.items()
         if (value := _finite(getattr(data, field, None))) is not None
     }
+    if not _finite(getattr(data, "gpu_count", None)):  # no GPU found: its 0 kWh is no figure
+        energy.pop("gpu", None)
     total_kwh = _finite(getattr(data, "energy_consumed", None))
     emissions_kg = _finite(getattr(data, "emissions", None))
     co2_g = emissions_kg * 1000.0 if emissions_kg is not None else None

@@ -10,15 +10,17 @@ object's ``energy_alternatives``::
     {"meter": "codecarbon", "method", "scope", "evidence": True,
      "energy_j", "disagreement_pct",                      # vs the run's total (joules, %)
      "domains": {domain: {"energy_j", "ours_j", "disagreement_pct"}},
-     "co2_g", "co2_disagreement_pct", "intensity_g_per_kwh", "intensity_source", "region",
-     "why": str}
+     "co2_g", "co2_disagreement_pct", "intensity_g_per_kwh", "intensity_disagreement_pct",
+     "intensity_source", "region", "duration_s", "why": str}
 
 ``disagreement_pct`` is ``(other - ours) / ours * 100`` (None without both figures), the same
-formula as a domain's alternatives. ``why`` names the reasons the figures differ: the scope
-(CodeCarbon's machine-level CPU/RAM model or its process share vs greentrain's process-tree
-attribution; Zeus's device counters) for energy, the carbon intensity and its source (CodeCarbon's
-country/region mix vs the intensity the run states) for CO2e -- so an energy gap and a CO2e gap
-are told apart. A figure the other meter did not give is None, never 0.
+formula as a domain's alternatives. CO2e's gap is the energy gap times the intensity gap
+(``1 + co2/100 = (1 + energy/100) * (1 + intensity/100)`` at a PUE of 1). ``why`` names the
+reasons the figures differ: the scope (CodeCarbon's machine-level CPU/RAM model or its process
+share vs greentrain's process-tree attribution; Zeus's device counters) for energy, the carbon
+intensity and its source (CodeCarbon's country/region mix vs the intensity the run states)
+for CO2e -- so an energy gap and a CO2e gap are told apart. A figure the other meter did not
+give is None, never 0.
 """
 
 from __future__ import annotations
@@ -103,6 +105,9 @@ def evidence_alternatives(
             "energy_j": total, "disagreement_pct": _pct(total, _number(energy_j)),
             "domains": domains, "co2_g": co2, "co2_disagreement_pct": _pct(co2, _number(co2_g)),
             "intensity_g_per_kwh": intensity, "intensity_source": source,
+            "intensity_disagreement_pct": _pct(
+                intensity, _number((carbon or {}).get("intensity_g_per_kwh"))
+            ),
             "region": event.get("region"), "duration_s": _number(event.get("duration_s")),
             "why": why_they_differ(meter, scope, intensity, source, carbon or {}),
         }  # fmt: skip
