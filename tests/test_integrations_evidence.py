@@ -206,3 +206,30 @@ def test_lightning_others_a_users_codecarbon_tracker_and_a_zeus_window_are_evide
     assert zeus["energy_j"] == 13.0 and zeus["domains"]["cpu"]["energy_j"] == 7.0
     assert zeus["domains"]["gpu"]["ours_j"] == record["energy"]["gpu"]["energy_j"]
     assert record["energy_j"] == pytest.approx(_own_total(record))
+
+
+def test_export_to_mlflow_carries_the_evidence_as_params_with_why(tmp_path, monkeypatch, capsys):
+    mlflow = pytest.importorskip("mlflow")
+    zeus_energy = pytest.importorskip("zeus.monitor.energy")
+    from test_integrations_training import OFFLINE_ENV
+
+    from greentrain.cli import main
+    from greentrain.integrations.evidence import zeus_evidence
+
+    for name, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(name, value)
+    store = tmp_path / "g.db"
+    with track(store=store, meter_objects=[FakeMeter(CHANNELS)], meters=[], sample_s=0):
+        zeus_evidence(zeus_energy.Measurement(time=1.0, gpu_energy={0: 2.0}, cpu_energy=None,
+                                              dram_energy=None))  # fmt: skip
+    record = only_run(store)
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    assert main(["export", "--to", "mlflow", "--store", str(store), "--tracking-uri", uri]) == 0
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    params = run.data.params
+    (alt,) = record["energy_alternatives"]
+    assert params["evidence.zeus.scope"] == "devices"
+    assert float(params["evidence.zeus.disagreement_pct"]) == pytest.approx(alt["disagreement_pct"])
+    assert params["evidence.zeus.why"].startswith("zeus measures the devices' own energy")
+    assert run.data.metrics["greentrain/energy_j"] == pytest.approx(record["energy_j"])

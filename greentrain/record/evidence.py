@@ -32,6 +32,10 @@ from typing import Any
 from greentrain.record.ranking import disagreement_pct
 
 EVIDENCE_EVENT = "other meter"
+# An entry's fields exported as tracker params ``evidence.<meter>.<field>``:
+EVIDENCE_PARAMS = ("scope", "method", "energy_j", "disagreement_pct", "co2_g",
+                   "co2_disagreement_pct", "intensity_g_per_kwh", "intensity_source",
+                   "why")  # fmt: skip
 
 SCOPES = {
     "machine": "the whole machine's CPU and RAM (its power model, not the job's share)",
