@@ -64,8 +64,11 @@ def test_zeus_measurement_under_track_is_evidence_per_domain_and_not_in_the_tota
     assert alt["co2_g"] is None and alt["co2_disagreement_pct"] is None  # no intensity: None
     assert "device" in alt["why"] and "no CO2e intensity" in alt["why"]
     assert record["energy_j"] == pytest.approx(_own_total(record))  # evidence is not counted
-    assert all(a["meter"] != "zeus" for f in record["energy"].values()
-               for a in f.get("alternatives") or [])  # fmt: skip
+    (beside,) = [a for a in record["energy"]["gpu"]["alternatives"] if a["meter"] == "zeus"]
+    assert beside == {"meter": "zeus", "method": "counter", "energy_j": 4.0, "evidence": True,
+                      "scope": "devices", "disagreement_pct": alt["domains"]["gpu"][
+                          "disagreement_pct"]}  # fmt: skip
+    assert record["energy"]["gpu"]["source"] == "fake:fake"  # the best figure stays ours
 
 
 def test_evidence_outside_a_run_is_a_no_op():
@@ -159,6 +162,8 @@ def test_hf_report_to_codecarbon_figures_are_evidence_with_scope_intensity_and_d
         rel=1e-3,
     )
     assert "gpu" not in alt["domains"]  # CodeCarbon found no GPU: no figure, not 0 J
+    (beside,) = [a for a in record["energy"]["cpu"]["alternatives"] if a.get("evidence")]
+    assert beside["meter"] == "codecarbon" and beside["energy_j"] == cpu["energy_j"]
     assert "whole machine" in alt["why"] and "a different intensity" in alt["why"]
     assert record["energy_j"] == pytest.approx(_own_total(record))  # never in greentrain's
     assert record["status"] == "finished"

@@ -116,3 +116,23 @@ def evidence_alternatives(
             "why": why_they_differ(meter, scope, intensity, source, carbon or {}),
         }  # fmt: skip
     return list(out.values())
+
+
+def add_domain_evidence(
+    energy: Mapping[str, dict[str, Any]], alternatives: Iterable[Mapping[str, Any]]
+) -> None:
+    """Put each other meter's per-domain figure among the domain's ``alternatives`` (marked
+    ``evidence``, with its ``scope``), where greentrain has a figure of its own to set it
+    beside; the domain's figure itself is left as it is."""
+    for alt in alternatives:
+        for domain, d in (alt.get("domains") or {}).items():
+            figure = energy.get(domain)
+            if not isinstance(figure, dict) or figure.get("energy_j") is None:
+                continue
+            if d.get("energy_j") is None:
+                continue
+            figure.setdefault("alternatives", []).append({
+                "meter": alt["meter"], "method": alt.get("method"), "energy_j": d["energy_j"],
+                "disagreement_pct": d.get("disagreement_pct"), "evidence": True,
+                "scope": alt.get("scope"),
+            })  # fmt: skip
