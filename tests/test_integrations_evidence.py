@@ -75,6 +75,15 @@ def test_evidence_outside_a_run_is_a_no_op():
     evidence({"meter": "zeus", "energy_j": {"gpu": 1.0}})  # nothing to send to: no error
 
 
+def test_evidence_that_is_not_json_is_left_out_with_a_warning_and_the_run_goes_on(tmp_path, caplog):
+    store = tmp_path / "g.db"
+    with track(store=store, meter_objects=[FakeMeter(CHANNELS)], meters=[], sample_s=0):
+        evidence({"meter": "zeus", "energy_j": {"gpu": float("nan")}})
+    assert "evidence left out" in caplog.text
+    record = only_run(store)
+    assert record["status"] == "finished" and record["energy_alternatives"] == []
+
+
 def test_why_tells_a_co2_gap_from_an_energy_gap_by_the_intensity_and_its_source():
     events = [{"event": "other meter", "meter": "codecarbon", "method": "machine model",
                "scope": "machine", "energy_j": {"cpu": 200.0, "dram": 50.0}, "co2_g": 0.01,

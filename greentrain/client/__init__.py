@@ -315,9 +315,17 @@ def tracker_run(tracker: str, run: str, **where: Any) -> None:
 def evidence(info: dict[str, Any]) -> None:
     """Hand the run another meter's figures for it (CodeCarbon's, Zeus's: see
     :mod:`greentrain.integrations.evidence`, which builds ``info``): stored as an event and
-    shown beside greentrain's own figures, never counted in them. No-op outside a run."""
+    shown beside greentrain's own figures, never counted in them. No-op outside a run.
+    ``info`` that is not JSON with finite numbers is left out, with one warning."""
     sink, path = _target()
+    if sink is None and path is None:
+        return
+    try:
+        line = encode_message(evidence_message(dict(info)))
+    except (TypeError, ValueError) as err:
+        _warn_once(f"evidence:{info.get('meter')}", f"evidence left out (not JSON: {err})")
+        return
     if sink is not None:
         sink.on_evidence(dict(info))
-    elif path is not None:
-        _link.send(path, encode_message(evidence_message(dict(info))))
+    else:
+        _link.send(path, line)
