@@ -179,6 +179,7 @@ def test_hf_report_to_codecarbon_figures_are_evidence_with_scope_intensity_and_d
     assert main(["show", record["id"], "--store", str(store)]) == 0
     shown = capsys.readouterr().out
     assert "codecarbon:machine model [machine, evidence]" in shown
+    assert shown.count("codecarbon:machine model [machine, evidence]") >= 2  # total, cpu
     assert "why: codecarbon measures the whole machine" in shown
 
 

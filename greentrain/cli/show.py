@@ -91,9 +91,10 @@ def show_cmd(
             a = as_map(a)
             pct = a.get("disagreement_pct")
             pct_s = "" if pct is None else f" ({fmt(pct, '+.1f')}%)"
+            ev = f" [{a.get('scope')}, evidence]" if a.get("evidence") else ""
             say(
                 f"        alt {energy(a.get('energy_j')):>10}  "
-                f"{a.get('meter')}:{a.get('method')}{pct_s}"
+                f"{a.get('meter')}:{a.get('method')}{ev}{pct_s}"
             )
     carbon = as_map(r.get("carbon"))
     say(
