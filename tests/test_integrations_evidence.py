@@ -248,3 +248,25 @@ def test_export_to_mlflow_carries_the_evidence_as_params_with_why(tmp_path, monk
     assert float(params["evidence.zeus.disagreement_pct"]) == pytest.approx(alt["disagreement_pct"])
     assert params["evidence.zeus.why"].startswith("zeus measures the devices' own energy")
     assert run.data.metrics["greentrain/energy_j"] == pytest.approx(record["energy_j"])
+
+
+def test_a_group_lists_each_nodes_evidence_against_that_nodes_figures(tmp_path):
+    from test_cluster_groups import _member
+
+    from greentrain.store import ops
+
+    store = str(tmp_path / "g.db")
+    with Store(store) as st:
+        _member(st, "aaaa00000000", "node-a", 0, gpu_j=3.6e6, cpu_j=1.8e6)
+        _member(st, "bbbb00000000", "node-b", 1, gpu_j=1.8e6, cpu_j=None)
+        st.write(ops.AddEvents("aaaa00000000", events=[{
+            "t": 1031.0, "event": "other meter", "meter": "zeus", "method": "counter",
+            "scope": "devices", "energy_j": {"gpu": 4.0e6},
+        }]))  # fmt: skip
+    with Store(store, read_only=True) as st:
+        group = st.get_run("job-1")
+    (alt,) = group["energy_alternatives"]
+    assert alt["node"] == "node-a" and alt["meter"] == "zeus"
+    assert alt["domains"]["gpu"]["ours_j"] == 3.6e6  # node-a's own figure, not the group's
+    assert alt["domains"]["gpu"]["disagreement_pct"] == pytest.approx((4.0 - 3.6) / 3.6 * 100)
+    assert group["energy"]["gpu"]["energy_j"] == pytest.approx(5.4e6)  # never in the totals
