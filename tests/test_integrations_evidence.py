@@ -139,9 +139,12 @@ def test_hf_report_to_codecarbon_figures_are_evidence_with_scope_intensity_and_d
     script = tmp_path / "train.py"
     script.write_text(tiny_source(tmp_path / "out") + HF, encoding="utf-8")
     store = tmp_path / "g.db"
-    if wrapped:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    if wrapped:  # and mirrored to MLflow: the evidence reaches the tracker run at the end
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         argv = [sys.executable, "-m", "greentrain", "run", "--store", str(store), "--meter",
-                "fake", "--sample-s", "0", "--", sys.executable, str(script), ""]  # fmt: skip
+                "fake", "--sample-s", "0", "--mirror", "mlflow", "--", sys.executable,
+                str(script), ""]  # fmt: skip
     else:
         argv = [sys.executable, str(script), str(store)]
     capsys.readouterr()
@@ -176,6 +179,12 @@ def test_hf_report_to_codecarbon_figures_are_evidence_with_scope_intensity_and_d
     assert "whole machine" in alt["why"] and "a different intensity" in alt["why"]
     assert record["energy_j"] == pytest.approx(_own_total(record))  # never in greentrain's
     assert record["status"] == "finished"
+    if wrapped:
+        mlflow = pytest.importorskip("mlflow")
+        client = mlflow.MlflowClient(uri)
+        (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        assert run.data.params["evidence.codecarbon.scope"] == "machine"
+        assert run.data.params["evidence.codecarbon.why"].startswith("codecarbon measures")
     assert main(["show", record["id"], "--store", str(store)]) == 0
     shown = capsys.readouterr().out
     assert "codecarbon:machine model [machine, evidence]" in shown
