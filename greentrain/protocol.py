@@ -18,7 +18,7 @@ kind           fields
                (its id), ``uri`` / ``project`` (where it is)
 ``ev``         another meter's figures for the run (evidence, never counted): ``meter``
                (``codecarbon``, ``zeus``), ``method``, ``scope`` (``machine``, ``process``,
-               ``gpu``), ``energy_j`` (domain -> J), ``co2_g``, ``intensity_g_per_kwh``,
+               ``devices``), ``energy_j`` (domain -> J), ``co2_g``, ``intensity_g_per_kwh``,
                ``intensity_source``, ``region``, ``duration_s``
 =============  =========================================================================
 
