@@ -16,6 +16,10 @@ kind           fields
                ``counts`` (reason -> entries dropped so far by that process, cumulative)
 ``tr``         the trainer's own tracker run: ``tracker`` (``mlflow``, ``wandb``), ``run``
                (its id), ``uri`` / ``project`` (where it is)
+``ev``         another meter's figures for the run (evidence, never counted): ``meter``
+               (``codecarbon``, ``zeus``), ``method``, ``scope`` (``machine``, ``process``,
+               ``devices``), ``energy_j`` (domain -> J), ``co2_g``, ``intensity_g_per_kwh``,
+               ``intensity_source``, ``region``, ``duration_s``
 =============  =========================================================================
 
 The harness answers on the same connection, one JSON line per closed window (kind ``wa``):
@@ -44,8 +48,9 @@ WINDOW_BEGIN = "wb"
 WINDOW_END = "we"
 DROPS = "dr"
 TRACKER_RUN = "tr"
+EVIDENCE = "ev"
 WINDOW_ANSWER = "wa"  # harness -> client
-KINDS = (CONFIG, LOG, WINDOW_BEGIN, WINDOW_END, DROPS, TRACKER_RUN)
+KINDS = (CONFIG, LOG, WINDOW_BEGIN, WINDOW_END, DROPS, TRACKER_RUN, EVIDENCE)
 BOUNDARIES = (WINDOW_BEGIN, WINDOW_END)
 MAX_MESSAGE_BYTES = 1 << 20  # the client leaves out a value whose JSON is larger
 SPILL_PREFIX = "spill-"
@@ -65,6 +70,8 @@ class Sink(Protocol):
     def on_window_end(self, key: str, t: float) -> dict[str, Any] | None: ...
 
     def on_tracker_run(self, info: dict[str, Any]) -> None: ...
+
+    def on_evidence(self, info: dict[str, Any]) -> None: ...
 
     def event_now(self, event: str, **detail: Any) -> None: ...
 
@@ -93,6 +100,10 @@ def drops_message(source: str, pid: int, counts: dict[str, int]) -> dict[str, An
 
 def tracker_run_message(info: dict[str, Any]) -> dict[str, Any]:
     return {"k": TRACKER_RUN, **info}
+
+
+def evidence_message(info: dict[str, Any]) -> dict[str, Any]:
+    return {"k": EVIDENCE, **info}
 
 
 def window_answer_message(key: str, answer: dict[str, Any]) -> dict[str, Any]:
@@ -138,4 +149,6 @@ def deliver(message: dict[str, Any], sink: Any, readings: Any = None) -> dict[st
     elif kind == TRACKER_RUN:
         info = {k: v for k, v in message.items() if k != "k"}
         sink.on_tracker_run(info)
+    elif kind == EVIDENCE:
+        sink.on_evidence({k: v for k, v in message.items() if k != "k"})
     return None

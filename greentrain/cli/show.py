@@ -91,9 +91,10 @@ def show_cmd(
             a = as_map(a)
             pct = a.get("disagreement_pct")
             pct_s = "" if pct is None else f" ({fmt(pct, '+.1f')}%)"
+            ev = f" [{a.get('scope')}, evidence]" if a.get("evidence") else ""
             say(
                 f"        alt {energy(a.get('energy_j')):>10}  "
-                f"{a.get('meter')}:{a.get('method')}{pct_s}"
+                f"{a.get('meter')}:{a.get('method')}{ev}{pct_s}"
             )
     carbon = as_map(r.get("carbon"))
     say(
@@ -103,9 +104,12 @@ def show_cmd(
     )
     if r.get("totals_note"):
         say(f"  incomplete: {r['totals_note']}")
-    for a in map(as_map, as_list(r.get("energy_alternatives"))):  # SLURM's own figure
+    for a in map(as_map, as_list(r.get("energy_alternatives"))):  # SLURM's, other meters'
         pct = a.get("disagreement_pct")
         pct_s = "" if pct is None else f" ({fmt(pct, '+.1f')}%)"
+        if a.get("evidence"):
+            _say_evidence(say, a, pct_s)
+            continue
         line = f"{a.get('meter')}:{a.get('method')} of {a.get('job')} [{a.get('state')}]{pct_s}"
         say(f"  vs    {energy(a.get('energy_j'))}  {line}  {a.get('reason') or ''}".rstrip())
     baseline = as_map(r.get("baseline"))
@@ -198,3 +202,13 @@ def _show_nodes(r: Mapping[str, Any], say: Any, heading: Any) -> None:
         elsewhere = as_map(n.get("metered_elsewhere"))
         if elsewhere:
             say("      left to " + ", ".join(f"{k} -> run {v}" for k, v in elsewhere.items()))
+
+
+def _say_evidence(say: Any, a: Mapping, pct_s: str) -> None:
+    """Another meter's figures for the run (evidence, not counted): energy, CO2e, why."""
+    co2, co2_pct = a.get("co2_g"), a.get("co2_disagreement_pct")
+    co2_s = "" if co2 is None else f", {fmt(co2, '.4g')} gCO2e"
+    co2_s += "" if co2_pct is None else f" ({fmt(co2_pct, '+.1f')}%)"
+    say(f"  vs    {energy(a.get('energy_j'))}  {a.get('meter')}:{a.get('method')} "
+        f"[{a.get('scope')}, evidence]{pct_s}{co2_s}")  # fmt: skip
+    say(f"        why: {a.get('why')}")

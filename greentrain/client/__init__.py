@@ -49,6 +49,7 @@ from greentrain.protocol import (
     ENV_CHANNEL,
     ENV_RUN,
     Sink,
+    evidence_message,
     tracker_run_message,
     window_begin_message,
     window_end_message,
@@ -57,7 +58,17 @@ from greentrain.protocol import encode as encode_message
 from greentrain.record.drops import DROPS_EVENT
 from greentrain.record.vocabulary import RESERVED_METRICS
 
-__all__ = ["config", "log", "window", "active", "run_id", "flush", "tracker_run", "WindowHandle"]
+__all__ = [
+    "config",
+    "log",
+    "window",
+    "active",
+    "run_id",
+    "flush",
+    "tracker_run",
+    "evidence",
+    "WindowHandle",
+]
 
 logger = logging.getLogger("greentrain.client")
 DROP_UNSTORABLE = "unstorable value"
@@ -299,3 +310,22 @@ def tracker_run(tracker: str, run: str, **where: Any) -> None:
         sink.on_tracker_run(info)
     elif path is not None:
         _link.send(path, encode_message(tracker_run_message(info)))
+
+
+def evidence(info: dict[str, Any]) -> None:
+    """Hand the run another meter's figures for it (CodeCarbon's, Zeus's: see
+    :mod:`greentrain.integrations.evidence`, which builds ``info``): stored as an event and
+    shown beside greentrain's own figures, never counted in them. No-op outside a run.
+    ``info`` that is not JSON with finite numbers is left out, with one warning."""
+    sink, path = _target()
+    if sink is None and path is None:
+        return
+    try:
+        line = encode_message(evidence_message(dict(info)))
+    except (TypeError, ValueError) as err:
+        _warn_once(f"evidence:{info.get('meter')}", f"evidence left out (not JSON: {err})")
+        return
+    if sink is not None:
+        sink.on_evidence(dict(info))
+    else:
+        _link.send(path, line)

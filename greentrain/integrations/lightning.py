@@ -19,6 +19,9 @@
 * An ``MLFlowLogger`` or ``WandbLogger`` run is tagged ``greentrain.run_id`` and announced to
   the run, so ``greentrain run --mirror`` writes into it instead of making a second run.
 * Rank zero only (``trainer.is_global_zero``) under DDP: the node is metered once.
+* Other meters of the same fit (``others=[tracker]``: a CodeCarbon tracker, a Zeus
+  ``Measurement`` or a callable returning one) are recorded at fit end as evidence beside
+  greentrain's figures, never in them (:mod:`greentrain.integrations.evidence`).
 * ``on_exception`` finalizes a run the callback opened as ``failed``, or ``interrupted`` after
   Ctrl-C or SIGTERM/SIGHUP.
 
@@ -27,10 +30,12 @@ Works with ``lightning`` (``lightning.pytorch``) and with ``pytorch_lightning``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from greentrain.extras import missing_message
 from greentrain.integrations import names, trainer_runs
+from greentrain.integrations.evidence import others_evidence
 from greentrain.integrations.training import TrainingRun, WindowEnergy
 
 try:
@@ -60,14 +65,24 @@ class EnergyCallback(pl.Callback):
     Args:
         name: the run's name when the callback meters the process itself.
         log_energy: add each window's energy and CO2e to the trainer's loggers.
+        others: other meters of the same fit, recorded as evidence at its end
+            (:func:`~greentrain.integrations.evidence.others_evidence`).
         **options: :class:`~greentrain.integrations.training.TrainingRun`'s (``store=``,
             ``meters=``, ``tags=``, ``country=``, ``pue=``, ``listeners=``, ``summary=``,
             ``wait_s=``, ...).
     """
 
-    def __init__(self, name: str | None = None, *, log_energy: bool = True, **options: Any):
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        log_energy: bool = True,
+        others: Sequence[Any] = (),
+        **options: Any,
+    ):
         super().__init__()
         self.run = TrainingRun(name, **options)
+        self.others = list(others)
         self.log_energy = log_energy
         self._eval_keys: set[str] = set()
 
@@ -127,6 +142,8 @@ class EnergyCallback(pl.Callback):
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         self._log(trainer, pl_module, self.run.collect(), -1)
+        if self.run.active:  # rank zero, in a run
+            others_evidence(self.others)
         self.run.finish(None)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from greentrain.integrations import names
+from greentrain.record.evidence import EVIDENCE_PARAMS
 from greentrain.report.escape import as_str, plain_text
 from greentrain.report.reading import RunReader, check_number
 from greentrain.report.runs import carbon_factors, parse_time
@@ -270,6 +271,13 @@ def params(run: Mapping[str, Any]) -> dict[str, str]:
         out[f"meter.{tracker_key(meter.get('meter'))}"] = tracker_text(state)
     for key, value in r.config().items():
         out[f"config.{tracker_key(key)}"] = tracker_text(value)
+    for _, alt in r.records(r.run.get("energy_alternatives"), "energy_alternatives"):
+        if alt.get("evidence"):  # another meter's figures (greentrain.record.evidence)
+            for field in EVIDENCE_PARAMS:
+                if alt.get(field) is not None:
+                    out[f"evidence.{tracker_key(alt.get('meter'))}.{field}"] = tracker_text(
+                        alt[field]
+                    )
     return {tracker_key(k): v for k, v in out.items()}
 
 

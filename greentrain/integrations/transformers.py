@@ -23,6 +23,9 @@
 * The Trainer's own MLflow or W&B run (``report_to``) is tagged ``greentrain.run_id`` and
   announced to the run, so ``greentrain run --mirror`` writes into it.
 * Rank zero only (``state.is_world_process_zero``) under DDP.
+* HF's own ``report_to=["codecarbon"]`` tracker is stopped at train end before the run
+  closes, and its figures are recorded beside greentrain's as evidence (scope, intensity and
+  the disagreement: :mod:`greentrain.integrations.evidence`), never added to them.
 * The Trainer has no hook for a failed ``train()``: a run the callback opened is finalized when
   the process exits, as ``failed`` (or ``interrupted`` after Ctrl-C or SIGTERM/SIGHUP) with the
   exception Python reports, or by calling ``callback.close(error)`` where the script catches it.
@@ -31,10 +34,12 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 from greentrain.extras import missing_message
 from greentrain.integrations import trainer_runs
+from greentrain.integrations.evidence import codecarbon_evidence, others_evidence
 from greentrain.integrations.training import TrainingRun, WindowEnergy
 
 try:
@@ -55,15 +60,26 @@ class EnergyCallback(TrainerCallback):
     Args:
         name: the run's name when the callback meters the process itself.
         log_energy: add each window's energy and CO2e to the Trainer's logs.
+        others: other meters the script runs itself, recorded as evidence at train end
+            (:func:`~greentrain.integrations.evidence.others_evidence`).
         **options: :class:`~greentrain.integrations.training.TrainingRun`'s (``store=``,
             ``meters=``, ``tags=``, ``country=``, ``pue=``, ``listeners=``, ``summary=``, ...).
     """
 
-    def __init__(self, name: str | None = None, *, log_energy: bool = True, **options: Any):
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        log_energy: bool = True,
+        others: Sequence[Any] = (),
+        **options: Any,
+    ):
         self.run = TrainingRun(name, **options)
+        self.others = list(others)
         self.log_energy = log_energy
         self._epoch_ended = False
         self._epoch_end_step: int | None = None
+        self._handler: Any = None  # the Trainer's CallbackHandler (found at train start)
 
     @property
     def run_id(self) -> str | None:
@@ -98,6 +114,7 @@ class EnergyCallback(TrainerCallback):
             callbacks = getattr(handler, "callbacks", None)
             if isinstance(callbacks, list) and self in callbacks:
                 handler.callbacks = [self, *(c for c in callbacks if c is not self)]
+                self._handler = handler
                 return
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any):
@@ -151,4 +168,21 @@ class EnergyCallback(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any):
         self._add(state, None, self.run.end("epoch", int(state.global_step)))  # and late ones
+        self._codecarbon_evidence()
         self.run.finish(None)
+
+    def _codecarbon_evidence(self) -> None:
+        """HF's ``CodeCarbonCallback`` (``report_to=["codecarbon"]``) measured the run too:
+        stop its tracker now -- this callback runs first, its ``on_train_end`` would stop it
+        next (a second stop only returns the same figures) -- and hand its figures to the run
+        as evidence (:mod:`greentrain.integrations.evidence`)."""
+        if not self.run.active:  # off rank zero, or no run
+            return
+        for callback in getattr(self._handler, "callbacks", None) or ():
+            tracker = getattr(callback, "tracker", None)
+            if type(callback).__name__ != "CodeCarbonCallback" or tracker is None:
+                continue
+            if getattr(tracker, "final_emissions_data", None) is None:
+                tracker.stop()
+            codecarbon_evidence(tracker)
+        others_evidence(self.others)

@@ -21,6 +21,7 @@ from typing import Any
 
 from greentrain.record.accounting import accounting_alternatives
 from greentrain.record.drops import client_drops
+from greentrain.record.evidence import add_domain_evidence, evidence_alternatives
 from greentrain.record.jsonable import loads
 from greentrain.record.ranking import (
     best_figures,
@@ -193,6 +194,10 @@ def assemble_run(
         for d, e in energy_obj.items()
         if isinstance(e.get("source"), str)
     }
+    evidence = evidence_alternatives(
+        loads(row.get("events"), []), energy_obj, energy_j, co2, carbon
+    )
+    add_domain_evidence(energy_obj, evidence)  # beside each domain's figure, never in it
     return {
         "id": row["id"],
         "name": redact(row["name"]),
@@ -222,7 +227,8 @@ def assemble_run(
         "net_energy_j": _net_energy_j(energy_j, energy_obj, baseline, row["duration_s"]),
         "events": redact_all(loads(row.get("events"), [])),
         "client_drops": client_drops(loads(row.get("events"), [])),
-        "energy_alternatives": accounting_alternatives(loads(row.get("events"), []), energy_j),
+        "energy_alternatives": accounting_alternatives(loads(row.get("events"), []), energy_j)
+        + evidence,
         "group": row.get("group_id"),
         "nodes": [],
     }

@@ -334,7 +334,9 @@ def assemble_group(group_id: str, members: Sequence[Member]) -> dict[str, Any]:
         "client_drops": client_drops(e for m in ordered for e in m.run.get("events") or []),
         "energy_alternatives": accounting_alternatives(
             (e for m in ordered for e in m.run.get("events") or []), energy_j
-        ),
+        )
+        + [{**a, "node": m.label} for m in ordered  # other meters: against that node's figures
+           for a in m.run.get("energy_alternatives") or [] if a.get("evidence")],
         "group": group_id, "launch": ordered[0].launch, "size": size,
         "incomplete": not size["complete"],
         "totals_note": None if size["complete"] else

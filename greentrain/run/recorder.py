@@ -32,6 +32,7 @@ from typing import Any
 from greentrain.envinfo import git_info, machine_info
 from greentrain.meters.poller import Poller
 from greentrain.meters.proctree import JobCPU
+from greentrain.record.evidence import EVIDENCE_EVENT
 from greentrain.record.jsonable import to_jsonable
 from greentrain.record.ranking import select_best, total_j
 from greentrain.record.readings import (
@@ -211,6 +212,11 @@ class Recorder:
         info = redact_all({str(k): v for k, v in info.items()})
         self.event_now("trainer tracker run", **info)
         self.fanout.emit("on_tracker_run", {"run_id": self.run_id, **info})
+
+    def on_evidence(self, info: dict[str, Any]) -> None:
+        """Another meter's figures for the run (:mod:`greentrain.record.evidence`): an event,
+        read back as evidence beside the run's own figures, never added to them."""
+        self.event_now(EVIDENCE_EVENT, **{str(k): v for k, v in info.items()})
 
     def on_window_end(
         self, key: str, t: float, readings: Readings | None = None, mono: float | None = None
