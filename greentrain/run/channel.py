@@ -89,7 +89,7 @@ class ChannelServer:
         self._refused: collections.Counter[str] = collections.Counter()  # reason -> lines
         self._skipping: set[socket.socket] = set()
         self._mute: set[socket.socket] = set()  # connections that took no more answers
-        self._drain_s = DRAIN_S
+        self._clip_s = DRAIN_S  # seconds close() reads past its deadline, clipped
         self._stop = threading.Event()
         self._receiver = threading.Thread(
             target=self._receive_loop, name="greentrain-channel", daemon=True
@@ -234,21 +234,21 @@ class ChannelServer:
 
     def _drain(self) -> None:
         """Read every connection to its end (the job has exited); see the module docstring."""
-        while self._poll(0) and time.monotonic() <= self._deadline + self._drain_s:
+        while self._poll(0) and time.monotonic() <= self._deadline + self._clip_s:
             pass
         for key in list(self._selector.get_map().values()):
             if key.fileobj not in (self.listener, self._wake_r):
                 self._refused[CUT_AT_END] += 1  # at least one line of it is lost
 
-    def close(self, deadline_s: float = DRAIN_S) -> None:
+    def close(self, deadline_s: float = DRAIN_S, clip_s: float | None = None) -> None:
         """The job has exited: read what its processes sent, apply it (see the module
-        docstring: live meters for ``deadline_s`` seconds, then clipped to the run's end for as
-        long again), count what was refused, remove the socket."""
-        self._drain_s = max(0.0, deadline_s)
-        self._deadline = time.monotonic() + self._drain_s
+        docstring: live meters for ``deadline_s`` seconds, then clipped to the run's end for
+        ``clip_s`` more, default as long again), count what was refused, remove the socket."""
+        self._clip_s = max(0.0, deadline_s if clip_s is None else clip_s)
+        self._deadline = time.monotonic() + max(0.0, deadline_s)
         self._stop.set()
         os.write(self._wake_w, b"x")
-        self._receiver.join(timeout=2 * self._drain_s + 5)
+        self._receiver.join(timeout=max(0.0, deadline_s) + self._clip_s + 5)
         if self._receiver.is_alive():  # applying one line took longer than the whole drain
             self._error(TimeoutError("the channel was still reading when the wrapper ended"))
         else:
