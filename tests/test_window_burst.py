@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -118,3 +120,37 @@ def test_boundaries_read_after_the_drain_deadline_are_clipped_to_the_runs_end_an
     # the spill is read after close(): clipped; the connection may have been read live before
     assert [e["count"] for e in clipped] == [recorder.clipped] and recorder.clipped >= 300
     assert rec["client_drops"]["count"] == 0
+
+
+def test_a_connection_still_sending_past_the_drain_is_cut_within_its_bound_and_counted(tmp_path):
+    from greentrain.run.channel import CUT_AT_END, ChannelServer
+
+    recorder, writes = _recorder(tmp_path)
+    server = ChannelServer(recorder)
+    server.start()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(server.path)
+    stop = threading.Event()
+
+    def outlive_the_job() -> None:  # a process the job left behind, logging without end
+        line = b'{"k":"log","step":1,"m":{"a":1},"w":null,"t":0}\n'
+        while not stop.is_set():
+            try:
+                conn.sendall(line * 100)
+            except OSError:
+                return
+
+    sender = threading.Thread(target=outlive_the_job, daemon=True)
+    sender.start()
+    started = time.monotonic()
+    server.close(deadline_s=0.2, clip_s=0.3)
+    took = time.monotonic() - started
+    stop.set()
+    conn.close()
+    sender.join(60)
+    assert took < 0.5 + 5  # the drain's bound (plus one select batch), not the sender's life
+    recorder.finalize("finished", 0)
+    assert writes.close(60)
+    with Store(tmp_path / "g.db") as st:
+        rec = st.get_run("run-burst")
+    assert rec["client_drops"]["reasons"] == {CUT_AT_END: 1}

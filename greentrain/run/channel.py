@@ -234,11 +234,15 @@ class ChannelServer:
 
     def _drain(self) -> None:
         """Read every connection to its end (the job has exited); see the module docstring."""
-        while self._poll(0) and time.monotonic() <= self._deadline + self._clip_s:
-            pass
+        cut = False
+        while self._poll(0):
+            if time.monotonic() > self._deadline + self._clip_s:
+                cut = True  # still sending: what it has not sent yet is lost
+                break
         for key in list(self._selector.get_map().values()):
-            if key.fileobj not in (self.listener, self._wake_r):
-                self._refused[CUT_AT_END] += 1  # at least one line of it is lost
+            conn = key.fileobj
+            if conn not in (self.listener, self._wake_r) and (cut or self._partial.get(conn)):
+                self._refused[CUT_AT_END] += 1
 
     def close(self, deadline_s: float = DRAIN_S, clip_s: float | None = None) -> None:
         """The job has exited: read what its processes sent, apply it (see the module
