@@ -15,7 +15,7 @@ import time
 import pytest
 
 from greentrain.meters.fake import FakeMeter
-from greentrain.run.recorder import CLIPPED_EVENT
+from greentrain.run.recorder import CLIPPED_EVENT, CLIPPED_INFO
 from greentrain.store import Store
 
 pytestmark = pytest.mark.slow
@@ -119,6 +119,8 @@ def test_boundaries_read_after_the_drain_deadline_are_clipped_to_the_runs_end_an
     clipped = [e for e in rec["events"] if e["event"] == CLIPPED_EVENT]
     # the spill is read after close(): clipped; the connection may have been read live before
     assert [e["count"] for e in clipped] == [recorder.clipped] and recorder.clipped >= 300
+    after_end = [w for w in rec["windows"] if w["info"].get(CLIPPED_INFO)]
+    assert len(after_end) >= 150  # the spill's windows opened after the end: marked so
     assert rec["client_drops"]["count"] == 0
 
 

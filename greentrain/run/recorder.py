@@ -14,10 +14,11 @@ arrive -- so a busy store never delays the job and a SIGKILLed wrapper's record 
 A window boundary that arrives once the run's end instant is taken (a burst the wrapper was
 still reading when its drain's deadline passed, :mod:`greentrain.run.channel`) is clipped to
 it -- the end's readings and instant -- never dropped, and counted in an event
-(:data:`CLIPPED_EVENT`). Window ends are ``fsync``-ed at most every :data:`WINDOW_SYNC_S`
-seconds (a burst of windows would otherwise cost one disk flush each); an end in between
-reaches the disk with the next flush (a later window's end, the run's end), and a killed wrapper
-loses none of them (they are written at once; only a machine crash could).
+(:data:`CLIPPED_EVENT`); a window opened after the end has no energy of its own to show, and
+its info says so (:data:`CLIPPED_INFO`). Window ends are ``fsync``-ed at most every
+:data:`WINDOW_SYNC_S` seconds (a burst of windows would otherwise cost one disk flush each); an
+end in between reaches the disk with the next flush (a later window's end, the run's end), and
+a killed wrapper loses none of them (they are written at once; only a machine crash could).
 
 Durations (the run's, a window's, a baseline's) come from the :class:`Clock`'s monotonic
 clock; its wall clock only labels instants (``started_at``, ``ended_at``, events), so a clock
@@ -65,6 +66,7 @@ METRIC_FLUSH_S = 1.0  # ... or at most this many seconds after they arrived
 SAMPLE_S = 10.0  # seconds between samples of the run's timeline (0: none)
 WINDOW_SYNC_S = 0.05  # window ends are fsynced at most this often, seconds
 CLIPPED_EVENT = "window boundaries clipped to the run's end"
+CLIPPED_INFO = "opened_after_run_end"  # in a window's info: its energy could not be measured
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,8 @@ class Recorder:
     def on_window_begin(
         self, key: str, name: str, info: dict[str, Any], t: float, readings: Readings | None = None
     ) -> None:
+        if readings is None and self.final is not None:  # wholly after the run's end: no energy
+            info = {**info, CLIPPED_INFO: True}
         readings, t, mono = self._boundary(readings, t, None)
         with self._lock:
             idx = self._next_window
