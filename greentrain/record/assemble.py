@@ -193,6 +193,9 @@ def assemble_run(
         for d, e in energy_obj.items()
         if isinstance(e.get("source"), str)
     }
+    per_window: dict[int, list[dict[str, Any]]] = {}  # one pass: a burst has 10^4 windows
+    for e in energy:
+        per_window.setdefault(e["window_idx"], []).append(e)
     return {
         "id": row["id"],
         "name": redact(row["name"]),
@@ -214,9 +217,7 @@ def assemble_run(
         "co2_g": co2,
         "carbon": carbon,
         "meters": meter_list,
-        "windows": [
-            _window(w, [e for e in energy if e["window_idx"] == w["idx"]], sources) for w in windows
-        ],
+        "windows": [_window(w, per_window.get(w["idx"], []), sources) for w in windows],
         "metrics": [_metric(m) for m in metrics],
         "baseline": baseline,
         "net_energy_j": _net_energy_j(energy_j, energy_obj, baseline, row["duration_s"]),
