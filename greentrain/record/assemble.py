@@ -198,6 +198,9 @@ def assemble_run(
         loads(row.get("events"), []), energy_obj, energy_j, co2, carbon
     )
     add_domain_evidence(energy_obj, evidence)  # beside each domain's figure, never in it
+    per_window: dict[int, list[dict[str, Any]]] = {}  # one pass: a burst has 10^4 windows
+    for e in energy:
+        per_window.setdefault(e["window_idx"], []).append(e)
     return {
         "id": row["id"],
         "name": redact(row["name"]),
@@ -219,9 +222,7 @@ def assemble_run(
         "co2_g": co2,
         "carbon": carbon,
         "meters": meter_list,
-        "windows": [
-            _window(w, [e for e in energy if e["window_idx"] == w["idx"]], sources) for w in windows
-        ],
+        "windows": [_window(w, per_window.get(w["idx"], []), sources) for w in windows],
         "metrics": [_metric(m) for m in metrics],
         "baseline": baseline,
         "net_energy_j": _net_energy_j(energy_j, energy_obj, baseline, row["duration_s"]),

@@ -13,10 +13,16 @@ What was lost on the way is always in the record, as events
 (:data:`~greentrain.record.drops.DROPS_EVENT`): the entries each client process dropped, by
 reason, stored as its ``drops`` messages report them (counts are cumulative per process, so a
 count that arrives twice is booked once), and the lines this server refused (one event, when
-it closes). When the job has ended, the spill files of clients that could not hand over their
-last lines are read like a connection; a window boundary found there arrives after the meters
-stopped and is counted as dropped (``window boundary after the job ended``), the metrics
-logged in it are kept.
+it closes).
+
+When the job has ended, :meth:`ChannelServer.close` reads what its processes sent before they
+exited, with the meters still running: every connection to its end, then the spill files of
+clients that could not hand over their last lines. A burst of windows can leave thousands of
+boundaries queued; they belong to the run, so they are applied like any other (each reads the
+meters) for up to ``deadline_s`` seconds; then the recorder takes the run's end instant, and the
+boundaries still queued are clipped to it (:meth:`Recorder.stop`, counted in an event), for up
+to ``deadline_s`` more. A connection still sending after that (a process that outlived its job)
+is cut, and counted (:data:`CUT_AT_END`).
 
 Each window's end is answered on the connection it came from with the window's energy
 (:data:`~greentrain.protocol.WINDOW_ANSWER`), so the callbacks can give it to the trainer's
@@ -35,6 +41,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 
 from greentrain import protocol
 from greentrain.record.drops import DROPS_EVENT
@@ -45,7 +52,8 @@ MAX_LINE_BYTES = 64 << 20  # a message larger than this is dropped (the client r
 BACKLOG = 4096  # pending connections (capped by net.core.somaxconn)
 REFUSED_OVERSIZE = "line over 64 MiB refused by the wrapper"
 REFUSED_INVALID = "invalid message refused by the wrapper"
-LATE_BOUNDARY = "window boundary after the job ended"
+CUT_AT_END = "connection still sending when the wrapper ended"  # counted per connection
+DRAIN_S = 5.0  # default seconds close() reads with live meters, then as long again clipped
 _SUN_PATH_MAX = 100  # bytes of an AF_UNIX path we rely on (108 on Linux, 104 on macOS)
 
 
@@ -77,10 +85,11 @@ class ChannelServer:
         self._partial: dict[socket.socket, bytearray] = {}
         self.dropped = 0  # messages refused for their size
         self._reported: dict[str, dict[str, int]] = {}  # client source -> cumulative drops
-        self._closing = False
+        self._deadline = 0.0  # monotonic: until when close() reads with live meters
         self._refused: collections.Counter[str] = collections.Counter()  # reason -> lines
         self._skipping: set[socket.socket] = set()
         self._mute: set[socket.socket] = set()  # connections that took no more answers
+        self._clip_s = DRAIN_S  # seconds close() reads past its deadline, clipped
         self._stop = threading.Event()
         self._receiver = threading.Thread(
             target=self._receive_loop, name="greentrain-channel", daemon=True
@@ -103,16 +112,21 @@ class ChannelServer:
             message = protocol.decode(line)
             if message["k"] == protocol.DROPS:
                 self._book_drops(message)
-            elif protocol.is_boundary(message) and self._closing:
-                self._refused[LATE_BOUNDARY] += 1
             else:
-                readings = self.recorder.meters.read() if protocol.is_boundary(message) else None
+                readings = self._boundary_readings() if protocol.is_boundary(message) else None
                 answer = protocol.deliver(message, self.recorder, readings)
                 if answer is not None and conn is not None:
                     self._answer(conn, protocol.window_answer_message(message["id"], answer))
         except Exception as err:  # noqa: BLE001 - a bad message must not stop the run
             self._error(err)
             self._refused[REFUSED_INVALID] += 1
+
+    def _boundary_readings(self) -> dict | None:
+        """The meters read now; None once the run's end is taken (the recorder clips to it).
+        Past the drain's deadline the run's end is taken here."""
+        if self._stop.is_set() and time.monotonic() > self._deadline:
+            self.recorder.stop()
+        return None if self.recorder.final is not None else self.recorder.meters.read()
 
     def _answer(self, conn: socket.socket, message: dict) -> None:
         """Write one answer line to ``conn`` if it takes it whole now; a connection that does
@@ -187,10 +201,14 @@ class ChannelServer:
         buf.clear()
         self._skipping.add(conn)
 
-    def _poll(self, timeout: float) -> None:
+    def _poll(self, timeout: float) -> int:
+        """Accept and read what is ready (waiting at most ``timeout`` s); how many were."""
+        ready = 0
         for key, _ in self._selector.select(timeout):
             if key.fileobj == self._wake_r:
+                os.read(self._wake_r, 64)
                 continue
+            ready += 1
             if key.fileobj is self.listener:
                 try:
                     conn, _ = self.listener.accept()
@@ -200,6 +218,7 @@ class ChannelServer:
                 self._selector.register(conn, selectors.EVENT_READ, None)
             else:
                 self._read_conn(key.fileobj)
+        return ready
 
     def _receive_loop(self) -> None:
         while not self._stop.is_set():
@@ -207,26 +226,42 @@ class ChannelServer:
                 self._poll(1.0)
             except Exception as err:  # noqa: BLE001
                 self._error(err)
+        try:
+            self._drain()
+            self._read_spills()
+        except Exception as err:  # noqa: BLE001
+            self._error(err)
 
-    def close(self) -> None:
-        """Read what the job's processes sent before exiting, apply it, remove the socket."""
+    def _drain(self) -> None:
+        """Read every connection to its end (the job has exited); see the module docstring."""
+        cut = False
+        while self._poll(0):
+            if time.monotonic() > self._deadline + self._clip_s:
+                cut = True  # still sending: what it has not sent yet is lost
+                break
+        for key in list(self._selector.get_map().values()):
+            conn = key.fileobj
+            if conn not in (self.listener, self._wake_r) and (cut or self._partial.get(conn)):
+                self._refused[CUT_AT_END] += 1
+
+    def close(self, deadline_s: float = DRAIN_S, clip_s: float | None = None) -> None:
+        """The job has exited: read what its processes sent, apply it (see the module
+        docstring: live meters for ``deadline_s`` seconds, then clipped to the run's end for
+        ``clip_s`` more, default as long again), count what was refused, remove the socket."""
+        self._clip_s = max(0.0, deadline_s if clip_s is None else clip_s)
+        self._deadline = time.monotonic() + max(0.0, deadline_s)
         self._stop.set()
         os.write(self._wake_w, b"x")
-        self._receiver.join(timeout=5)
-        self._selector.unregister(self._wake_r)
-        os.close(self._wake_r)
+        self._receiver.join(timeout=max(0.0, deadline_s) + self._clip_s + 5)
+        if self._receiver.is_alive():  # applying one line took longer than the whole drain
+            self._error(TimeoutError("the channel was still reading when the wrapper ended"))
+        else:
+            for key in list(self._selector.get_map().values()):
+                if not isinstance(key.fileobj, int):
+                    key.fileobj.close()
+            self._selector.close()
+            os.close(self._wake_r)
         os.close(self._wake_w)
-        # the job has exited: drain pending connections and data until nothing is left
-        while True:
-            keys = self._selector.select(0)
-            if not keys:
-                break
-            self._poll(0)
-        for key in list(self._selector.get_map().values()):
-            key.fileobj.close()
-        self._selector.close()
-        self._closing = True
-        self._read_spills()
         self._book(-1, dict(self._refused))
         shutil.rmtree(self.dir, ignore_errors=True)
 

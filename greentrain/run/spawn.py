@@ -235,10 +235,8 @@ def run_command(
                     recorder.event_now("processes stopped", count=stopped, processes=job.stopped,
                                        detail="still running when the command exited")  # fmt: skip
             oversight.close()
-            if recorder is not None:
-                recorder.stop()  # the end instant and final readings, before any store write
-            if channel is not None:
-                channel.close()
+            if channel is not None:  # what the job sent before it exited, then the run's end
+                channel.close(deadline_s=opts.grace_s / 4)  # <= grace/2 in all
         finally:
             try:
                 if session is not None:
