@@ -10,15 +10,8 @@ typed :mod:`greentrain.store.ops` value handed to :class:`~greentrain.run.applie
 (journal first, then the store) the moment it is made -- an event, a meter's changed status,
 a device taken over; logged metrics at the latest :data:`METRIC_FLUSH_S` seconds after they
 arrive -- so a busy store never delays the job and a SIGKILLed wrapper's record keeps them.
-
-A window boundary that arrives once the run's end instant is taken (a burst the wrapper was
-still reading when its drain's deadline passed, :mod:`greentrain.run.channel`) is clipped to
-it -- the end's readings and instant -- never dropped, and counted in an event
-(:data:`CLIPPED_EVENT`); a window opened after the end has no energy of its own to show, and
-its info says so (:data:`CLIPPED_INFO`). Window ends are ``fsync``-ed at most every
-:data:`WINDOW_SYNC_S` seconds (a burst of windows would otherwise cost one disk flush each); an
-end in between reaches the disk with the next flush (a later window's end, the run's end), and
-a killed wrapper loses none of them (they are written at once; only a machine crash could).
+Windows (their boundaries, energy, answers, and clipping at the run's end) are
+:class:`~greentrain.run.window_book.WindowBook`'s part of the recorder.
 
 Durations (the run's, a window's, a baseline's) come from the :class:`Clock`'s monotonic
 clock; its wall clock only labels instants (``started_at``, ``ended_at``, events), so a clock
@@ -59,6 +52,7 @@ from greentrain.run.identity import default_name
 from greentrain.run.listeners import Fanout
 from greentrain.run.meterset import MeterSet
 from greentrain.run.ranks import WorkerRanks
+from greentrain.run.window_book import CLIPPED_EVENT, WINDOW_SYNC_S, WindowBook
 from greentrain.store import ops, redact_all
 from greentrain.store.liveness import process_started, start_ticks
 
@@ -66,9 +60,6 @@ METRIC_FLUSH_N = 64  # metrics buffered before they are journalled ...
 METRIC_FLUSH_S = 1.0  # ... or at most this many seconds after they arrived
 SAMPLE_S = 10.0  # seconds between samples of the run's timeline (0: none)
 LISTENER_DRAIN_S = 5.0  # at most this long the end waits for listeners to take what was emitted
-WINDOW_SYNC_S = 0.05  # window ends are fsynced at most this often, seconds
-CLIPPED_EVENT = "window boundaries clipped to the run's end"
-CLIPPED_INFO = "opened_after_run_end"  # in a window's info: its energy could not be measured
 
 
 @dataclass(frozen=True)
@@ -80,7 +71,7 @@ class Clock:
     mono: Callable[[], float] = time.monotonic
 
 
-class Recorder:
+class Recorder(WindowBook):
     """Writes one run's record; implements :class:`greentrain.protocol.Sink`."""
 
     def __init__(
@@ -206,21 +197,6 @@ class Recorder:
                 self.writes.submit(ops.AddMetrics(self.run_id, entries=self._metrics))
                 self._metrics = []
 
-    def on_window_begin(
-        self, key: str, name: str, info: dict[str, Any], t: float, readings: Readings | None = None
-    ) -> None:
-        if readings is None and self.final is not None:  # wholly after the run's end: no energy
-            info = {**info, CLIPPED_INFO: True}
-        readings, t, mono = self._boundary(readings, t, None)
-        with self._lock:
-            idx = self._next_window
-            self._next_window += 1
-            self._windows[key] = (idx, name, t, mono, readings, info)
-            self._window_metrics[key] = []
-        self.flush_metrics()
-        self.writes.submit(ops.BeginWindow(self.run_id, idx=idx, name=name, started_unix=t,
-                                           info=info))  # fmt: skip
-
     def on_tracker_run(self, info: dict[str, Any]) -> None:
         """The trainer's own tracker run (MLflow, W&B): an event of the record, and news for
         the listeners (a mirror attaches to it)."""
@@ -232,57 +208,6 @@ class Recorder:
         """Another meter's figures for the run (:mod:`greentrain.record.evidence`): an event,
         read back as evidence beside the run's own figures, never added to them."""
         self.event_now(EVIDENCE_EVENT, **{str(k): v for k, v in info.items()})
-
-    def on_window_end(
-        self, key: str, t: float, readings: Readings | None = None, mono: float | None = None
-    ) -> dict[str, Any] | None:
-        """Close window ``key`` at unix ``t`` (a label); its duration is monotonic: from its
-        opening to ``mono`` (default: now). Returns the answer for the client that closed it
-        (:data:`greentrain.protocol.WINDOW_ANSWER`'s fields), None for an unknown key."""
-        readings, t, mono = self._boundary(readings, t, mono)
-        with self._lock:
-            opened = self._windows.pop(key, None)
-            logged = self._window_metrics.pop(key, [])
-        if opened is None:
-            return None
-        idx, name, t_begin, mono_begin, begin, info = opened
-        duration_s = max(0.0, mono - mono_begin)
-        energy = diff_readings(readings, begin)
-        run_energy = diff_readings(readings, self.offset) if self.offset else None
-        self.flush_metrics()
-        self.writes.submit(ops.EndWindow(
-            self.run_id, idx=idx, ended_unix=t, duration_s=duration_s,
-            energy_rows=readings_rows(energy),
-        ), sync=self._sync_due(mono))  # fmt: skip
-        best = select_best(energy, self.meters.statuses())
-        self.fanout.emit("on_window", {
-            "run_id": self.run_id, "index": idx, "name": name, "info": info,
-            "started_unix": t_begin, "ended_unix": t, "duration_s": duration_s,
-            "energy": best, "metrics": logged,
-            "run_energy": select_best(run_energy, self.meters.statuses()) if run_energy else None,
-        })  # fmt: skip
-        carbon = {k: self.carbon.get(k) for k in ("intensity_g_per_kwh", "pue")}
-        return to_jsonable({"name": name, "index": info.get("index"), "duration_s": duration_s,
-                            "energy": best, "carbon": carbon})  # fmt: skip
-
-    def _boundary(
-        self, readings: Readings | None, t: float, mono: float | None
-    ) -> tuple[Readings, float, float]:
-        """A boundary's readings, unix label and monotonic instant: the meters now, or once
-        the run's end is taken, clipped to it (and counted)."""
-        if readings is None and self.final is not None:
-            self.clipped += 1
-            return self.final, min(t, self.ended or t), self.ended_mono or self.clock.mono()
-        readings = self.meters.read() if readings is None else readings
-        return readings, t, self.clock.mono() if mono is None else mono
-
-    def _sync_due(self, mono: float) -> bool:
-        """Whether this window end is fsynced (:data:`WINDOW_SYNC_S`)."""
-        with self._lock:
-            if mono - self._synced_mono < WINDOW_SYNC_S:
-                return False
-            self._synced_mono = mono
-            return True
 
     # -- life cycle -----------------------------------------------------------------------------
     def baseline(self, seconds: float, should_stop: threading.Event | None = None) -> None:

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from greentrain.meters.fake import FakeMeter
-from greentrain.run.recorder import CLIPPED_EVENT, CLIPPED_INFO
+from greentrain.run.window_book import CLIPPED_EVENT, CLIPPED_INFO
 from greentrain.store import Store
 
 pytestmark = pytest.mark.slow
