@@ -15,17 +15,17 @@ import _shared as sh  # noqa: E402
 from greentrain.errors import ConfigError  # noqa: E402
 from greentrain.report import formats  # noqa: E402
 
-runs = sh.page_header("Export")
-if runs:
-    statuses = sorted({r["status"] for r in runs})
+if sh.page_header("Export"):
     c1, c2, c3 = st.columns([2, 2, 1])
-    pick = c1.multiselect("Runs with status", statuses, default=statuses)
     tag = c2.text_input("Only runs with tag (KEY=VALUE)", "")
+    k, eq, v = tag.partition("=")
+    tags = {k.strip(): v.strip()} if eq and k.strip() else {}
+    # the selection from summaries (the tag chosen in SQL); then the selected runs whole
+    listed, _ = sh.read_page(tags=tags, summary=True)
+    statuses = sorted({r["status"] for r in listed})
+    pick = c1.multiselect("Runs with status", statuses, default=statuses)
     allow_fake = c3.checkbox("Allow fake-meter runs", value=False)
-    sel = [r for r in runs if r["status"] in pick]
-    if "=" in tag:
-        k, _, v = tag.partition("=")
-        sel = [r for r in sel if (r.get("tags") or {}).get(k.strip()) == v.strip()]
+    sel = sh.read_ids([r["id"] for r in listed if r["status"] in pick])
     st.caption(
         f"{len(sel)} runs selected. Tables pool finished runs per configuration; totals and the "
         "statement include failed and interrupted runs."
