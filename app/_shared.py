@@ -22,6 +22,7 @@ from greentrain.report.grouping import runs_frame
 from greentrain.store import Store, StoreError, default_target, is_url, redact
 from greentrain.store.selection import RunQuery
 
+PAST_THE_END = 2**31 - 1  # an offset no listing reaches (fits a 32-bit SQL integer)
 ENV_PATH = "GREENTRAIN_APP_STORE"
 ENV_NOTE = "GREENTRAIN_APP_STORE_NOTE"
 APP_DIR = Path(__file__).resolve().parent
@@ -139,7 +140,8 @@ def count_runs() -> tuple[int, Path | str | None, str]:
     target, _, shown, note = _store_key()
     if target is None:
         return 0, shown, note
-    _, total = read_page(limit=1, summary=True)
+    # an offset past any store's end: the store counts the entries in SQL and reads no run
+    _, total = read_page(limit=1, offset=PAST_THE_END, summary=True)
     return int(total or 0), shown, note
 
 
