@@ -31,19 +31,22 @@ if sh.page_header("Export"):
         "statement include failed and interrupted runs."
     )
     options = formats.RenderOptions(allow_fake=allow_fake)
-    texts: dict[str, str] = {}
-    for fmt in formats.REGISTRY:
+
+    def render(name: str) -> str:
+        """One format's text of the selection (rendered when shown or downloaded: eight
+        formats of thousands of runs take tens of seconds)."""
         try:
-            texts[fmt.name] = fmt.render(sel, options)
+            return formats.get(name).render(sel, options)
         except ConfigError as err:
-            texts[fmt.name] = f"Not written: {err}"
+            return f"Not written: {err}"
+
     st.subheader("Downloads")
     for fmt in formats.REGISTRY:
         left, right = st.columns([3, 2])
         left.markdown(f"**{fmt.name}** — {fmt.summary} (`{fmt.file_name}`)")
         right.download_button(
             f"Download {fmt.file_name}",
-            texts[fmt.name],
+            lambda name=fmt.name: render(name),  # rendered when clicked
             file_name=fmt.file_name,
             mime=fmt.mime,
             key=f"dl_{fmt.name}",
@@ -51,10 +54,11 @@ if sh.page_header("Export"):
     st.subheader("Preview")
     show = st.selectbox("Format", formats.NAMES, index=formats.NAMES.index("markdown"))
     chosen = formats.get(show)
+    text = render(show)
     if chosen.preview == "markdown":
-        st.markdown(texts[show])  # run text in it is escaped: it renders as text
+        st.markdown(text)  # run text in it is escaped: it renders as text
         with st.expander("Source (with a copy button)"):
-            st.code(texts[show], language="markdown", wrap_lines=True)
+            st.code(text, language="markdown", wrap_lines=True)
     else:
         language = None if chosen.preview == "text" else chosen.preview
-        st.code(texts[show], language=language, wrap_lines=True)
+        st.code(text, language=language, wrap_lines=True)
