@@ -1,6 +1,6 @@
-"""Reads at scale: ``runs``, ``show RUN``, ``show GROUP`` and an export on synthetic stores of
-1,000 and 10,000 runs with a 64-node group, on SQLite and PostgreSQL; and what a 64-node job
-costs the store, measured on a small real group and scaled.
+"""Reads at scale: ``runs``, ``show RUN``, ``show GROUP``, an export and the app's Runs and Run
+pages on synthetic stores of 1,000 and 10,000 runs with a 64-node group, on SQLite and
+PostgreSQL; and what a 64-node job costs the store, measured on a small real group and scaled.
 
 Stores (``tests/fixtures/synthetic_store.py``): N runs of their own on 16 hosts plus one group
 of 64 nodes (one host each), each run written through the store's write path with 10 windows
@@ -9,7 +9,8 @@ energy and its end. The PostgreSQL store holds the same rows, copied from the SQ
 
 Each command runs in this process through the CLI's own entry point (opening the store,
 choosing and reading the runs, printing; the interpreter's start-up is not in it:
-``benchmarks/startup_latency.py`` measures that), its output discarded; the median of
+``benchmarks/startup_latency.py`` measures that), its output discarded; the app's pages through
+Streamlit's AppTest (``benchmarks/app_reads.py``); the median of
 ``--repeats`` runs after one warm-up. Targets on the project's 2-core machine: ``runs`` on
 10,000 runs <= 1 s, ``show`` of a 64-node group <= 0.5 s.
 
@@ -41,6 +42,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from app_reads import page_seconds  # noqa: E402
+
 TABLES = ("runs", "energy", "windows", "metrics", "meters", "samples", "journal_applied")
 
 
@@ -114,6 +118,8 @@ def measure(store: str, repeats: int) -> dict:
             ["export", "--store", store, "-f", "csv", "--allow-fake", "--tag", "sweep=s3"],
             max(1, repeats // 2),
         ),
+        "app: Runs page": page_seconds(store, "runs", repeats),
+        "app: Run page": page_seconds(store, "run", repeats, run=newest_run),
     }
 
 

@@ -19,10 +19,12 @@ from greentrain.report.escape import markdown_text  # noqa: E402
 from greentrain.report.stats import mean_ci  # noqa: E402
 from greentrain.report.versus_dense import dense_labels  # noqa: E402
 
-runs = sh.page_header("Compare")
-finished = [r for r in runs if r.get("status") == "finished"]
+n_runs = sh.page_header("Compare")
+# the scopes from the finished runs' summaries (no windows or metrics); then the chosen scope's
+# runs whole (their curves are drawn)
+finished = sh.read_page(status="finished", summary=True)[0] if n_runs else []
 frame = grouping.runs_frame(finished)
-if runs and frame.empty:
+if n_runs and frame.empty:
     sh.empty_state(None, "finished runs")
 elif not frame.empty:
     scopes = frame.groupby(["model", "dataset"], dropna=False).size().sort_values(ascending=False)
@@ -36,7 +38,7 @@ elif not frame.empty:
             "id",
         ]
     )
-    scoped = [r for r in finished if r.get("id") in ids]
+    scoped = sh.read_ids(sorted(ids))
     varying = grouping.splitting_keys(scoped)
     group_by = None
     if varying:
@@ -140,9 +142,10 @@ elif not frame.empty:
         )
 
 # -- where ssProp saves energy (recorded `greentrain bench ssprop` runs) ----------------------
-if runs:
+if n_runs:
     st.subheader("Where ssProp saves energy, and where it does not")
-    bench_rows = where.rows_from_runs(runs)
+    bench_runs, _ = sh.read_page(status="finished", tags={"bench": "ssprop"})
+    bench_rows = where.rows_from_runs(bench_runs)
     if bench_rows:
         st.dataframe(
             pd.DataFrame([where.cells(r) for r in bench_rows], columns=where.HEADERS),

@@ -15,35 +15,38 @@ import _shared as sh  # noqa: E402
 from greentrain.errors import ConfigError  # noqa: E402
 from greentrain.report import formats  # noqa: E402
 
-runs = sh.page_header("Export")
-if runs:
-    statuses = sorted({r["status"] for r in runs})
+if sh.page_header("Export"):
     c1, c2, c3 = st.columns([2, 2, 1])
-    pick = c1.multiselect("Runs with status", statuses, default=statuses)
     tag = c2.text_input("Only runs with tag (KEY=VALUE)", "")
+    k, eq, v = tag.partition("=")
+    tags = {k.strip(): v.strip()} if eq and k.strip() else {}
+    # the selection from summaries (the tag chosen in SQL); then the selected runs whole
+    listed, _ = sh.read_page(tags=tags, summary=True)
+    statuses = sorted({r["status"] for r in listed})
+    pick = c1.multiselect("Runs with status", statuses, default=statuses)
     allow_fake = c3.checkbox("Allow fake-meter runs", value=False)
-    sel = [r for r in runs if r["status"] in pick]
-    if "=" in tag:
-        k, _, v = tag.partition("=")
-        sel = [r for r in sel if (r.get("tags") or {}).get(k.strip()) == v.strip()]
+    sel = sh.read_ids([r["id"] for r in listed if r["status"] in pick])
     st.caption(
         f"{len(sel)} runs selected. Tables pool finished runs per configuration; totals and the "
         "statement include failed and interrupted runs."
     )
     options = formats.RenderOptions(allow_fake=allow_fake)
-    texts: dict[str, str] = {}
-    for fmt in formats.REGISTRY:
+
+    def render(name: str) -> str:
+        """One format's text of the selection (rendered when shown or downloaded: eight
+        formats of thousands of runs take tens of seconds)."""
         try:
-            texts[fmt.name] = fmt.render(sel, options)
+            return formats.get(name).render(sel, options)
         except ConfigError as err:
-            texts[fmt.name] = f"Not written: {err}"
+            return f"Not written: {err}"
+
     st.subheader("Downloads")
     for fmt in formats.REGISTRY:
         left, right = st.columns([3, 2])
         left.markdown(f"**{fmt.name}** — {fmt.summary} (`{fmt.file_name}`)")
         right.download_button(
             f"Download {fmt.file_name}",
-            texts[fmt.name],
+            lambda name=fmt.name: render(name),  # rendered when clicked
             file_name=fmt.file_name,
             mime=fmt.mime,
             key=f"dl_{fmt.name}",
@@ -51,10 +54,11 @@ if runs:
     st.subheader("Preview")
     show = st.selectbox("Format", formats.NAMES, index=formats.NAMES.index("markdown"))
     chosen = formats.get(show)
+    text = render(show)
     if chosen.preview == "markdown":
-        st.markdown(texts[show])  # run text in it is escaped: it renders as text
+        st.markdown(text)  # run text in it is escaped: it renders as text
         with st.expander("Source (with a copy button)"):
-            st.code(texts[show], language="markdown", wrap_lines=True)
+            st.code(text, language="markdown", wrap_lines=True)
     else:
         language = None if chosen.preview == "text" else chosen.preview
-        st.code(texts[show], language=language, wrap_lines=True)
+        st.code(text, language=language, wrap_lines=True)

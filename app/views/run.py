@@ -49,16 +49,39 @@ def _from_one(epochs: list) -> list:
     return [e + shift if isinstance(e, int) and not isinstance(e, bool) else e for e in epochs]
 
 
-runs = sh.page_header("Run")
-if runs:
-    ids = [r["id"] for r in runs]
+LISTED = 100  # the newest runs the selector lists; any other opens by id (?run=ID)
+
+
+def _label(run: dict) -> str:
+    return f"{run['name']} · {run['status']} · {run['id'][:12]}"
+
+
+if sh.page_header("Run"):
+    listed, _ = sh.read_page(limit=LISTED, summary=True)
+    labels = {r["id"]: _label(r) for r in listed}
     wanted = st.query_params.get("run")
-    finished = [i for i, r in enumerate(runs) if r.get("status") == "finished"]
-    last = finished[-1] if finished else len(ids) - 1  # open on the last finished run
-    index = next((i for i, x in enumerate(ids) if wanted and x.startswith(wanted)), last)
-    names = {r["id"]: f"{r['name']} · {r['status']} · {r['id'][:12]}" for r in runs}
-    run_id = st.selectbox("Run", ids, index=index, format_func=names.get)
-    run = next(r for r in runs if r["id"] == run_id)
+    opened = sh.read_run(wanted) if wanted else None
+    if wanted and opened is None:
+        st.warning(f"No single run has the id or prefix {markdown_text(wanted)!s}.")
+    if opened is None:  # open on the last finished run
+        last, _ = sh.read_page(status="finished", limit=1, summary=True)
+        default = last[-1]["id"] if last else listed[-1]["id"]
+        if last:
+            labels.setdefault(default, _label(last[-1]))
+    else:
+        default = opened["id"]
+        labels.setdefault(default, _label(opened))
+    ids = list(labels)
+    run_id = st.selectbox(
+        f"Run (the newest {LISTED}; open any other with ?run=ID)",
+        ids,
+        index=ids.index(default),
+        format_func=labels.get,
+    )
+    run = opened if opened is not None and opened["id"] == run_id else sh.read_run(run_id)
+    if run is None:
+        st.error(f"Run {run_id} is no longer in the store.")
+        st.stop()
 
     est = run_figures.run_is_estimated(run)
     c1, c2, c3, c4 = st.columns(4)

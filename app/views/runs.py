@@ -1,5 +1,7 @@
-"""Runs: every run in the store, filterable, with status, totals, and estimates marked; the key
-columns (name, status, accuracy, energy, CO2e) first, so they read without scrolling at 1,400 px."""
+"""Runs: the store's runs a page at a time, newest first, filtered by status, name and tags --
+the page chosen in SQL, so only its runs are read -- with status, totals, and estimates marked;
+the key columns (name, status, accuracy, energy, CO2e) first, so they read without scrolling at
+1,400 px."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _shared as sh  # noqa: E402
 
+from greentrain.record.group import STATUS_ORDER  # noqa: E402
 from greentrain.report.formatting import (  # noqa: E402
     fmt_co2_g,
     fmt_duration_s,
@@ -28,24 +31,37 @@ def _nodes(count: object, expected: object, incomplete: object) -> str:
     return f"{int(count)} of {int(expected)}{mark}"  # type: ignore[call-overload]
 
 
-runs = sh.page_header("Runs")
-if runs:
-    df = sh.frame(runs)
-    c1, c2, c3 = st.columns(3)
-    statuses = sorted(df["status"].dropna().unique())
-    pick_status = c1.multiselect("Status", statuses, default=statuses)
-    configs = sorted(df["configuration"].dropna().unique())
-    pick_config = c2.multiselect("Configuration", configs, default=[])
-    text = c3.text_input("Name, id or tag contains", "")
-    sel = df[df["status"].isin(pick_status)]
-    if pick_config:
-        sel = sel[sel["configuration"].isin(pick_config)]
-    if text:
-        needle = text.lower()
-        hay = (
-            sel["name"].astype(str) + " " + sel["id"].astype(str) + " " + sel["tags"].astype(str)
-        ).str.lower()
-        sel = sel[hay.str.contains(needle, regex=False)]
+PAGE_SIZES = (25, 50, 100, 200)
+STATUSES = ("finished", *STATUS_ORDER)
+
+
+def _tags(text: str) -> dict[str, str]:
+    """``"k=v, k2=v2"`` as a dict (parts without ``=`` are ignored)."""
+    pairs = (part.partition("=") for part in text.split(","))
+    return {k.strip(): v.strip() for k, eq, v in pairs if eq and k.strip()}
+
+
+n_runs = sh.page_header("Runs")
+if n_runs:
+    c1, c2, c3, c4 = st.columns([1, 2, 2, 1])
+    pick_status = c1.selectbox("Status", ["all", *STATUSES], index=0)
+    name = c2.text_input("Name is", "").strip()
+    tag_text = c3.text_input("Tags (KEY=VALUE, comma separated)", "")
+    size = c4.selectbox("Runs per page", PAGE_SIZES, index=1)
+    page_no = int(st.session_state.get("runs_page_no", 1))
+    status = None if pick_status == "all" else pick_status
+    runs, matched = sh.read_page(
+        status=status, name=name or None, tags=_tags(tag_text), limit=size,
+        offset=(page_no - 1) * size,
+    )  # fmt: skip
+    known = matched if matched is not None else (page_no - 1) * size + len(runs) + 1
+    pages = max(1, -(-known // size))
+    st.number_input("Page (newest first)", min_value=1, max_value=max(pages, page_no), step=1,
+                    key="runs_page_no")  # fmt: skip
+    if not runs:
+        st.info("No runs match these filters" + (" on this page." if page_no > 1 else "."))
+        st.stop()
+    sel = sh.frame(runs)
 
     by_id = {r["id"]: r for r in runs}
     table = sel.assign(
@@ -64,8 +80,10 @@ if runs:
             "duration_s", "nodes", "estimated", "energy_sources", "tags", "started_at", "id",
         ]
     ]  # fmt: skip
+    counted = f"of {matched}" if matched is not None else "of at least " + str(known)
     st.caption(
-        f"{len(sel)} of {len(df)} runs. Energies marked ≈ are estimates, not measurements, and a "
+        f"Page {page_no}: {len(sel)} runs {counted} matching ({n_runs} in the store). "
+        "Energies marked ≈ are estimates, not measurements, and a "
         "partly measured one says how much; "
         "'not measured' means no meter could measure (see the Run page for the reason)."
     )
@@ -84,9 +102,8 @@ if runs:
             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
         },
     )
-    st.subheader("Totals (failed and interrupted runs included)")
-    ids = set(sel["id"])
-    totals = study_totals([r for r in runs if r["id"] in ids])
+    st.subheader("Totals of this page (failed and interrupted runs included)")
+    totals = study_totals(runs)
     st.dataframe(
         totals.assign(
             energy=totals["energy_kwh"].map(fmt_energy_kwh),

@@ -85,8 +85,18 @@ def test_runs_page_lists_runs_totals_and_marks_estimates(data_store):
 
 def test_runs_page_filters_by_status(data_store):
     at = _run("runs")
-    at.multiselect[0].set_value(["failed"]).run()
+    at.selectbox[0].set_value("failed").run()  # one status, chosen in SQL
     assert list(at.dataframe[0].value["id"]) == ["f0"]
+
+
+def test_runs_page_filters_by_name_and_tag_in_sql(data_store):
+    at = _run("runs")
+    name = at.dataframe[0].value["name"].iloc[0]
+    at.text_input[0].set_value(str(name)).run()
+    assert set(at.dataframe[0].value["name"]) == {name}
+    at.text_input[0].set_value("").run()
+    at.text_input[1].set_value("nosuchtag=1").run()
+    assert not at.dataframe and "No runs match" in at.info[0].value
 
 
 def test_compare_page_draws_heatmap_pareto_energy_to_accuracy_and_savings(data_store):

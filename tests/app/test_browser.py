@@ -13,6 +13,9 @@ from fixtures.browser import CHROMIUM, PAGES, capture_page, chromium, running_ap
 from fixtures.runs import make_run, study
 from fixtures.store import write_store
 
+from greentrain.report import formats
+from greentrain.store import Store
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "app"
 # A schedule name that is Markdown and HTML: a link, a remote image, a tag.
 HOSTILE = (
@@ -28,6 +31,21 @@ pytestmark = [
     ),
     pytest.mark.timeout(600),
 ]
+
+
+def _download(browser, url: str, label: str) -> str:
+    """Click the Export page's download button ``label`` and return the file's text (the app
+    renders a format only when its download is asked for)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{url}/export", wait_until="domcontentloaded")
+        button = page.get_by_role("button", name=label)
+        button.wait_for(state="visible", timeout=60_000)
+        with page.expect_download(timeout=60_000) as download:
+            button.click()
+        return Path(download.value.path()).read_text(encoding="utf-8")
+    finally:
+        page.close()
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +64,7 @@ def shown(tmp_path_factory):
         for page in PAGES:
             query = "?run=h0" if page == "run" else ""
             out[page] = capture_page(browser, url, page, ARTIFACTS / f"{page}.png", query)
+        out["csv_download"] = _download(browser, url, "Download greentrain-csv.csv")
     out["log"] = (tmp / "app.log").read_text()
     out["store"] = store
     return out
@@ -82,3 +101,12 @@ def test_no_page_needs_horizontal_scroll_at_1400_px(shown):
     for page in PAGES:
         assert "Page not found" not in shown[page]["body"], page
         assert max(shown[page]["overflow"]) <= 0, (page, shown[page]["overflow"])
+
+
+def test_export_download_renders_the_format_when_clicked(shown):
+    with Store(shown["store"], read_only=True) as store:
+        runs = store.list_runs()
+    expected = formats.get("csv").render(runs, formats.RenderOptions(allow_fake=False))
+    got = shown["csv_download"]
+    assert got.splitlines()[0] == expected.splitlines()[0]  # the same columns
+    assert sorted(got.splitlines()) == sorted(expected.splitlines())  # the same rows
