@@ -55,6 +55,7 @@ class RunWrites:
         self._deadline: float | None = None
         self._busy_since: float | None = None
         self._warned = False
+        self._last_error: StoreError | None = None  # the last reason the store gave for not landing
         self._synced = False
         self._thread = threading.Thread(target=self._loop, name="greentrain-writes", daemon=True)
         self._thread.start()
@@ -140,6 +141,7 @@ class RunWrites:
         """The store is busy or unreachable: warn once (after :data:`ATTEMPT_S`, or at the
         end), then pause :data:`RETRY_PAUSE_S` before the next attempt."""
         now = time.monotonic()
+        self._last_error = err if err is not None else self._last_error
         if self._busy_since is None:
             self._busy_since = now
         if not self._warned and (now - self._busy_since >= ATTEMPT_S or self._closing):
@@ -173,7 +175,9 @@ class RunWrites:
             for error in self.errors:
                 say(f"the store refused a write: {error}")
             if self.where is not None and (not self._warned or self.errors):
-                say(f"{left or len(self.errors)} writes of this run wait in {self.where}; "
+                reason = self._last_error or (self._store.busy_reason if self._store else None)
+                why = f" ({reason})" if reason else ""
+                say(f"{left or len(self.errors)} writes of this run wait in {self.where}{why}; "
                      "`greentrain store sync` lands them once the store answers")  # fmt: skip
         return landed
 

@@ -86,6 +86,7 @@ class Connection:
         self.read_only = read_only
         self.create = create and not read_only
         self.patience_s = RETRY_S  # how long a write waits for a busy store
+        self.last_busy: str | None = None  # why the last retried call was waiting (None: it ended)
         self._lock = threading.RLock()
 
     # -- what a backend provides ----------------------------------------------------------------
@@ -167,11 +168,15 @@ class Connection:
         delay = 0.01
         while True:
             try:
-                return fn()
+                result = fn()
+                self.last_busy = None
+                return result
             except StoreError:
                 raise
             except Exception as err:
                 why = self._busy(err)
+                if why is not None:
+                    self.last_busy = f"store {self.path} {why}"
                 if why is None:
                     mapped = self._failure(err, reading)
                     if mapped is None:

@@ -210,6 +210,11 @@ class Store(StoreReader):
         with self._conn.patience(seconds):
             yield
 
+    @property
+    def busy_reason(self) -> str | None:
+        """Why the store's last write was still waiting (full, locked, unreachable), or None."""
+        return self._conn.last_busy
+
     def replaced(self) -> bool:
         """Whether the store file was deleted or replaced since this object opened it."""
         return self._conn.replaced()
