@@ -40,7 +40,7 @@ def test_readme_opens_with_run_and_test_commands():
     assert len(commands) >= 2, "README must open with two command blocks (main job, tests)"
     assert "pip install torch==2.14.1 torchvision==0.29.1" in commands[0]
     assert 'pip install -e ".[paper]"' in commands[0] and "greentrain " in commands[0]
-    assert "pytest --durations=25" in commands[1]
+    assert "pytest -n auto --durations=25" in commands[1]
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
