@@ -54,6 +54,7 @@ BACKOFF_MIN_S = 0.05  # first wait before connecting again, seconds
 BACKOFF_MAX_S = 2.0  # longest wait between connection attempts, seconds
 EXIT_FLUSH_S = 5.0  # how long exit waits for the wrapper to take the buffer, seconds
 REPORT_EVERY_S = 5.0  # drop counts are reported at most this often (and always at exit)
+DRAIN_EVERY_S = 0.05  # a send reads the wrapper's unasked answers at most this often, seconds
 DROP_BUFFER_FULL = "buffer full"
 DROP_UNSENT_AT_EXIT = "unsent at exit"  # no spill file could be written either
 _TRANSIENT = (OSError,)  # every socket error is worth a retry: the wrapper may come back
@@ -73,6 +74,7 @@ class Link:
         self._pending_bytes = 0
         self._head_sent = 0  # bytes of _pending[0] written on the current connection
         self._next_try = 0.0
+        self._next_drain = 0.0  # monotonic s: when a send next reads unasked answers
         self._backoff = BACKOFF_MIN_S
         self._outage_warned = False
         self._exit_hooked = False
@@ -259,9 +261,12 @@ class Link:
             return True
         if self._sock is None and not self._connect():
             return False
-        self._drain()  # answers nobody asked for must not fill the wrapper's side
-        if self._sock is None:
-            return False
+        now = time.monotonic()
+        if now >= self._next_drain:  # answers nobody asked for must not fill the wrapper's side
+            self._next_drain = now + DRAIN_EVERY_S  # (a recv per call would double its cost)
+            self._drain()
+            if self._sock is None:
+                return False
         while self._pending:
             line = self._pending[0]
             try:
