@@ -108,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         configs: dict[str, tuple[list[str], str | None]] = {}
-        for variant in args.variant or [Variant("", sys.executable)]:
+        for i, variant in enumerate(args.variant or [Variant("", sys.executable)]):
             prefix = f"{variant.label}: " if variant.label else ""
-            for name, argv_ in configurations(Path(tmp) / "s.db", variant.python).items():
+            store = Path(tmp) / f"s{i}.db"  # a store each: another tree may have another schema
+            for name, argv_ in configurations(store, variant.python).items():
                 if name == "true":
                     configs[name] = (argv_, None)
                 elif not args.only or any(t in name for t in args.only):
