@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from greentrain.record.ranking import total_j
+
 MIN_SIBLINGS = 2  # fewer give no prior
 PRIOR_DF_MAX = 20  # the variation prior weighs at most as much as 20 epochs of the run's own
 WARMUP_EPOCHS = 1  # the first epoch (its own cost, unlike a sibling's) leaves the variation prior
@@ -56,6 +58,24 @@ def sibling_key(command: Sequence[Any] | None, config: Mapping[str, Any] | None)
             words.append(word)
     rest = {k: v for k, v in (config or {}).items() if k not in VARYING_KEYS}
     return json.dumps([words, rest], sort_keys=True, default=str)
+
+
+def epoch_joules(run: Mapping[str, Any]) -> list[float] | None:
+    """The joules of each of a run object's ``epoch`` windows, in order (each the sum of its
+    domains' best figures), or None when the run has none or one was not measured."""
+    windows = run.get("windows")
+    if not isinstance(windows, list):
+        return None
+    out = []
+    for window in windows:
+        if not isinstance(window, Mapping) or window.get("name") != "epoch":
+            continue
+        energy = window.get("energy")
+        joules = total_j(energy) if isinstance(energy, Mapping) else None
+        if joules is None or not 0 < joules < math.inf:
+            return None
+        out.append(float(joules))
+    return out or None
 
 
 @dataclass(frozen=True)

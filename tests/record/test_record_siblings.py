@@ -11,7 +11,7 @@ import statistics
 import pytest
 
 from greentrain.record.forecast import forecast
-from greentrain.record.siblings import MIN_SIBLINGS, sibling_key, sibling_prior
+from greentrain.record.siblings import MIN_SIBLINGS, epoch_joules, sibling_key, sibling_prior
 from greentrain.report.backtest import backtest, siblings_of
 
 
@@ -150,3 +150,26 @@ def test_the_backtest_gives_a_run_the_prior_of_the_siblings_finished_before_it_s
     assert {r.siblings for r in backtest(runs, [0.5], siblings="others")} == {3}
     with pytest.raises(ValueError, match="siblings must be one of"):
         backtest(runs, [0.5], siblings="all")
+
+
+def test_a_forecast_says_how_many_sibling_runs_its_prior_came_from():
+    rng = random.Random(5)
+    prior = sibling_prior([_job(12, rng) for _ in range(4)], 12)
+    mine = _job(12, rng)
+    with_prior = forecast(mine[:4], 12, prior=prior)
+    assert with_prior.siblings == 4 and with_prior.to_dict()["siblings"] == 4
+    assert forecast(mine[:4], 12).siblings == 0
+    assert forecast(mine[:4], 20, prior=prior).siblings == 0  # the prior covers 12 epochs only
+    assert forecast(mine, 12, prior=prior).siblings == 4  # the last forecast: nothing to come
+
+
+def test_epoch_joules_are_the_best_figures_of_each_epoch_window_or_none():
+    def window(name, **energy):
+        return {"name": name, "energy": {d: {"energy_j": j} for d, j in energy.items()}}
+
+    run = {"windows": [window("epoch", gpu=3.0, cpu=1.0), window("eval", gpu=9.0),
+                       window("epoch", gpu=2.0)]}  # fmt: skip
+    assert epoch_joules(run) == [4.0, 2.0]
+    run["windows"].append({"name": "epoch", "energy": {"gpu": {"energy_j": None}}})
+    assert epoch_joules(run) is None  # an epoch nothing measured: no series
+    assert epoch_joules({"windows": []}) is None and epoch_joules({}) is None
