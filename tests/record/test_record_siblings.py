@@ -4,6 +4,7 @@ coverage it keeps on many simulated runs and the width it saves, and the match r
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import statistics
@@ -73,6 +74,30 @@ def test_the_prior_learns_the_shape_the_variation_and_its_correlation():
     assert math.sqrt(prior.variance) == pytest.approx(0.1, rel=0.15)
     assert prior.rho == pytest.approx(0.3, abs=0.1)
     assert prior.slope_variance < 1e-4  # every run drifts alike
+
+
+def test_the_prior_learns_how_far_the_levels_of_sibling_runs_lie_apart():
+    rng = random.Random(4)
+    apart = sibling_prior([_job(20, rng) for _ in range(40)], 20)  # levels within +-20%
+    # a uniform(-0.2, 0.2) log level varies by 0.4^2 / 12; a run against all 40: (1 + 1/40)
+    assert apart.level_variance == pytest.approx(0.4**2 / 12 * (1 + 1 / 40), rel=0.4)
+    alike = [[50.0 * math.exp(u) for u in _ar1(20, 0.3, 0.05, rng)] for _ in range(40)]
+    assert sibling_prior(alike, 20).level_variance < 0.1 * apart.level_variance
+
+
+def test_the_level_prior_narrows_a_run_like_its_siblings_and_frees_a_run_unlike_them():
+    rng = random.Random(6)
+    siblings = [[50.0 * math.exp(u) for u in _ar1(20, 0.3, 0.05, rng)] for _ in range(6)]
+    prior = sibling_prior(siblings, 20)
+    free = dataclasses.replace(prior, level_variance=math.nan)  # the level from the run alone
+    like = [50.0 * math.exp(u) for u in _ar1(20, 0.3, 0.05, rng)]
+    narrow, wide = forecast(like[:5], 20, prior=prior), forecast(like[:5], 20, prior=free)
+    assert narrow.high_j - narrow.low_j < 0.8 * (wide.high_j - wide.low_j)
+    assert narrow.low_j <= sum(like) <= narrow.high_j
+    unlike = [v * 1.3 for v in like]  # the same job on a node 30% dearer
+    made = forecast(unlike[:5], 20, prior=prior)
+    assert made.total_j == pytest.approx(sum(unlike), rel=0.05)  # not pulled to the siblings'
+    assert made.low_j <= sum(unlike) <= made.high_j
 
 
 def test_siblings_that_drift_apart_leave_the_trend_in_the_forecast():
