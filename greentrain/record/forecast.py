@@ -47,7 +47,9 @@ Method (:func:`forecast`; the reasons and the back-test are in ``docs/forecasts-
   configuration give the shape of the run's epochs and how much they vary; the same two models
   are then fitted to the run's log joules *about the siblings' mean profile* (the level, and a
   trend away from it), with the residual variance pooled with the siblings' and the AR(1)
-  prior taken from theirs. Without siblings, everything is as above.
+  prior taken from theirs; the level and the trend have priors from how far the siblings'
+  levels and slopes lie apart (the level's unless the run's own level conflicts with it), each
+  prior's spread counted in the interval. Without siblings, everything is as above.
 * ``total = spent + predicted remaining``; CO2e follows at the run's intensity and PUE.
 
 Pure functions of numbers; joules in, joules out.
