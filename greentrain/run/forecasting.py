@@ -208,8 +208,8 @@ class ForecastListener:
             usable = sum(len(s) >= first + total for s in series)
             note = (
                 "no finished sibling run in the store" if not series else
-                f"{usable} sibling run{'s' if usable != 1 else ''} with every epoch measured"
-                f" (a prior needs {MIN_SIBLINGS})"
+                f"{usable} sibling run{'s' if usable != 1 else ''} with all {total} epochs"
+                f" measured (a prior needs {MIN_SIBLINGS})"
             )  # fmt: skip
         self._prior = (series, first, total, prior, note)
         return prior, note

@@ -154,3 +154,15 @@ def test_the_progress_line_says_how_many_sibling_runs_the_prior_came_from(siblin
     assert made.siblings == len(series)
     made = dataclasses.replace(made, siblings=siblings)
     assert progress_text(made).endswith(words)
+
+
+def test_one_sibling_or_shorter_ones_give_no_prior_and_say_so():
+    short = _series(50.0, 2)[:6]  # a sibling of fewer epochs than this run has
+    listener = ForecastListener(epochs=EPOCHS)
+    listener.use_siblings(SiblingSource(["python", "x.py"], lambda c: [_series(50.0, 1), short]))
+    for i, j in enumerate(_series(50.0, 3)[:3]):
+        listener.on_window(_epoch(i, j))
+    assert listener.latest.siblings == 0
+    assert listener.latest.siblings_note == (
+        "1 sibling run with all 8 epochs measured (a prior needs 2)"
+    )
