@@ -4,10 +4,15 @@ weight of the trend model (the method and its reasons: ``docs/forecasts-and-budg
 
 With a :class:`~greentrain.record.siblings.SiblingPrior` the logs are fitted about the
 siblings' profile (``log E_t - offset_t``), the residual variance is pooled with the siblings'
-(its degrees of freedom added to the fit's), and the trend away from the profile has a normal
-prior of mean 0 and the siblings' slope variance ``tau2`` (a ridge ``s2 / tau2`` on the trend
-term); where the siblings' slopes vary no more than their noise explains (``tau2 = 0``) only
-the model without a trend is fitted.
+(its degrees of freedom added to the fit's), the level about the profile has a normal prior of
+mean 0 and the siblings' level variance ``tau0^2`` (a ridge ``s2 / tau0^2`` on the level,
+``tau0^2`` at least :data:`LEVEL_FLOOR` ``s2``), and the trend away from the profile one of
+mean 0 and the siblings' slope variance ``tau2`` (a ridge ``s2 / tau2`` on the trend term);
+where the siblings' slopes vary no more than their noise explains (``tau2 = 0``) only the
+model without a trend is fitted. A ridge ``lambda`` biases its coefficient toward the prior's
+mean; the prior's own spread is counted back in a forecast's variance
+(``+ s2 lambda (g' A^-1 e_j)^2``, the estimate's error against a coefficient drawn from the
+prior), so the interval stays honest where the prior is narrow.
 
 Pure functions of numbers: epoch joules in logs, epochs by index (0 the run's first).
 """
@@ -27,6 +32,8 @@ TREND_DF = 1  # residual degrees of freedom a trend term must leave
 RHO_PRIOR = 0.5  # prior mean of the lag-1 autocorrelation of epoch-to-epoch variation
 RHO_PRIOR_EPOCHS = 10  # the prior's weight, in epochs (against the residuals' degrees of freedom)
 RHO_MAX = 0.9
+LEVEL_FLOOR = 0.01  # the siblings' level variance counts at least this share of the epochs'
+CHI2_1_95 = 3.841458820694124  # chi-square's 95% quantile, one degree of freedom
 SCORED_ORIGINS = 50  # the latest origins the leave-future-out weight scores (bounds its cost)
 
 
@@ -89,6 +96,7 @@ class Fit:
     fitted: tuple[int, ...] = ()  # the epochs fitted
     rss: float = math.nan  # residual sum of squares of the logs
     prior: SiblingPrior | None = None  # the siblings' profile and variation, if any
+    ridge: tuple[float, ...] = ()  # per column: the prior's ridge s2 / tau2 (0: none)
 
     def rows(self, index: Sequence[int], flops: Sequence[float] | None) -> Any:
         import numpy as np
@@ -123,6 +131,8 @@ class Fit:
         seen = list(self.fitted)
         c = np.concatenate([self.rows(seen, flops) @ (self.inverse @ g), -w])
         var = self.variance * float(c @ ar1_times([*seen, *index], c, self.rho))
+        for j, ridge in enumerate(self.ridge):  # a prior's own spread: the ridge's bias
+            var += self.variance * ridge * float(g @ self.inverse[:, j]) ** 2
         return total, math.sqrt(max(var, 0.0))
 
 
@@ -143,8 +153,23 @@ def fit_models(
     flat = prior is not None and prior.slope_variance == 0  # siblings drift alike
     if not flat and len(index) - (len(columns) + 1) >= TREND_DF:
         candidates.append([*columns, "t"])
-    fits = [least_squares(y, flops, index, c, prior) for c in candidates]
+    free = least_squares(y, flops, index, columns, prior, level_prior=False) if prior else None
+    level = prior is not None and _level_agrees(free, prior)
+    fits = [least_squares(y, flops, index, c, prior, level_prior=level) for c in candidates]
     return [fit for fit in fits if fit is not None]
+
+
+def _level_agrees(free: Fit | None, prior: SiblingPrior) -> bool:
+    """Whether the run's own level (``free``: fitted about the siblings' profile without the
+    level's prior) is one the siblings' level prior allows: within its 95% range, counting the
+    estimate's own uncertainty (``b0^2 / (tau0^2 + var b0) <= 3.84``, chi-square with one degree
+    of freedom). A run whose level its siblings do not predict (another node, another load)
+    keeps its level free, as without the prior."""
+    if free is None or not free.variance > 0 or not prior.level_variance >= 0:
+        return False
+    own = free.variance * float(free.inverse[0, 0]) * free.factor  # the level's, AR(1) epochs
+    spread = max(prior.level_variance, LEVEL_FLOOR * prior.variance)
+    return float(free.beta[0]) ** 2 <= CHI2_1_95 * (spread + own)
 
 
 def bic_trend_weight(level: Fit, trend: Fit) -> float:
@@ -185,7 +210,8 @@ def future_trend_weight(
         actual = math.fsum(y[i] for i in ahead)
         parts = []
         for fit in fits:
-            again = least_squares(y, flops, sub, list(fit.columns), fit.prior)
+            again = least_squares(y, flops, sub, list(fit.columns), fit.prior,
+                                  level_prior=bool(fit.ridge and fit.ridge[0] > 0))  # fmt: skip
             if again is None or again.df < 1:
                 break
             predicted, sd = again.predict_sum(ahead, flops if "F" in fit.columns else None)
@@ -210,11 +236,11 @@ def _t_logpdf(x: float, df: int) -> float:
 
 def least_squares(
     y: Sequence[float], flops: Sequence[float] | None, index: list[int], columns: list[str],
-    prior: SiblingPrior | None = None,
+    prior: SiblingPrior | None = None, *, level_prior: bool = True,
 ) -> Fit | None:  # fmt: skip
     """Fit ``columns`` to the log joules of the epochs ``index`` (about the siblings' profile
-    with ``prior``, whose variation then pools with the residuals'); None when ``X'X`` is
-    singular."""
+    with ``prior``, whose variation then pools with the residuals', and whose level variance
+    is the level's prior unless not ``level_prior``); None when ``X'X`` is singular."""
     import numpy as np
 
     fit = Fit(tuple(columns), None, None, math.nan, len(index) - len(columns), prior=prior)
@@ -225,9 +251,12 @@ def least_squares(
     xtx = x.T @ x
     if np.linalg.matrix_rank(xtx) < len(columns):
         return None
+    ridge = [0.0] * len(columns)
     if "t" in columns and prior is not None and prior.slope_variance > 0 < prior.variance:
-        k = columns.index("t")  # the siblings' prior on the slope: a ridge
-        xtx[k, k] += prior.variance / prior.slope_variance
+        ridge[columns.index("t")] = prior.variance / prior.slope_variance  # the slope's prior
+    if level_prior and prior is not None and prior.level_variance >= 0 and prior.variance > 0:
+        ridge[0] = prior.variance / max(prior.level_variance, LEVEL_FLOOR * prior.variance)
+    xtx = xtx + np.diag(ridge)
     inverse = np.linalg.inv(xtx)
     beta = inverse @ (x.T @ logs)
     if "F" in columns:  # back to FLOPs as given
@@ -252,5 +281,5 @@ def least_squares(
     return dataclasses.replace(
         fit, beta=beta, inverse=inverse, variance=variance, factor=(1 + rho) / (1 - rho),
         rho=rho, fitted=tuple(index), df=df,
-        rss=float(resid @ resid),
+        rss=float(resid @ resid), ridge=tuple(ridge),
     )  # fmt: skip

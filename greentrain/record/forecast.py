@@ -47,7 +47,9 @@ Method (:func:`forecast`; the reasons and the back-test are in ``docs/forecasts-
   configuration give the shape of the run's epochs and how much they vary; the same two models
   are then fitted to the run's log joules *about the siblings' mean profile* (the level, and a
   trend away from it), with the residual variance pooled with the siblings' and the AR(1)
-  prior taken from theirs. Without siblings, everything is as above.
+  prior taken from theirs; the level and the trend have priors from how far the siblings'
+  levels and slopes lie apart (the level's unless the run's own level conflicts with it), each
+  prior's spread counted in the interval. Without siblings, everything is as above.
 * ``total = spent + predicted remaining``; CO2e follows at the run's intensity and PUE.
 
 Pure functions of numbers; joules in, joules out.
@@ -85,6 +87,8 @@ class Forecast:
     high_j: float | None
     method: str
     note: str = ""
+    siblings: int = 0  # sibling runs the prior came from (0: no prior)
+    siblings_note: str = ""  # why there is no prior, where one was looked for
 
     @property
     def half_width_j(self) -> float | None:
@@ -120,6 +124,8 @@ class Forecast:
             "high_j": self.high_j,
             "method": self.method,
             "note": self.note,
+            "siblings": self.siblings,
+            "siblings_note": self.siblings_note,
         }
 
 
@@ -154,12 +160,13 @@ def forecast(
         raise ValueError("every epoch's energy must be a positive number of joules")
     spent = math.fsum(epoch_j)
     left = epochs_total - seen
-    if left == 0:
-        return Forecast(seen, epochs_total, spent, spent, spent, spent, "finished")
-    if flops is not None and len(flops) < epochs_total:
-        flops = None
     if prior is not None and len(prior.offset) < epochs_total:
         prior = None
+    siblings = prior.siblings if prior is not None else 0
+    if left == 0:
+        return Forecast(seen, epochs_total, spent, spent, spent, spent, "finished", "", siblings)
+    if flops is not None and len(flops) < epochs_total:
+        flops = None
     note = ""
     if (prior is None and flops is not None and len(set(flops[:seen])) == 1
             and set(flops[seen:]) - {flops[0]}):  # fmt: skip
@@ -185,12 +192,12 @@ def forecast(
     if not all(math.isfinite(sd) for _, _, sd, _ in parts):
         why = "one epoch: no interval" if seen == 1 else f"{seen} epochs: too few for an interval"
         note = "; ".join(filter(None, [note, why]))
-        return Forecast(seen, epochs_total, spent, total, None, None, method, note)
+        return Forecast(seen, epochs_total, spent, total, None, None, method, note, siblings)
     low, high = _mixture_interval(parts)
     floor = MIN_HALF_WIDTH * remaining
     low, high = min(low, remaining - floor), max(high, remaining + floor)
     return Forecast(seen, epochs_total, spent, total, max(spent, spent + low), spent + high,
-                    method, note)  # fmt: skip
+                    method, note, siblings)  # fmt: skip
 
 
 def _mixture_interval(parts: Sequence[tuple[float, float, float, int]]) -> tuple[float, float]:

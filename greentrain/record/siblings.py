@@ -20,6 +20,12 @@ epoch, a bar schedule's cheap and dear epochs. What differs from run to run is t
   autocorrelation (pooled over the siblings, corrected by ``+1/n`` for the level removed) is
   the prior mean of the run's own (:func:`greentrain.record.epoch_models.lag1_autocorrelation`)
   in place of the fixed 0.5. One sibling: no variation prior (the profile only).
+* **Level prior.** How far the siblings' levels lie from one another, less what their
+  epochs' variation explains (method of moments, rescaled to a run against all ``K``), is the
+  variance ``level_variance`` of the current run's level about the profile: its level is
+  estimated between its own epochs and the siblings' (a ridge, as the trend's below), so that
+  the few epochs seen early in a run need not carry the level alone. Runs that differ in level
+  (another node, another load) give a large variance and the run's own epochs decide.
 
 Pure functions of numbers: joules in, logs out.
 """
@@ -31,6 +37,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from greentrain.record.ranking import total_j
 
 MIN_SIBLINGS = 2  # fewer give no prior
 PRIOR_DF_MAX = 20  # the variation prior weighs at most as much as 20 epochs of the run's own
@@ -58,6 +66,24 @@ def sibling_key(command: Sequence[Any] | None, config: Mapping[str, Any] | None)
     return json.dumps([words, rest], sort_keys=True, default=str)
 
 
+def epoch_joules(run: Mapping[str, Any]) -> list[float] | None:
+    """The joules of each of a run object's ``epoch`` windows, in order (each the sum of its
+    domains' best figures), or None when the run has none or one was not measured."""
+    windows = run.get("windows")
+    if not isinstance(windows, list):
+        return None
+    out = []
+    for window in windows:
+        if not isinstance(window, Mapping) or window.get("name") != "epoch":
+            continue
+        energy = window.get("energy")
+        joules = total_j(energy) if isinstance(energy, Mapping) else None
+        if joules is None or not 0 < joules < math.inf:
+            return None
+        out.append(float(joules))
+    return out or None
+
+
 @dataclass(frozen=True)
 class SiblingPrior:
     """What :data:`MIN_SIBLINGS` or more sibling runs say about a run of ``len(offset)``
@@ -69,6 +95,7 @@ class SiblingPrior:
     siblings: int
     rho: float = math.nan  # lag-1 autocorrelation of those residuals (NaN: not measured)
     slope_variance: float = math.nan  # of a run's log-trend slope away from the profile
+    level_variance: float = math.nan  # of a run's log level about the profile (NaN: unknown)
 
 
 def sibling_prior(series: Sequence[Sequence[float]], epochs_total: int) -> SiblingPrior | None:
@@ -89,11 +116,12 @@ def sibling_prior(series: Sequence[Sequence[float]], epochs_total: int) -> Sibli
     m = len(fitted)
     if m < 3:
         return SiblingPrior(offset, math.nan, 0, k)
-    diffs = []  # each sibling against the mean of the others, its own level removed
+    diffs, levels = [], []  # each sibling against the mean of the others: its level, the rest
     for i, run in enumerate(logs):
         others = [r for j, r in enumerate(logs) if j != i]
         diff = [run[t] - math.fsum(r[t] for r in others) / (k - 1) for t in fitted]
         mean = math.fsum(diff) / m
+        levels.append(mean)
         diffs.append([d - mean for d in diff])
     squares = math.fsum(d * d for diff in diffs for d in diff)
     if squares <= 0:  # identical siblings: no variation measured
@@ -104,10 +132,17 @@ def sibling_prior(series: Sequence[Sequence[float]], epochs_total: int) -> Sibli
     rescale = (1 + 1 / k) / (1 + 1 / (k - 1))
     # residuals about a fitted level keep m - sum_ij rho^|i-j| / m of an AR(1)'s variance
     r = min(max(rho, 0.0), 0.9)
-    kept = m - math.fsum(r ** abs(i - j) for i in range(m) for j in range(m)) / m
-    variance = squares / (k * kept) * rescale
+    correlated = math.fsum(r ** abs(i - j) for i in range(m) for j in range(m))  # 1'R1
+    kept = m - correlated / m
+    difference_variance = squares / (k * kept)  # of a sibling's epoch against K - 1 others
+    variance = difference_variance * rescale
+    # how far the siblings' levels lie apart, less what their epochs' variation explains (a
+    # difference's mean over m AR(1) epochs varies as s_d^2 1'R1 / m^2); a level against
+    # K - 1 others varies as tau2 (1 + 1/(K-1)), the run's against all K as tau2 (1 + 1/K)
+    spread = math.fsum(v * v for v in levels) / k - difference_variance * correlated / m**2
+    level_variance = max(0.0, spread) * rescale
     return SiblingPrior(offset, variance, min(k * (m - 1), PRIOR_DF_MAX), k, rho,
-                        _slope_variance(diffs, fitted, rho) * rescale)  # fmt: skip
+                        _slope_variance(diffs, fitted, rho) * rescale, level_variance)  # fmt: skip
 
 
 def _slope_variance(diffs: Sequence[Sequence[float]], epochs: Sequence[int], rho: float) -> float:

@@ -21,19 +21,33 @@ An epoch window that closes after the run's stop was asked for (a budget stop mi
 partial epoch: it is counted in :attr:`ForecastListener.partial_epochs` and never fed to the
 forecast, which would read it as a cheap epoch.
 
+With a :class:`~greentrain.run.sibling_lookup.SiblingSource` (:meth:`ForecastListener.use_siblings`;
+:class:`~greentrain.run.oversight.Oversight` gives every run its store's) the forecast also gets
+the prior of the run's finished *sibling* runs (:mod:`greentrain.run.sibling_lookup`: same
+command and config but seed, name, tags and store; ended before this run started). The lookup
+begins when the job passes its config (again if the config changes before a forecast), runs
+in a thread of its own, and the first forecast waits for it at most a few seconds (on this
+listener's thread, never the job's). Each forecast says how many siblings its prior came from
+(``siblings``, 0 without a prior) and, where none was used, why (``siblings_note``: no
+siblings in the store, too few with every epoch measured, the store did not answer).
+
 Each forecast is handed to ``on_forecast`` (the recorder stores it as a ``forecast`` event with
 its time, the progress bar shows it) and kept as :attr:`ForecastListener.latest` for a budget.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from greentrain.record.forecast import Forecast, forecast
+from greentrain.record.jsonable import to_jsonable
 from greentrain.record.ranking import total_j
+from greentrain.record.siblings import MIN_SIBLINGS, SiblingPrior, sibling_prior
+from greentrain.run.sibling_lookup import SiblingLookup, SiblingSource
 from greentrain.units import co2_g, joules_to_kwh
 
 EPOCH_KEYS = ("epochs", "max_epochs", "num_train_epochs")
@@ -82,6 +96,10 @@ class ForecastListener:
         self._stop_unix: float | None = None
         self._lock = threading.Lock()
         self._latest: Forecast | None = None
+        self.config: dict[str, Any] = {}  # what the job passed to client.config, merged
+        self._source: SiblingSource | None = None
+        self._lookup: SiblingLookup | None = None
+        self._prior: tuple[Any, ...] | None = None  # (series, first, total, prior, note)
 
     @property
     def latest(self) -> Forecast | None:
@@ -97,9 +115,21 @@ class ForecastListener:
         """The run was asked to stop at ``unix`` (seconds): an epoch that ends later is cut."""
         self._stop_unix = unix
 
+    def use_siblings(self, source: SiblingSource | None) -> None:
+        """Give forecasts the prior of the run's sibling runs, looked up through ``source``
+        (None: none); a config already seen is looked up at once."""
+        self._source = source
+        if source is not None and self.config:
+            self._ask()
+
     # -- listener events ------------------------------------------------------------------------
     def on_config(self, event: Mapping[str, Any]) -> None:
         params = event.get("params") or {}
+        if isinstance(params, Mapping):
+            jsonable = to_jsonable(dict(params))  # as the store keeps it (the siblings' key)
+            self.config.update(jsonable if isinstance(jsonable, dict) else {})
+            if self._source is not None:
+                self._ask()
         self.config_epochs = epochs_from_config(params) or self.config_epochs
         flops = params.get("backward_flops_per_epoch")
         if isinstance(flops, list) and all(isinstance(f, (int, float)) for f in flops):
@@ -139,7 +169,10 @@ class ForecastListener:
         first = self.first_index
         total = max(epochs - first, self.last_index + 1 - first)
         flops = self.flops[first:epochs] if self.flops and len(self.flops) >= epochs else None
-        made = forecast(self.epoch_j, total, flops)
+        prior, note = self._sibling_prior(first, total)
+        made = forecast(self.epoch_j, total, flops, prior)
+        if note:
+            made = dataclasses.replace(made, siblings_note=note)
         outside = 0.0
         if self.run_spent_j is not None:
             outside = max(0.0, self.run_spent_j - made.spent_j)
@@ -147,6 +180,39 @@ class ForecastListener:
         with self._lock:
             self._latest = made
         return made
+
+    def _ask(self) -> SiblingLookup | None:
+        """The lookup of the current config's siblings (begun now if there is none for it)."""
+        source = self._source
+        if source is None:
+            return None
+        if self._lookup is None or self._lookup.key != source.key(self.config):
+            self._lookup, self._prior = source.lookup(self.config), None
+        return self._lookup
+
+    def _sibling_prior(self, first: int, total: int) -> tuple[SiblingPrior | None, str]:
+        """The siblings' prior for epochs ``first`` to ``first + total`` of the run, and why
+        there is none ("" when there is, or when no lookup was asked for)."""
+        lookup = self._ask()
+        if lookup is None:
+            return None, ""
+        series, why = lookup.result()
+        if series is None:
+            return None, why
+        cached = self._prior
+        if cached is not None and cached[0] is series and cached[1:3] == (first, total):
+            return cached[3], cached[4]
+        prior = sibling_prior([s[first:] for s in series], total)
+        note = ""
+        if prior is None:
+            usable = sum(len(s) >= first + total for s in series)
+            note = (
+                "no finished sibling run in the store" if not series else
+                f"{usable} sibling run{'s' if usable != 1 else ''} with all {total} epochs"
+                f" measured (a prior needs {MIN_SIBLINGS})"
+            )  # fmt: skip
+        self._prior = (series, first, total, prior, note)
+        return prior, note
 
     def event(self, made: Forecast) -> dict[str, Any]:
         """The ``forecast`` event's fields: joules, kWh and (with an intensity) gCO2e."""
@@ -161,7 +227,8 @@ def progress_text(made: Forecast | None) -> str | None:
     """``≈ 0.42 kWh at end, ±0.03`` for a progress bar (None without a forecast); small runs
     in Wh or J, the interval's half-width in the same unit -- or, when it is not symmetric
     (its low end held at what was spent, or two models averaged), the interval itself
-    (``≈ 0.42 kWh at end, 95% 0.30-0.61``)."""
+    (``≈ 0.42 kWh at end, 95% 0.30-0.61``); with a sibling prior, how many runs it came from
+    (``..., prior from 3 sibling runs``)."""
     if made is None:
         return None
     kwh = joules_to_kwh(made.total_j)
@@ -175,4 +242,11 @@ def progress_text(made: Forecast | None) -> str | None:
             text += f", ±{above / scale:.{digits}f}"
         else:  # not symmetric: say the interval as it is
             text += f", 95% {made.low_j / scale:.{digits}f}-{made.high_j / scale:.{digits}f}"
+    if made.siblings:
+        text += f", {siblings_text(made.siblings)}"
     return text
+
+
+def siblings_text(siblings: int) -> str:
+    """``prior from 3 sibling runs``."""
+    return f"prior from {siblings} sibling run{'s' if siblings != 1 else ''}"

@@ -3,7 +3,9 @@ its budget.
 
 :class:`Oversight` joins a :class:`~greentrain.run.forecasting.ForecastListener` (a listener of
 the run's windows) and, when the run has a budget, a :class:`~greentrain.run.budget.BudgetGuard`
-fed by the recorder's energy so far and the latest forecast. Each forecast is stored at once as
+fed by the recorder's energy so far and the latest forecast. The forecast looks the run's
+finished sibling runs up in the run's store (:mod:`greentrain.run.sibling_lookup`) from
+:meth:`Oversight.start` on. Each forecast is stored at once as
 a ``forecast`` event (so the app can plot forecast against actual, and a dead wrapper keeps
 them); a few of them -- the first, and those after 10%, 25%, 50% and 75% of the epochs -- are
 also logged (INFO; the CLI shows them on stderr), since under ``greentrain run`` the job's own
@@ -28,8 +30,9 @@ from greentrain.record.forecast import Forecast
 from greentrain.run.budget import BudgetGuard
 from greentrain.run.forecasting import ForecastListener, progress_text
 from greentrain.run.options import RunOptions
+from greentrain.run.sibling_lookup import SiblingSource
 from greentrain.run.stopping import Escalation
-from greentrain.units import joules_to_kwh
+from greentrain.units import iso_utc, joules_to_kwh
 
 _log = logging.getLogger("greentrain.run")
 MILESTONES = (0.0, 0.10, 0.25, 0.50, 0.75)  # fractions of the epochs when a forecast is said
@@ -96,6 +99,9 @@ class Oversight:
         ``group_spend``: a group budget's view of the whole group's spend
         (:class:`~greentrain.run.group_budget.GroupSpendPoller`; closed with this object)."""
         self._recorder = recorder
+        self.forecaster.use_siblings(SiblingSource.of_store(
+            recorder.writes.location, recorder.run_id, recorder.command, iso_utc(recorder.label0)
+        ))  # fmt: skip
         if not self.options.budget.active:
             return
         self.stopper.arm()

@@ -119,6 +119,7 @@ class Recorder(WindowBook):
         self._synced_mono = -WINDOW_SYNC_S  # when a window end was last fsynced
         self.carbon: dict[str, Any] = {}  # the run's carbon factors, for window answers
         self.label0 = self.t0  # unix seconds the record says the run started at (create())
+        self.command: list[str] = []  # the command as recorded (create())
 
     def create(
         self,
@@ -135,10 +136,11 @@ class Recorder(WindowBook):
         the first sample (a baseline), added to the first heartbeat."""
         self.carbon = dict(carbon or {})
         self.label0 = self.clock.wall()  # the record's started_at: metrics' time_s count from it
+        self.command = redact_all([str(w) for w in command])
         cwd, pid = os.getcwd(), os.getpid()
         self.writes.submit(ops.CreateRun(
             self.run_id, name=redact_all(name or default_name(command)),
-            command=redact_all(list(command)),
+            command=list(self.command),
             cwd=cwd, tags=redact_all({str(k): str(v) for k, v in (tags or {}).items()}),
             git=git_info(cwd), env=machine_info(), carbon=carbon, started_unix=self.label0,
             host=socket.gethostname(), pid=pid, pid_started=process_started(pid),

@@ -1,5 +1,6 @@
 """The end-of-run summary printed on stderr: duration, energy per domain with its source, the
-total in kWh and its CO2e with the factors used, and which figures are estimates."""
+total in kWh and its CO2e with the factors used, which figures are estimates, and whether the
+live forecast had a prior from sibling runs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
+from greentrain.run.forecasting import siblings_text
 from greentrain.units import format_energy
 
 
@@ -52,3 +54,20 @@ def print_summary(record: Mapping[str, Any], file: TextIO | None = None) -> None
         console.print(f"  net of idle baseline: {format_energy(record['net_energy_j'])}")
     if estimated:
         console.print(f"  [yellow]estimates[/]: {', '.join(estimated)} (no direct sensor)")
+    prior = forecast_prior_text(record)
+    if prior is not None:
+        console.print(f"  forecast: {prior}", markup=False)
+
+
+def forecast_prior_text(record: Mapping[str, Any]) -> str | None:
+    """What the run's live forecasts had of sibling runs, in words, from its latest ``forecast``
+    event (``prior from 3 sibling runs``, or ``no sibling prior: <why>``); None without a
+    forecast."""
+    events = record.get("events") if isinstance(record.get("events"), list) else []
+    made = [e for e in events if isinstance(e, Mapping) and e.get("event") == "forecast"]
+    if not made:
+        return None
+    siblings, note = made[-1].get("siblings"), made[-1].get("siblings_note")
+    if isinstance(siblings, int) and not isinstance(siblings, bool) and siblings > 0:
+        return siblings_text(siblings)
+    return f"no sibling prior: {note}" if isinstance(note, str) and note else "no sibling prior"

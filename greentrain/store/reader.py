@@ -12,9 +12,10 @@ its runs' rows are read (:mod:`greentrain.store.rows`, one query per table for t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,6 @@ from greentrain.store.groups import GroupReads
 from greentrain.store.journal import has_pending
 from greentrain.store.liveness import node_lost, pid_alive
 from greentrain.store.location import StoreLocation, locate
-from greentrain.store.rows import RunRows
 from greentrain.store.schema import SCHEMA_VERSION, check_schema, init_schema
 from greentrain.store.selection import (
     Entry,
@@ -36,9 +36,10 @@ from greentrain.store.selection import (
     selected,
     tag_candidates,
 )
+from greentrain.store.sibling_reads import SiblingReads
 
 
-class StoreReader(RunRows, GroupReads):
+class StoreReader(SiblingReads, GroupReads):
     """A run store opened for reading (:class:`~greentrain.store.Store` adds the writes).
 
     Args:
@@ -93,6 +94,13 @@ class StoreReader(RunRows, GroupReads):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextlib.contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Statements in the block wait at most ``seconds`` for a busy or unreachable store
+        (then StoreBusy)."""
+        with self._conn.patience(seconds):
+            yield
 
     # -- ids --------------------------------------------------------------------------------------
     def _matching(self, column: str, key: str) -> list[str]:

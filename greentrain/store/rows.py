@@ -28,9 +28,11 @@ class RunRows:
         """The row as read (the reader reports a dead wrapper's run ``interrupted``)."""
         return row
 
-    def _read(self, chosen: list[Entry], summary: bool) -> list[dict[str, Any]]:
+    def _read(
+        self, chosen: list[Entry], summary: bool, metrics: bool = True
+    ) -> list[dict[str, Any]]:
         """The run objects of ``chosen`` entries, oldest first: their rows, one query per
-        table (``IN (...)`` in chunks)."""
+        table (``IN (...)`` in chunks); ``metrics`` False: without their metrics."""
         singles = [e.key for e in chosen if not e.group]
         groups = [e.key for e in chosen if e.group]
         rows_by_id: dict[str, dict[str, Any]] = {}
@@ -46,7 +48,7 @@ class RunRows:
                     notes[raw["id"]] = list(found)
                     rows_by_id[raw["id"]] = self._reap(row)  # type: ignore[arg-type]
         rows = sorted(rows_by_id.values(), key=lambda r: (r["started_unix"] or 0.0, r["id"]))
-        objects = self._objects(rows, set(singles), set(groups), notes, summary)
+        objects = self._objects(rows, set(singles), set(groups), notes, summary, metrics)
         self._link_nested(objects)
         return objects
 
@@ -57,12 +59,13 @@ class RunRows:
         groups: set[str],
         notes: dict[str, list[dict]],
         summary: bool,
+        metrics: bool = True,
     ) -> list[dict[str, Any]]:
         """Run objects of ``rows``: the runs in ``singles`` alone, the members of ``groups``
         joined into their group's object, oldest first. ``notes``: the cells that could not
         be read, per run id (:mod:`greentrain.record.cells`), completed here with the child
         tables' and put in each run object's ``unreadable`` list."""
-        runs, energy = self._assemble(rows, notes, summary)
+        runs, energy = self._assemble(rows, notes, summary, metrics)
         for row, run in zip(rows, runs, strict=True):
             run["unreadable"] = notes.get(row["id"], [])
         out: list[tuple[float, str, dict]] = []
@@ -125,10 +128,14 @@ class RunRows:
         return out
 
     def _assemble(
-        self, rows: list[dict[str, Any]], notes: dict[str, list[dict]], summary: bool
+        self,
+        rows: list[dict[str, Any]],
+        notes: dict[str, list[dict]],
+        summary: bool,
+        with_metrics: bool = True,
     ) -> tuple[list[dict], dict[str, list[dict]]]:
         """Each row's run object and energy rows; ``summary``: the whole-run energy only, no
-        windows or metrics."""
+        windows or metrics; ``with_metrics`` False: no metrics."""
         ids = [r["id"] for r in rows]
         order = "window_idx, meter, domain, device"
         if summary:
@@ -137,7 +144,8 @@ class RunRows:
         else:
             energy = self._children("energy", ids, order, notes)
             windows = self._children("windows", ids, "idx", notes)
-            metrics = self._children("metrics", ids, "seq", notes)
+            metrics = (self._children("metrics", ids, "seq", notes) if with_metrics
+                       else {i: [] for i in ids})  # fmt: skip
         meters = self._children("meters", ids, "meter", notes)
         splits = concurrent_splits(self._conn, self.version, ids, self._parents(),
                                    lambda t, i, o: self._children(t, i, o))  # fmt: skip

@@ -18,11 +18,10 @@ still holds to a new file.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,12 +202,6 @@ class Store(StoreReader):
 
         self._conn.write(delete)
         return ids
-
-    @contextlib.contextmanager
-    def patience(self, seconds: float) -> Iterator[None]:
-        """Writes in the block wait at most ``seconds`` for another writer (then StoreBusy)."""
-        with self._conn.patience(seconds):
-            yield
 
     @property
     def busy_reason(self) -> str | None:

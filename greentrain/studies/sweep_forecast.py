@@ -9,7 +9,10 @@ Every point of the sweep -- every seed of every configuration -- gets a figure o
   never counts as the point, and running the dry run again reuses it), and forecast to the
   point's full length with :func:`greentrain.record.forecast.forecast` -- the live forecast's
   method, with its 95% interval -- plus what the probe spent outside its epochs (setup,
-  evaluation).
+  evaluation). Where another seed of the point's configuration has finished, the forecast
+  also gets the prior of that configuration's finished sibling runs in the store, by the live
+  forecast's rule (:mod:`greentrain.run.sibling_lookup`: the same command and config but for
+  seed, name, tags and store; any sweep's); the point's source says from how many.
 
 Seeds are never assumed to cost the same: a seed's data order and drop pattern change what
 its epochs cost, and one seed's run said nothing certain about another's (issue 22: 178 J
@@ -30,20 +33,24 @@ from __future__ import annotations
 import dataclasses
 import math
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from greentrain.errors import ConfigError
+from greentrain.errors import ConfigError, StoreError
 from greentrain.record.forecast import Forecast, forecast
 from greentrain.record.ranking import total_j
+from greentrain.record.siblings import SiblingPrior, sibling_prior
 from greentrain.report.backtest import epoch_series
 from greentrain.run.budget import Budget
+from greentrain.run.forecasting import siblings_text
 from greentrain.run.options import StoreLike
-from greentrain.store import Store
+from greentrain.run.sibling_lookup import read_siblings
+from greentrain.store import Store, locate
 from greentrain.studies.sweep import child_env, finished_points, train_command
 from greentrain.studies.sweep_plan import Point, SweepPlan
-from greentrain.units import co2_g, joules_to_kwh
+from greentrain.units import co2_g, iso_utc, joules_to_kwh
 
 PROBE_TAG = "sweep-probe"
 
@@ -170,15 +177,16 @@ def _provenance(run: dict) -> str:
     )
 
 
-def _point_forecast(run: dict, epochs: int) -> Forecast:
-    """The point's forecast to ``epochs`` epochs from its own probe run (see module doc)."""
+def _point_forecast(run: dict, epochs: int, prior: SiblingPrior | None = None) -> Forecast:
+    """The point's forecast to ``epochs`` epochs from its own probe run (see module doc), with
+    the ``prior`` of its configuration's finished siblings where there is one."""
     series = epoch_series(run, min_epochs=1)
     if series is None:
         raise ConfigError(f"run {run['id']} has no measured epoch: nothing to forecast from")
     joules, flops = series
     if len(joules) > epochs:
         joules = joules[:epochs]
-    made = forecast(joules, epochs, flops if flops and len(flops) >= epochs else None)
+    made = forecast(joules, epochs, flops if flops and len(flops) >= epochs else None, prior)
     measured = total_j(run.get("energy") or {}) or made.spent_j
     return made.shifted(max(0.0, measured - made.spent_j))
 
@@ -191,6 +199,19 @@ def _measured(run: dict) -> Forecast:
     series = epoch_series(run, min_epochs=1)
     epochs = len(series[0]) if series is not None else 0
     return Forecast(epochs, epochs, energy, energy, energy, energy, "measured")
+
+
+def configuration_prior(store: StoreLike, finished: dict, epochs: int) -> SiblingPrior | None:
+    """The prior of the finished siblings of ``finished`` (a finished point's run): the store's
+    finished runs with its sibling key, itself included (None with fewer than two usable, or
+    a store that cannot be read now)."""
+    location = store.location if isinstance(store, Store) else locate(store)
+    try:
+        series = read_siblings(location, "", finished.get("command") or [],
+                               finished.get("config") or {}, iso_utc(time.time()))  # fmt: skip
+    except StoreError:
+        return None
+    return sibling_prior(series, epochs)
 
 
 def _probe(plan_: SweepPlan, store: StoreLike, key: str, probe_epochs: int, echo: Any) -> dict:
@@ -223,16 +244,31 @@ def forecast_sweep(
         raise ConfigError(f"--probe-epochs must be >= 1, got {probe_epochs}")
     done = finished_points(plan_.sweep_id, store)
     rows, probes_j = [], 0.0
-    for key, point in plan_.points.items():
+    finished: dict[str, dict] = {}  # configuration -> a finished point's run
+    for key in plan_.points:
         if key in done:
             with Store(store) as st:
                 run = st.get_run(done[key])
+            finished.setdefault(configuration(key), run)
             rows.append(PointForecast(key, True, f"finished run {run['id']}; {_provenance(run)}",
                                       _measured(run)))  # fmt: skip
+    priors: dict[str, SiblingPrior | None] = {}
+    for key, point in plan_.points.items():
+        if key in done:
             continue
         run = _probe(plan_, store, key, probe_epochs, echo)
         probes_j += total_j(run.get("energy") or {}) or 0.0
         seen = len((epoch_series(run, min_epochs=1) or ([],))[0])
+        config = configuration(key)
+        if config not in priors:
+            sibling = finished.get(config)
+            priors[config] = (None if sibling is None else
+                              configuration_prior(store, sibling, point.cfg.epochs))  # fmt: skip
+        made = _point_forecast(run, point.cfg.epochs, priors[config])
         source = f"probe run {run['id']} ({seen} of {point.cfg.epochs} epochs); {_provenance(run)}"
-        rows.append(PointForecast(key, False, source, _point_forecast(run, point.cfg.epochs)))
+        if made.siblings:
+            source += f"; {siblings_text(made.siblings)}"
+        rows.append(PointForecast(key, False, source, made))
+    order = list(plan_.points)
+    rows.sort(key=lambda r: order.index(r.key))
     return SweepForecast(plan_.sweep_id, rows, probes_j, intensity_g_per_kwh, pue)

@@ -4,6 +4,7 @@ coverage it keeps on many simulated runs and the width it saves, and the match r
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import statistics
@@ -11,7 +12,7 @@ import statistics
 import pytest
 
 from greentrain.record.forecast import forecast
-from greentrain.record.siblings import MIN_SIBLINGS, sibling_key, sibling_prior
+from greentrain.record.siblings import MIN_SIBLINGS, epoch_joules, sibling_key, sibling_prior
 from greentrain.report.backtest import backtest, siblings_of
 
 
@@ -73,6 +74,30 @@ def test_the_prior_learns_the_shape_the_variation_and_its_correlation():
     assert math.sqrt(prior.variance) == pytest.approx(0.1, rel=0.15)
     assert prior.rho == pytest.approx(0.3, abs=0.1)
     assert prior.slope_variance < 1e-4  # every run drifts alike
+
+
+def test_the_prior_learns_how_far_the_levels_of_sibling_runs_lie_apart():
+    rng = random.Random(4)
+    apart = sibling_prior([_job(20, rng) for _ in range(40)], 20)  # levels within +-20%
+    # a uniform(-0.2, 0.2) log level varies by 0.4^2 / 12; a run against all 40: (1 + 1/40)
+    assert apart.level_variance == pytest.approx(0.4**2 / 12 * (1 + 1 / 40), rel=0.4)
+    alike = [[50.0 * math.exp(u) for u in _ar1(20, 0.3, 0.05, rng)] for _ in range(40)]
+    assert sibling_prior(alike, 20).level_variance < 0.1 * apart.level_variance
+
+
+def test_the_level_prior_narrows_a_run_like_its_siblings_and_frees_a_run_unlike_them():
+    rng = random.Random(6)
+    siblings = [[50.0 * math.exp(u) for u in _ar1(20, 0.3, 0.05, rng)] for _ in range(6)]
+    prior = sibling_prior(siblings, 20)
+    free = dataclasses.replace(prior, level_variance=math.nan)  # the level from the run alone
+    like = [50.0 * math.exp(u) for u in _ar1(20, 0.3, 0.05, rng)]
+    narrow, wide = forecast(like[:5], 20, prior=prior), forecast(like[:5], 20, prior=free)
+    assert narrow.high_j - narrow.low_j < 0.8 * (wide.high_j - wide.low_j)
+    assert narrow.low_j <= sum(like) <= narrow.high_j
+    unlike = [v * 1.3 for v in like]  # the same job on a node 30% dearer
+    made = forecast(unlike[:5], 20, prior=prior)
+    assert made.total_j == pytest.approx(sum(unlike), rel=0.05)  # not pulled to the siblings'
+    assert made.low_j <= sum(unlike) <= made.high_j
 
 
 def test_siblings_that_drift_apart_leave_the_trend_in_the_forecast():
@@ -150,3 +175,26 @@ def test_the_backtest_gives_a_run_the_prior_of_the_siblings_finished_before_it_s
     assert {r.siblings for r in backtest(runs, [0.5], siblings="others")} == {3}
     with pytest.raises(ValueError, match="siblings must be one of"):
         backtest(runs, [0.5], siblings="all")
+
+
+def test_a_forecast_says_how_many_sibling_runs_its_prior_came_from():
+    rng = random.Random(5)
+    prior = sibling_prior([_job(12, rng) for _ in range(4)], 12)
+    mine = _job(12, rng)
+    with_prior = forecast(mine[:4], 12, prior=prior)
+    assert with_prior.siblings == 4 and with_prior.to_dict()["siblings"] == 4
+    assert forecast(mine[:4], 12).siblings == 0
+    assert forecast(mine[:4], 20, prior=prior).siblings == 0  # the prior covers 12 epochs only
+    assert forecast(mine, 12, prior=prior).siblings == 4  # the last forecast: nothing to come
+
+
+def test_epoch_joules_are_the_best_figures_of_each_epoch_window_or_none():
+    def window(name, **energy):
+        return {"name": name, "energy": {d: {"energy_j": j} for d, j in energy.items()}}
+
+    run = {"windows": [window("epoch", gpu=3.0, cpu=1.0), window("eval", gpu=9.0),
+                       window("epoch", gpu=2.0)]}  # fmt: skip
+    assert epoch_joules(run) == [4.0, 2.0]
+    run["windows"].append({"name": "epoch", "energy": {"gpu": {"energy_j": None}}})
+    assert epoch_joules(run) is None  # an epoch nothing measured: no series
+    assert epoch_joules({"windows": []}) is None and epoch_joules({}) is None
