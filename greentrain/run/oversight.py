@@ -5,11 +5,11 @@ its budget.
 the run's windows) and, when the run has a budget, a :class:`~greentrain.run.budget.BudgetGuard`
 fed by the recorder's energy so far and the latest forecast. The forecast looks the run's
 finished sibling runs up in the run's store (:mod:`greentrain.run.sibling_lookup`) from
-:meth:`Oversight.start` on. Each forecast is stored at once as
-a ``forecast`` event (so the app can plot forecast against actual, and a dead wrapper keeps
-them); a few of them -- the first, and those after 10%, 25%, 50% and 75% of the epochs -- are
-also logged (INFO; the CLI shows them on stderr), since under ``greentrain run`` the job's own
-progress bar cannot know them.
+:meth:`Oversight.start` on, except in a run of a multi-node group (siblings are single runs).
+Each forecast is stored at once as a ``forecast`` event (so the app can plot forecast against
+actual, and a dead wrapper keeps them); a few of them -- the first, and those after 10%, 25%,
+50% and 75% of the epochs -- are also logged (INFO; the CLI shows them on stderr), since under
+``greentrain run`` the job's own progress bar cannot know them.
 
 When the budget trips, the run's *stopper* (:mod:`greentrain.run.stopping`) escalates until
 the job has ended; each step is stored as a ``budget stop`` event. When the run's owner says the
@@ -99,9 +99,11 @@ class Oversight:
         ``group_spend``: a group budget's view of the whole group's spend
         (:class:`~greentrain.run.group_budget.GroupSpendPoller`; closed with this object)."""
         self._recorder = recorder
-        self.forecaster.use_siblings(SiblingSource.of_store(
-            recorder.writes.location, recorder.run_id, recorder.command, iso_utc(recorder.label0)
-        ))  # fmt: skip
+        if getattr(recorder, "group", None) is None:  # a group's nodes are no one's siblings:
+            self.forecaster.use_siblings(SiblingSource.of_store(  # 64 nodes, no 64 lookups
+                recorder.writes.location, recorder.run_id, recorder.command,
+                iso_utc(recorder.label0),
+            ))  # fmt: skip
         if not self.options.budget.active:
             return
         self.stopper.arm()

@@ -32,12 +32,15 @@ def _series(level: float, seed: int) -> list[float]:
             for t in range(EPOCHS)]  # fmt: skip
 
 
-def _run(store, joules: list[float], **config) -> dict:
-    """A run of ``joules`` epochs (the job passes ``config``, epochs included), read back."""
+def _run(store, joules: list[float], group: str | None = None, **config) -> dict:
+    """A run of ``joules`` epochs (the job passes ``config``, epochs included; ``group``: a
+    node of that group), read back."""
     state = {"j": 0.0}
     meter = FakeMeter({"channels": [{"domain": "gpu", "device": "gpu:0",
                                      "fn": lambda k, s: state["j"]}]})  # fmt: skip
-    with track("sib", store=store, meters=[], meter_objects=[meter], sample_s=0) as run:
+    grouped = {"group": group} if group else {}
+    with track("sib", store=store, meters=[], meter_objects=[meter], sample_s=0,
+               **grouped) as run:  # fmt: skip
         client.config(epochs=EPOCHS, **config)
         for i, j in enumerate(joules):
             with client.window("epoch", index=i):
@@ -166,3 +169,22 @@ def test_one_sibling_or_shorter_ones_give_no_prior_and_say_so():
     assert listener.latest.siblings_note == (
         "1 sibling run with all 8 epochs measured (a prior needs 2)"
     )
+
+
+def test_a_node_of_a_multi_node_group_looks_no_siblings_up(tmp_path, monkeypatch):
+    store = str(tmp_path / "s.db")
+    for seed in range(3):
+        _run(store, _series(50.0, seed), lr=0.1, seed=seed)
+    looked_up = []
+    of_store = SiblingSource.of_store
+
+    def counted(*args):
+        looked_up.append(args)
+        return of_store(*args)
+
+    monkeypatch.setattr(SiblingSource, "of_store", staticmethod(counted))
+    node = _run(store, _series(50.0, 9)[:3], group="G1", lr=0.1, seed=9)
+    assert looked_up == []  # 64 nodes must not make 64 lookups: siblings are single runs
+    assert {f["siblings"] for f in _forecasts(node)} == {0}
+    single = _run(store, _series(50.0, 8)[:3], lr=0.1, seed=8)
+    assert len(looked_up) == 1 and {f["siblings"] for f in _forecasts(single)} == {3}
