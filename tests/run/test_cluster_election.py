@@ -63,13 +63,32 @@ def _fake(power_w: float, uuid: str = "GPU-shared") -> str:
     ]})  # fmt: skip
 
 
-def _wrapper(store, seconds: float, *extra: str, env=None) -> subprocess.Popen:
+def _wrapper(store, seconds: float, *extra: str, env=None, job=None) -> subprocess.Popen:
+    """``greentrain run`` (fake meter) of ``sleep seconds``, or of ``job``."""
     return subprocess.Popen(
         [PY, "-m", "greentrain", "run", "--store", str(store), "--meter", "fake",
-         "--sample-s", "0.2", *extra, "--", "sleep", str(seconds)],
+         "--sample-s", "0.2", *extra, "--", *(job or ["sleep", str(seconds)])],
         env=dict(os.environ, GREENTRAIN_FAKE_METER=_fake(100.0), **(env or {})),
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+BARRIER_JOB = """
+import os, sys, time
+folder, parties, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+open(os.path.join(folder, str(os.getpid())), "w").close()
+deadline = time.monotonic() + 120
+while len(os.listdir(folder)) < parties and time.monotonic() < deadline:
+    time.sleep(0.01)  # polls the condition: every job has started
+time.sleep(seconds)
+"""
+
+
+def _together(folder, parties: int, seconds: float) -> list[str]:
+    """A job that waits until ``parties`` such jobs have started, then runs ``seconds`` more:
+    the jobs overlap by ``seconds`` however late a loaded machine starts one of them."""
+    folder.mkdir(exist_ok=True)
+    return [PY, "-c", BARRIER_JOB, str(folder), str(parties), str(seconds)]
 
 
 def _span(run: dict) -> tuple[float, float]:
@@ -114,8 +133,12 @@ def test_a_member_without_any_device_says_which_run_metered_them(tmp_path):
 
 def test_a_group_beside_an_unrelated_run_splits_and_never_books_more_than_measured(tmp_path):
     store = tmp_path / "g.db"
-    procs = [_wrapper(store, 2.0, "--group", "g3"), _wrapper(store, 2.0, "--group", "g3"),
-             _wrapper(store, 2.0)]  # fmt: skip
+    job = _together(tmp_path / "started", 3, 3.0)  # the three jobs overlap 3 s at least
+    procs = [
+        _wrapper(store, 0, "--group", "g3", job=job),
+        _wrapper(store, 0, "--group", "g3", job=job),
+        _wrapper(store, 0, job=job),
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     runs = Store(store).list_runs()
     assert sorted(r["id"] == "g3" for r in runs) == [False, True]
