@@ -239,7 +239,9 @@ def progress_text(made: Forecast | None) -> str | None:
     if made.low_j is not None and made.high_j is not None:
         above, below = made.high_j - made.total_j, made.total_j - made.low_j
         if abs(above - below) <= 1e-9 * max(made.total_j, 1.0):
-            text += f", ±{above / scale:.{digits}f}"
+            half = above / scale  # never shown as ±0: one significant digit at least
+            shown = max(digits, -math.floor(math.log10(half))) if half > 0 else digits
+            text += f", ±{half:.{shown}f}"
         else:  # not symmetric: say the interval as it is
             text += f", 95% {made.low_j / scale:.{digits}f}-{made.high_j / scale:.{digits}f}"
     if made.siblings:

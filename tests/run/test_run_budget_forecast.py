@@ -155,6 +155,15 @@ def test_progress_text_shows_the_total_and_its_interval_in_one_unit():
     assert progress_text(None) is None
 
 
+def test_a_narrow_interval_is_never_shown_as_plus_minus_zero():
+    steady = forecast([50.0] * 5, 6)  # one epoch left, no variation: ±1% of it, 0.5 J
+    text = progress_text(steady)
+    assert text == "≈ 300 J at end, ±0.5"
+    assert "±0 " not in text + " " and "±0.0 " not in text + " "
+    half = float(text.split("±")[1].split()[0].rstrip(","))
+    assert half > 0 and half == pytest.approx(steady.high_j - steady.total_j, rel=0.1)
+
+
 def test_an_epoch_cut_short_by_the_stop_is_never_fed_to_the_forecast():
     listener = ForecastListener(epochs=10)
     for i in range(3):
