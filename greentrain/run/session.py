@@ -14,6 +14,8 @@ raised before anything starts), creates the run's journal and its writer
 from __future__ import annotations
 
 import contextlib
+import logging
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -32,8 +34,9 @@ from greentrain.run.oversight import say
 from greentrain.run.recorder import Clock, Recorder
 from greentrain.run.slurm_accounting import record_slurm_figure
 from greentrain.store import Store, StoreLocation, locate
-from greentrain.store.journal import JournalWriter
+from greentrain.store.journal import JournalWriter, read_journal
 
+_log = logging.getLogger("greentrain.run")
 EXIT_MARGIN_S = 2.0  # at most this much of --grace (half at most) is kept for the exit
 MIN_WAIT_S = 0.2  # the store's least wait at the end (a healthy store needs milliseconds)
 
@@ -140,6 +143,19 @@ class RunSession:
                     store.close()
         return self.record
 
+    def summary_record(self) -> dict[str, Any]:
+        """The record the end-of-run summary shows: the stored one; else, when the store did
+        not take the run in time, the run as its journal holds it (:func:`journal_record`,
+        marked ``from_journal``); {} without either."""
+        path = self.writes.where
+        if self.record or path is None:
+            return self.record
+        try:
+            return journal_record(path, self.run_id)
+        except Exception as err:  # noqa: BLE001 - only the summary is lost (claimed, full disk)
+            _log.debug("greentrain: no summary from the journal %s: %s", path, err)
+            return {}
+
     def _read_back(self, store: Store, deadline: float) -> None:
         """The stored record, read within the deadline (a store that stops answering now only
         costs the summary)."""
@@ -148,3 +164,16 @@ class RunSession:
                 self.record = store.get_run(self.run_id)
         except StoreError as err:
             say(f"cannot read run {self.run_id} back: {err}")
+
+
+def journal_record(path: Path, run_id: str) -> dict[str, Any]:
+    """Run ``run_id`` as the journal at ``path`` holds it: its entries landed in a throwaway
+    SQLite store and read back through the store's own reader (the same figures, but alone:
+    not yet split with the runs it shared the machine with), marked ``from_journal`` (the
+    journal's path). OSError or StoreError when the journal or the run cannot be read."""
+    journal = read_journal(path)
+    with tempfile.TemporaryDirectory(prefix="greentrain-summary-") as tmp:
+        with Store(Path(tmp) / "journal.db", sync=False) as scratch:
+            scratch.land(journal.entries)
+            record = scratch.get_run(run_id)
+    return dict(record, from_journal=str(path))

@@ -248,6 +248,7 @@ def run_command(
                     watchdog.dismiss()
                 watcher.stop()
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-    if summary and record and sys.stderr is not None:
-        print_summary(record)
+    shown = session.summary_record() if summary and session is not None else {}
+    if shown and sys.stderr is not None:
+        print_summary(shown)
     return RunResult(run_id=run_id, exit_code=int(exit_code), status=status, record=record)

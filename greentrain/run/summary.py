@@ -57,6 +57,10 @@ def print_summary(record: Mapping[str, Any], file: TextIO | None = None) -> None
     prior = forecast_prior_text(record)
     if prior is not None:
         console.print(f"  forecast: {prior}", markup=False)
+    if record.get("from_journal"):
+        where = record["from_journal"]
+        console.print(f"  (read from its journal {where}: the store has not taken the run yet;"
+                      " `greentrain store sync` lands it)", markup=False)  # fmt: skip
 
 
 def forecast_prior_text(record: Mapping[str, Any]) -> str | None:

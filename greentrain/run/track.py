@@ -220,5 +220,6 @@ def track(
         for exporter in exporters:
             exporter.close()
         handle.status = status
-        if summary and handle.record and sys.stderr is not None:
-            print_summary(handle.record)
+        shown = session.summary_record() if summary else {}
+        if shown and sys.stderr is not None:
+            print_summary(shown)

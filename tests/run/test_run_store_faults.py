@@ -65,17 +65,20 @@ def test_a_busy_store_neither_stretches_the_run_nor_loses_a_metric(tmp_path, cap
     assert "locked by another process" in caplog.text  # logged: the CLI shows it on stderr
 
 
-def test_a_store_locked_past_the_grace_leaves_the_journal_and_sync_lands_it(tmp_path):
+def test_a_store_locked_past_the_grace_leaves_the_journal_and_sync_lands_it(tmp_path, capsys):
     store = tmp_path / "g.db"
     Store(store).close()
     holder = _hold_write_lock(store, 8.0)
     started = time.monotonic()
     result = run_command([PY, "-c", LOGGING_JOB], store=store, meter_objects=[_meter()],
-                         summary=False, sample_s=0, grace_s=1.0)  # fmt: skip
+                         summary=True, sample_s=0, grace_s=1.0)  # fmt: skip
     assert time.monotonic() - started < 7.0  # the wrapper did not wait for the lock to go
     assert result.exit_code == 0 and result.record == {}  # nothing readable yet ...
     waiting = journal_dir(store) / f"{result.run_id}.jnl"
     assert waiting.is_file()  # ... but nothing is lost
+    shown = capsys.readouterr().err  # and the summary shows the figures from the journal
+    assert f"greentrain run {result.run_id} finished (exit 0)" in shown
+    assert " total " in shown and f"read from its journal {waiting}" in shown
     holder.join()
     with Store(store, sync=False) as st:
         report = st.sync_journals()
