@@ -51,6 +51,7 @@ from greentrain.run.sibling_lookup import SiblingLookup, SiblingSource
 from greentrain.units import co2_g, joules_to_kwh
 
 EPOCH_KEYS = ("epochs", "max_epochs", "num_train_epochs")
+NO_SIBLINGS = "no finished sibling run in the store"  # the usual case: not worth a summary line
 EPOCH_WINDOW = "epoch"
 
 
@@ -207,7 +208,7 @@ class ForecastListener:
         if prior is None:
             usable = sum(len(s) >= first + total for s in series)
             note = (
-                "no finished sibling run in the store" if not series else
+                NO_SIBLINGS if not series else
                 f"{usable} sibling run{'s' if usable != 1 else ''} with all {total} epochs"
                 f" measured (a prior needs {MIN_SIBLINGS})"
             )  # fmt: skip

@@ -1,6 +1,6 @@
 """The end-of-run summary printed on stderr: duration, energy per domain with its source, the
 total in kWh and its CO2e with the factors used, which figures are estimates, and whether the
-live forecast had a prior from sibling runs."""
+live forecast had a prior from sibling runs (or why not, unless the store simply held none)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from greentrain.run.forecasting import siblings_text
+from greentrain.run.forecasting import NO_SIBLINGS, siblings_text
 from greentrain.units import format_energy
 
 
@@ -55,7 +55,7 @@ def print_summary(record: Mapping[str, Any], file: TextIO | None = None) -> None
     if estimated:
         console.print(f"  [yellow]estimates[/]: {', '.join(estimated)} (no direct sensor)")
     prior = forecast_prior_text(record)
-    if prior is not None:
+    if prior is not None and not prior.endswith(NO_SIBLINGS):  # a first run's is no news
         console.print(f"  forecast: {prior}", markup=False)
     if record.get("from_journal"):
         where = record["from_journal"]

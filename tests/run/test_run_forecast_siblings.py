@@ -5,6 +5,7 @@ test sets), and a lookup that hangs or fails injected where the store is read.""
 from __future__ import annotations
 
 import dataclasses
+import io
 import random
 import threading
 import time
@@ -17,9 +18,9 @@ from greentrain.meters.fake import FakeMeter
 from greentrain.record.forecast import forecast
 from greentrain.record.siblings import sibling_prior
 from greentrain.run import track
-from greentrain.run.forecasting import ForecastListener, progress_text
+from greentrain.run.forecasting import NO_SIBLINGS, ForecastListener, progress_text
 from greentrain.run.sibling_lookup import SiblingSource, read_siblings
-from greentrain.run.summary import forecast_prior_text
+from greentrain.run.summary import forecast_prior_text, print_summary
 from greentrain.store import Store, locate
 
 EPOCHS = 8
@@ -188,3 +189,19 @@ def test_a_node_of_a_multi_node_group_looks_no_siblings_up(tmp_path, monkeypatch
     assert {f["siblings"] for f in _forecasts(node)} == {0}
     single = _run(store, _series(50.0, 8)[:3], lr=0.1, seed=8)
     assert len(looked_up) == 1 and {f["siblings"] for f in _forecasts(single)} == {3}
+
+
+def test_the_summary_names_the_prior_or_why_not_but_says_nothing_of_an_empty_store():
+    base = {"id": "r1", "status": "finished", "exit_code": 0, "duration_s": 1.0, "energy": {},
+            "energy_j": None, "carbon": {}}  # fmt: skip
+
+    def shown(siblings: int, note: str) -> str:
+        out = io.StringIO()
+        made = {"event": "forecast", "siblings": siblings, "siblings_note": note}
+        print_summary(dict(base, events=[made]), file=out)
+        return out.getvalue()
+
+    assert "forecast: prior from 3 sibling runs" in shown(3, "")
+    hung = "the store did not answer within 5 s"
+    assert f"forecast: no sibling prior: {hung}" in shown(0, hung)
+    assert "forecast:" not in shown(0, NO_SIBLINGS)  # a first run's: no news
