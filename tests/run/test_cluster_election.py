@@ -13,6 +13,7 @@ import time
 from datetime import datetime
 
 import pytest
+from fixtures.together import together
 
 from greentrain.record.readings import EnergyReading
 from greentrain.run.election import DeviceGate, Election
@@ -73,24 +74,6 @@ def _wrapper(store, seconds: float, *extra: str, env=None, job=None) -> subproce
     )  # fmt: skip
 
 
-BARRIER_JOB = """
-import os, sys, time
-folder, parties, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-open(os.path.join(folder, str(os.getpid())), "w").close()
-deadline = time.monotonic() + 120
-while len(os.listdir(folder)) < parties and time.monotonic() < deadline:
-    time.sleep(0.01)  # polls the condition: every job has started
-time.sleep(seconds)
-"""
-
-
-def _together(folder, parties: int, seconds: float) -> list[str]:
-    """A job that waits until ``parties`` such jobs have started, then runs ``seconds`` more:
-    the jobs overlap by ``seconds`` however late a loaded machine starts one of them."""
-    folder.mkdir(exist_ok=True)
-    return [PY, "-c", BARRIER_JOB, str(folder), str(parties), str(seconds)]
-
-
 def _span(run: dict) -> tuple[float, float]:
     start = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00")).timestamp()
     return start, start + run["duration_s"]
@@ -133,7 +116,7 @@ def test_a_member_without_any_device_says_which_run_metered_them(tmp_path):
 
 def test_a_group_beside_an_unrelated_run_splits_and_never_books_more_than_measured(tmp_path):
     store = tmp_path / "g.db"
-    job = _together(tmp_path / "started", 3, 3.0)  # the three jobs overlap 3 s at least
+    job = together(tmp_path / "started", 3, 3.0)  # the three jobs overlap 3 s at least
     procs = [
         _wrapper(store, 0, "--group", "g3", job=job),
         _wrapper(store, 0, "--group", "g3", job=job),
