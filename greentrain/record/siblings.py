@@ -49,6 +49,22 @@ VARYING_KEYS = frozenset({"seed", "name", "tags", "store"})  # what siblings may
 VARYING_OPTIONS = frozenset({"--seed", "--name", "--tag", "--store"})  # each with a value
 
 
+def _varying(word: str) -> bool:
+    """Whether ``word`` is one of :data:`VARYING_OPTIONS`, alone or as ``--option=value``."""
+    return word.split("=", 1)[0] in VARYING_OPTIONS
+
+
+def command_start(command: Sequence[Any]) -> list[str]:
+    """The words of ``command`` before the first option siblings may differ in (the part a
+    sibling's stored command starts with)."""
+    out = []
+    for word in map(str, command):
+        if _varying(word):
+            break
+        out.append(word)
+    return out
+
+
 def sibling_key(command: Sequence[Any] | None, config: Mapping[str, Any] | None) -> str:
     """The match rule of sibling runs: the run's command without the options (and their
     values) of :data:`VARYING_OPTIONS`, and its config without :data:`VARYING_KEYS`, as one
@@ -59,8 +75,8 @@ def sibling_key(command: Sequence[Any] | None, config: Mapping[str, Any] | None)
         if skip:
             skip = False
         elif word in VARYING_OPTIONS:
-            skip = True
-        elif word.split("=", 1)[0] not in VARYING_OPTIONS:
+            skip = True  # its value is the next word
+        elif not _varying(word):
             words.append(word)
     rest = {k: v for k, v in (config or {}).items() if k not in VARYING_KEYS}
     return json.dumps([words, rest], sort_keys=True, default=str)

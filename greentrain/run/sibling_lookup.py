@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from greentrain.errors import StoreError
-from greentrain.record.siblings import VARYING_OPTIONS, epoch_joules, sibling_key
+from greentrain.record.siblings import command_start, epoch_joules, sibling_key
 from greentrain.store.location import StoreLocation
 from greentrain.store.reader import StoreReader
 from greentrain.store.sibling_reads import PAGE
@@ -39,17 +39,6 @@ LOOKUP_S = 5.0  # a forecast waits at most this long (from the lookup's start) f
 MAX_SIBLINGS = 50  # the newest so many siblings at most (the prior weighs at most 20 epochs)
 
 Series = list[list[float]]
-
-
-def command_start(command: Sequence[Any]) -> list[str]:
-    """The words of ``command`` before the first option siblings may differ in (the part a
-    sibling's stored command starts with)."""
-    out = []
-    for word in map(str, command):
-        if word in VARYING_OPTIONS or word.split("=", 1)[0] in VARYING_OPTIONS:
-            break
-        out.append(word)
-    return out
 
 
 def read_siblings(

@@ -55,7 +55,7 @@ def print_summary(record: Mapping[str, Any], file: TextIO | None = None) -> None
     if estimated:
         console.print(f"  [yellow]estimates[/]: {', '.join(estimated)} (no direct sensor)")
     prior = forecast_prior_text(record)
-    if prior is not None and not prior.endswith(NO_SIBLINGS):  # a first run's is no news
+    if prior is not None:
         console.print(f"  forecast: {prior}", markup=False)
     if record.get("from_journal"):
         where = record["from_journal"]
@@ -66,7 +66,7 @@ def print_summary(record: Mapping[str, Any], file: TextIO | None = None) -> None
 def forecast_prior_text(record: Mapping[str, Any]) -> str | None:
     """What the run's live forecasts had of sibling runs, in words, from its latest ``forecast``
     event (``prior from 3 sibling runs``, or ``no sibling prior: <why>``); None without a
-    forecast."""
+    forecast, or when the store simply held no sibling run (a first run's: no news)."""
     events = record.get("events") if isinstance(record.get("events"), list) else []
     made = [e for e in events if isinstance(e, Mapping) and e.get("event") == "forecast"]
     if not made:
@@ -74,4 +74,6 @@ def forecast_prior_text(record: Mapping[str, Any]) -> str | None:
     siblings, note = made[-1].get("siblings"), made[-1].get("siblings_note")
     if isinstance(siblings, int) and not isinstance(siblings, bool) and siblings > 0:
         return siblings_text(siblings)
+    if note == NO_SIBLINGS:
+        return None
     return f"no sibling prior: {note}" if isinstance(note, str) and note else "no sibling prior"
