@@ -269,6 +269,6 @@ def forecast_sweep(
         if made.siblings:
             source += f"; {siblings_text(made.siblings)}"
         rows.append(PointForecast(key, False, source, made))
-    order = list(plan_.points)
-    rows.sort(key=lambda r: order.index(r.key))
+    order = {key: i for i, key in enumerate(plan_.points)}
+    rows.sort(key=lambda r: order[r.key])
     return SweepForecast(plan_.sweep_id, rows, probes_j, intensity_g_per_kwh, pue)
