@@ -54,6 +54,7 @@ REFUSED_OVERSIZE = "line over 64 MiB refused by the wrapper"
 REFUSED_INVALID = "invalid message refused by the wrapper"
 CUT_AT_END = "connection still sending when the wrapper ended"  # counted per connection
 DRAIN_S = 5.0  # default seconds close() reads with live meters, then as long again clipped
+DRAIN_QUIET_S = 0.1  # seconds an open connection may send nothing before the drain ends
 _SUN_PATH_MAX = 100  # bytes of an AF_UNIX path we rely on (108 on Linux, 104 on macOS)
 
 
@@ -232,16 +233,28 @@ class ChannelServer:
         except Exception as err:  # noqa: BLE001
             self._error(err)
 
+    def _open_conns(self) -> list:
+        """The client connections not yet closed by their process."""
+        own = (self.listener, self._wake_r)
+        return [k.fileobj for k in self._selector.get_map().values() if k.fileobj not in own]
+
     def _drain(self) -> None:
-        """Read every connection to its end (the job has exited); see the module docstring."""
+        """Read every connection to its end (the job has exited); see the module docstring.
+
+        Ends when every connection is closed, or when those left open (processes that
+        outlived the job) have sent nothing for ``DRAIN_QUIET_S`` seconds: a pause between
+        two sends on a loaded machine is not taken for the end of a connection."""
         cut = False
-        while self._poll(0):
+        while True:
             if time.monotonic() > self._deadline + self._clip_s:
-                cut = True  # still sending: what it has not sent yet is lost
+                cut = bool(self._open_conns())  # still sending: what it has not sent is lost
                 break
-        for key in list(self._selector.get_map().values()):
-            conn = key.fileobj
-            if conn not in (self.listener, self._wake_r) and (cut or self._partial.get(conn)):
+            wait = DRAIN_QUIET_S if self._open_conns() else 0.0
+            began = time.monotonic()
+            if not self._poll(wait) and time.monotonic() - began >= wait:
+                break  # nothing arrived for a whole quiet period (not just the close() wake)
+        for conn in self._open_conns():
+            if cut or self._partial.get(conn):
                 self._refused[CUT_AT_END] += 1
 
     def close(self, deadline_s: float = DRAIN_S, clip_s: float | None = None) -> None:

@@ -132,7 +132,7 @@ def test_a_connection_still_sending_past_the_drain_is_cut_within_its_bound_and_c
     server.start()
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(server.path)
-    stop = threading.Event()
+    stop, sending = threading.Event(), threading.Event()
 
     def outlive_the_job() -> None:  # a process the job left behind, logging without end
         line = b'{"k":"log","step":1,"m":{"a":1},"w":null,"t":0}\n'
@@ -141,9 +141,11 @@ def test_a_connection_still_sending_past_the_drain_is_cut_within_its_bound_and_c
                 conn.sendall(line * 100)
             except OSError:
                 return
+            sending.set()
 
     sender = threading.Thread(target=outlive_the_job, daemon=True)
     sender.start()
+    assert sending.wait(60)  # it is sending when the job ends
     started = time.monotonic()
     server.close(deadline_s=0.2, clip_s=0.3)
     took = time.monotonic() - started
