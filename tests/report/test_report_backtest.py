@@ -115,6 +115,23 @@ def test_the_noise_floor_oracle_is_exact_without_noise_and_narrows_as_the_run_go
     assert 0 < statistics.median(late.values()) < statistics.median(early.values())
 
 
+def test_the_oracle_allowing_a_steady_drift_is_exact_without_noise_and_wider_than_level_only():
+    import random
+    import statistics
+
+    bench = _benchmark()
+    exact = bench.oracle_widths([[1.0] * 10], 0.5, draws=20, trend=True)
+    assert max(exact.values()) < 1e-9  # the base is known: a zero slope is fitted exactly
+    rng = random.Random(2)
+    noisy = [[rng.lognormvariate(0, 0.1) for _ in range(20)] for _ in range(4)]
+    level = bench.oracle_widths(noisy, 0.5, draws=40)
+    drift = bench.oracle_widths(noisy, 0.5, draws=40, trend=True)
+    assert set(drift) <= set(level)  # lengths with under 3 epochs seen are left out
+    assert statistics.median(drift.values()) > statistics.median(level[k] for k in drift)
+    lines = bench.noise_floor(noisy, (0.1, 0.5))
+    assert lines[-1].count("|") == 6 and lines[-1].rstrip(" |").endswith("%")
+
+
 def test_the_sibling_comparison_sets_forecasts_with_the_prior_beside_the_same_without():
     from greentrain.record.siblings import sibling_prior
     from greentrain.report.backtest_tables import by_siblings, sibling_comparison
