@@ -105,8 +105,13 @@ def test_two_wrappers_of_a_group_on_one_host_count_each_device_once(tmp_path):
 
 def test_a_member_without_any_device_says_which_run_metered_them(tmp_path):
     store = tmp_path / "g.db"
-    first = _wrapper(store, 3.0, "--group", "g2")
-    time.sleep(1.5)  # the first wrapper has elected itself by now
+    flag = tmp_path / "first-job-started"
+    job = [PY, "-c", f"import time; open({str(flag)!r}, 'w').close(); time.sleep(3.0)"]
+    first = _wrapper(store, 0, "--group", "g2", job=job)
+    deadline = time.monotonic() + 60
+    while not flag.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # its job runs: the wrapper elected itself before starting it
+    assert flag.exists()
     second = _wrapper(store, 0.2, "--group", "g2")
     assert second.wait(timeout=60) == 0 and first.wait(timeout=60) == 0
     [group] = Store(store).list_runs()

@@ -3,6 +3,7 @@ starts outlives it, a dead wrapper leaves no job running, and the exit code is t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -97,13 +98,26 @@ def test_a_signal_to_the_wrappers_process_group_reaches_the_job_once(tmp_path):
     assert marker.read_text() == "1"
 
 
+def _samples(store) -> int:
+    """How many samples the store holds (read-only: the wrapper is writing it)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+    except sqlite3.Error:
+        return 0  # not created yet
+
+
 def test_a_dead_wrapper_leaves_no_job_running_and_a_marked_record_with_energy(tmp_path):
     store, pidfile = tmp_path / "g.db", tmp_path / "job.pid"
     job = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
     proc = _wrapper(store, PY, "-c", job, extra=["--sample-s", "0.2", "--grace", "1"],
                     start_new_session=True, stderr=subprocess.DEVNULL)  # fmt: skip
     job_pid = int(_wait_file(pidfile))
-    time.sleep(1.0)  # a few samples of the energy so far
+    deadline = time.monotonic() + 60
+    while _samples(store) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # a few samples of the energy so far, however loaded the machine
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert _gone(job_pid, 20), "the job kept running after its wrapper was killed"
