@@ -246,10 +246,11 @@ class ChannelServer:
         two sends on a loaded machine is not taken for the end of a connection."""
         cut = False
         while True:
+            still_open = self._open_conns()
             if time.monotonic() > self._deadline + self._clip_s:
-                cut = bool(self._open_conns())  # still sending: what it has not sent is lost
+                cut = bool(still_open)  # still sending: what it has not sent is lost
                 break
-            wait = DRAIN_QUIET_S if self._open_conns() else 0.0
+            wait = DRAIN_QUIET_S if still_open else 0.0
             began = time.monotonic()
             if not self._poll(wait) and time.monotonic() - began >= wait:
                 break  # nothing arrived for a whole quiet period (not just the close() wake)

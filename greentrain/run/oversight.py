@@ -99,7 +99,7 @@ class Oversight:
         ``group_spend``: a group budget's view of the whole group's spend
         (:class:`~greentrain.run.group_budget.GroupSpendPoller`; closed with this object)."""
         self._recorder = recorder
-        if getattr(recorder, "group", None) is None:  # a group's nodes are no one's siblings:
+        if recorder.group is None:  # a group's nodes are no one's siblings:
             self.forecaster.use_siblings(SiblingSource.of_store(  # 64 nodes, no 64 lookups
                 recorder.writes.location, recorder.run_id, recorder.command,
                 iso_utc(recorder.label0),
