@@ -9,13 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import time
-from datetime import datetime
 
 import pytest
 from fixtures.together import together
+from fixtures.waiting import wait_until
 
 from greentrain.record.readings import EnergyReading
+from greentrain.report.runs import parse_time
 from greentrain.run.election import DeviceGate, Election
 from greentrain.store import Store
 
@@ -77,9 +77,7 @@ def _wrapper(store, seconds: float, *extra: str, env=None, job=None) -> subproce
 def _span(run: dict) -> tuple[float, float]:
     """The run's wall labels, start to end: its meters start a little after its record does
     and its (monotonic) duration counts from there, so start + duration ends a little early."""
-    start = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00")).timestamp()
-    end = datetime.fromisoformat(run["ended_at"].replace("Z", "+00:00")).timestamp()
-    return start, end
+    return parse_time(run["started_at"]).timestamp(), parse_time(run["ended_at"]).timestamp()
 
 
 def test_two_wrappers_of_a_group_on_one_host_count_each_device_once(tmp_path):
@@ -108,9 +106,8 @@ def test_a_member_without_any_device_says_which_run_metered_them(tmp_path):
     flag = tmp_path / "first-job-started"
     job = [PY, "-c", f"import time; open({str(flag)!r}, 'w').close(); time.sleep(3.0)"]
     first = _wrapper(store, 0, "--group", "g2", job=job)
-    deadline = time.monotonic() + 60
-    while not flag.exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # its job runs: the wrapper elected itself before starting it
+    # its job runs: the wrapper elected itself before starting it
+    wait_until(lambda: flag.exists() or first.poll() is not None, deadline_s=60, every_s=0.05)
     assert flag.exists()
     second = _wrapper(store, 0.2, "--group", "g2")
     assert second.wait(timeout=60) == 0 and first.wait(timeout=60) == 0

@@ -19,13 +19,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from datetime import datetime
 
 import pytest
+from fixtures.waiting import wait_until
 
 from greentrain.cli import main
+from greentrain.report.runs import parse_time
 from greentrain.store import Store
 
 pytestmark = pytest.mark.slow
@@ -70,17 +70,6 @@ def _unshare_works() -> bool:
 needs_unshare = pytest.mark.skipif(not _unshare_works(), reason="unshare -Urmup is not allowed")
 
 
-def _wait_for(what, deadline_s: float = 120.0, every_s: float = 0.1):
-    """``what()`` once it is truthy (polled until the deadline; AssertionError after)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = what()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError("condition not met before the deadline")
-
-
 def _runs_with_samples(path: str) -> list[dict]:
     with Store(path, read_only=True) as st:
         runs = st.list_runs()
@@ -97,7 +86,7 @@ def test_a_node_lost_whole_on_another_host_is_marked_node_lost_by_a_reader_here(
         env=_env(tmp_path, "GPU-far"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        [group] = _wait_for(lambda: _runs_with_samples(store))
+        [group] = wait_until(lambda: _runs_with_samples(store))
         assert group["nodes"][0]["host"] == "node-far"
         assert main(["store", "merge", store, "--into", str(tmp_path / "m.db"),
                      "--skip-running"]) == 0  # fmt: skip
@@ -111,7 +100,7 @@ def test_a_node_lost_whole_on_another_host_is_marked_node_lost_by_a_reader_here(
             run = st.get_run("far")
         return run if run["status"] == "interrupted" else None
 
-    group = _wait_for(lost, every_s=0.5)
+    group = wait_until(lost, every_s=0.5)
     [member] = group["nodes"]
     with Store(store) as st:
         run = st.get_run(member["run_id"])
@@ -122,7 +111,7 @@ def test_a_node_lost_whole_on_another_host_is_marked_node_lost_by_a_reader_here(
 
 
 def run_start(run: dict) -> float:
-    return datetime.fromisoformat(run["started_at"].replace("Z", "+00:00")).timestamp()
+    return parse_time(run["started_at"]).timestamp()
 
 
 @needs_unshare

@@ -14,6 +14,7 @@ from fixtures.together import together
 
 from greentrain.record.ranking import select_best
 from greentrain.record.readings import EnergyReading
+from greentrain.report.runs import parse_time
 from greentrain.store import Store
 
 PY = sys.executable
@@ -91,12 +92,8 @@ def test_the_jobs_own_estimate_beats_a_machine_wide_model_when_both_are_estimate
 
 
 def _start_t(run):
-    from datetime import datetime
-
-    return datetime.fromisoformat(run["started_at"].replace("Z", "+00:00")).timestamp()
+    return parse_time(run["started_at"]).timestamp()
 
 
 def _ended_t(run):
-    from datetime import datetime
-
-    return datetime.fromisoformat(run["ended_at"].replace("Z", "+00:00")).timestamp()
+    return parse_time(run["ended_at"]).timestamp()

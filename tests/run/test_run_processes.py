@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
+from fixtures.waiting import wait_until
 
 from greentrain.store import Store
 
@@ -100,8 +102,6 @@ def test_a_signal_to_the_wrappers_process_group_reaches_the_job_once(tmp_path):
 
 def _samples(store) -> int:
     """How many samples the store holds (read-only: the wrapper is writing it)."""
-    import sqlite3
-
     try:
         with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
             return db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
@@ -115,9 +115,8 @@ def test_a_dead_wrapper_leaves_no_job_running_and_a_marked_record_with_energy(tm
     proc = _wrapper(store, PY, "-c", job, extra=["--sample-s", "0.2", "--grace", "1"],
                     start_new_session=True, stderr=subprocess.DEVNULL)  # fmt: skip
     job_pid = int(_wait_file(pidfile))
-    deadline = time.monotonic() + 60
-    while _samples(store) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)  # a few samples of the energy so far, however loaded the machine
+    # a few samples of the energy so far, however loaded the machine
+    wait_until(lambda: _samples(store) >= 3, deadline_s=60, every_s=0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert _gone(job_pid, 20), "the job kept running after its wrapper was killed"
